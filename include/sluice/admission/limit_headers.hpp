@@ -1,0 +1,53 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace sluice {
+
+/// The rate-limit and retry headers of one response, as raw strings borrowed from it
+/// (empty when absent). Filled by the transport, read by admission and the retry policy.
+struct response_meta_view {
+    std::string_view request_id;         ///< x-request-id
+    std::string_view retry_after;        ///< retry-after (seconds or an HTTP date)
+    std::string_view retry_after_ms;     ///< retry-after-ms
+    std::string_view should_retry;       ///< x-should-retry ("true"/"false")
+    std::string_view limit_requests;     ///< x-ratelimit-limit-requests
+    std::string_view limit_tokens;       ///< x-ratelimit-limit-tokens
+    std::string_view remaining_requests; ///< x-ratelimit-remaining-requests
+    std::string_view remaining_tokens;   ///< x-ratelimit-remaining-tokens
+    std::string_view reset_requests;     ///< x-ratelimit-reset-requests ("20ms", "1s", "6m0s")
+    std::string_view reset_tokens;       ///< x-ratelimit-reset-tokens
+};
+
+/// The server's view of its limits, parsed from `x-ratelimit-*` headers; each member is empty
+/// when its header was missing or not sane (negative, garbage).
+struct rate_limit_headers {
+    std::optional<double> limit_requests;
+    std::optional<double> limit_tokens;
+    std::optional<double> remaining_requests;
+    std::optional<double> remaining_tokens;
+    std::optional<std::chrono::nanoseconds> reset_requests;
+    std::optional<std::chrono::nanoseconds> reset_tokens;
+
+    bool empty() const noexcept {
+        return !limit_requests && !limit_tokens && !remaining_requests && !remaining_tokens &&
+               !reset_requests && !reset_tokens;
+    }
+};
+
+/// Parses a Go-style duration as OpenAI sends them: "20ms", "1s", "1.5s", "6m0s", "1h2m3.5s",
+/// "250us"/"250µs", "10ns". A bare number is taken as seconds. Empty optional on garbage.
+std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) noexcept;
+
+/// Parses the x-ratelimit-* members of `meta`.
+rate_limit_headers parse_rate_limit_headers(const response_meta_view& meta) noexcept;
+
+/// The server's retry hint: `retry-after-ms`, else `retry-after` as seconds (fractions allowed)
+/// or an HTTP date measured from `now`. Empty when neither is present or sane.
+std::optional<std::chrono::nanoseconds> parse_retry_after(
+    const response_meta_view& meta,
+    std::chrono::system_clock::time_point now) noexcept;
+
+} // namespace sluice

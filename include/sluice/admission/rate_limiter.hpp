@@ -1,0 +1,67 @@
+#pragma once
+
+#include <sluice/admission/limit_headers.hpp>
+#include <sluice/admission/token_bucket.hpp>
+
+#include <chrono>
+#include <cstdint>
+
+namespace sluice {
+
+/// Limits of one scope (an endpoint, or an endpoint and model), as providers state them.
+struct limit_options {
+    /// Requests per minute; 0 means no request limit.
+    double rpm = 0;
+    /// Tokens per minute (prompt estimate + completion budget); 0 means no token limit.
+    double tpm = 0;
+    /// Bucket capacity in seconds of refill. Providers enforce per-minute limits over
+    /// sub-minute windows, so the default lets out about one second's worth at once.
+    std::chrono::duration<double> burst{1.0};
+
+    /// Throws std::invalid_argument naming the field when a value is out of range.
+    void validate() const;
+};
+
+/// Admission for one scope: a request bucket and a token bucket, both of which must be able
+/// to pay before a request goes out. Sans I/O: every call takes `now`; the caller owns the
+/// waiting (a timer armed for the returned duration) and the order of waiters (FIFO).
+///
+/// Thread safety: none; the dispatcher calls it from its own strand.
+class rate_limiter {
+public:
+    using clock = token_bucket::clock;
+    using time_point = token_bucket::time_point;
+    using duration = token_bucket::duration;
+
+    rate_limiter(const limit_options& opts, time_point now);
+
+    /// Admits a request costing `tokens` at `now` and charges both buckets, returning zero;
+    /// or charges nothing and returns how long to wait before asking again.
+    duration try_admit(time_point now, std::uint64_t tokens);
+
+    /// True when a request costing `tokens` can never be admitted (its cost exceeds the
+    /// per-minute token limit): refuse it instead of sending it.
+    bool too_large(std::uint64_t tokens) const noexcept;
+
+    /// Corrects the token books once a response's `usage` shows the real cost.
+    void settle(time_point now, std::uint64_t estimated, std::uint64_t actual);
+
+    /// Holds all admission until `until` (a 429's retry hint), draining the buckets so that
+    /// the in-flight crowd does not hit the wall again when the hold ends.
+    void hold_until(time_point until);
+
+    /// Reconciles the buckets with the server's own view from `x-ratelimit-*` headers: never
+    /// more than the server says remains; a lower server limit is adopted.
+    /// Returns true when a configured limit was lowered (so the caller can report it once).
+    bool reconcile(time_point now, const rate_limit_headers& headers);
+
+    const limit_options& limits() const noexcept { return opts_; }
+
+private:
+    limit_options opts_;
+    token_bucket requests_;
+    token_bucket tokens_;
+    time_point held_until_{};
+};
+
+} // namespace sluice

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <sluice/admission/rate_limiter.hpp>
+#include <sluice/admission/retry_policy.hpp>
+#include <sluice/error.hpp>
+#include <sluice/metrics.hpp>
+#include <sluice/request.hpp>
+#include <sluice/result.hpp>
+#include <sluice/source/token_estimate.hpp>
+#include <sluice/transport/connection_pool.hpp>
+#include <sluice/transport/tls_context.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace sluice {
+
+/// What happens when `async_complete` is called while `queue_limit` requests are in flight.
+enum class overflow_policy {
+    wait, ///< the submission waits until a request finishes (back-pressure on the caller)
+    fail, ///< the submission completes at once with errc::queue_full
+};
+
+/// Everything the engine needs: endpoint and credentials, and one options struct per stage.
+/// `configs/default.toml` mirrors this struct key for key.
+struct dispatcher_options {
+    /// Base URL, as the SDKs' OPENAI_BASE_URL; http:// for local servers.
+    std::string base_url = "https://api.openai.com/v1";
+    /// Sent as `Authorization: Bearer ...`; empty sends no Authorization. Never logged.
+    std::string api_key;
+    /// Optional OpenAI-Organization and OpenAI-Project headers.
+    std::string organization;
+    std::string project;
+
+    pool_options pool;
+    tls_options tls;
+    limit_options limits;
+    retry_options retry;
+    estimate_options estimate;
+
+    /// Most requests accepted and not yet delivered (queued, waiting or in flight).
+    std::size_t queue_limit = 100'000;
+    overflow_policy on_full = overflow_policy::wait;
+
+    /// Throws std::invalid_argument naming the field when a value is out of range.
+    void validate() const;
+};
+
+/// The engine: one endpoint's connection pool, the admission stage (rate limiter and retry
+/// scheduler) and the result path. Requests submitted with `async_complete` are admitted in
+/// order when the RPM/TPM buckets can pay for them, sent over pooled keep-alive connections,
+/// retried on 429/5xx/connection failures with backoff, parsed by the simdjson fast path, and
+/// delivered exactly once as a `result`.
+///
+/// Thread safety: `async_complete`, `stop` and `stats` may be called from any thread. All
+/// internal work runs on a strand of the executor given at construction.
+///
+/// Object lifetimes: the dispatcher must outlive every pending operation; destroy it only
+/// after `async_complete` handlers have run (or after `stop()` and the executor has drained).
+class dispatcher {
+public:
+    /// Throws std::invalid_argument on invalid options, boost::system::system_error when the
+    /// TLS context cannot be set up.
+    dispatcher(boost::asio::any_io_executor ex, dispatcher_options opts);
+    ~dispatcher();
+    dispatcher(const dispatcher&) = delete;
+    dispatcher& operator=(const dispatcher&) = delete;
+
+    /// Submits a request and completes with its result.
+    ///
+    /// Handler signature: `void(error_code ec, result r)`; `ec == r.ec`. Works with callbacks,
+    /// `asio::use_future` and `asio::use_awaitable`. The handler runs on its associated
+    /// executor (the dispatcher's strand when it has none). When `queue_limit` requests are
+    /// pending, the submission waits or fails with errc::queue_full per `on_full`.
+    /// Cancellation: not supported per request; `stop()` ends all.
+    template <class CompletionToken>
+    auto async_complete(request req, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, result)>(
+            [this](auto handler, request r) { async_complete_erased(std::move(r), std::move(handler)); },
+            token,
+            std::move(req));
+    }
+
+    /// Completes when every request submitted so far has been delivered.
+    /// Handler signature: `void(error_code)`.
+    template <class CompletionToken>
+    auto async_drain(CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code)>(
+            [this](auto handler) { async_drain_erased(std::move(handler)); }, token);
+    }
+
+    /// Stops admitting: requests not yet sent complete with errc::not_attempted (or
+    /// errc::stopped when submitted afterwards); requests on the wire are allowed to finish
+    /// (`graceful`) or cancelled at once. Idempotent; safe from any thread.
+    void stop(bool graceful = true);
+
+    /// A snapshot of the counters; safe from any thread.
+    stats_snapshot stats() const;
+
+    const dispatcher_options& options() const noexcept;
+
+private:
+    void async_complete_erased(request req,
+                               boost::asio::any_completion_handler<void(error_code, result)> h);
+    void async_drain_erased(boost::asio::any_completion_handler<void(error_code)> h);
+
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace sluice

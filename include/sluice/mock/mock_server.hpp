@@ -1,0 +1,104 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace sluice {
+
+/// Probabilities (0..1) of the faults the mock injects, each drawn per request.
+struct mock_faults {
+    double http_500 = 0;           ///< 500 with an OpenAI-shaped server_error body
+    double http_503 = 0;           ///< 503 server_is_overloaded with retry-after
+    double reset = 0;              ///< connection reset before any response byte
+    double truncated = 0;          ///< headers and half the body, then close
+    double malformed = 0;          ///< 200 with a body that is not JSON
+    double insufficient_quota = 0; ///< 429 insufficient_quota
+    double slow = 0;               ///< answer only after `slow_delay`
+    std::chrono::milliseconds slow_delay{2000};
+};
+
+/// Settings of the embedded OpenAI-compatible mock server.
+struct mock_options {
+    /// Listen address; loopback unless told otherwise.
+    std::string address = "127.0.0.1";
+    /// Listen port; 0 picks an ephemeral port (see `mock_server::port()`).
+    std::uint16_t port = 0;
+    /// Serve HTTPS. With no cert_file/key_file, a self-signed certificate for 127.0.0.1,
+    /// ::1 and localhost is generated at start (see `certificate_pem()`).
+    bool tls = false;
+    std::string cert_file;
+    std::string key_file;
+    /// Added latency per answer; exponential draws a mean of `latency`.
+    std::chrono::microseconds latency{0};
+    bool exponential_latency = false;
+    /// Completion tokens per answer (the answer text has this many words).
+    std::uint32_t answer_tokens = 16;
+    /// Enforced limits (0 = none), with buckets of `bucket_seconds` of refill; over the limit
+    /// the answer is 429 rate_limit_exceeded with x-ratelimit-*, retry-after(-ms) headers.
+    double rpm = 0;
+    double tpm = 0;
+    double bucket_seconds = 1;
+    /// Answer with `Connection: close` and close after every Nth response (0 = never).
+    std::uint32_t close_every = 0;
+    mock_faults faults;
+    /// Seed of the fault and latency draws.
+    std::uint64_t seed = 1;
+    /// Largest request body accepted (413 above).
+    std::size_t max_body_size = 16 * 1024 * 1024;
+};
+
+/// Counters the mock keeps, also served as JSON at `GET /mock/stats`.
+struct mock_stats {
+    std::uint64_t requests = 0;       ///< chat-completion requests received
+    std::uint64_t ok = 0;             ///< answered 200 with a completion
+    std::uint64_t rate_limited = 0;   ///< answered 429 rate_limit_exceeded
+    std::uint64_t quota = 0;          ///< answered 429 insufficient_quota
+    std::uint64_t server_errors = 0;  ///< answered 500/503
+    std::uint64_t client_errors = 0;  ///< answered 4xx for a bad request
+    std::uint64_t resets = 0;         ///< connections reset on purpose
+    std::uint64_t truncated = 0;      ///< bodies cut short on purpose
+    std::uint64_t malformed = 0;      ///< non-JSON bodies sent on purpose
+    std::uint64_t slow = 0;           ///< slow answers
+    std::uint64_t streamed = 0;       ///< answered as SSE
+    std::uint64_t connections = 0;    ///< connections accepted
+};
+
+/// An OpenAI-compatible server for tests, demos and benchmarks: `POST /v1/chat/completions`
+/// over HTTP or HTTPS with keep-alive, realistic `chat.completion` bodies whose `usage` is
+/// computed from the request, SSE for `stream: true`, enforced RPM/TPM with OpenAI-shaped 429s,
+/// and fault injection by probability.
+///
+/// Thread safety: construct, start and stop from any one thread; `stats()` from any thread.
+/// Object lifetimes: the server must outlive the io_context's run of its operations; `stop()`
+/// closes the acceptor and all connections.
+class mock_server {
+public:
+    /// Binds and listens at once (throws boost::system::system_error when it cannot).
+    mock_server(boost::asio::any_io_executor ex, mock_options opts);
+    ~mock_server();
+    mock_server(const mock_server&) = delete;
+    mock_server& operator=(const mock_server&) = delete;
+
+    /// Starts accepting on the executor.
+    void start();
+    /// Stops accepting and closes every connection.
+    void stop();
+
+    std::uint16_t port() const noexcept;
+    /// "http://127.0.0.1:PORT/v1" or "https://...", ready for OPENAI_BASE_URL.
+    std::string base_url() const;
+    /// The serving certificate in PEM (for clients to trust); empty without TLS.
+    const std::string& certificate_pem() const noexcept;
+
+    mock_stats stats() const noexcept;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace sluice

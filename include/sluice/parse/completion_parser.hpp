@@ -1,0 +1,46 @@
+#pragma once
+
+#include <sluice/error.hpp>
+#include <sluice/result.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace sluice {
+
+/// Bytes that must be readable past the end of a body handed to `completion_parser`
+/// (simdjson's SIMDJSON_PADDING; checked at compile time in the implementation).
+inline constexpr std::size_t parse_padding = 64;
+
+/// The simdjson on-demand fast path over a chat-completion response body. It reads the body
+/// in place (no copy) and extracts `id`, `model`, `choices[]` (index, content or null,
+/// finish_reason, presence of tool_calls and refusal), `usage`, and for error bodies
+/// `error.message/type/code/param`. Unknown fields are ignored; a missing `usage` is allowed.
+/// A body that is not JSON or not of the expected shape yields `errc::malformed_response`.
+///
+/// Thread safety: distinct objects are independent; one object must not be used from two
+/// threads at once. Keep one parser per connection or per thread: it reuses its buffers.
+class completion_parser {
+public:
+    completion_parser();
+    ~completion_parser();
+    completion_parser(completion_parser&&) noexcept;
+    completion_parser& operator=(completion_parser&&) noexcept;
+
+    /// Parses `size` bytes at `data` into `out` (cleared first). `capacity` is the number of
+    /// readable bytes at `data`; when it is less than `size + parse_padding` the body is copied
+    /// into an internal padded buffer first.
+    error_code parse(const char* data, std::size_t size, std::size_t capacity, completion& out);
+
+    /// Parses a body held in a string, using its spare capacity as padding when there is enough.
+    error_code parse(const std::string& body, completion& out) {
+        return parse(body.data(), body.size(), body.capacity(), out);
+    }
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace sluice

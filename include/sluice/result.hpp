@@ -1,0 +1,89 @@
+#pragma once
+
+#include <sluice/error.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+/// One entry of a completion's `choices` array, reduced to what batch and service users read.
+struct choice {
+    /// `choices[].index`.
+    std::uint32_t index = 0;
+    /// `message.content`; empty optional when the server sent null (as with tool calls).
+    std::optional<std::string> content;
+    /// `finish_reason` ("stop", "length", "tool_calls", "content_filter"), empty when absent.
+    std::string finish_reason;
+    /// `message.tool_calls` was present and not null.
+    bool has_tool_calls = false;
+    /// `message.refusal` was present and not null.
+    bool has_refusal = false;
+};
+
+/// Token counts from a response's `usage` object.
+struct usage {
+    std::uint64_t prompt_tokens = 0;
+    std::uint64_t completion_tokens = 0;
+    std::uint64_t total_tokens = 0;
+};
+
+/// The provider's `{"error": {...}}` object, as diagnostics beside an error code. Never holds
+/// the API key: only what the server sent back.
+struct provider_error {
+    std::string message;
+    std::string type;
+    std::string code;
+    std::string param;
+};
+
+/// The fields the fast path extracts from a chat-completion or error body.
+struct completion {
+    std::string id;
+    std::string model;
+    std::vector<choice> choices;
+    /// Absent when the server sent no `usage` (some servers omit it).
+    std::optional<sluice::usage> usage;
+    /// Present when the body was an error object.
+    std::optional<provider_error> error;
+};
+
+/// When each step of a request's life happened, on the steady clock. Steps not reached hold
+/// the epoch (a default-constructed time point).
+struct timings {
+    using time_point = std::chrono::steady_clock::time_point;
+    time_point queued;     ///< accepted by async_complete
+    time_point admitted;   ///< the rate limiter let the (last) attempt go
+    time_point sent;       ///< the last attempt's request was written
+    time_point first_byte; ///< the last attempt's response header arrived
+    time_point done;       ///< the result was produced
+};
+
+/// What the sink receives for every request, exactly once: the outcome of the last attempt.
+/// `ec` is empty on success (a 2xx response whose body parsed); otherwise it says why the
+/// request finally failed and `error` carries the provider's explanation when it sent one.
+struct result {
+    std::string custom_id;
+    /// Final error; empty on success.
+    error_code ec;
+    /// Human-readable detail for `ec` ("HTTP 400: Invalid 'messages'...", "connect: refused").
+    std::string message;
+    /// HTTP status of the last attempt; 0 when no response arrived.
+    unsigned status = 0;
+    /// `x-request-id` of the last response, when sent.
+    std::string request_id;
+    /// Raw body bytes of the last response, exactly as received.
+    std::string body;
+    /// Fields parsed from `body` (choices and usage on success, the error object otherwise).
+    sluice::completion completion;
+    /// Number of attempts made (0 when the request was never sent).
+    unsigned attempts = 0;
+    sluice::timings times;
+
+    bool ok() const noexcept { return !ec; }
+};
+
+} // namespace sluice

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <sluice/result.hpp>
+#include <sluice/source/jsonl_reader.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sluice {
+
+/// Appends one Batch API output line for `r` to `out`, newline included:
+/// `{"id":"batch_req_...","custom_id":...,"response":{"status_code":...,"request_id":...,
+/// "body":<raw body>},"error":null|{"code":...,"message":...}}`. The body is embedded exactly
+/// as received when it is JSON; a non-JSON body is embedded as a JSON string. `response` is
+/// null when no HTTP response arrived.
+void append_output_record(std::string& out, const result& r, std::string_view record_id);
+
+/// Appends the output line for a bad input line: `response` null and `error` naming the line.
+void append_input_error_record(std::string& out,
+                               const input_record& bad,
+                               std::string_view record_id);
+
+/// Writes output records to a file descriptor in large writes: records are buffered and
+/// written whole (never a partial line on a clean stop), flushed when the buffer passes
+/// `flush_bytes` and on `flush()`.
+///
+/// Thread safety: none.
+class jsonl_writer {
+public:
+    /// Writes to `fd` (not closed by the writer).
+    explicit jsonl_writer(int fd, std::size_t flush_bytes = 1 << 20);
+    ~jsonl_writer();
+
+    void write(const result& r);
+    void write(const input_record& bad);
+
+    /// Writes everything buffered. Throws std::system_error on a write error.
+    void flush();
+    /// flush() then fsync(2).
+    void sync();
+
+    std::uint64_t records() const noexcept { return records_; }
+
+private:
+    std::string next_id();
+
+    int fd_;
+    std::size_t flush_bytes_;
+    std::string buffer_;
+    std::uint64_t records_ = 0;
+    std::uint64_t id_prefix_;
+};
+
+} // namespace sluice

@@ -1,0 +1,128 @@
+#pragma once
+
+#include <sluice/admission/limit_headers.hpp>
+#include <sluice/error.hpp>
+#include <sluice/transport/endpoint.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sluice {
+
+/// Connection pool settings, one pool per endpoint.
+struct pool_options {
+    /// Most connections open at once; requests beyond wait for a free one.
+    std::size_t max_connections = 64;
+    /// TCP connect timeout (resolve included).
+    std::chrono::milliseconds connect_timeout{10'000};
+    /// TLS handshake timeout.
+    std::chrono::milliseconds handshake_timeout{10'000};
+    /// Whole request timeout: write plus reading the full response (the SDKs' 600 s).
+    std::chrono::milliseconds request_timeout{600'000};
+    /// An idle connection unused this long is closed.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// Largest response body accepted; a larger one fails with errc::body_too_large.
+    std::size_t max_body_size = 64 * 1024 * 1024;
+
+    /// Throws std::invalid_argument naming the field when a value is out of range.
+    void validate() const;
+};
+
+/// Fixed headers the pool sends with every request (built once per pool).
+struct request_headers {
+    /// Request target, e.g. "/v1/chat/completions".
+    std::string target;
+    /// Full Authorization value ("Bearer ..."); empty sends none. Never logged.
+    std::string authorization;
+    /// OpenAI-Organization and OpenAI-Project; empty sends none.
+    std::string organization;
+    std::string project;
+    /// User-Agent value.
+    std::string user_agent = "sluice";
+};
+
+/// One HTTP response, or the failure that prevented it.
+struct http_response {
+    /// Transport failure (connect, TLS, write, read, timeout, body too large); empty when a
+    /// full response arrived, whatever its status.
+    error_code ec;
+    /// Which step failed ("connect", "handshake", "write", "read"), for messages.
+    const char* failed_step = "";
+    unsigned status = 0;
+    /// Body bytes, with at least `parse_padding` spare capacity for the parser.
+    std::string body;
+    /// Headers of interest, owned here; `meta()` views them.
+    std::string request_id, retry_after, retry_after_ms, should_retry;
+    std::string limit_requests, limit_tokens, remaining_requests, remaining_tokens;
+    std::string reset_requests, reset_tokens;
+    /// When the request was written and when the response header arrived.
+    std::chrono::steady_clock::time_point sent, first_byte;
+
+    response_meta_view meta() const noexcept {
+        return {request_id,
+                retry_after,
+                retry_after_ms,
+                should_retry,
+                limit_requests,
+                limit_tokens,
+                remaining_requests,
+                remaining_tokens,
+                reset_requests,
+                reset_tokens};
+    }
+};
+
+/// Counters of the pool, for stats.
+struct pool_stats {
+    std::size_t open = 0;    ///< connections open now
+    std::size_t idle = 0;    ///< of which idle
+    std::size_t waiting = 0; ///< exchanges waiting for a connection
+    std::uint64_t connects = 0;       ///< connections opened in all
+    std::uint64_t replayed = 0;       ///< exchanges replayed on a fresh connection
+};
+
+/// A pool of keep-alive HTTP/1.1 connections (TLS over Beast's ssl_stream, or plain TCP for
+/// http:// endpoints) to one endpoint. An exchange borrows an idle connection or opens one up
+/// to `max_connections`, or waits for one. A connection the server closed is replaced
+/// transparently: when a reused connection fails before any response byte arrived, the
+/// exchange is replayed once on a fresh connection; other failures are reported.
+///
+/// Thread safety: all calls and completions on the pool's executor (use a strand when the
+/// io_context runs on several threads). Object lifetimes: the pool must outlive its pending
+/// exchanges; `close()` cancels them (they complete with operation_aborted) and closes all
+/// connections. The body passed to `async_exchange` must stay valid until completion.
+class connection_pool {
+public:
+    /// `tls` must be non-null for an https endpoint and outlive the pool.
+    connection_pool(boost::asio::any_io_executor ex,
+                    endpoint ep,
+                    request_headers headers,
+                    pool_options opts,
+                    boost::asio::ssl::context* tls);
+    ~connection_pool();
+    connection_pool(const connection_pool&) = delete;
+    connection_pool& operator=(const connection_pool&) = delete;
+
+    /// Sends `POST target` with `body` (JSON) and completes with the response.
+    void async_exchange(std::string_view body,
+                        boost::asio::any_completion_handler<void(http_response)> handler);
+
+    /// Cancels waiting and running exchanges and closes every connection.
+    void close();
+
+    pool_stats stats() const noexcept;
+    const pool_options& options() const noexcept;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace sluice

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <sluice/error.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sluice {
+
+/// A parsed base URL such as `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`:
+/// scheme, host, port and path prefix. Requests go to `prefix + "/chat/completions"`.
+struct endpoint {
+    /// True for https.
+    bool tls = true;
+    /// Host name or IP literal, without brackets for IPv6.
+    std::string host;
+    /// Port; the scheme's default when the URL has none.
+    std::uint16_t port = 443;
+    /// Path prefix without trailing slash ("/v1"; empty for a bare host).
+    std::string path_prefix;
+
+    /// Parses `url`; sets `ec` to errc::invalid_url on a malformed URL or unknown scheme.
+    static endpoint parse(std::string_view url, error_code& ec);
+
+    /// `path_prefix + path`, e.g. target("/chat/completions") == "/v1/chat/completions".
+    std::string target(std::string_view path) const;
+
+    /// The Host header value: host, with ":port" when not the scheme's default, and brackets
+    /// around an IPv6 literal.
+    std::string host_header() const;
+
+    /// True when `host` is an IPv4 or IPv6 literal (no SNI; certificate checked by IP).
+    bool host_is_ip() const;
+};
+
+} // namespace sluice

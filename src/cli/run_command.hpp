@@ -1,0 +1,53 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace sluice::cli {
+
+/// Exit statuses of `sluice` commands (documented in docs/cli.md).
+inline constexpr int exit_ok = 0;           ///< every input line ended in success
+inline constexpr int exit_failures = 1;     ///< the run finished; some lines ended in errors
+inline constexpr int exit_usage = 2;        ///< bad flags, config or environment; nothing sent
+inline constexpr int exit_quota = 3;        ///< stopped: quota exhausted; rest not attempted
+inline constexpr int exit_io = 4;           ///< input or output file could not be read/written
+
+/// Thrown by a command's callback to end the process with `code` after it has reported.
+struct command_exit {
+    int code;
+};
+
+/// Options of `sluice run`, bound to its flags. Values left empty fall back to the config
+/// file, then the environment, then the defaults (see docs/options.md).
+struct run_options {
+    std::string input;
+    std::string output;
+    std::string config_file;
+    std::optional<std::string> base_url;
+    std::optional<std::string> api_key_env;
+    std::optional<std::string> ca_file;
+    bool insecure = false;
+    std::optional<std::size_t> concurrency;
+    std::optional<double> rpm;
+    std::optional<double> tpm;
+    std::optional<std::string> tier;
+    std::optional<unsigned> max_attempts;
+    std::optional<std::uint64_t> request_timeout_ms;
+    /// Run against the embedded mock server on an ephemeral loopback port (HTTPS, its
+    /// self-signed certificate trusted for this run only).
+    bool mock = false;
+    /// Mock latency, to make a demo or a test look like a real server.
+    std::uint64_t mock_latency_ms = 0;
+    bool quiet = false;
+};
+
+/// Registers `sluice run`.
+void add_run_command(CLI::App& app);
+
+/// Runs a batch job; returns the exit status.
+int run(const run_options& opts);
+
+} // namespace sluice::cli

@@ -1,0 +1,54 @@
+#include "cli/summary.hpp"
+
+#include <cstdio>
+#include <map>
+#include <ostream>
+#include <string>
+
+namespace sluice::cli {
+
+namespace {
+
+std::string format_ms(std::chrono::nanoseconds d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(d.count()) / 1e6);
+    return buf;
+}
+
+std::string format_kinds(const std::map<std::string, std::uint64_t>& kinds) {
+    std::string s;
+    for (const auto& [kind, n] : kinds) {
+        s += s.empty() ? " (" : ", ";
+        s += kind + " " + std::to_string(n);
+    }
+    return s.empty() ? s : s + ")";
+}
+
+} // namespace
+
+void print_summary(std::ostream& os,
+                   const stats_snapshot& stats,
+                   std::uint64_t lines,
+                   std::uint64_t bad_lines,
+                   std::chrono::steady_clock::duration wall) {
+    const double secs = std::chrono::duration<double>(wall).count();
+    const std::uint64_t done = stats.succeeded + stats.failed;
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f", secs > 0 ? static_cast<double>(done) / secs : 0.0);
+    char wall_s[32];
+    std::snprintf(wall_s, sizeof wall_s, "%.2f s", secs);
+
+    os << "sluice run: " << lines << " lines, " << done << " requests in " << wall_s << " ("
+       << rate << " req/s)\n";
+    os << "  succeeded " << stats.succeeded << ", failed " << stats.failed
+       << format_kinds(stats.failures) << ", bad input lines " << bad_lines << '\n';
+    os << "  retried " << stats.retries << format_kinds(stats.retry_causes) << ", 429s "
+       << stats.rate_limited << '\n';
+    os << "  tokens: " << stats.prompt_tokens << " in, " << stats.completion_tokens << " out\n";
+    os << "  latency: p50 " << format_ms(stats.latency.percentile(0.50)) << ", p90 "
+       << format_ms(stats.latency.percentile(0.90)) << ", p99 "
+       << format_ms(stats.latency.percentile(0.99)) << ", max " << format_ms(stats.latency.max())
+       << '\n';
+}
+
+} // namespace sluice::cli

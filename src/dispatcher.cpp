@@ -1,0 +1,459 @@
+#include <sluice/dispatcher.hpp>
+#include <sluice/parse/completion_parser.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace sluice {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+void dispatcher_options::validate() const {
+    error_code ec;
+    endpoint::parse(base_url, ec);
+    if (ec)
+        throw std::invalid_argument("base_url: not an http:// or https:// URL: " + base_url);
+    if (queue_limit == 0)
+        throw std::invalid_argument("queue_limit: must be at least 1");
+    pool.validate();
+    limits.validate();
+    retry.validate();
+    if (estimate.chars_per_token <= 0)
+        throw std::invalid_argument("estimate.chars_per_token: must be positive");
+}
+
+namespace {
+
+using result_handler = asio::any_completion_handler<void(error_code, result)>;
+
+// One request's life inside the engine, from acceptance to delivery. Ownership moves with
+// the request: admission queue -> pool completion -> retry timer -> delivery.
+struct request_op {
+    request req;
+    result_handler handler;
+    result res;
+    std::uint64_t cost = 0;
+    std::optional<asio::steady_timer> retry_timer;
+    error_code last_error; // cause of the last failed attempt, for a stop during a retry wait
+};
+
+using op_ptr = std::unique_ptr<request_op>;
+
+std::string describe_failure(const error_code& ec, const http_response& resp, const completion& c) {
+    std::string msg;
+    if (resp.status != 0) {
+        msg = "HTTP " + std::to_string(resp.status);
+        if (c.error && !c.error->message.empty())
+            msg += ": " + c.error->message;
+        else if (ec == errc::malformed_response)
+            msg += ": " + ec.message();
+        return msg;
+    }
+    msg = resp.failed_step && *resp.failed_step ? std::string(resp.failed_step) + ": " : "";
+    return msg + ec.message();
+}
+
+} // namespace
+
+struct dispatcher::impl : std::enable_shared_from_this<impl> {
+    impl(asio::any_io_executor ex, dispatcher_options o)
+        : opts(std::move(o))
+        , strand(asio::make_strand(ex))
+        , ep(parse_endpoint(opts.base_url))
+        , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
+                     : std::nullopt)
+        , pool(strand, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
+        , limiter(opts.limits, clock::now())
+        , retry(opts.retry)
+        , admit_timer(strand) {}
+
+    static endpoint parse_endpoint(const std::string& url) {
+        error_code ec;
+        auto ep = endpoint::parse(url, ec);
+        if (ec)
+            throw std::invalid_argument("base_url: not an http:// or https:// URL: " + url);
+        return ep;
+    }
+
+    request_headers make_headers() const {
+        request_headers h;
+        h.target = ep.target("/chat/completions");
+        if (!opts.api_key.empty())
+            h.authorization = "Bearer " + opts.api_key;
+        h.organization = opts.organization;
+        h.project = opts.project;
+        h.user_agent = "sluice/0.1";
+        return h;
+    }
+
+    // --- submission -------------------------------------------------------------------------
+
+    void submit(request req, result_handler h) {
+        if (stopped) {
+            deliver_now(std::move(req.custom_id), errc::stopped, std::move(h));
+            return;
+        }
+        if (pending >= opts.queue_limit) {
+            if (opts.on_full == overflow_policy::fail) {
+                deliver_now(std::move(req.custom_id), errc::queue_full, std::move(h));
+                return;
+            }
+            overflow.emplace_back(std::move(req), std::move(h));
+            return;
+        }
+        accept(std::move(req), std::move(h));
+    }
+
+    void accept(request req, result_handler h) {
+        auto op = std::make_unique<request_op>();
+        op->res.custom_id = req.custom_id;
+        op->res.times.queued = clock::now();
+        op->cost = req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
+        op->req = std::move(req);
+        op->handler = std::move(h);
+        ++pending;
+        {
+            std::lock_guard lock(stats_mutex);
+            ++counters.submitted;
+        }
+        if (limiter.too_large(op->cost)) {
+            op->res.message = "estimated cost of " + std::to_string(op->cost) +
+                              " tokens exceeds the limit of " +
+                              std::to_string(static_cast<std::uint64_t>(opts.limits.tpm)) +
+                              " tokens per minute";
+            finish(std::move(op), errc::request_too_large);
+            return;
+        }
+        waiting.push_back(std::move(op));
+        pump();
+    }
+
+    // Admits waiting requests in order while a connection is free and the limiter lets them
+    // go; otherwise arms the timer for the moment the head of the queue can pay. Admitting no
+    // more than there are connections keeps each charge close to its send time and leaves
+    // nothing half-sent to cancel when the job stops.
+    void pump() {
+        while (!waiting.empty() && !stopped && on_wire < opts.pool.max_connections) {
+            const auto now = clock::now();
+            const auto wait = limiter.try_admit(now, waiting.front()->cost);
+            if (wait > clock::duration::zero()) {
+                arm_admit_timer(now + wait);
+                return;
+            }
+            op_ptr op = std::move(waiting.front());
+            waiting.pop_front();
+            op->res.times.admitted = now;
+            start_attempt(std::move(op));
+        }
+    }
+
+    void arm_admit_timer(clock::time_point when) {
+        if (admit_timer_armed)
+            return;
+        admit_timer_armed = true;
+        admit_timer.expires_at(when);
+        admit_timer.async_wait([self = shared_from_this()](error_code) {
+            self->admit_timer_armed = false;
+            self->pump();
+        });
+    }
+
+    // --- one attempt ------------------------------------------------------------------------
+
+    void start_attempt(op_ptr op) {
+        {
+            std::lock_guard lock(stats_mutex);
+            ++counters.admitted;
+        }
+        ++op->res.attempts;
+        ++on_wire;
+        const std::string_view body = op->req.body;
+        pool.async_exchange(
+            body,
+            asio::bind_executor(strand, [self = shared_from_this(), op = std::move(op)](
+                                            http_response resp) mutable {
+                --self->on_wire;
+                self->on_response(std::move(op), std::move(resp));
+                self->pump();
+            }));
+    }
+
+    void on_response(op_ptr op, http_response resp) {
+        const auto now = clock::now();
+        op->res.times.sent = resp.sent;
+        op->res.times.first_byte = resp.first_byte;
+
+        const auto meta = resp.meta();
+        const auto limits = parse_rate_limit_headers(meta);
+        if (!limits.empty() && limiter.reconcile(now, limits) && !reported_lower_limit) {
+            reported_lower_limit = true;
+            std::cerr << "sluice: the server reports lower rate limits than configured; "
+                         "using the server's\n";
+        }
+
+        attempt_outcome outcome;
+        completion& parsed = op->res.completion;
+        parsed = completion{};
+        if (resp.ec) {
+            outcome.transport_error = resp.ec == boost::beast::http::error::body_limit
+                                          ? make_error_code(errc::body_too_large)
+                                          : resp.ec;
+        } else {
+            outcome.status = resp.status;
+            const error_code pec = parser.parse(resp.body, parsed);
+            const bool success_status = resp.status >= 200 && resp.status < 300;
+            if (success_status && pec)
+                outcome.transport_error = pec;
+            if (parsed.error)
+                outcome.provider_code =
+                    parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
+            if (success_status && !pec && parsed.usage)
+                limiter.settle(now, op->cost, parsed.usage->total_tokens);
+            outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
+            if (meta.should_retry == "true")
+                outcome.should_retry = true;
+            else if (meta.should_retry == "false")
+                outcome.should_retry = false;
+        }
+
+        const retry_decision decision = retry.decide(outcome, op->res.attempts);
+        if (decision.ec == errc::rate_limited) {
+            std::lock_guard lock(stats_mutex);
+            ++counters.rate_limited;
+        }
+        if (decision.ec == errc::rate_limited && outcome.retry_after)
+            limiter.hold_until(now + std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
+
+        op->res.status = resp.status;
+        op->res.request_id = std::move(resp.request_id);
+        op->res.body = std::move(resp.body);
+
+        switch (decision.what) {
+        case retry_decision::action::done:
+            finish(std::move(op), {});
+            return;
+        case retry_decision::action::retry:
+            if (!stopped) {
+                op->last_error = decision.ec;
+                op->res.message = describe_failure(decision.ec, resp, parsed);
+                schedule_retry(std::move(op), decision.delay, decision.ec);
+                return;
+            }
+            [[fallthrough]];
+        case retry_decision::action::give_up:
+            op->res.message = describe_failure(decision.ec, resp, parsed);
+            if (op->res.attempts > 1)
+                op->res.message += " (after " + std::to_string(op->res.attempts) + " attempts)";
+            if (is_fatal(decision.ec))
+                on_fatal(decision.ec);
+            finish(std::move(op), decision.ec);
+            return;
+        }
+    }
+
+    void schedule_retry(op_ptr op, std::chrono::nanoseconds delay, const error_code& cause) {
+        {
+            std::lock_guard lock(stats_mutex);
+            ++counters.retries;
+            ++counters.retry_causes[error_kind(cause)];
+        }
+        request_op* raw = op.get();
+        raw->retry_timer.emplace(strand);
+        raw->retry_timer->expires_after(delay);
+        sleeping.insert(raw);
+        raw->retry_timer->async_wait(
+            [self = shared_from_this(), op = std::move(op)](error_code) mutable {
+                self->sleeping.erase(op.get());
+                op->retry_timer.reset();
+                if (self->stopped) {
+                    self->finish(std::move(op), op->last_error ? op->last_error
+                                                               : make_error_code(errc::stopped));
+                    return;
+                }
+                // A retry goes back through admission: failed requests count against the
+                // limits too. It joins the front, having waited longest.
+                self->waiting.push_front(std::move(op));
+                self->pump();
+            });
+    }
+
+    // Quota exhaustion cannot be fixed by waiting: stop admitting, let the wire drain, and
+    // hand back everything not yet sent as not attempted.
+    void on_fatal(const error_code& ec) {
+        if (!stopped)
+            std::cerr << "sluice: " << ec.message() << "; no further requests are sent\n";
+        do_stop(true);
+    }
+
+    // --- delivery ---------------------------------------------------------------------------
+
+    void finish(op_ptr op, error_code ec) {
+        result& r = op->res;
+        r.ec = ec;
+        r.times.done = clock::now();
+        if (ec && r.message.empty())
+            r.message = ec.message();
+        {
+            std::lock_guard lock(stats_mutex);
+            counters.attempts += r.attempts;
+            if (ec) {
+                ++counters.failed;
+                ++counters.failures[error_kind(ec)];
+            } else {
+                ++counters.succeeded;
+                if (r.completion.usage) {
+                    counters.prompt_tokens += r.completion.usage->prompt_tokens;
+                    counters.completion_tokens += r.completion.usage->completion_tokens;
+                }
+            }
+            counters.latency.record(r.times.done - r.times.queued);
+            if (r.times.first_byte != timings::time_point{})
+                counters.ttfb.record(r.times.first_byte - r.times.sent);
+        }
+        auto handler = std::move(op->handler);
+        auto ex = asio::get_associated_executor(handler, strand);
+        asio::dispatch(ex, asio::append(std::move(handler), ec, std::move(r)));
+        op.reset();
+        --pending;
+        on_slot_freed();
+    }
+
+    // A request that never entered the engine (stopped, queue full).
+    void deliver_now(std::string custom_id, errc e, result_handler h) {
+        result r;
+        r.custom_id = std::move(custom_id);
+        r.ec = e;
+        r.message = r.ec.message();
+        r.times.queued = r.times.done = clock::now();
+        auto ex = asio::get_associated_executor(h, strand);
+        asio::dispatch(ex, asio::append(std::move(h), r.ec, std::move(r)));
+    }
+
+    void on_slot_freed() {
+        while (!overflow.empty() && pending < opts.queue_limit && !stopped) {
+            auto [req, h] = std::move(overflow.front());
+            overflow.pop_front();
+            accept(std::move(req), std::move(h));
+        }
+        if (pending == 0) {
+            auto drains = std::move(drain_waiters);
+            drain_waiters.clear();
+            for (auto& h : drains) {
+                auto ex = asio::get_associated_executor(h, strand);
+                asio::dispatch(ex, asio::append(std::move(h), error_code{}));
+            }
+        }
+        if (stopped && on_wire == 0)
+            pool.close();
+    }
+
+    void drain(asio::any_completion_handler<void(error_code)> h) {
+        if (pending == 0 && overflow.empty()) {
+            auto ex = asio::get_associated_executor(h, strand);
+            asio::dispatch(ex, asio::append(std::move(h), error_code{}));
+            return;
+        }
+        drain_waiters.push_back(std::move(h));
+    }
+
+    void do_stop(bool graceful) {
+        if (stopped && graceful)
+            return;
+        stopped = true;
+        admit_timer.cancel();
+        while (!overflow.empty()) {
+            auto [req, h] = std::move(overflow.front());
+            overflow.pop_front();
+            deliver_now(std::move(req.custom_id), errc::stopped, std::move(h));
+        }
+        auto queued = std::move(waiting);
+        waiting.clear();
+        for (auto& op : queued) {
+            const error_code ec = op->res.attempts == 0 ? make_error_code(errc::not_attempted)
+                                  : op->last_error      ? op->last_error
+                                                        : make_error_code(errc::stopped);
+            finish(std::move(op), ec);
+        }
+        for (request_op* op : sleeping)
+            op->retry_timer->cancel();
+        if (!graceful || on_wire == 0)
+            pool.close();
+    }
+
+    stats_snapshot snapshot() {
+        std::lock_guard lock(stats_mutex);
+        stats_snapshot s = counters;
+        s.in_flight = s.submitted - s.succeeded - s.failed;
+        return s;
+    }
+
+    dispatcher_options opts;
+    asio::strand<asio::any_io_executor> strand;
+    endpoint ep;
+    std::optional<asio::ssl::context> tls;
+    connection_pool pool;
+    rate_limiter limiter;
+    retry_policy retry;
+    completion_parser parser; // one per dispatcher: all parsing happens on the strand
+    asio::steady_timer admit_timer;
+    bool admit_timer_armed = false;
+    bool stopped = false;
+    bool reported_lower_limit = false;
+
+    std::deque<op_ptr> waiting;                              // admission queue, FIFO
+    std::deque<std::pair<request, result_handler>> overflow; // submissions beyond queue_limit
+    std::unordered_set<request_op*> sleeping;                // waiting out a retry delay
+    std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;
+    std::size_t pending = 0; // accepted, not yet delivered
+    std::size_t on_wire = 0; // handed to the pool
+
+    mutable std::mutex stats_mutex;
+    stats_snapshot counters;
+};
+
+dispatcher::dispatcher(asio::any_io_executor ex, dispatcher_options opts) {
+    opts.validate();
+    impl_ = std::make_shared<impl>(std::move(ex), std::move(opts));
+}
+
+dispatcher::~dispatcher() {
+    if (impl_)
+        asio::post(impl_->strand, [i = impl_] { i->do_stop(false); });
+}
+
+void dispatcher::async_complete_erased(request req, result_handler h) {
+    asio::post(impl_->strand, [i = impl_, req = std::move(req), h = std::move(h)]() mutable {
+        i->submit(std::move(req), std::move(h));
+    });
+}
+
+void dispatcher::async_drain_erased(asio::any_completion_handler<void(error_code)> h) {
+    asio::post(impl_->strand, [i = impl_, h = std::move(h)]() mutable { i->drain(std::move(h)); });
+}
+
+void dispatcher::stop(bool graceful) {
+    asio::post(impl_->strand, [i = impl_, graceful] { i->do_stop(graceful); });
+}
+
+stats_snapshot dispatcher::stats() const {
+    stats_snapshot s = impl_->snapshot();
+    return s;
+}
+
+const dispatcher_options& dispatcher::options() const noexcept { return impl_->opts; }
+
+} // namespace sluice

@@ -1,0 +1,125 @@
+#include <sluice/error.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <string>
+
+namespace sluice {
+namespace {
+
+const char* errc_name(errc e) noexcept {
+    switch (e) {
+    case errc::bad_input_line: return "bad_input_line";
+    case errc::duplicate_custom_id: return "duplicate_custom_id";
+    case errc::malformed_response: return "malformed_response";
+    case errc::body_too_large: return "body_too_large";
+    case errc::rate_limited: return "rate_limited";
+    case errc::quota_exhausted: return "quota_exhausted";
+    case errc::server_error: return "server_error";
+    case errc::client_error: return "client_error";
+    case errc::retries_exhausted: return "retries_exhausted";
+    case errc::retry_budget_exhausted: return "retry_budget_exhausted";
+    case errc::request_too_large: return "request_too_large";
+    case errc::queue_full: return "queue_full";
+    case errc::stopped: return "stopped";
+    case errc::not_attempted: return "not_attempted";
+    case errc::request_timeout: return "request_timeout";
+    case errc::invalid_url: return "invalid_url";
+    }
+    return "unknown";
+}
+
+class sluice_category final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "sluice"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<errc>(ev)) {
+        case errc::bad_input_line: return "input line is not a valid request";
+        case errc::duplicate_custom_id: return "custom_id repeats an earlier line";
+        case errc::malformed_response: return "response body is not a valid chat completion";
+        case errc::body_too_large: return "response body exceeds the maximum size";
+        case errc::rate_limited: return "rate limited by the server (429)";
+        case errc::quota_exhausted: return "quota exhausted: retrying cannot help";
+        case errc::server_error: return "server error";
+        case errc::client_error: return "request rejected by the server";
+        case errc::retries_exhausted: return "failed on every allowed attempt";
+        case errc::retry_budget_exhausted: return "retry budget for the endpoint is spent";
+        case errc::request_too_large: return "request cost exceeds the token limit";
+        case errc::queue_full: return "dispatcher queue is full";
+        case errc::stopped: return "dispatcher stopped";
+        case errc::not_attempted: return "not attempted: the job stopped before sending it";
+        case errc::request_timeout: return "request timed out";
+        case errc::invalid_url: return "invalid base URL";
+        }
+        return "unknown sluice error";
+    }
+};
+
+} // namespace
+
+const boost::system::error_category& category() noexcept {
+    static const sluice_category instance;
+    return instance;
+}
+
+bool is_retryable(const error_code& ec) noexcept {
+    if (!ec)
+        return false;
+    if (ec.category() == category()) {
+        switch (static_cast<errc>(ec.value())) {
+        case errc::rate_limited:
+        case errc::server_error:
+        case errc::request_timeout:
+        case errc::malformed_response: // a truncated or garbled body is worth one more try
+            return true;
+        default:
+            return false;
+        }
+    }
+    if (ec == boost::beast::http::error::body_limit)
+        return false;
+    // Everything else comes from the transport: resolve, connect, TLS, read and write
+    // failures, timeouts, resets and truncated messages. A fresh attempt may succeed.
+    if (ec == boost::asio::error::operation_aborted)
+        return false;
+    return true;
+}
+
+bool is_fatal(const error_code& ec) noexcept { return ec == errc::quota_exhausted; }
+
+const char* error_kind(const error_code& ec) noexcept {
+    namespace asio = boost::asio;
+    if (!ec)
+        return "ok";
+    if (ec.category() == category())
+        return errc_name(static_cast<errc>(ec.value()));
+    if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
+        return "connection_reset";
+    if (ec == asio::error::connection_refused)
+        return "connection_refused";
+    if (ec == asio::error::eof || ec == boost::beast::http::error::end_of_stream ||
+        ec == boost::beast::http::error::partial_message || ec == asio::ssl::error::stream_truncated)
+        return "connection_closed";
+    if (ec == boost::beast::error::timeout || ec == asio::error::timed_out)
+        return "timeout";
+    if (ec == boost::beast::http::error::body_limit)
+        return "body_too_large";
+    if (ec.category() == asio::error::get_ssl_category() ||
+        ec.category() == asio::ssl::error::get_stream_category())
+        return "tls_error";
+    if (ec.category() == asio::error::get_netdb_category() ||
+        ec.category() == asio::error::get_addrinfo_category())
+        return "resolve_error";
+    if (ec.category() ==
+        boost::beast::http::make_error_code(boost::beast::http::error::bad_version).category())
+        return "bad_http_response";
+    if (ec == asio::error::operation_aborted)
+        return "cancelled";
+    return "transport_error";
+}
+
+} // namespace sluice

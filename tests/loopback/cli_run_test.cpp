@@ -1,0 +1,113 @@
+// `sluice run` end to end, as a user runs it: the built binary against its embedded mock.
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <set>
+#include <string>
+
+using namespace sluice::test;
+
+namespace {
+
+struct output_record {
+    std::string custom_id;
+    std::int64_t status = 0; // 0: response null
+    std::string error_code;
+    std::string error_message;
+};
+
+output_record parse_record(const std::string& line) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc = parser.parse(line);
+    output_record rec;
+    rec.custom_id = std::string(std::string_view(doc["custom_id"]));
+    simdjson::dom::element response = doc["response"];
+    if (!response.is_null())
+        rec.status = std::int64_t(response["status_code"]);
+    simdjson::dom::element error = doc["error"];
+    if (!error.is_null()) {
+        rec.error_code = std::string(std::string_view(error["code"]));
+        rec.error_message = std::string(std::string_view(error["message"]));
+    }
+    return rec;
+}
+
+std::string sluice_cmd(const std::string& args) {
+    return std::string(SLUICE_EXE) + " " + args;
+}
+
+} // namespace
+
+TEST_CASE("sluice run --mock answers every line of the sample batch") {
+    temp_dir dir;
+    const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
+    const std::string output = dir.file("out.jsonl");
+    const std::string err = dir.file("stderr.txt");
+    const int status = run_shell(sluice_cmd("run " + input + " -o " + output + " --mock 2>" + err));
+    CHECK(status == 0);
+    const auto in_lines = read_lines(input);
+    const auto out_lines = read_lines(output);
+    REQUIRE(out_lines.size() == in_lines.size());
+    std::set<std::string> ids;
+    for (const auto& line : out_lines) {
+        const auto rec = parse_record(line);
+        CHECK(rec.status == 200);
+        CHECK(rec.error_code.empty());
+        ids.insert(rec.custom_id);
+    }
+    CHECK(ids.size() == in_lines.size());
+    CHECK(ids.count("request-1") == 1);
+    const std::string summary = read_file(err);
+    CHECK(summary.find("succeeded " + std::to_string(in_lines.size())) != std::string::npos);
+    CHECK(summary.find("p99") != std::string::npos);
+}
+
+TEST_CASE("sluice run turns a bad line into an error record naming its line") {
+    temp_dir dir;
+    const std::string input = dir.file("in.jsonl");
+    write_file(input,
+               R"({"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})"
+               "\n"
+               "this is not json\n"
+               R"({"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"yo"}]}})"
+               "\n");
+    const std::string output = dir.file("out.jsonl");
+    const int status =
+        run_shell(sluice_cmd("run " + input + " -o " + output + " --mock -q 2>/dev/null"));
+    CHECK(status == 1); // finished, with a failed line
+    const auto out_lines = read_lines(output);
+    REQUIRE(out_lines.size() == 3);
+    int good = 0, bad = 0;
+    for (const auto& line : out_lines) {
+        const auto rec = parse_record(line);
+        if (rec.status == 200) {
+            ++good;
+        } else {
+            ++bad;
+            CHECK(rec.custom_id == "line-2");
+            CHECK(rec.error_code == "invalid_input");
+            CHECK(rec.error_message.find("line 2") != std::string::npos);
+        }
+    }
+    CHECK(good == 2);
+    CHECK(bad == 1);
+}
+
+TEST_CASE("sluice run refuses an unknown tier before sending anything") {
+    temp_dir dir;
+    const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
+    const std::string err = dir.file("stderr.txt");
+    const int status = run_shell(sluice_cmd("run " + input + " -o " + dir.file("o.jsonl") +
+                                            " --mock --tier platinum 2>" + err));
+    CHECK(status == 2);
+    CHECK(read_file(err).find("platinum") != std::string::npos);
+}
+
+TEST_CASE("sluice run reports an unreadable input file") {
+    temp_dir dir;
+    const int status = run_shell(sluice_cmd("run " + dir.file("missing.jsonl") + " -o " +
+                                            dir.file("o.jsonl") + " --mock -q 2>/dev/null"));
+    CHECK(status == 4);
+}

@@ -1,0 +1,259 @@
+// The engine against the mock server over loopback: every request ends in exactly one result.
+#include "support/loopback.hpp"
+
+#include <sluice/dispatcher.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <string>
+#include <thread>
+
+using namespace sluice;
+namespace asio = boost::asio;
+
+namespace {
+
+struct run_outcome {
+    std::map<std::string, int> delivered; // custom_id -> deliveries
+    std::map<std::string, result> last;
+    stats_snapshot stats;
+};
+
+// Submits `n` requests with callbacks and runs the loop until every result is in.
+run_outcome run_batch(dispatcher_options opts, int n) {
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), opts);
+    run_outcome out;
+    int remaining = n;
+    for (int i = 0; i < n; ++i) {
+        request req;
+        req.custom_id = "r" + std::to_string(i);
+        req.body = test::chat_body(i);
+        engine.async_complete(std::move(req), [&](error_code ec, result r) {
+            CHECK(ec == r.ec);
+            ++out.delivered[r.custom_id];
+            out.last[r.custom_id] = std::move(r);
+            if (--remaining == 0)
+                engine.stop();
+        });
+    }
+    ioc.run();
+    out.stats = engine.stats();
+    return out;
+}
+
+void require_each_once(const run_outcome& out, int n) {
+    REQUIRE(out.delivered.size() == static_cast<std::size_t>(n));
+    for (const auto& [id, count] : out.delivered)
+        REQUIRE(count == 1);
+}
+
+} // namespace
+
+TEST_CASE("10,000 requests over verified TLS each end in exactly one success") {
+    test::loopback_mock mock({.tls = true});
+    auto opts = mock.client_options();
+    const int n = 10'000;
+    const auto out = run_batch(opts, n);
+    require_each_once(out, n);
+    CHECK(out.stats.succeeded == n);
+    CHECK(out.stats.failed == 0);
+    CHECK(mock.server().stats().ok == n);
+    // Keep-alive: far fewer connections than requests.
+    CHECK(mock.server().stats().connections <= opts.pool.max_connections);
+    const result& r = out.last.at("r42");
+    REQUIRE(r.ok());
+    CHECK(r.status == 200);
+    CHECK(r.attempts == 1);
+    REQUIRE(r.completion.choices.size() == 1);
+    CHECK(r.completion.choices[0].content.has_value());
+    REQUIRE(r.completion.usage);
+    CHECK(r.completion.usage->prompt_tokens > 0);
+    CHECK_FALSE(r.request_id.empty());
+    CHECK(r.body.find("chat.completion") != std::string::npos);
+    CHECK(out.stats.prompt_tokens > 0);
+    CHECK(out.stats.latency.count() == static_cast<std::uint64_t>(n));
+}
+
+TEST_CASE("with 5% of each transient fault, every request ends in exactly one result") {
+    mock_options mo;
+    mo.tls = true;
+    mo.seed = 7;
+    mo.faults.http_500 = 0.05;
+    mo.faults.http_503 = 0.05;
+    mo.faults.reset = 0.05;
+    mo.faults.truncated = 0.05;
+    mo.faults.malformed = 0.05;
+    mo.faults.slow = 0.05;
+    mo.faults.slow_delay = std::chrono::milliseconds(20);
+    test::loopback_mock mock(mo);
+    auto opts = mock.client_options();
+    opts.retry.initial_backoff = std::chrono::milliseconds(1);
+    opts.retry.max_backoff = std::chrono::milliseconds(5);
+    opts.retry.max_retry_after = std::chrono::milliseconds(5);
+    const int n = 2'000;
+    const auto out = run_batch(opts, n);
+    require_each_once(out, n);
+    CHECK(out.stats.succeeded + out.stats.failed == static_cast<std::uint64_t>(n));
+    CHECK(out.stats.retries > 0);
+    // With five attempts and a 25% chance of a fault per attempt, nearly all succeed.
+    CHECK(out.stats.succeeded >= static_cast<std::uint64_t>(n) * 99 / 100);
+    for (const auto& [id, r] : out.last) {
+        if (!r.ok()) {
+            CHECK(is_retryable(r.ec));
+            CHECK(r.attempts == opts.retry.max_attempts);
+            CHECK_FALSE(r.message.empty());
+        }
+    }
+    const auto ms = mock.server().stats();
+    CHECK(ms.resets > 0);
+    CHECK(ms.truncated > 0);
+    CHECK(ms.malformed > 0);
+    CHECK(ms.server_errors > 0);
+}
+
+TEST_CASE("a server that closes the connection every 5 requests loses nothing") {
+    test::loopback_mock mock({.tls = true, .close_every = 5});
+    auto opts = mock.client_options();
+    opts.pool.max_connections = 8;
+    const int n = 3'000;
+    const auto out = run_batch(opts, n);
+    require_each_once(out, n);
+    CHECK(out.stats.succeeded == n);
+    CHECK(mock.server().stats().connections >= n / 5);
+}
+
+TEST_CASE("a malformed body becomes an error result naming the failure") {
+    mock_options mo;
+    mo.faults.malformed = 1.0;
+    test::loopback_mock mock(mo);
+    auto opts = mock.client_options();
+    opts.retry.max_attempts = 2;
+    opts.retry.initial_backoff = std::chrono::milliseconds(1);
+    const auto out = run_batch(opts, 3);
+    require_each_once(out, 3);
+    for (const auto& [id, r] : out.last) {
+        CHECK(r.ec == errc::malformed_response);
+        CHECK(r.status == 200);
+        CHECK(r.attempts == 2);
+        CHECK(r.message.find("HTTP 200") != std::string::npos);
+    }
+}
+
+TEST_CASE("insufficient_quota stops admission; the rest are not attempted") {
+    mock_options mo;
+    mo.faults.insufficient_quota = 1.0;
+    test::loopback_mock mock(mo);
+    auto opts = mock.client_options();
+    opts.pool.max_connections = 2;
+    opts.limits.rpm = 600; // 10 per second: the rest are still queued when the 429 comes
+    const int n = 50;
+    const auto out = run_batch(opts, n);
+    require_each_once(out, n);
+    int quota = 0, not_attempted = 0;
+    for (const auto& [id, r] : out.last) {
+        if (r.ec == errc::quota_exhausted)
+            ++quota;
+        else if (r.ec == errc::not_attempted)
+            ++not_attempted;
+        else
+            FAIL("unexpected outcome " << r.ec.message());
+    }
+    CHECK(quota >= 1);
+    CHECK(not_attempted >= n - 20);
+    CHECK(mock.server().stats().requests == static_cast<std::uint64_t>(quota));
+}
+
+TEST_CASE("a full queue fails submissions clearly with the fail policy") {
+    test::loopback_mock mock;
+    auto opts = mock.client_options();
+    opts.queue_limit = 4;
+    opts.on_full = overflow_policy::fail;
+    const auto out = run_batch(opts, 20);
+    require_each_once(out, 20);
+    const auto full = std::count_if(out.last.begin(), out.last.end(), [](const auto& kv) {
+        return kv.second.ec == errc::queue_full;
+    });
+    CHECK(full == 16);
+    CHECK(out.stats.succeeded == 4);
+}
+
+TEST_CASE("a full queue makes submissions wait with the wait policy") {
+    test::loopback_mock mock;
+    auto opts = mock.client_options();
+    opts.queue_limit = 4;
+    const auto out = run_batch(opts, 200);
+    require_each_once(out, 200);
+    CHECK(out.stats.succeeded == 200);
+}
+
+TEST_CASE("async_complete works with use_future from another thread") {
+    test::loopback_mock mock({.tls = true});
+    asio::io_context ioc;
+    auto work = asio::make_work_guard(ioc);
+    std::thread loop([&] { ioc.run(); });
+    {
+        dispatcher engine(ioc.get_executor(), mock.client_options());
+        request req;
+        req.custom_id = "future";
+        req.body = test::chat_body(1);
+        auto fut = engine.async_complete(req, asio::use_future);
+        auto [ec, r] = fut.get();
+        CHECK_FALSE(ec);
+        CHECK(r.custom_id == "future");
+        CHECK(r.status == 200);
+        auto drained = engine.async_drain(asio::use_future);
+        drained.get();
+        engine.stop();
+    }
+    work.reset();
+    loop.join();
+}
+
+TEST_CASE("async_complete works with use_awaitable") {
+    test::loopback_mock mock;
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), mock.client_options());
+    int ok = 0;
+    auto task = [](dispatcher& d, int& ok) -> asio::awaitable<void> {
+        for (int i = 0; i < 5; ++i) {
+            request req;
+            req.custom_id = "c" + std::to_string(i);
+            req.body = test::chat_body(i);
+            auto [ec, r] = co_await d.async_complete(req, asio::as_tuple(asio::use_awaitable));
+            if (!ec && r.custom_id == req.custom_id)
+                ++ok;
+        }
+        d.stop();
+    };
+    asio::co_spawn(ioc, task(engine, ok), asio::detached);
+    ioc.run();
+    CHECK(ok == 5);
+}
+
+TEST_CASE("a refused connection ends in a transport error after the allowed attempts") {
+    dispatcher_options opts;
+    {
+        test::loopback_mock mock; // take a port, then free it
+        opts = mock.client_options();
+    }
+    opts.retry.max_attempts = 2;
+    opts.retry.initial_backoff = std::chrono::milliseconds(1);
+    const auto out = run_batch(opts, 2);
+    require_each_once(out, 2);
+    for (const auto& [id, r] : out.last) {
+        CHECK_FALSE(r.ok());
+        CHECK(r.status == 0);
+        CHECK(std::string(error_kind(r.ec)) == "connection_refused");
+        CHECK(r.message.rfind("connect", 0) == 0);
+        CHECK(r.attempts == 2);
+    }
+}
