@@ -31,6 +31,8 @@ public:
     /// Writes to `fd` (not closed by the writer).
     explicit jsonl_writer(int fd, std::size_t flush_bytes = 1 << 20);
     ~jsonl_writer();
+    jsonl_writer(const jsonl_writer&) = delete;
+    jsonl_writer& operator=(const jsonl_writer&) = delete;
 
     void write(const result& r);
     void write(const input_record& bad);

@@ -1,0 +1,185 @@
+#include <sluice/sink/jsonl_writer.hpp>
+
+#include "sink/json_text.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <system_error>
+
+namespace sluice {
+namespace {
+
+using detail::append_json_string;
+
+// Embeds a response body. Valid JSON goes in as written, minus surrounding whitespace; the
+// line breaks a pretty-printing server puts between tokens become spaces so the record stays
+// one line (inside valid JSON strings a raw CR or LF cannot occur). Anything else is quoted.
+void append_body(std::string& out, std::string_view body) {
+    const std::size_t first = body.find_first_not_of(" \t\r\n");
+    const std::size_t last = body.find_last_not_of(" \t\r\n");
+    const std::string_view trimmed =
+        first == std::string_view::npos ? std::string_view{} : body.substr(first, last - first + 1);
+    if (trimmed.empty() || !detail::is_json(trimmed)) {
+        append_json_string(out, body);
+        return;
+    }
+    const std::size_t at = out.size();
+    out.append(trimmed);
+    for (std::size_t i = at; i < out.size(); ++i)
+        if (out[i] == '\n' || out[i] == '\r')
+            out[i] = ' ';
+}
+
+void append_error(std::string& out, std::string_view code, std::string_view message) {
+    out += "{\"code\":";
+    append_json_string(out, code);
+    out += ",\"message\":";
+    append_json_string(out, message);
+    out += '}';
+}
+
+// Appends a record, or nothing at all if appending throws (no half record in the buffer).
+template <class Append>
+void append_whole(std::string& out, Append&& append) {
+    const std::size_t size = out.size();
+    try {
+        append();
+    } catch (...) {
+        out.resize(size);
+        throw;
+    }
+}
+
+} // namespace
+
+void append_output_record(std::string& out, const result& r, std::string_view record_id) {
+    append_whole(out, [&] {
+        out += "{\"id\":";
+        append_json_string(out, record_id);
+        out += ",\"custom_id\":";
+        append_json_string(out, r.custom_id);
+        out += ",\"response\":";
+        if (r.status == 0) {
+            out += "null";
+        } else {
+            out += "{\"status_code\":";
+            out += std::to_string(r.status);
+            out += ",\"request_id\":";
+            append_json_string(out, r.request_id);
+            out += ",\"body\":";
+            append_body(out, r.body);
+            out += '}';
+        }
+        out += ",\"error\":";
+        if (!r.ec)
+            out += "null";
+        else
+            append_error(out, error_kind(r.ec), r.message.empty() ? r.ec.message() : r.message);
+        out += "}\n";
+    });
+}
+
+void append_input_error_record(std::string& out,
+                               const input_record& bad,
+                               std::string_view record_id) {
+    append_whole(out, [&] {
+        const std::string line = std::to_string(bad.line_number);
+        out += "{\"id\":";
+        append_json_string(out, record_id);
+        out += ",\"custom_id\":";
+        append_json_string(out,
+                           bad.request.custom_id.empty() ? "line-" + line : bad.request.custom_id);
+        out += ",\"response\":null,\"error\":";
+        const std::string why = bad.message.empty() ? bad.ec.message() : bad.message;
+        append_error(out, "invalid_input", "line " + line + ": " + why);
+        out += ",\"line\":";
+        out += line;
+        out += "}\n";
+    });
+}
+
+jsonl_writer::jsonl_writer(int fd, std::size_t flush_bytes)
+    : fd_(fd)
+    , flush_bytes_(flush_bytes)
+    , id_prefix_([] {
+        std::random_device rd;
+        return (std::uint64_t{rd()} << 32) ^ rd();
+    }()) {
+    buffer_.reserve(std::min<std::size_t>(flush_bytes_, std::size_t{1} << 20) + 4096);
+}
+
+jsonl_writer::~jsonl_writer() {
+    try {
+        flush();
+    } catch (...) {
+        // Nothing to report to from a destructor; callers who care call flush() or sync().
+    }
+}
+
+std::string jsonl_writer::next_id() {
+    // A random per-writer prefix keeps ids unique across runs appending to one file; the
+    // record counter keeps them unique within the run.
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id = "batch_req_";
+    for (int shift = 60; shift >= 0; shift -= 4)
+        id += hex[(id_prefix_ >> shift) & 0xF];
+    const std::uint64_t counter = records_;
+    int width = 8;
+    while (width < 16 && (counter >> (4 * width)) != 0)
+        ++width;
+    for (int k = width - 1; k >= 0; --k)
+        id += hex[(counter >> (4 * k)) & 0xF];
+    return id;
+}
+
+void jsonl_writer::write(const result& r) {
+    append_output_record(buffer_, r, next_id());
+    ++records_;
+    if (buffer_.size() >= flush_bytes_)
+        flush();
+}
+
+void jsonl_writer::write(const input_record& bad) {
+    append_input_error_record(buffer_, bad, next_id());
+    ++records_;
+    if (buffer_.size() >= flush_bytes_)
+        flush();
+}
+
+void jsonl_writer::flush() {
+    std::size_t done = 0;
+    while (done < buffer_.size()) {
+        const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        const int err = errno;
+        buffer_.erase(0, done); // what reached the file must not be written twice on a retry
+        throw std::system_error(err, std::generic_category(), "write output");
+    }
+    buffer_.clear();
+    // One huge record must not pin a huge buffer for the rest of the run.
+    if (buffer_.capacity() > (std::size_t{1} << 20) && buffer_.capacity() / 4 > flush_bytes_)
+        std::string().swap(buffer_);
+}
+
+void jsonl_writer::sync() {
+    flush();
+    // Pipes and terminals cannot be synced; that is not a failure of the output.
+    while (::fsync(fd_) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EINVAL || errno == EROFS)
+            return;
+        throw std::system_error(errno, std::generic_category(), "fsync output");
+    }
+}
+
+} // namespace sluice

@@ -1,0 +1,281 @@
+#include <sluice/source/jsonl_reader.hpp>
+
+#include <simdjson.h>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <system_error>
+
+namespace sluice {
+namespace {
+
+namespace sj = simdjson;
+namespace od = simdjson::ondemand;
+
+// Large reads keep the system-call count low on big inputs; the buffer grows only for a
+// line longer than it.
+constexpr std::size_t initial_capacity = std::size_t{1} << 20;
+
+constexpr std::string_view chat_url = "/v1/chat/completions";
+constexpr std::string_view chat_url_no_version = "/chat/completions";
+
+bool is_blank(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && is_blank(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back()))
+        s.remove_suffix(1);
+    return s;
+}
+
+// The top-level fields of one line, read from the validated DOM. Views point into the DOM
+// parser's string buffer: valid until the next line is parsed.
+struct line_fields {
+    std::optional<std::string_view> custom_id;
+    bool custom_id_not_string = false;
+    std::optional<std::string_view> method;
+    bool method_not_string = false;
+    std::optional<std::string_view> url;
+    bool url_not_string = false;
+    std::optional<sj::dom::element> body;
+    bool has_messages = false;
+    std::string_view model; // top-level `model`, used when the line is itself a body
+};
+
+line_fields read_fields(const sj::dom::object& root) {
+    line_fields f;
+    // The first occurrence of a repeated key wins, as in the raw-body extraction below.
+    auto read_string =
+        [](sj::dom::element value, std::optional<std::string_view>& out, bool& not_string) {
+            if (out || not_string)
+                return;
+            std::string_view s;
+            if (value.get_string().get(s))
+                not_string = true;
+            else
+                out = s;
+        };
+    for (sj::dom::key_value_pair field : root) {
+        if (field.key == "custom_id") {
+            read_string(field.value, f.custom_id, f.custom_id_not_string);
+        } else if (field.key == "method") {
+            read_string(field.value, f.method, f.method_not_string);
+        } else if (field.key == "url") {
+            read_string(field.value, f.url, f.url_not_string);
+        } else if (field.key == "body") {
+            if (!f.body)
+                f.body = field.value;
+        } else if (field.key == "messages") {
+            f.has_messages = true;
+        } else if (field.key == "model" && f.model.empty()) {
+            std::string_view model;
+            if (!field.value.get_string().get(model))
+                f.model = model;
+        }
+    }
+    return f;
+}
+
+} // namespace
+
+struct jsonl_reader::impl {
+    explicit impl(int fd)
+        : fd(fd)
+        , capacity(initial_capacity)
+        , buffer(std::make_unique<char[]>(initial_capacity + sj::SIMDJSON_PADDING)) {}
+
+    bool next_line(std::string_view& line);
+    void read_more();
+    void parse_line(std::string_view line, input_record& out);
+    std::string_view raw_body(std::string_view line, sj::error_code& err);
+
+    // Bytes readable from `p` on: simdjson reads up to SIMDJSON_PADDING bytes past a
+    // document's end, and every line in the buffer has at least that much behind it.
+    std::size_t readable_from(const char* p) const noexcept {
+        return static_cast<std::size_t>(buffer.get() + capacity + sj::SIMDJSON_PADDING - p);
+    }
+
+    int fd;
+    std::size_t capacity; // usable bytes; the allocation has padding beyond them
+    std::unique_ptr<char[]> buffer;
+    std::size_t begin = 0;   // first byte not yet returned as a line
+    std::size_t end = 0;     // one past the last byte read
+    std::size_t scanned = 0; // bytes in [begin, scanned) hold no newline
+    bool eof = false;
+    bool first_line = true;
+    std::uint64_t line_number = 0;
+    sj::dom::parser validator; // full validation: on-demand alone does not check skipped values
+    od::parser extractor;      // finds the raw text of `body` without re-serializing it
+};
+
+bool jsonl_reader::impl::next_line(std::string_view& line) {
+    for (;;) {
+        const char* base = buffer.get();
+        if (const void* nl = std::memchr(base + scanned, '\n', end - scanned)) {
+            const auto stop = static_cast<std::size_t>(static_cast<const char*>(nl) - base);
+            line = std::string_view(base + begin, stop - begin);
+            begin = scanned = stop + 1;
+            return true;
+        }
+        scanned = end;
+        if (eof) {
+            if (begin == end)
+                return false;
+            line = std::string_view(base + begin, end - begin); // last line without newline
+            begin = scanned = end;
+            return true;
+        }
+        read_more();
+    }
+}
+
+void jsonl_reader::impl::read_more() {
+    if (begin > 0) {
+        // Move the partial line to the front: the buffer only ever holds one line's worth.
+        std::memmove(buffer.get(), buffer.get() + begin, end - begin);
+        end -= begin;
+        scanned -= begin;
+        begin = 0;
+    }
+    if (end == capacity) {
+        const std::size_t grown = capacity * 2;
+        auto bigger = std::make_unique<char[]>(grown + sj::SIMDJSON_PADDING);
+        std::memcpy(bigger.get(), buffer.get(), end);
+        buffer = std::move(bigger);
+        capacity = grown;
+    }
+    for (;;) {
+        const ssize_t n = ::read(fd, buffer.get() + end, capacity - end);
+        if (n > 0) {
+            end += static_cast<std::size_t>(n);
+            return;
+        }
+        if (n == 0) {
+            eof = true;
+            return;
+        }
+        if (errno != EINTR)
+            throw std::system_error(errno, std::generic_category(), "read input");
+    }
+}
+
+// The text of the first `body` member, exactly as written. The line is already known to be a
+// valid JSON object, so on-demand's unvalidated skipping cannot be fooled here.
+std::string_view jsonl_reader::impl::raw_body(std::string_view line, sj::error_code& err) {
+    od::document doc;
+    od::object root;
+    if ((err = extractor.iterate(line.data(), line.size(), readable_from(line.data())).get(doc)) ||
+        (err = doc.get_object().get(root)))
+        return {};
+    for (auto field : root) {
+        std::string_view key;
+        if ((err = field.unescaped_key().get(key)))
+            return {};
+        if (key != "body")
+            continue;
+        od::object body;
+        std::string_view raw;
+        if ((err = field.value().get_object().get(body)) || (err = body.raw_json().get(raw)))
+            return {};
+        return trim(raw);
+    }
+    err = sj::NO_SUCH_FIELD;
+    return {};
+}
+
+void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
+    request& req = out.request;
+    req.body.clear();
+    req.model.clear();
+    req.token_cost.reset();
+    req.custom_id = "line-" + std::to_string(out.line_number);
+    out.ec = {};
+    out.message.clear();
+    auto fail = [&](std::string message) {
+        req.body.clear();
+        req.model.clear();
+        out.ec = errc::bad_input_line;
+        out.message = std::move(message);
+    };
+
+    sj::dom::element root;
+    if (auto err = validator.parse(line.data(), line.size(), false).get(root))
+        return fail(std::string("not JSON: ") + sj::error_message(err));
+    sj::dom::object object;
+    if (root.get_object().get(object))
+        return fail("not a JSON object");
+    const line_fields f = read_fields(object);
+
+    if (f.custom_id_not_string)
+        return fail("custom_id must be a string");
+    if (f.custom_id) {
+        if (f.custom_id->empty())
+            return fail("custom_id is empty");
+        req.custom_id.assign(*f.custom_id);
+    }
+
+    if (!f.body) {
+        if (!f.has_messages)
+            return fail("missing body");
+        // The line is itself a chat-completion body.
+        req.body.assign(trim(line));
+        req.model.assign(f.model);
+        return;
+    }
+    // Batch API form. A missing method or url means the only one sluice serves.
+    if (f.method_not_string)
+        return fail("method must be a string");
+    if (f.method && *f.method != "POST")
+        return fail("unsupported method " + std::string(*f.method));
+    if (f.url_not_string)
+        return fail("url must be a string");
+    if (f.url && *f.url != chat_url && *f.url != chat_url_no_version)
+        return fail("unsupported url " + std::string(*f.url));
+    sj::dom::object body;
+    if (f.body->get_object().get(body))
+        return fail("body is not an object");
+    std::string_view model;
+    if (!body["model"].get_string().get(model))
+        req.model.assign(model);
+
+    sj::error_code err = sj::SUCCESS;
+    const std::string_view raw = raw_body(line, err);
+    if (err)
+        return fail(std::string("body could not be extracted: ") + sj::error_message(err));
+    req.body.assign(raw);
+}
+
+jsonl_reader::jsonl_reader(int fd)
+    : impl_(std::make_unique<impl>(fd)) {}
+jsonl_reader::~jsonl_reader() = default;
+jsonl_reader::jsonl_reader(jsonl_reader&&) noexcept = default;
+jsonl_reader& jsonl_reader::operator=(jsonl_reader&&) noexcept = default;
+
+bool jsonl_reader::next(input_record& out) {
+    std::string_view line;
+    while (impl_->next_line(line)) {
+        ++impl_->line_number;
+        if (impl_->first_line) {
+            impl_->first_line = false;
+            // A UTF-8 byte-order mark, as some editors write, is not part of the JSON.
+            if (line.substr(0, 3) == "\xEF\xBB\xBF")
+                line.remove_prefix(3);
+        }
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (trim(line).empty())
+            continue; // blank lines are skipped but keep their line numbers
+        out.line_number = impl_->line_number;
+        impl_->parse_line(line, out);
+        return true;
+    }
+    return false;
+}
+
+} // namespace sluice
