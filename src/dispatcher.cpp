@@ -1,7 +1,8 @@
 #include <sluice/dispatcher.hpp>
 #include <sluice/parse/completion_parser.hpp>
 
-#include <boost/asio/append.hpp>
+#include "detail/complete.hpp"
+
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -43,6 +44,10 @@ using result_handler = asio::any_completion_handler<void(error_code, result)>;
 // One request's life inside the engine, from acceptance to delivery. Ownership moves with
 // the request: admission queue -> pool completion -> retry timer -> delivery.
 struct request_op {
+    // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
+    // the handler in itself without end, so it is never assigned.
+    explicit request_op(result_handler h) : handler(std::move(h)) {}
+
     request req;
     result_handler handler;
     result res;
@@ -119,12 +124,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     }
 
     void accept(request req, result_handler h) {
-        auto op = std::make_unique<request_op>();
+        auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock::now();
         op->cost = req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
         op->req = std::move(req);
-        op->handler = std::move(h);
         ++pending;
         {
             std::lock_guard lock(stats_mutex);
@@ -324,9 +328,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             if (r.times.first_byte != timings::time_point{})
                 counters.ttfb.record(r.times.first_byte - r.times.sent);
         }
-        auto handler = std::move(op->handler);
-        auto ex = asio::get_associated_executor(handler, strand);
-        asio::dispatch(ex, asio::append(std::move(handler), ec, std::move(r)));
+        detail::complete(strand, std::move(op->handler), ec, std::move(r));
         op.reset();
         --pending;
         on_slot_freed();
@@ -339,8 +341,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         r.ec = e;
         r.message = r.ec.message();
         r.times.queued = r.times.done = clock::now();
-        auto ex = asio::get_associated_executor(h, strand);
-        asio::dispatch(ex, asio::append(std::move(h), r.ec, std::move(r)));
+        const error_code ec = r.ec;
+        detail::complete(strand, std::move(h), ec, std::move(r));
     }
 
     void on_slot_freed() {
@@ -352,10 +354,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         if (pending == 0) {
             auto drains = std::move(drain_waiters);
             drain_waiters.clear();
-            for (auto& h : drains) {
-                auto ex = asio::get_associated_executor(h, strand);
-                asio::dispatch(ex, asio::append(std::move(h), error_code{}));
-            }
+            for (auto& h : drains)
+                detail::complete(strand, std::move(h), error_code{});
         }
         if (stopped && on_wire == 0)
             pool.close();
@@ -363,8 +363,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     void drain(asio::any_completion_handler<void(error_code)> h) {
         if (pending == 0 && overflow.empty()) {
-            auto ex = asio::get_associated_executor(h, strand);
-            asio::dispatch(ex, asio::append(std::move(h), error_code{}));
+            detail::complete(strand, std::move(h), error_code{});
             return;
         }
         drain_waiters.push_back(std::move(h));

@@ -25,13 +25,16 @@ asio::awaitable<bool> ask(sluice::dispatcher& engine) {
 
 int main() {
     asio::io_context ioc;
-    sluice::mock_server mock(ioc.get_executor(), {.tls = true});
+    sluice::mock_options mock_opts;
+    mock_opts.tls = true;
+    sluice::mock_server mock(ioc.get_executor(), mock_opts);
     mock.start();
 
     sluice::dispatcher_options opts;
     opts.base_url = mock.base_url();          // e.g. "https://api.openai.com/v1"
     opts.tls.ca_pem = mock.certificate_pem(); // trust the mock's self-signed certificate
-    opts.limits = {.rpm = 3500, .tpm = 90000};
+    opts.limits.rpm = 3500;
+    opts.limits.tpm = 90000;
     sluice::dispatcher engine(ioc.get_executor(), opts);
 
     bool ok = false;

@@ -44,6 +44,13 @@ private:
     std::thread thread_;
 };
 
+/// Mock options serving HTTPS (a generated self-signed certificate) when `tls`.
+inline mock_options mock_with_tls(bool tls = true) {
+    mock_options o;
+    o.tls = tls;
+    return o;
+}
+
 /// A chat body with a user message of `words` words and a max_tokens cap.
 inline std::string chat_body(int i, int max_tokens = 64) {
     return R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Question number )" +

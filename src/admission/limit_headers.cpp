@@ -1,0 +1,153 @@
+#include <sluice/admission/limit_headers.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <ctime>
+
+namespace sluice {
+
+namespace {
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// A non-negative decimal number ("60000", "59.5", ".5"); the whole of `s` must be used.
+std::optional<double> parse_number(std::string_view s) noexcept {
+    s = trim(s);
+    if (s.empty() || s.front() == '-' || s.front() == '+')
+        return std::nullopt;
+    double value = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc{} || p != s.data() + s.size() || !std::isfinite(value) || value < 0)
+        return std::nullopt;
+    return value;
+}
+
+// An IMF-fixdate as in "Wed, 21 Oct 2015 07:28:00 GMT" (RFC 9110), without locale.
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
+    static constexpr std::string_view months[] = {
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    s = trim(s);
+    // "Www, DD Mon YYYY HH:MM:SS GMT" is exactly 29 characters.
+    if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+        s[16] != ' ' || s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT")
+        return std::nullopt;
+    auto num = [&](std::size_t pos, std::size_t len, int& out) {
+        const auto [p, ec] = std::from_chars(s.data() + pos, s.data() + pos + len, out);
+        return ec == std::errc{} && p == s.data() + pos + len;
+    };
+    std::tm tm{};
+    int day = 0, year = 0, hour = 0, minute = 0, second = 0;
+    if (!num(5, 2, day) || !num(12, 4, year) || !num(17, 2, hour) || !num(20, 2, minute) ||
+        !num(23, 2, second))
+        return std::nullopt;
+    int month = -1;
+    for (int i = 0; i < 12; ++i)
+        if (s.substr(8, 3) == months[i])
+            month = i;
+    if (month < 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+        return std::nullopt;
+    tm.tm_mday = day;
+    tm.tm_mon = month;
+    tm.tm_year = year - 1900;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    const std::time_t t = ::timegm(&tm);
+    if (t == static_cast<std::time_t>(-1))
+        return std::nullopt;
+    return std::chrono::system_clock::from_time_t(t);
+}
+
+} // namespace
+
+std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) noexcept {
+    std::string_view s = trim(text);
+    if (s.empty())
+        return std::nullopt;
+    if (auto seconds = parse_number(s))
+        return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*seconds * 1e9)));
+
+    // Go's time.Duration format: a sequence of <number><unit>, units h, m, s, ms, us/µs, ns.
+    double total_ns = 0;
+    while (!s.empty()) {
+        std::size_t n = 0;
+        while (n < s.size() && ((s[n] >= '0' && s[n] <= '9') || s[n] == '.'))
+            ++n;
+        if (n == 0)
+            return std::nullopt;
+        const auto value = parse_number(s.substr(0, n));
+        if (!value)
+            return std::nullopt;
+        s.remove_prefix(n);
+        double unit = 0;
+        if (s.starts_with("ms")) {
+            unit = 1e6;
+            s.remove_prefix(2);
+        } else if (s.starts_with("us")) {
+            unit = 1e3;
+            s.remove_prefix(2);
+        } else if (s.starts_with("\xC2\xB5s")) { // µs
+            unit = 1e3;
+            s.remove_prefix(3);
+        } else if (s.starts_with("ns")) {
+            unit = 1;
+            s.remove_prefix(2);
+        } else if (s.starts_with("h")) {
+            unit = 3600e9;
+            s.remove_prefix(1);
+        } else if (s.starts_with("m")) {
+            unit = 60e9;
+            s.remove_prefix(1);
+        } else if (s.starts_with("s")) {
+            unit = 1e9;
+            s.remove_prefix(1);
+        } else {
+            return std::nullopt;
+        }
+        total_ns += *value * unit;
+    }
+    if (!std::isfinite(total_ns) || total_ns > 1e18)
+        return std::nullopt;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(total_ns)));
+}
+
+rate_limit_headers parse_rate_limit_headers(const response_meta_view& meta) noexcept {
+    rate_limit_headers h;
+    h.limit_requests = parse_number(meta.limit_requests);
+    h.limit_tokens = parse_number(meta.limit_tokens);
+    h.remaining_requests = parse_number(meta.remaining_requests);
+    h.remaining_tokens = parse_number(meta.remaining_tokens);
+    h.reset_requests = parse_duration(meta.reset_requests);
+    h.reset_tokens = parse_duration(meta.reset_tokens);
+    // A limit of zero is not a limit anyone can work with (Azure has sent 0 and -1): ignore.
+    if (h.limit_requests && *h.limit_requests == 0)
+        h.limit_requests.reset();
+    if (h.limit_tokens && *h.limit_tokens == 0)
+        h.limit_tokens.reset();
+    return h;
+}
+
+std::optional<std::chrono::nanoseconds> parse_retry_after(
+    const response_meta_view& meta,
+    std::chrono::system_clock::time_point now) noexcept {
+    if (auto ms = parse_number(meta.retry_after_ms))
+        return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*ms * 1e6)));
+    if (meta.retry_after.empty())
+        return std::nullopt;
+    if (auto seconds = parse_number(meta.retry_after))
+        return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*seconds * 1e9)));
+    if (auto date = parse_http_date(meta.retry_after)) {
+        if (*date <= now)
+            return std::chrono::nanoseconds{0};
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(*date - now);
+    }
+    return std::nullopt;
+}
+
+} // namespace sluice

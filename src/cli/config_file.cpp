@@ -1,0 +1,259 @@
+#include "cli/config_file.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+
+namespace sluice::cli {
+
+extern const char* const builtin_tiers_toml; // generated from configs/tiers.toml
+
+namespace {
+
+using namespace std::string_literals;
+
+std::string where(const std::string& path, const toml::node& n) {
+    return path + ":" + std::to_string(n.source().begin.line) + ": ";
+}
+
+// Reads typed values out of one section, failing with "file:line: [section] key: what".
+struct section_reader {
+    const std::string& path;
+    std::string section;
+
+    [[noreturn]] void fail(const toml::node& n, std::string_view key, std::string_view what) const {
+        std::string msg = where(path, n);
+        if (!section.empty())
+            msg += "[" + section + "] ";
+        msg += std::string(key) + ": " + std::string(what);
+        throw config_error(msg);
+    }
+
+    std::int64_t integer(const toml::node& n, std::string_view key, std::int64_t min) const {
+        const auto v = n.value<std::int64_t>();
+        if (!n.is_integer() || !v)
+            fail(n, key, "expected an integer >= " + std::to_string(min));
+        if (*v < min)
+            fail(n, key, "expected an integer >= " + std::to_string(min) + ", got " + std::to_string(*v));
+        return *v;
+    }
+
+    double number(const toml::node& n, std::string_view key, double min) const {
+        if (!n.is_number())
+            fail(n, key, "expected a number");
+        const double v = *n.value<double>();
+        if (!std::isfinite(v) || v < min)
+            fail(n, key, "expected a number >= " + std::to_string(min));
+        return v;
+    }
+
+    bool boolean(const toml::node& n, std::string_view key) const {
+        if (!n.is_boolean())
+            fail(n, key, "expected true or false");
+        return *n.value<bool>();
+    }
+
+    std::string string(const toml::node& n, std::string_view key) const {
+        if (!n.is_string())
+            fail(n, key, "expected a string");
+        return *n.value<std::string>();
+    }
+
+    std::chrono::milliseconds millis(const toml::node& n, std::string_view key, std::int64_t min) const {
+        return std::chrono::milliseconds(integer(n, key, min));
+    }
+};
+
+using setter = std::function<void(const toml::node&, std::string_view, const section_reader&)>;
+using section_table = std::map<std::string, setter, std::less<>>;
+
+std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options& o, file_settings& f) {
+    using R = const section_reader&;
+    using N = const toml::node&;
+    using K = std::string_view;
+    std::map<std::string, section_table, std::less<>> s;
+    s[""] = {
+        {"base_url", [&](N n, K k, R r) { o.base_url = r.string(n, k); }},
+        {"api_key_env", [&](N n, K k, R r) { f.api_key_env = r.string(n, k); }},
+        {"organization", [&](N n, K k, R r) { o.organization = r.string(n, k); }},
+        {"project", [&](N n, K k, R r) { o.project = r.string(n, k); }},
+        {"queue_limit", [&](N n, K k, R r) { o.queue_limit = static_cast<std::size_t>(r.integer(n, k, 1)); }},
+        {"on_full",
+         [&](N n, K k, R r) {
+             const std::string v = r.string(n, k);
+             if (v == "wait")
+                 o.on_full = overflow_policy::wait;
+             else if (v == "fail")
+                 o.on_full = overflow_policy::fail;
+             else
+                 r.fail(n, k, "expected \"wait\" or \"fail\", got \"" + v + "\"");
+         }},
+    };
+    s["pool"] = {
+        {"max_connections", [&](N n, K k, R r) { o.pool.max_connections = static_cast<std::size_t>(r.integer(n, k, 1)); }},
+        {"connect_timeout_ms", [&](N n, K k, R r) { o.pool.connect_timeout = r.millis(n, k, 1); }},
+        {"handshake_timeout_ms", [&](N n, K k, R r) { o.pool.handshake_timeout = r.millis(n, k, 1); }},
+        {"request_timeout_ms", [&](N n, K k, R r) { o.pool.request_timeout = r.millis(n, k, 1); }},
+        {"idle_timeout_ms", [&](N n, K k, R r) { o.pool.idle_timeout = r.millis(n, k, 1); }},
+        {"max_body_size", [&](N n, K k, R r) { o.pool.max_body_size = static_cast<std::size_t>(r.integer(n, k, 1)); }},
+    };
+    s["tls"] = {
+        {"ca_file", [&](N n, K k, R r) { o.tls.ca_file = r.string(n, k); }},
+        {"insecure", [&](N n, K k, R r) { o.tls.insecure = r.boolean(n, k); }},
+    };
+    s["limits"] = {
+        {"tier", [&](N n, K k, R r) { f.tier = r.string(n, k); }},
+        {"rpm", [&](N n, K k, R r) { o.limits.rpm = r.number(n, k, 0); }},
+        {"tpm", [&](N n, K k, R r) { o.limits.tpm = r.number(n, k, 0); }},
+        {"burst_seconds",
+         [&](N n, K k, R r) {
+             const double v = r.number(n, k, 0);
+             if (v <= 0 || v > 60)
+                 r.fail(n, k, "expected seconds in (0, 60]");
+             o.limits.burst = std::chrono::duration<double>(v);
+         }},
+    };
+    s["retry"] = {
+        {"max_attempts", [&](N n, K k, R r) { o.retry.max_attempts = static_cast<unsigned>(r.integer(n, k, 1)); }},
+        {"initial_backoff_ms", [&](N n, K k, R r) { o.retry.initial_backoff = r.millis(n, k, 0); }},
+        {"max_backoff_ms", [&](N n, K k, R r) { o.retry.max_backoff = r.millis(n, k, 0); }},
+        {"max_retry_after_ms", [&](N n, K k, R r) { o.retry.max_retry_after = r.millis(n, k, 0); }},
+    };
+    s["estimate"] = {
+        {"chars_per_token",
+         [&](N n, K k, R r) {
+             const double v = r.number(n, k, 0);
+             if (v <= 0)
+                 r.fail(n, k, "expected a positive number");
+             o.estimate.chars_per_token = v;
+         }},
+        {"per_message_overhead", [&](N n, K k, R r) { o.estimate.per_message_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0)); }},
+        {"per_request_overhead", [&](N n, K k, R r) { o.estimate.per_request_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0)); }},
+        {"default_max_tokens", [&](N n, K k, R r) { o.estimate.default_max_tokens = static_cast<std::uint32_t>(r.integer(n, k, 1)); }},
+    };
+    return s;
+}
+
+toml::table parse_toml(std::string_view text, const std::string& path) {
+    try {
+        return toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        throw config_error(path + ":" + std::to_string(e.source().begin.line) + ": " +
+                           std::string(e.description()));
+    }
+}
+
+std::vector<tier> tiers_from(const toml::table& root, const std::string& path) {
+    std::vector<tier> out;
+    const toml::table* tiers = root["tiers"].as_table();
+    if (!tiers)
+        throw config_error(path + ": no [tiers.NAME] tables");
+    for (const auto& [name, node] : *tiers) {
+        const toml::table* t = node.as_table();
+        section_reader r{path, "tiers." + std::string(name.str())};
+        if (!t)
+            r.fail(node, name.str(), "expected a table");
+        tier entry;
+        entry.name = std::string(name.str());
+        for (const auto& [key, value] : *t) {
+            if (key == "rpm")
+                entry.rpm = r.number(value, key.str(), 0);
+            else if (key == "tpm")
+                entry.tpm = r.number(value, key.str(), 0);
+            else if (key == "description")
+                entry.description = r.string(value, key.str());
+            else
+                r.fail(value, key.str(), "unknown key");
+        }
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<tier> builtin_tiers() {
+    const std::string path = "configs/tiers.toml (built in)";
+    return tiers_from(parse_toml(builtin_tiers_toml, path), path);
+}
+
+std::vector<tier> load_tiers(const std::string& path) {
+    try {
+        return tiers_from(toml::parse_file(path), path);
+    } catch (const toml::parse_error& e) {
+        throw config_error(path + ":" + std::to_string(e.source().begin.line) + ": " +
+                           std::string(e.description()));
+    }
+}
+
+const tier& find_tier(const std::vector<tier>& tiers, std::string_view name) {
+    std::string known;
+    for (const tier& t : tiers) {
+        if (t.name == name)
+            return t;
+        known += (known.empty() ? "" : ", ") + t.name;
+    }
+    throw config_error("unknown tier \"" + std::string(name) + "\" (known tiers: " + known + ")");
+}
+
+file_settings apply_config_file(const std::string& path, dispatcher_options& opts) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        const auto& src = e.source();
+        if (src.begin.line == 0)
+            throw config_error(path + ": " + std::string(e.description()));
+        throw config_error(path + ":" + std::to_string(src.begin.line) + ": " +
+                           std::string(e.description()));
+    }
+    file_settings settings;
+    dispatcher_options updated = opts;
+    const auto schema = make_schema(updated, settings);
+    const section_table& top = schema.at("");
+    for (const auto& [key, node] : root) {
+        if (node.is_table()) {
+            auto section = schema.find(key.str());
+            if (section == schema.end() || key.str().empty())
+                throw config_error(where(path, node) + "unknown section [" + std::string(key.str()) + "]");
+            section_reader reader{path, std::string(key.str())};
+            for (const auto& [sub, value] : *node.as_table()) {
+                auto it = section->second.find(sub.str());
+                if (it == section->second.end())
+                    reader.fail(value, sub.str(), "unknown key");
+                it->second(value, sub.str(), reader);
+            }
+            continue;
+        }
+        section_reader reader{path, ""};
+        auto it = top.find(key.str());
+        if (it == top.end())
+            reader.fail(node, key.str(), "unknown key");
+        it->second(node, key.str(), reader);
+    }
+    try {
+        updated.validate();
+    } catch (const std::invalid_argument& e) {
+        throw config_error(path + ": " + e.what());
+    }
+    opts = std::move(updated);
+    return settings;
+}
+
+void apply_environment(dispatcher_options& opts,
+                       std::string_view api_key_env,
+                       const std::function<const char*(const char*)>& getenv) {
+    auto set = [&](const char* name, std::string& target) {
+        if (const char* v = getenv(name); v && *v)
+            target = v;
+    };
+    set("OPENAI_BASE_URL", opts.base_url);
+    set(std::string(api_key_env).c_str(), opts.api_key);
+    set("OPENAI_ORG_ID", opts.organization);
+    set("OPENAI_PROJECT_ID", opts.project);
+}
+
+} // namespace sluice::cli

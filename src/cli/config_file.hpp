@@ -1,0 +1,58 @@
+#pragma once
+
+#include <sluice/dispatcher.hpp>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::cli {
+
+/// A configuration problem, with a message naming the file, line and key:
+/// "configs/x.toml:12: [pool] max_connections: expected an integer >= 1".
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// A provider's rate-limit tier (configs/tiers.toml).
+struct tier {
+    std::string name;
+    std::string description;
+    double rpm = 0;
+    double tpm = 0;
+};
+
+/// The tiers of configs/tiers.toml, compiled into the binary.
+std::vector<tier> builtin_tiers();
+
+/// Tiers from a file in the format of configs/tiers.toml.
+std::vector<tier> load_tiers(const std::string& path);
+
+/// The tier called `name`; throws config_error listing the known names.
+const tier& find_tier(const std::vector<tier>& tiers, std::string_view name);
+
+/// Settings of a config file that are not engine options.
+struct file_settings {
+    /// Environment variable that holds the API key.
+    std::string api_key_env = "OPENAI_API_KEY";
+    /// Tier named by `[limits] tier`; empty when none.
+    std::string tier;
+};
+
+/// Applies the keys present in a TOML config file (format: configs/default.toml) onto
+/// `opts`. Unknown keys and sections, wrong types and out-of-range values are errors, so a
+/// typo is never silently ignored. Throws config_error.
+///
+/// Precedence, lowest first: defaults < config file < environment < flags. The caller applies
+/// them in that order: this, then apply_environment, then its flags.
+file_settings apply_config_file(const std::string& path, dispatcher_options& opts);
+
+/// Applies the environment as the official SDKs read it: OPENAI_BASE_URL, the API key from
+/// variable `api_key_env`, OPENAI_ORG_ID and OPENAI_PROJECT_ID.
+void apply_environment(dispatcher_options& opts,
+                       std::string_view api_key_env,
+                       const std::function<const char*(const char*)>& getenv = ::getenv);
+
+} // namespace sluice::cli

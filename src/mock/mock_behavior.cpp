@@ -1,0 +1,397 @@
+#include "mock/mock_behavior.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+namespace sluice::detail {
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+// What the mock needs to know of a chat-completion request.
+struct parsed_request {
+    std::string model = "gpt-4o-mini";
+    std::uint64_t message_chars = 0;
+    std::uint64_t messages = 0;
+    std::uint64_t max_tokens = 0; // 0: not set
+    std::uint64_t n = 1;
+    bool stream = false;
+    bool include_usage = false;
+};
+
+std::uint64_t count_text(simdjson::simdjson_result<od::value> content) {
+    od::json_type t;
+    if (content.type().get(t))
+        return 0;
+    if (t == od::json_type::string) {
+        std::string_view s;
+        return content.get_string().get(s) ? 0 : s.size();
+    }
+    std::uint64_t chars = 0;
+    if (t == od::json_type::array) {
+        od::array parts;
+        if (content.get_array().get(parts))
+            return 0;
+        for (auto part : parts) {
+            std::string_view text;
+            if (!part.find_field_unordered("text").get_string().get(text))
+                chars += text.size();
+        }
+    }
+    return chars;
+}
+
+bool parse_request(std::string_view body, parsed_request& out) {
+    simdjson::padded_string padded(body);
+    od::parser parser;
+    od::document doc;
+    if (parser.iterate(padded).get(doc))
+        return false;
+    od::object root;
+    if (doc.get_object().get(root))
+        return false;
+    bool have_messages = false;
+    for (auto field : root) {
+        std::string_view key;
+        if (field.unescaped_key().get(key))
+            return false;
+        if (key == "model") {
+            std::string_view model;
+            if (field.value().get_string().get(model))
+                return false;
+            out.model.assign(model.data(), model.size());
+        } else if (key == "messages") {
+            od::array messages;
+            if (field.value().get_array().get(messages))
+                return false;
+            for (auto message : messages) {
+                ++out.messages;
+                out.message_chars += count_text(message.find_field_unordered("content"));
+            }
+            have_messages = true;
+        } else if (key == "max_tokens" || key == "max_completion_tokens") {
+            std::uint64_t v = 0;
+            if (field.value().get_uint64().get(v))
+                return false;
+            out.max_tokens = v;
+        } else if (key == "n") {
+            if (field.value().get_uint64().get(out.n) || out.n == 0 || out.n > 128)
+                return false;
+        } else if (key == "stream") {
+            if (field.value().get_bool().get(out.stream))
+                return false;
+        } else if (key == "stream_options") {
+            bool include = false;
+            if (!field.value().find_field_unordered("include_usage").get_bool().get(include))
+                out.include_usage = include;
+        }
+    }
+    return have_messages;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+                out += buf;
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
+}
+
+constexpr std::string_view words[] = {"lorem", "ipsum", "dolor", "sit", "amet", "consectetur",
+                                      "adipiscing", "elit", "sed", "do", "eiusmod", "tempor"};
+
+std::string answer_text(std::uint64_t tokens) {
+    std::string text;
+    text.reserve(tokens * 7);
+    for (std::uint64_t i = 0; i < tokens; ++i) {
+        if (i)
+            text += ' ';
+        text += words[i % std::size(words)];
+    }
+    return text;
+}
+
+std::string sse_event(std::string_view json) {
+    std::string e = "data: ";
+    e += json;
+    e += "\n\n";
+    return e;
+}
+
+} // namespace
+
+std::string format_go_duration(std::chrono::nanoseconds d) {
+    const double ms = std::max(0.0, static_cast<double>(d.count()) / 1e6);
+    char buf[48];
+    if (ms < 1000) {
+        std::snprintf(buf, sizeof buf, "%.0fms", std::ceil(ms));
+    } else if (ms < 60'000) {
+        std::snprintf(buf, sizeof buf, "%.3gs", ms / 1000);
+    } else {
+        const auto minutes = static_cast<long long>(ms / 60'000);
+        std::snprintf(buf, sizeof buf, "%lldm%.3gs", minutes, (ms - minutes * 60'000.0) / 1000);
+    }
+    return buf;
+}
+
+mock_behavior::mock_behavior(const mock_options& opts, clock::time_point now)
+    : opts_(opts), rng_(opts.seed) {
+    if (opts.rpm > 0)
+        requests_ = token_bucket(opts.rpm / 60, std::max(1.0, opts.rpm / 60 * opts.bucket_seconds), now);
+    if (opts.tpm > 0)
+        tokens_ = token_bucket(opts.tpm / 60, std::max(1.0, opts.tpm / 60 * opts.bucket_seconds), now);
+}
+
+mock_reply mock_behavior::error_reply(unsigned status,
+                                      std::string_view message,
+                                      std::string_view type,
+                                      std::string_view code) {
+    mock_reply r;
+    r.status = status;
+    r.body = R"({"error":{"message":)";
+    append_json_string(r.body, message);
+    r.body += R"(,"type":)";
+    append_json_string(r.body, type);
+    r.body += R"(,"param":null,"code":)";
+    if (code.empty())
+        r.body += "null";
+    else
+        append_json_string(r.body, code);
+    r.body += "}}";
+    return r;
+}
+
+void mock_behavior::add_limit_headers(mock_reply& r, clock::time_point now) {
+    auto add = [&](const char* what, token_bucket& b, double limit) {
+        if (b.unlimited())
+            return;
+        const double available = std::max(0.0, b.available(now));
+        const auto to_full = std::chrono::duration<double>((b.capacity() - available) / b.rate());
+        r.headers.emplace_back(std::string("x-ratelimit-limit-") + what,
+                               std::to_string(static_cast<long long>(limit)));
+        r.headers.emplace_back(std::string("x-ratelimit-remaining-") + what,
+                               std::to_string(static_cast<long long>(available)));
+        r.headers.emplace_back(
+            std::string("x-ratelimit-reset-") + what,
+            format_go_duration(std::chrono::duration_cast<std::chrono::nanoseconds>(to_full)));
+    };
+    add("requests", requests_, opts_.rpm);
+    add("tokens", tokens_, opts_.tpm);
+}
+
+mock_reply mock_behavior::on_request(std::string_view method,
+                                     std::string_view target,
+                                     std::string_view body,
+                                     clock::time_point now) {
+    if (target == "/mock/stats") {
+        const mock_counters& c = counters_;
+        mock_reply r;
+        char buf[512];
+        std::snprintf(buf, sizeof buf,
+                      R"({"requests":%llu,"ok":%llu,"rate_limited":%llu,"quota":%llu,)"
+                      R"("server_errors":%llu,"client_errors":%llu,"resets":%llu,)"
+                      R"("truncated":%llu,"malformed":%llu,"slow":%llu,"streamed":%llu,)"
+                      R"("connections":%llu})",
+                      (unsigned long long)c.requests, (unsigned long long)c.ok,
+                      (unsigned long long)c.rate_limited, (unsigned long long)c.quota,
+                      (unsigned long long)c.server_errors, (unsigned long long)c.client_errors,
+                      (unsigned long long)c.resets, (unsigned long long)c.truncated,
+                      (unsigned long long)c.malformed, (unsigned long long)c.slow,
+                      (unsigned long long)c.streamed, (unsigned long long)c.connections);
+        r.body = buf;
+        return r;
+    }
+    const bool chat = target == "/v1/chat/completions" || target == "/chat/completions";
+    if (!chat)
+        return error_reply(404, "Unknown path " + std::string(target), "invalid_request_error", "");
+    if (method != "POST")
+        return error_reply(405, "Use POST", "invalid_request_error", "");
+
+    ++counters_.requests;
+    mock_reply r = chat_completion(body, now);
+    if (opts_.close_every > 0 && ++responses_ % opts_.close_every == 0)
+        r.close = true;
+    return r;
+}
+
+mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_point now) {
+    parsed_request req;
+    if (!parse_request(body, req)) {
+        ++counters_.client_errors;
+        return error_reply(400, "We could not parse the JSON body of your request.",
+                           "invalid_request_error", "");
+    }
+
+    // One draw decides the fault, if any: the probabilities stack in a fixed order.
+    const double draw = std::uniform_real_distribution<double>(0, 1)(rng_);
+    const mock_faults& f = opts_.faults;
+    double edge = 0;
+    auto hit = [&](double p) {
+        const bool h = draw >= edge && draw < edge + p;
+        edge += p;
+        return h;
+    };
+    if (hit(f.reset)) {
+        ++counters_.resets;
+        mock_reply r;
+        r.what = mock_reply::action::reset;
+        return r;
+    }
+    if (hit(f.http_500)) {
+        ++counters_.server_errors;
+        return error_reply(500, "The server had an error while processing your request.",
+                           "server_error", "");
+    }
+    if (hit(f.http_503)) {
+        ++counters_.server_errors;
+        mock_reply r = error_reply(503, "The engine is currently overloaded, please try again later.",
+                                   "server_error", "server_is_overloaded");
+        // Short hints keep tests quick; real servers send seconds.
+        r.headers.emplace_back("retry-after-ms", "50");
+        r.headers.emplace_back("retry-after", "1");
+        return r;
+    }
+    if (hit(f.insufficient_quota)) {
+        ++counters_.quota;
+        return error_reply(429,
+                           "You exceeded your current quota, please check your plan and billing details.",
+                           "insufficient_quota", "insufficient_quota");
+    }
+
+    // Enforced limits, charged like OpenAI does: the prompt plus the completion budget.
+    const std::uint64_t prompt = (req.message_chars + 3) / 4 + 4 * req.messages + 3;
+    const std::uint64_t budget = (req.max_tokens ? req.max_tokens : opts_.answer_tokens) * req.n;
+    const double cost = static_cast<double>(prompt + budget);
+    const auto req_wait = requests_.wait_for(now, 1);
+    const auto tok_wait = tokens_.wait_for(now, cost);
+    if (req_wait > token_bucket::duration::zero() || tok_wait > token_bucket::duration::zero()) {
+        ++counters_.rate_limited;
+        const bool by_requests = req_wait >= tok_wait;
+        const auto wait = std::max(req_wait, tok_wait);
+        std::string message = by_requests ? "Rate limit reached for requests per min (RPM): Limit "
+                                          : "Rate limit reached for tokens per min (TPM): Limit ";
+        message += std::to_string(static_cast<long long>(by_requests ? opts_.rpm : opts_.tpm));
+        message += ". Please try again later.";
+        mock_reply r = error_reply(429, message, by_requests ? "requests" : "tokens",
+                                   "rate_limit_exceeded");
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+        r.headers.emplace_back("retry-after-ms", std::to_string(std::max<long long>(1, ms)));
+        r.headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
+        add_limit_headers(r, now);
+        return r;
+    }
+    requests_.try_take(now, 1);
+    tokens_.try_take(now, cost);
+
+    const std::uint64_t completion_tokens =
+        req.max_tokens ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens) : opts_.answer_tokens;
+    const char* finish = req.max_tokens && req.max_tokens < opts_.answer_tokens ? "length" : "stop";
+    const std::string text = answer_text(completion_tokens);
+    const std::string id = "chatcmpl-mock" + std::to_string(next_id_++);
+    const long long created = static_cast<long long>(std::time(nullptr));
+
+    mock_reply r;
+    r.headers.emplace_back("x-request-id", "req_mock" + std::to_string(next_id_));
+    add_limit_headers(r, now);
+    if (hit(f.slow)) {
+        ++counters_.slow;
+        r.delay = std::chrono::duration_cast<std::chrono::microseconds>(f.slow_delay);
+    } else if (opts_.latency.count() > 0) {
+        if (opts_.exponential_latency) {
+            std::exponential_distribution<double> d(1.0 / static_cast<double>(opts_.latency.count()));
+            r.delay = std::chrono::microseconds(static_cast<long long>(d(rng_)));
+        } else {
+            r.delay = opts_.latency;
+        }
+    }
+
+    std::string usage = R"("usage":{"prompt_tokens":)" + std::to_string(prompt) +
+                        R"(,"completion_tokens":)" + std::to_string(completion_tokens * req.n) +
+                        R"(,"total_tokens":)" + std::to_string(prompt + completion_tokens * req.n) +
+                        R"(,"prompt_tokens_details":{"cached_tokens":0},)"
+                        R"("completion_tokens_details":{"reasoning_tokens":0}})";
+    std::string head = R"({"id":")" + id + R"(","object":")";
+
+    if (req.stream) {
+        ++counters_.streamed;
+        ++counters_.ok;
+        r.content_type = "text/event-stream";
+        r.chunked = true;
+        const std::string prefix = head + R"(chat.completion.chunk","created":)" +
+                                   std::to_string(created) + R"(,"model":)";
+        std::string model_json;
+        append_json_string(model_json, req.model);
+        for (std::uint64_t i = 0; i < req.n; ++i) {
+            const std::string idx = std::to_string(i);
+            r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                                R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
+            for (std::uint64_t w = 0; w < completion_tokens; ++w) {
+                std::string piece;
+                append_json_string(piece, std::string(w ? " " : "") + std::string(words[w % std::size(words)]));
+                r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                                    R"(,"delta":{"content":)" + piece + R"(},"finish_reason":null}]})");
+            }
+            r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                                R"(,"delta":{},"finish_reason":")" + finish + R"("}]})");
+        }
+        if (req.include_usage)
+            r.body += sse_event(prefix + model_json + R"(,"choices":[],)" + usage + "}");
+        r.body += "data: [DONE]\n\n";
+        return r;
+    }
+
+    if (hit(f.malformed)) {
+        ++counters_.malformed;
+        r.body = "{\"id\":\"" + id + "\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,";
+        r.body += "<html>not json</html>";
+        return r;
+    }
+    r.body.reserve(256 + text.size() * req.n);
+    r.body += head;
+    r.body += R"(chat.completion","created":)";
+    r.body += std::to_string(created);
+    r.body += R"(,"model":)";
+    append_json_string(r.body, req.model);
+    r.body += R"(,"choices":[)";
+    for (std::uint64_t i = 0; i < req.n; ++i) {
+        if (i)
+            r.body += ',';
+        r.body += R"({"index":)" + std::to_string(i) +
+                  R"(,"message":{"role":"assistant","content":)";
+        append_json_string(r.body, text);
+        r.body += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
+        r.body += finish;
+        r.body += "\"}";
+    }
+    r.body += "],";
+    r.body += usage;
+    r.body += R"(,"system_fingerprint":"fp_sluice_mock"})";
+    if (hit(f.truncated)) {
+        ++counters_.truncated;
+        r.what = mock_reply::action::truncate;
+        return r;
+    }
+    ++counters_.ok;
+    return r;
+}
+
+} // namespace sluice::detail

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <sluice/admission/token_bucket.hpp>
+#include <sluice/mock/mock_server.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sluice::detail {
+
+// What the mock does with one request, decided without I/O so that it can be reasoned about
+// (and tested) apart from the sockets.
+struct mock_reply {
+    enum class action {
+        respond,  // send status, headers and body
+        reset,    // reset the connection before any byte
+        truncate, // send the headers and half the body, then close
+    };
+    action what = action::respond;
+    unsigned status = 200;
+    std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    bool chunked = false;     // server-sent events go out with chunked encoding
+    bool close = false;       // Connection: close after this response
+    std::chrono::microseconds delay{0};
+};
+
+// Counters, kept by the behaviour under the server's lock.
+using mock_counters = mock_stats;
+
+// Decides every answer of the mock: parses the request, charges the enforced buckets, draws
+// faults and latency, and builds OpenAI-shaped bodies and headers.
+class mock_behavior {
+public:
+    using clock = std::chrono::steady_clock;
+
+    mock_behavior(const mock_options& opts, clock::time_point now);
+
+    mock_reply on_request(std::string_view method,
+                          std::string_view target,
+                          std::string_view body,
+                          clock::time_point now);
+
+    mock_counters& counters() noexcept { return counters_; }
+
+private:
+    mock_reply chat_completion(std::string_view body, clock::time_point now);
+    void add_limit_headers(mock_reply& r, clock::time_point now);
+    mock_reply error_reply(unsigned status,
+                           std::string_view message,
+                           std::string_view type,
+                           std::string_view code);
+
+    mock_options opts_;
+    token_bucket requests_;
+    token_bucket tokens_;
+    std::mt19937_64 rng_;
+    std::uint64_t next_id_ = 1;
+    std::uint64_t responses_ = 0;
+    mock_counters counters_;
+};
+
+// Formats a duration as OpenAI's x-ratelimit-reset-* headers do ("20ms", "1.5s", "6m0s").
+std::string format_go_duration(std::chrono::nanoseconds d);
+
+} // namespace sluice::detail

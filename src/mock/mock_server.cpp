@@ -1,0 +1,282 @@
+#include <sluice/mock/mock_server.hpp>
+
+#include "mock/mock_behavior.hpp"
+#include "mock/self_signed.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <sluice/error.hpp>
+
+#include <list>
+#include <mutex>
+
+namespace sluice {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using detail::mock_reply;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto read_timeout = std::chrono::seconds(30);
+
+// What stop() needs to reach a connection: its strand, and (while it lives) its socket and
+// delay timer. The coroutine clears the pointers before they go away.
+struct connection_handle {
+    asio::strand<asio::any_io_executor> strand;
+    beast::tcp_stream* stream = nullptr;
+    asio::steady_timer* timer = nullptr;
+    bool stopped = false;
+};
+
+} // namespace
+
+struct mock_server::impl : std::enable_shared_from_this<impl> {
+    impl(asio::any_io_executor e, mock_options o)
+        : ex(std::move(e))
+        , opts(std::move(o))
+        , acceptor_strand(asio::make_strand(ex))
+        , acceptor(acceptor_strand)
+        , behavior(opts, std::chrono::steady_clock::now()) {
+        if (opts.tls) {
+            tls.emplace(asio::ssl::context::tls_server);
+            tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                             asio::ssl::context::no_sslv3);
+            if (!opts.cert_file.empty()) {
+                tls->use_certificate_chain_file(opts.cert_file);
+                tls->use_private_key_file(opts.key_file, asio::ssl::context::pem);
+                cert_pem = detail::read_text_file(opts.cert_file);
+            } else {
+                const auto pair = detail::make_self_signed_certificate();
+                cert_pem = pair.certificate_pem;
+                tls->use_certificate_chain(asio::buffer(pair.certificate_pem));
+                tls->use_private_key(asio::buffer(pair.private_key_pem), asio::ssl::context::pem);
+            }
+        }
+        const tcp::endpoint where(asio::ip::make_address(opts.address), opts.port);
+        acceptor.open(where.protocol());
+        acceptor.set_option(tcp::acceptor::reuse_address(true));
+        acceptor.bind(where);
+        acceptor.listen(asio::socket_base::max_listen_connections);
+        port = acceptor.local_endpoint().port();
+    }
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
+        for (;;) {
+            auto strand = asio::make_strand(self->ex);
+            auto [ec, socket] = co_await self->acceptor.async_accept(strand, use_tuple);
+            if (ec) {
+                if (!self->acceptor.is_open())
+                    co_return;
+                continue; // a transient failure (EMFILE, aborted handshake): keep serving
+            }
+            auto handle = std::make_shared<connection_handle>(connection_handle{strand});
+            {
+                std::lock_guard lock(self->mutex);
+                if (self->stopping)
+                    co_return;
+                ++self->behavior.counters().connections;
+                self->connections.push_back(handle);
+            }
+            asio::co_spawn(strand, serve(self, std::move(socket), handle), asio::detached);
+        }
+    }
+
+    static asio::awaitable<void> serve(std::shared_ptr<impl> self,
+                                       tcp::socket socket,
+                                       std::shared_ptr<connection_handle> handle) {
+        socket.set_option(tcp::no_delay(true));
+        if (self->tls) {
+            beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)),
+                                                         *self->tls);
+            handle->stream = &beast::get_lowest_layer(stream);
+            beast::get_lowest_layer(stream).expires_after(read_timeout);
+            auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
+            if (!ec)
+                co_await self->session(stream, *handle);
+        } else {
+            beast::tcp_stream stream(std::move(socket));
+            handle->stream = &stream;
+            co_await self->session(stream, *handle);
+        }
+        handle->stream = nullptr;
+        self->forget(handle);
+    }
+
+    template <class Stream>
+    asio::awaitable<void> session(Stream& stream, connection_handle& handle) {
+        beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+        beast::flat_buffer buffer;
+        for (;;) {
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(opts.max_body_size);
+            tcp_layer.expires_after(read_timeout);
+            auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+            if (ec == http::error::body_limit) {
+                http::response<http::string_body> res{http::status::payload_too_large, 11};
+                res.set(http::field::content_type, "application/json");
+                res.body() = R"({"error":{"message":"Request too large","type":"invalid_request_error","param":null,"code":null}})";
+                res.keep_alive(false);
+                res.prepare_payload();
+                co_await http::async_write(stream, res, use_tuple);
+                co_return;
+            }
+            if (ec || handle.stopped)
+                co_return;
+            const auto& req = parser.get();
+
+            mock_reply reply;
+            {
+                std::lock_guard lock(mutex);
+                reply = behavior.on_request(std::string_view(req.method_string()),
+                                            std::string_view(req.target()),
+                                            req.body(),
+                                            std::chrono::steady_clock::now());
+            }
+            if (reply.delay.count() > 0) {
+                asio::steady_timer timer(handle.strand);
+                handle.timer = &timer;
+                timer.expires_after(reply.delay);
+                co_await timer.async_wait(use_tuple);
+                handle.timer = nullptr;
+                if (handle.stopped)
+                    co_return;
+            }
+
+            if (reply.what == mock_reply::action::reset) {
+                // SO_LINGER 0 makes close() send RST: the peer sees a reset, not an EOF.
+                error_code ignored;
+                tcp_layer.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+                tcp_layer.socket().close(ignored);
+                co_return;
+            }
+
+            http::response<http::string_body> res{static_cast<http::status>(reply.status),
+                                                  req.version()};
+            res.set(http::field::server, "sluice-mock");
+            res.set(http::field::content_type, reply.content_type);
+            for (auto& [name, value] : reply.headers)
+                res.set(name, value);
+            const bool keep = req.keep_alive() && !reply.close;
+            res.keep_alive(keep);
+
+            if (reply.what == mock_reply::action::truncate) {
+                // A full Content-Length with half the body, then the connection goes away.
+                res.content_length(reply.body.size());
+                http::response_serializer<http::string_body> sr(res);
+                auto [hec, hn] = co_await http::async_write_header(stream, sr, use_tuple);
+                if (!hec) {
+                    const std::size_t half = reply.body.size() / 2;
+                    co_await asio::async_write(stream, asio::buffer(reply.body.data(), half), use_tuple);
+                }
+                error_code ignored;
+                tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                tcp_layer.socket().close(ignored);
+                co_return;
+            }
+
+            res.body() = std::move(reply.body);
+            if (reply.chunked)
+                res.chunked(true);
+            else
+                res.prepare_payload();
+            auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+            if (wec || !keep)
+                break;
+        }
+        error_code ignored;
+        tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+
+    void forget(const std::shared_ptr<connection_handle>& handle) {
+        std::lock_guard lock(mutex);
+        connections.remove(handle);
+    }
+
+    void do_stop() {
+        std::list<std::shared_ptr<connection_handle>> live;
+        {
+            std::lock_guard lock(mutex);
+            stopping = true;
+            live = connections;
+        }
+        asio::post(acceptor_strand, [self = shared_from_this()] {
+            error_code ignored;
+            self->acceptor.close(ignored);
+        });
+        for (auto& h : live) {
+            asio::post(h->strand, [h] {
+                h->stopped = true;
+                if (h->timer)
+                    h->timer->cancel();
+                if (h->stream) {
+                    error_code ignored;
+                    h->stream->socket().close(ignored);
+                }
+            });
+        }
+    }
+
+    asio::any_io_executor ex;
+    mock_options opts;
+    asio::strand<asio::any_io_executor> acceptor_strand;
+    tcp::acceptor acceptor;
+    std::optional<asio::ssl::context> tls;
+    std::string cert_pem;
+    std::uint16_t port = 0;
+
+    std::mutex mutex; // guards behavior, connections, stopping
+    detail::mock_behavior behavior;
+    std::list<std::shared_ptr<connection_handle>> connections;
+    bool stopping = false;
+};
+
+mock_server::mock_server(asio::any_io_executor ex, mock_options opts)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {}
+
+mock_server::~mock_server() {
+    if (impl_)
+        impl_->do_stop();
+}
+
+void mock_server::start() {
+    asio::co_spawn(impl_->acceptor_strand, impl::accept_loop(impl_), asio::detached);
+}
+
+void mock_server::stop() { impl_->do_stop(); }
+
+std::uint16_t mock_server::port() const noexcept { return impl_->port; }
+
+std::string mock_server::base_url() const {
+    const bool v6 = impl_->opts.address.find(':') != std::string::npos;
+    std::string host = v6 ? "[" + impl_->opts.address + "]" : impl_->opts.address;
+    return std::string(impl_->opts.tls ? "https://" : "http://") + host + ":" +
+           std::to_string(impl_->port) + "/v1";
+}
+
+const std::string& mock_server::certificate_pem() const noexcept { return impl_->cert_pem; }
+
+mock_stats mock_server::stats() const noexcept {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->behavior.counters();
+}
+
+} // namespace sluice

@@ -1,0 +1,134 @@
+#include <sluice/transport/endpoint.hpp>
+
+#include <boost/asio/ip/address.hpp>
+
+#include <charconv>
+
+namespace sluice {
+
+namespace {
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size())
+        return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        const char c = s[i] >= 'A' && s[i] <= 'Z' ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
+        if (c != prefix[i])
+            return false;
+    }
+    return true;
+}
+
+bool valid_host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_';
+}
+
+} // namespace
+
+endpoint endpoint::parse(std::string_view url, error_code& ec) {
+    ec = {};
+    endpoint ep;
+    std::string_view rest;
+    if (starts_with_ci(url, "https://")) {
+        ep.tls = true;
+        ep.port = 443;
+        rest = url.substr(8);
+    } else if (starts_with_ci(url, "http://")) {
+        ep.tls = false;
+        ep.port = 80;
+        rest = url.substr(7);
+    } else {
+        ec = errc::invalid_url;
+        return {};
+    }
+
+    const std::size_t slash = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, slash);
+    std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    if (authority.empty() || authority.find('@') != std::string_view::npos) {
+        ec = errc::invalid_url; // no host, or credentials in the URL (never send those)
+        return {};
+    }
+    if (!path.empty() && path.front() != '/') {
+        ec = errc::invalid_url; // a query or fragment in a base URL
+        return {};
+    }
+
+    std::string_view host;
+    std::string_view port;
+    bool has_port = false;
+    if (authority.front() == '[') {
+        const std::size_t close = authority.find(']');
+        if (close == std::string_view::npos) {
+            ec = errc::invalid_url;
+            return {};
+        }
+        host = authority.substr(1, close - 1);
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                ec = errc::invalid_url;
+                return {};
+            }
+            port = after.substr(1);
+            has_port = true;
+        }
+        error_code aec;
+        boost::asio::ip::make_address_v6(std::string(host), aec);
+        if (aec) {
+            ec = errc::invalid_url;
+            return {};
+        }
+    } else {
+        const std::size_t colon = authority.rfind(':');
+        host = authority.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            port = authority.substr(colon + 1);
+            has_port = true;
+        }
+        if (host.empty()) {
+            ec = errc::invalid_url;
+            return {};
+        }
+        for (char c : host) {
+            if (!valid_host_char(c)) {
+                ec = errc::invalid_url;
+                return {};
+            }
+        }
+    }
+    if (has_port) {
+        unsigned value = 0;
+        const auto [p, err] = std::from_chars(port.data(), port.data() + port.size(), value);
+        if (port.empty() || err != std::errc{} || p != port.data() + port.size() || value == 0 ||
+            value > 65535) {
+            ec = errc::invalid_url;
+            return {};
+        }
+        ep.port = static_cast<std::uint16_t>(value);
+    }
+    ep.host = std::string(host);
+    while (!path.empty() && path.back() == '/')
+        path.remove_suffix(1);
+    ep.path_prefix = std::string(path);
+    return ep;
+}
+
+std::string endpoint::target(std::string_view path) const { return path_prefix + std::string(path); }
+
+std::string endpoint::host_header() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    std::string h = v6 ? "[" + host + "]" : host;
+    if (port != (tls ? 443 : 80))
+        h += ":" + std::to_string(port);
+    return h;
+}
+
+bool endpoint::host_is_ip() const {
+    error_code ec;
+    boost::asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+} // namespace sluice
