@@ -150,7 +150,7 @@ TEST_CASE("a malformed body becomes an error result naming the failure") {
     }
 }
 
-TEST_CASE("insufficient_quota stops admission; the rest are not attempted") {
+TEST_CASE("insufficient_quota stops admission and the rest are not attempted") {
     mock_options mo;
     mo.faults.insufficient_quota = 1.0;
     test::loopback_mock mock(mo);
