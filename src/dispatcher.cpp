@@ -8,7 +8,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <deque>
@@ -75,16 +74,16 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
 } // namespace
 
 struct dispatcher::impl : std::enable_shared_from_this<impl> {
-    impl(asio::any_io_executor ex, dispatcher_options o)
+    impl(asio::any_io_executor executor, dispatcher_options o)
         : opts(std::move(o))
-        , strand(asio::make_strand(ex))
+        , ex(std::move(executor))
         , ep(parse_endpoint(opts.base_url))
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
-        , pool(strand, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
+        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
         , limiter(opts.limits, clock::now())
         , retry(opts.retry)
-        , admit_timer(strand) {}
+        , admit_timer(ex) {}
 
     static endpoint parse_endpoint(const std::string& url) {
         error_code ec;
@@ -188,7 +187,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         const std::string_view body = op->req.body;
         pool.async_exchange(
             body,
-            asio::bind_executor(strand, [self = shared_from_this(), op = std::move(op)](
+            asio::bind_executor(ex, [self = shared_from_this(), op = std::move(op)](
                                             http_response resp) mutable {
                 --self->on_wire;
                 self->on_response(std::move(op), std::move(resp));
@@ -276,7 +275,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.retry_causes[error_kind(cause)];
         }
         request_op* raw = op.get();
-        raw->retry_timer.emplace(strand);
+        raw->retry_timer.emplace(ex);
         raw->retry_timer->expires_after(delay);
         sleeping.insert(raw);
         raw->retry_timer->async_wait(
@@ -328,8 +327,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             if (r.times.first_byte != timings::time_point{})
                 counters.ttfb.record(r.times.first_byte - r.times.sent);
         }
-        detail::complete(strand, std::move(op->handler), ec, std::move(r));
-        op.reset();
+        const auto& handler = op->handler;
+        detail::dispatch_to_handler(ex, handler, [op = std::move(op), ec]() mutable {
+            auto h = std::move(op->handler);
+            std::move(h)(ec, std::move(op->res));
+        });
         --pending;
         on_slot_freed();
     }
@@ -341,8 +343,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         r.ec = e;
         r.message = r.ec.message();
         r.times.queued = r.times.done = clock::now();
-        const error_code ec = r.ec;
-        detail::complete(strand, std::move(h), ec, std::move(r));
+        auto rp = std::make_unique<result>(std::move(r));
+        // The executor is taken before the handler moves into the function.
+        auto hex = asio::get_associated_executor(h, ex);
+        asio::dispatch(hex, [h = std::move(h), rp = std::move(rp)]() mutable {
+            const error_code ec = rp->ec;
+            std::move(h)(ec, std::move(*rp));
+        });
     }
 
     void on_slot_freed() {
@@ -355,15 +362,20 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             auto drains = std::move(drain_waiters);
             drain_waiters.clear();
             for (auto& h : drains)
-                detail::complete(strand, std::move(h), error_code{});
+                complete_drain(std::move(h));
         }
         if (stopped && on_wire == 0)
             pool.close();
     }
 
+    void complete_drain(asio::any_completion_handler<void(error_code)> h) {
+        auto hex = asio::get_associated_executor(h, ex);
+        asio::dispatch(hex, [h = std::move(h)]() mutable { std::move(h)(error_code{}); });
+    }
+
     void drain(asio::any_completion_handler<void(error_code)> h) {
         if (pending == 0 && overflow.empty()) {
-            detail::complete(strand, std::move(h), error_code{});
+            complete_drain(std::move(h));
             return;
         }
         drain_waiters.push_back(std::move(h));
@@ -401,13 +413,15 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     }
 
     dispatcher_options opts;
-    asio::strand<asio::any_io_executor> strand;
+    // Everything below is touched only from handlers on `ex`, which must not run them
+    // concurrently (a single-threaded io_context, or a strand).
+    asio::any_io_executor ex;
     endpoint ep;
     std::optional<asio::ssl::context> tls;
     connection_pool pool;
     rate_limiter limiter;
     retry_policy retry;
-    completion_parser parser; // one per dispatcher: all parsing happens on the strand
+    completion_parser parser; // one per dispatcher: all parsing happens on `ex`
     asio::steady_timer admit_timer;
     bool admit_timer_armed = false;
     bool stopped = false;
@@ -431,21 +445,21 @@ dispatcher::dispatcher(asio::any_io_executor ex, dispatcher_options opts) {
 
 dispatcher::~dispatcher() {
     if (impl_)
-        asio::post(impl_->strand, [i = impl_] { i->do_stop(false); });
+        asio::post(impl_->ex, [i = impl_] { i->do_stop(false); });
 }
 
 void dispatcher::async_complete_erased(request req, result_handler h) {
-    asio::post(impl_->strand, [i = impl_, req = std::move(req), h = std::move(h)]() mutable {
+    asio::post(impl_->ex, [i = impl_, req = std::move(req), h = std::move(h)]() mutable {
         i->submit(std::move(req), std::move(h));
     });
 }
 
 void dispatcher::async_drain_erased(asio::any_completion_handler<void(error_code)> h) {
-    asio::post(impl_->strand, [i = impl_, h = std::move(h)]() mutable { i->drain(std::move(h)); });
+    asio::post(impl_->ex, [i = impl_, h = std::move(h)]() mutable { i->drain(std::move(h)); });
 }
 
 void dispatcher::stop(bool graceful) {
-    asio::post(impl_->strand, [i = impl_, graceful] { i->do_stop(graceful); });
+    asio::post(impl_->ex, [i = impl_, graceful] { i->do_stop(graceful); });
 }
 
 stats_snapshot dispatcher::stats() const {

@@ -62,4 +62,23 @@ void latency_histogram::merge(const latency_histogram& other) noexcept {
     max_ = std::max(max_, other.max_);
 }
 
+void merge(stats_snapshot& into, const stats_snapshot& from) {
+    into.submitted += from.submitted;
+    into.succeeded += from.succeeded;
+    into.failed += from.failed;
+    into.attempts += from.attempts;
+    into.retries += from.retries;
+    into.rate_limited += from.rate_limited;
+    into.in_flight += from.in_flight;
+    into.admitted += from.admitted;
+    into.prompt_tokens += from.prompt_tokens;
+    into.completion_tokens += from.completion_tokens;
+    for (const auto& [kind, n] : from.failures)
+        into.failures[kind] += n;
+    for (const auto& [kind, n] : from.retry_causes)
+        into.retry_causes[kind] += n;
+    into.latency.merge(from.latency);
+    into.ttfb.merge(from.ttfb);
+}
+
 } // namespace sluice

@@ -56,4 +56,7 @@ struct stats_snapshot {
     latency_histogram ttfb;
 };
 
+/// Adds the counters and histograms of `from` into `into` (several dispatchers' totals).
+void merge(stats_snapshot& into, const stats_snapshot& from);
+
 } // namespace sluice

@@ -1,6 +1,7 @@
 #include "cli/run_command.hpp"
 
 #include "cli/config_file.hpp"
+#include "cli/engine_shards.hpp"
 #include "cli/summary.hpp"
 
 #include <sluice/dispatcher.hpp>
@@ -8,6 +9,7 @@
 #include <sluice/sink/jsonl_writer.hpp>
 #include <sluice/source/jsonl_reader.hpp>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -81,8 +83,12 @@ int open_output(const std::string& path) {
 // not the input. Lines are read on the event loop between completions.
 class batch_job {
 public:
-    batch_job(dispatcher& d, jsonl_reader& in, jsonl_writer& out, std::size_t window)
-        : dispatcher_(d), reader_(in), writer_(out), window_(window) {}
+    batch_job(asio::io_context& loop,
+              engine_shards& engines,
+              jsonl_reader& in,
+              jsonl_writer& out,
+              std::size_t window)
+        : loop_(loop), engines_(engines), reader_(in), writer_(out), window_(window) {}
 
     void start() { fill(); }
 
@@ -106,8 +112,11 @@ private:
                     continue;
                 }
                 ++in_flight_;
-                dispatcher_.async_complete(std::move(rec.request),
-                                           [this](error_code, result r) { on_result(r); });
+                // Results come back to this loop, whichever shard's thread produced them: the
+                // reader, the writer and this object are single-threaded.
+                engines_.next().async_complete(
+                    std::move(rec.request),
+                    asio::bind_executor(loop_, [this](error_code, result r) { on_result(r); }));
             }
         } catch (...) {
             error_ = std::current_exception();
@@ -133,10 +142,11 @@ private:
         if (finished_)
             return;
         finished_ = true;
-        dispatcher_.stop();
+        engines_.stop();
     }
 
-    dispatcher& dispatcher_;
+    asio::io_context& loop_;
+    engine_shards& engines_;
     jsonl_reader& reader_;
     jsonl_writer& writer_;
     std::size_t window_;
@@ -207,10 +217,10 @@ int run(const run_options& o) {
         return exit_io;
     }
 
-    asio::io_context ioc;
-    std::optional<dispatcher> engine;
+    asio::io_context ioc(1);
+    std::optional<engine_shards> engines;
     try {
-        engine.emplace(ioc.get_executor(), opts);
+        engines.emplace(ioc, opts, o.threads);
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';
         return exit_usage;
@@ -219,7 +229,7 @@ int run(const run_options& o) {
     jsonl_reader reader(in_fd);
     jsonl_writer writer(out_fd);
     const std::size_t window = std::max<std::size_t>(256, opts.pool.max_connections * 4);
-    batch_job job(*engine, reader, writer, window);
+    batch_job job(ioc, *engines, reader, writer, window);
 
     const auto started = std::chrono::steady_clock::now();
     asio::post(ioc, [&] { job.start(); });
@@ -246,7 +256,7 @@ int run(const run_options& o) {
     if (out_fd > STDOUT_FILENO)
         ::close(out_fd);
 
-    const stats_snapshot stats = engine->stats();
+    const stats_snapshot stats = engines->stats();
     if (!o.quiet)
         print_summary(std::cerr, stats, job.lines(), job.bad_lines(), wall);
 
@@ -276,6 +286,8 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--rpm", opts->rpm, "Requests per minute limit");
     cmd->add_option("--tpm", opts->tpm, "Tokens per minute limit");
     cmd->add_option("--tier", opts->tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
+    cmd->add_option("--threads", opts->threads, "Event loops, each with its own share of connections and limits (default 1)")
+        ->check(CLI::Range(1u, 64u));
     cmd->add_option("--max-attempts", opts->max_attempts, "Attempts per request, first included (default 5)");
     cmd->add_option("--request-timeout-ms", opts->request_timeout_ms, "Whole-request timeout (default 600000)");
     cmd->add_flag("--mock", opts->mock, "Run against the embedded mock server on a loopback port");

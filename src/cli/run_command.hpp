@@ -35,6 +35,8 @@ struct run_options {
     std::optional<double> tpm;
     std::optional<std::string> tier;
     std::optional<unsigned> max_attempts;
+    /// Event loops (threads); connections and limits are split evenly between them.
+    unsigned threads = 1;
     std::optional<std::uint64_t> request_timeout_ms;
     /// Run against the embedded mock server on an ephemeral loopback port (HTTPS, its
     /// self-signed certificate trusted for this run only).

@@ -1,7 +1,7 @@
 #include <sluice/transport/connection_pool.hpp>
 
 #include "detail/complete.hpp"
-#include "transport/padded_body.hpp"
+#include "transport/response_parser.hpp"
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/connect.hpp>
@@ -57,7 +57,7 @@ struct connection {
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     std::optional<beast::tcp_stream> plain;
     beast::flat_buffer buffer;
-    std::optional<http::response_parser<detail::padded_body>> parser;
+    std::optional<detail::response_parser> parser;
     bool reused = false;
     clock::time_point idle_since;
 
@@ -91,14 +91,6 @@ struct exchange {
 };
 
 using exchange_ptr = std::unique_ptr<exchange>;
-
-void copy_header(const http::response<detail::padded_body>& msg,
-                 beast::string_view name,
-                 std::string& out) {
-    auto it = msg.find(name);
-    if (it != msg.end())
-        out.assign(it->value().data(), it->value().size());
-}
 
 bool is_ip_literal(const std::string& host) {
     error_code ec;
@@ -294,7 +286,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         const exchange& xr = *x; // stays put while the handler owns it
         connection& c = *x->conn;
         c.tcp().expires_after(opts.request_timeout);
-        c.parser.emplace();
+        c.parser.emplace(x->resp);
         c.parser->body_limit(opts.max_body_size);
         auto on_write = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                      std::size_t) mutable {
@@ -343,20 +335,6 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             return fail(std::move(x), ec, "read");
         }
         connection& c = *x->conn;
-        auto& msg = c.parser->get();
-        http_response& r = x->resp;
-        r.status = msg.result_int();
-        r.body = std::move(msg.body());
-        copy_header(msg, "x-request-id", r.request_id);
-        copy_header(msg, "retry-after", r.retry_after);
-        copy_header(msg, "retry-after-ms", r.retry_after_ms);
-        copy_header(msg, "x-should-retry", r.should_retry);
-        copy_header(msg, "x-ratelimit-limit-requests", r.limit_requests);
-        copy_header(msg, "x-ratelimit-limit-tokens", r.limit_tokens);
-        copy_header(msg, "x-ratelimit-remaining-requests", r.remaining_requests);
-        copy_header(msg, "x-ratelimit-remaining-tokens", r.remaining_tokens);
-        copy_header(msg, "x-ratelimit-reset-requests", r.reset_requests);
-        copy_header(msg, "x-ratelimit-reset-tokens", r.reset_tokens);
         const bool keep = c.parser->keep_alive();
         c.parser.reset();
         busy.erase(x->conn.get());
@@ -395,7 +373,11 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     }
 
     void complete(exchange_ptr x) {
-        detail::complete(ex, std::move(x->handler), std::move(x->resp));
+        const auto& handler = x->handler;
+        detail::dispatch_to_handler(ex, handler, [x = std::move(x)]() mutable {
+            auto h = std::move(x->handler);
+            std::move(h)(std::move(x->resp));
+        });
     }
 
     void complete_later(exchange_ptr x) {
