@@ -82,8 +82,19 @@ bool read_message(value_result v, choice& c) {
                 return false;
             c.content = std::move(text);
         } else if (key == "tool_calls") {
-            if (!present(field.value(), c.has_tool_calls))
+            // vLLM sends an empty array when there are none.
+            value_result v = field.value();
+            od::json_type t;
+            if (v.type().get(t))
                 return false;
+            if (t == od::json_type::array) {
+                std::size_t n = 0;
+                if (v.count_elements().get(n))
+                    return false;
+                c.has_tool_calls = n > 0;
+            } else {
+                c.has_tool_calls = t != od::json_type::null;
+            }
         } else if (key == "refusal") {
             if (!present(field.value(), c.has_refusal))
                 return false;

@@ -1,0 +1,69 @@
+#include <sluice/admission/limit_headers.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace sluice;
+using namespace std::chrono_literals;
+using std::chrono::nanoseconds;
+
+TEST_CASE("parse_duration reads the durations OpenAI sends") {
+    CHECK(parse_duration("20ms") == nanoseconds(20ms));
+    CHECK(parse_duration("1s") == nanoseconds(1s));
+    CHECK(parse_duration("1.5s") == nanoseconds(1500ms));
+    CHECK(parse_duration("6m0s") == nanoseconds(6min));
+    CHECK(parse_duration("1h2m3.5s") == nanoseconds(1h + 2min + 3500ms));
+    CHECK(parse_duration("250us") == nanoseconds(250us));
+    CHECK(parse_duration("250\xC2\xB5s") == nanoseconds(250us));
+    CHECK(parse_duration("10ns") == nanoseconds(10));
+    CHECK(parse_duration("2") == nanoseconds(2s)); // a bare number is seconds
+    CHECK(parse_duration(" 7ms ") == nanoseconds(7ms));
+}
+
+TEST_CASE("parse_duration refuses garbage") {
+    for (const char* bad : {"", "-1s", "s", "1x", "ms", "1.2.3s", "abc", "1s garbage", "--"})
+        CHECK_FALSE(parse_duration(bad).has_value());
+}
+
+TEST_CASE("parse_rate_limit_headers keeps sane values and drops the rest") {
+    response_meta_view meta;
+    meta.limit_requests = "3500";
+    meta.limit_tokens = "90000";
+    meta.remaining_requests = "3499";
+    meta.remaining_tokens = "89500.5";
+    meta.reset_requests = "17ms";
+    meta.reset_tokens = "6m0s";
+    const auto h = parse_rate_limit_headers(meta);
+    CHECK(h.limit_requests == 3500);
+    CHECK(h.limit_tokens == 90000);
+    CHECK(h.remaining_requests == 3499);
+    CHECK(h.remaining_tokens == Approx(89500.5));
+    CHECK(h.reset_requests == nanoseconds(17ms));
+    CHECK(h.reset_tokens == nanoseconds(6min));
+
+    response_meta_view odd; // what Azure has sent, and garbage
+    odd.limit_requests = "0";
+    odd.remaining_requests = "-1";
+    odd.limit_tokens = "lots";
+    const auto o = parse_rate_limit_headers(odd);
+    CHECK(o.empty());
+}
+
+TEST_CASE("parse_retry_after prefers retry-after-ms, then seconds, then an HTTP date") {
+    const auto now = std::chrono::system_clock::from_time_t(1445412480); // 2015-10-21 07:28:00
+    response_meta_view m;
+    m.retry_after_ms = "250";
+    m.retry_after = "3";
+    CHECK(parse_retry_after(m, now) == nanoseconds(250ms));
+    m.retry_after_ms = "";
+    CHECK(parse_retry_after(m, now) == nanoseconds(3s));
+    m.retry_after = "0.5";
+    CHECK(parse_retry_after(m, now) == nanoseconds(500ms));
+    m.retry_after = "Wed, 21 Oct 2015 07:28:20 GMT";
+    CHECK(parse_retry_after(m, now) == nanoseconds(20s));
+    m.retry_after = "Wed, 21 Oct 2015 07:27:00 GMT"; // in the past: retry now
+    CHECK(parse_retry_after(m, now) == nanoseconds(0));
+    m.retry_after = "soon";
+    CHECK_FALSE(parse_retry_after(m, now).has_value());
+    m.retry_after = "";
+    CHECK_FALSE(parse_retry_after(m, now).has_value());
+}

@@ -1,0 +1,147 @@
+#include "support/manual_clock.hpp"
+
+#include <sluice/admission/rate_limiter.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace sluice;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A greedy client: asks for admission whenever the limiter says it may, for `span`, and counts
+// what got in. Returns the number of admitted requests.
+int run_greedy(rate_limiter& limiter, test::manual_clock& clock, std::uint64_t cost,
+               std::chrono::seconds span) {
+    const auto end = clock.now() + span;
+    int admitted = 0;
+    while (clock.now() < end) {
+        const auto wait = limiter.try_admit(clock.now(), cost);
+        if (wait == rate_limiter::duration::zero())
+            ++admitted;
+        else
+            clock.advance(wait);
+    }
+    return admitted;
+}
+
+limit_options limits(double rpm, double tpm, double burst_s = 1.0) {
+    limit_options o;
+    o.rpm = rpm;
+    o.tpm = tpm;
+    o.burst = std::chrono::duration<double>(burst_s);
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("an RPM-bound greedy client gets the limit and not more") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 0), clock.now()); // 10/s, burst 10
+    const int admitted = run_greedy(limiter, clock, 100, 60s);
+    // A full bucket at the start, then exactly the refill: 600 + 10.
+    CHECK(admitted >= 600);
+    CHECK(admitted <= 610);
+}
+
+TEST_CASE("a TPM-bound greedy client gets the token limit and not more") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(100000, 60000), clock.now()); // 1000 tokens/s
+    const int admitted = run_greedy(limiter, clock, 500, 60s);
+    // 60,000 tokens a minute at 500 each: 120, plus one second of burst (2).
+    CHECK(admitted >= 120);
+    CHECK(admitted <= 122);
+}
+
+TEST_CASE("the limiter does not let a minute's budget out in the first second") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(3500, 0), clock.now());
+    int first_second = 0;
+    while (limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero())
+        ++first_second;
+    // about one second's worth (3500 / 60), not 3500
+    CHECK(first_second == 58);
+}
+
+TEST_CASE("a request bigger than one second's tokens gets in when the bucket is full") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 6000), clock.now()); // 100 tokens/s, bucket 100
+    REQUIRE(limiter.try_admit(clock.now(), 100) == rate_limiter::duration::zero());
+    // 250 tokens: more than the bucket holds, less than the minute's limit.
+    const auto wait = limiter.try_admit(clock.now(), 250);
+    CHECK(wait == std::chrono::duration_cast<rate_limiter::duration>(1s));
+    clock.advance(wait);
+    CHECK(limiter.try_admit(clock.now(), 250) == rate_limiter::duration::zero());
+    // It left a debt of 150 tokens: the next small request waits for it to be paid.
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(1510ms));
+}
+
+TEST_CASE("a request costing more than the token limit is refused as too large") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 40000), clock.now());
+    CHECK_FALSE(limiter.too_large(40000));
+    CHECK(limiter.too_large(40001));
+    rate_limiter unlimited(limits(0, 0), clock.now());
+    CHECK_FALSE(unlimited.too_large(1'000'000'000));
+}
+
+TEST_CASE("settle refunds an overestimate and charges an underestimate") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 6000), clock.now()); // bucket of 100 tokens
+    REQUIRE(limiter.try_admit(clock.now(), 100) == rate_limiter::duration::zero());
+    limiter.settle(clock.now(), 100, 40); // the response used 40: 60 come back
+    CHECK(limiter.try_admit(clock.now(), 60) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) > rate_limiter::duration::zero());
+    limiter.settle(clock.now(), 10, 110); // 100 more than estimated: a debt
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(1010ms));
+}
+
+TEST_CASE("hold_until stops all admission until the hint and starts empty after it") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 0), clock.now()); // bucket of 10
+    limiter.hold_until(clock.now() + 2s);
+    CHECK(limiter.try_admit(clock.now(), 1) == std::chrono::duration_cast<rate_limiter::duration>(2s));
+    clock.advance(2s);
+    // The bucket was drained for the end of the hold: one request's refill time (0.1 s).
+    CHECK(limiter.try_admit(clock.now(), 1) == std::chrono::duration_cast<rate_limiter::duration>(100ms));
+    clock.advance(100ms);
+    CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+}
+
+TEST_CASE("reconcile never leaves more than the server says remains") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 60000), clock.now());
+    rate_limit_headers h;
+    h.remaining_requests = 2;
+    h.remaining_tokens = 50000;
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) > rate_limiter::duration::zero());
+}
+
+TEST_CASE("reconcile adopts a lower server limit and reports it") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(1800, 0), clock.now());
+    rate_limit_headers h;
+    h.limit_requests = 600;
+    CHECK(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 600);
+    CHECK_FALSE(limiter.reconcile(clock.now(), h)); // already adopted: reported once
+    h.limit_requests = 6000;                        // a higher server limit is not adopted
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 600);
+    const int admitted = run_greedy(limiter, clock, 1, 60s);
+    CHECK(admitted <= 610);
+}
+
+TEST_CASE("limit_options::validate names the bad field") {
+    limit_options o;
+    o.rpm = -1;
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.rpm"));
+    o = {};
+    o.burst = std::chrono::duration<double>(0);
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.burst"));
+}

@@ -1,0 +1,125 @@
+#include <sluice/admission/retry_policy.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace sluice;
+using namespace std::chrono_literals;
+using std::chrono::nanoseconds;
+using action = retry_decision::action;
+
+namespace {
+
+attempt_outcome status(unsigned s, std::string_view code = {}) {
+    attempt_outcome o;
+    o.status = s;
+    o.provider_code = code;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("classify maps statuses and provider codes to errors") {
+    CHECK_FALSE(classify(status(200)));
+    CHECK(classify(status(429, "rate_limit_exceeded")) == errc::rate_limited);
+    CHECK(classify(status(429)) == errc::rate_limited);
+    for (auto code : {"insufficient_quota", "credit_balance_exhausted",
+                      "organization_spend_limit_exceeded", "project_spend_limit_exceeded",
+                      "organization_usage_limit_exceeded"})
+        CHECK(classify(status(429, code)) == errc::quota_exhausted);
+    for (unsigned s : {408u, 409u, 500u, 502u, 503u, 504u})
+        CHECK(classify(status(s)) == errc::server_error);
+    for (unsigned s : {400u, 401u, 403u, 404u, 422u})
+        CHECK(classify(status(s)) == errc::client_error);
+    attempt_outcome reset;
+    reset.transport_error = boost::asio::error::connection_reset;
+    CHECK(classify(reset) == boost::asio::error::connection_reset);
+}
+
+TEST_CASE("retryable failures are retried, the others never") {
+    retry_policy p(retry_options{}, 1);
+    CHECK(p.decide(status(200), 1).what == action::done);
+    for (unsigned s : {408u, 409u, 429u, 500u, 503u})
+        CHECK(p.decide(status(s), 1).what == action::retry);
+    for (unsigned s : {400u, 401u, 403u, 404u, 422u}) {
+        const auto d = p.decide(status(s), 1);
+        CHECK(d.what == action::give_up);
+        CHECK(d.ec == errc::client_error);
+    }
+    const auto quota = p.decide(status(429, "insufficient_quota"), 1);
+    CHECK(quota.what == action::give_up);
+    CHECK(quota.ec == errc::quota_exhausted);
+    attempt_outcome refused;
+    refused.transport_error = boost::asio::error::connection_refused;
+    CHECK(p.decide(refused, 1).what == action::retry);
+}
+
+TEST_CASE("max_attempts bounds the retries and keeps the cause") {
+    retry_options o;
+    o.max_attempts = 3;
+    retry_policy p(o, 1);
+    CHECK(p.decide(status(503), 1).what == action::retry);
+    CHECK(p.decide(status(503), 2).what == action::retry);
+    const auto last = p.decide(status(503), 3);
+    CHECK(last.what == action::give_up);
+    CHECK(last.ec == errc::server_error);
+}
+
+TEST_CASE("the server's hint sets the delay, capped by max_retry_after") {
+    retry_options o;
+    o.max_retry_after = 10s;
+    retry_policy p(o, 1);
+    auto out = status(429, "rate_limit_exceeded");
+    out.retry_after = nanoseconds(1200ms);
+    CHECK(p.decide(out, 1).delay == nanoseconds(1200ms));
+    out.retry_after = nanoseconds(5min);
+    CHECK(p.decide(out, 1).delay == nanoseconds(10s));
+}
+
+TEST_CASE("x-should-retry overrides the status rule but never a quota error") {
+    retry_policy p(retry_options{}, 1);
+    auto no = status(503);
+    no.should_retry = false;
+    CHECK(p.decide(no, 1).what == action::give_up);
+    auto yes = status(400);
+    yes.should_retry = true;
+    CHECK(p.decide(yes, 1).what == action::retry);
+    auto quota = status(429, "insufficient_quota");
+    quota.should_retry = true;
+    CHECK(p.decide(quota, 1).what == action::give_up);
+}
+
+TEST_CASE("backoff is full jitter within the doubling window, capped") {
+    retry_options o; // 0.5 s initial, 8 s cap
+    retry_policy p(o, 42);
+    for (unsigned attempt = 1; attempt <= 10; ++attempt) {
+        const nanoseconds ceiling = std::min<nanoseconds>(nanoseconds(500ms) * (1 << (attempt - 1)), nanoseconds(8s));
+        nanoseconds lo = ceiling, hi{0};
+        for (int i = 0; i < 200; ++i) {
+            const auto d = p.backoff(attempt);
+            CHECK(d >= nanoseconds(0));
+            CHECK(d <= ceiling);
+            lo = std::min(lo, d);
+            hi = std::max(hi, d);
+        }
+        // Spread over the window, not stuck at one end.
+        CHECK(lo < ceiling / 4);
+        CHECK(hi > ceiling * 3 / 4);
+    }
+}
+
+TEST_CASE("the same seed gives the same backoff sequence") {
+    retry_policy a(retry_options{}, 7), b(retry_options{}, 7);
+    for (unsigned i = 1; i <= 5; ++i)
+        CHECK(a.backoff(i) == b.backoff(i));
+}
+
+TEST_CASE("retry_options::validate names the bad field") {
+    retry_options o;
+    o.max_attempts = 0;
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("retry.max_attempts"));
+    o = {};
+    o.max_backoff = 1ms;
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("retry.max_backoff"));
+}

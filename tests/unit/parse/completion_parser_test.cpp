@@ -1,0 +1,179 @@
+#include "support/temp_dir.hpp"
+
+#include <sluice/parse/completion_parser.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace sluice;
+
+namespace {
+
+std::string fixture(const std::string& name) {
+    return test::read_file(std::string(SLUICE_TEST_FIXTURES) + "/responses/" + name);
+}
+
+// Parses with spare capacity for the zero-copy path.
+completion parse_ok(const std::string& name) {
+    std::string body = fixture(name);
+    body.reserve(body.size() + parse_padding);
+    completion_parser p;
+    completion c;
+    const error_code ec = p.parse(body, c);
+    INFO(name << ": " << ec.message());
+    REQUIRE_FALSE(ec);
+    return c;
+}
+
+error_code parse_error(const std::string& name) {
+    const std::string body = fixture(name);
+    completion_parser p;
+    completion c;
+    const error_code ec = p.parse(body, c);
+    CHECK(c.choices.empty());
+    CHECK_FALSE(c.error.has_value());
+    return ec;
+}
+
+} // namespace
+
+TEST_CASE("a plain OpenAI answer yields id, model, choice and usage") {
+    const completion c = parse_ok("plain.json");
+    CHECK(c.id == "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+    CHECK(c.model == "gpt-4.1-2025-04-14");
+    REQUIRE(c.choices.size() == 1);
+    CHECK(c.choices[0].index == 0);
+    CHECK(c.choices[0].content == "Hello! How can I assist you today?");
+    CHECK(c.choices[0].finish_reason == "stop");
+    CHECK_FALSE(c.choices[0].has_tool_calls);
+    CHECK_FALSE(c.choices[0].has_refusal);
+    REQUIRE(c.usage);
+    CHECK(c.usage->prompt_tokens == 19);
+    CHECK(c.usage->completion_tokens == 10);
+    CHECK(c.usage->total_tokens == 29);
+    CHECK_FALSE(c.error);
+}
+
+TEST_CASE("n=3 gives three choices in order") {
+    const completion c = parse_ok("n3.json");
+    REQUIRE(c.choices.size() == 3);
+    CHECK(c.choices[0].content == "Red.");
+    CHECK(c.choices[1].index == 1);
+    CHECK(c.choices[1].finish_reason == "length");
+    CHECK(c.choices[2].content == "Blue.");
+}
+
+TEST_CASE("tool calls come with null content") {
+    const completion c = parse_ok("tool_calls.json");
+    REQUIRE(c.choices.size() == 1);
+    CHECK_FALSE(c.choices[0].content.has_value());
+    CHECK(c.choices[0].has_tool_calls);
+    CHECK_FALSE(c.choices[0].has_refusal);
+    CHECK(c.choices[0].finish_reason == "tool_calls");
+}
+
+TEST_CASE("a refusal is flagged") {
+    const completion c = parse_ok("refusal.json");
+    CHECK(c.choices[0].has_refusal);
+    CHECK_FALSE(c.choices[0].content.has_value());
+}
+
+TEST_CASE("missing usage is allowed") {
+    const completion c = parse_ok("no_usage.json");
+    CHECK(c.choices[0].content == "Sure.");
+    CHECK_FALSE(c.usage.has_value());
+}
+
+TEST_CASE("escapes and non-ASCII text come out right") {
+    const completion c = parse_ok("unicode.json");
+    CHECK(c.choices[0].content ==
+          "caf\xC3\xA9 \xF0\x9F\x98\x80 \"q\" \\ back\nline \xE6\x97\xA5\xE6\x9C\xAC \xC3\xBC" "ber");
+}
+
+TEST_CASE("vLLM and llama.cpp bodies parse, whatever their field order") {
+    const completion v = parse_ok("vllm.json");
+    CHECK(v.choices[0].content == "Paris is the capital of France.");
+    CHECK_FALSE(v.choices[0].has_tool_calls); // an empty array is present but not null
+    CHECK(v.usage->completion_tokens == 8);
+    const completion l = parse_ok("llamacpp.json");
+    CHECK(l.id == "chatcmpl-llama");
+    CHECK(l.choices[0].content == "Four.");
+    CHECK(l.usage->total_tokens == 23);
+    const completion r = parse_ok("reordered.json");
+    CHECK(r.id == "x1");
+    CHECK(r.choices[0].content == "Reordered.");
+    CHECK(r.usage->prompt_tokens == 10);
+}
+
+TEST_CASE("error bodies give the provider's message, type, code and param") {
+    const completion rl = parse_ok("error_rate_limit.json");
+    REQUIRE(rl.error);
+    CHECK(rl.error->code == "rate_limit_exceeded");
+    CHECK(rl.error->type == "requests");
+    CHECK(rl.error->message.rfind("Rate limit reached", 0) == 0);
+    CHECK(rl.error->param.empty());
+    const completion q = parse_ok("error_quota.json");
+    CHECK(q.error->code == "insufficient_quota");
+    const completion inv = parse_ok("error_invalid.json");
+    CHECK(inv.error->type == "invalid_request_error");
+    CHECK(inv.error->param == "messages");
+    CHECK(inv.error->code == "empty_array");
+    const completion s = parse_ok("error_server.json");
+    CHECK(s.error->type == "server_error");
+    CHECK(s.error->code == "500"); // a numeric code is kept as its text
+    CHECK(s.choices.empty());
+}
+
+TEST_CASE("bodies that are not a chat completion are malformed_response, never a crash") {
+    for (const char* name : {"truncated.json", "html_502.html", "empty.json", "array.json"}) {
+        INFO(name);
+        CHECK(parse_error(name) == errc::malformed_response);
+    }
+}
+
+TEST_CASE("the zero-copy and the copying path give the same answer") {
+    std::string tight = fixture("n3.json");
+    tight.shrink_to_fit();
+    std::string roomy = tight;
+    roomy.reserve(roomy.size() + parse_padding);
+    completion_parser p;
+    completion a, b;
+    REQUIRE_FALSE(p.parse(tight.data(), tight.size(), tight.size(), a));
+    REQUIRE_FALSE(p.parse(roomy, b));
+    REQUIRE(a.choices.size() == b.choices.size());
+    for (std::size_t i = 0; i < a.choices.size(); ++i)
+        CHECK(a.choices[i].content == b.choices[i].content);
+    CHECK(a.usage->total_tokens == b.usage->total_tokens);
+}
+
+TEST_CASE("one parser serves many bodies in turn") {
+    completion_parser p;
+    completion c;
+    for (int i = 0; i < 3; ++i) {
+        for (const char* name : {"plain.json", "error_quota.json", "html_502.html", "n3.json"}) {
+            const std::string body = fixture(name);
+            const error_code ec = p.parse(body, c);
+            if (std::string(name) == "html_502.html")
+                CHECK(ec == errc::malformed_response);
+            else
+                CHECK_FALSE(ec);
+        }
+    }
+    CHECK(c.choices.size() == 3);
+}
+
+TEST_CASE("every prefix of an answer parses correctly or fails cleanly") {
+    const std::string full = fixture("plain.json");
+    completion_parser p;
+    for (std::size_t n = 0; n < full.size(); ++n) {
+        std::string prefix = full.substr(0, n);
+        completion c;
+        const error_code ec = p.parse(prefix, c);
+        if (!ec) {
+            // Only a prefix that is itself a complete document may parse.
+            REQUIRE(c.choices.size() == 1);
+            CHECK(c.choices[0].content == "Hello! How can I assist you today?");
+        } else {
+            CHECK(ec == errc::malformed_response);
+        }
+    }
+}
