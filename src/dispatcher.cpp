@@ -8,7 +8,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/http/error.hpp>
 
 #include <deque>
 #include <iostream>
@@ -212,9 +211,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         completion& parsed = op->res.completion;
         parsed = completion{};
         if (resp.ec) {
-            outcome.transport_error = resp.ec == boost::beast::http::error::body_limit
-                                          ? make_error_code(errc::body_too_large)
-                                          : resp.ec;
+            outcome.transport_error = resp.ec;
         } else {
             outcome.status = resp.status;
             const error_code pec = parser.parse(resp.body, parsed);

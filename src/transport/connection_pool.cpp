@@ -329,11 +329,8 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     }
 
     void on_body(exchange_ptr x, error_code ec) {
-        if (ec) {
-            if (ec == http::error::body_limit)
-                ec = errc::body_too_large;
+        if (ec)
             return fail(std::move(x), ec, "read");
-        }
         connection& c = *x->conn;
         const bool keep = c.parser->keep_alive();
         c.parser.reset();
@@ -367,7 +364,9 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             busy.erase(x->conn.get());
             release(std::move(x->conn), false);
         }
-        x->resp.ec = ec;
+        // A Content-Length over the limit is refused while reading the header, a chunked
+        // body while reading it: either way it is the same failure for the caller.
+        x->resp.ec = ec == http::error::body_limit ? make_error_code(errc::body_too_large) : ec;
         x->resp.failed_step = step;
         complete(std::move(x));
     }

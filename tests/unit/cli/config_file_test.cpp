@@ -1,0 +1,149 @@
+#include "cli/config_file.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+
+using namespace sluice;
+using namespace sluice::cli;
+
+namespace {
+
+std::string write_config(const test::temp_dir& dir, const std::string& text) {
+    const std::string path = dir.file("c.toml");
+    test::write_file(path, text);
+    return path;
+}
+
+std::string error_of(const std::string& path) {
+    dispatcher_options o;
+    try {
+        apply_config_file(path, o);
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+} // namespace
+
+TEST_CASE("configs/default.toml states exactly the defaults of the option structs") {
+    dispatcher_options loaded;
+    loaded.base_url = "changed";
+    loaded.pool.max_connections = 1;
+    loaded.retry.max_attempts = 9;
+    loaded.limits.burst = std::chrono::duration<double>(7);
+    loaded.estimate.default_max_tokens = 1;
+    const auto settings =
+        apply_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.toml", loaded);
+    const dispatcher_options d;
+    CHECK(loaded.base_url == d.base_url);
+    CHECK(loaded.queue_limit == d.queue_limit);
+    CHECK(loaded.on_full == d.on_full);
+    CHECK(loaded.pool.max_connections == d.pool.max_connections);
+    CHECK(loaded.pool.connect_timeout == d.pool.connect_timeout);
+    CHECK(loaded.pool.handshake_timeout == d.pool.handshake_timeout);
+    CHECK(loaded.pool.request_timeout == d.pool.request_timeout);
+    CHECK(loaded.pool.idle_timeout == d.pool.idle_timeout);
+    CHECK(loaded.pool.max_body_size == d.pool.max_body_size);
+    CHECK(loaded.tls.insecure == d.tls.insecure);
+    CHECK(loaded.limits.rpm == d.limits.rpm);
+    CHECK(loaded.limits.tpm == d.limits.tpm);
+    CHECK(loaded.limits.burst == d.limits.burst);
+    CHECK(loaded.retry.max_attempts == d.retry.max_attempts);
+    CHECK(loaded.retry.initial_backoff == d.retry.initial_backoff);
+    CHECK(loaded.retry.max_backoff == d.retry.max_backoff);
+    CHECK(loaded.retry.max_retry_after == d.retry.max_retry_after);
+    CHECK(loaded.estimate.chars_per_token == d.estimate.chars_per_token);
+    CHECK(loaded.estimate.per_message_overhead == d.estimate.per_message_overhead);
+    CHECK(loaded.estimate.per_request_overhead == d.estimate.per_request_overhead);
+    CHECK(loaded.estimate.default_max_tokens == d.estimate.default_max_tokens);
+    CHECK(settings.api_key_env == "OPENAI_API_KEY");
+    CHECK(settings.tier.empty());
+}
+
+TEST_CASE("the tiers compiled in are the provider's numbers") {
+    const auto tiers = builtin_tiers();
+    std::map<std::string, std::pair<double, double>> by_name;
+    for (const auto& t : tiers)
+        by_name[t.name] = {t.rpm, t.tpm};
+    CHECK(by_name.at("free") == std::pair<double, double>(20, 40000));
+    CHECK(by_name.at("payg-first-48h") == std::pair<double, double>(60, 60000));
+    CHECK(by_name.at("payg") == std::pair<double, double>(3500, 90000));
+    CHECK(load_tiers(std::string(SLUICE_SOURCE_DIR) + "/configs/tiers.toml").size() == tiers.size());
+    CHECK_THROWS_WITH(find_tier(tiers, "gold"),
+                      Catch::Contains("gold") && Catch::Contains("free") && Catch::Contains("payg"));
+}
+
+TEST_CASE("a config file sets what it names and nothing else") {
+    test::temp_dir dir;
+    const auto path = write_config(dir, R"(
+base_url = "http://127.0.0.1:8000/v1"
+api_key_env = "MY_KEY"
+[pool]
+max_connections = 8
+request_timeout_ms = 5000
+[limits]
+tier = "free"
+tpm = 1000
+burst_seconds = 2.5
+[retry]
+max_attempts = 2
+)");
+    dispatcher_options o;
+    const auto s = apply_config_file(path, o);
+    CHECK(o.base_url == "http://127.0.0.1:8000/v1");
+    CHECK(o.pool.max_connections == 8);
+    CHECK(o.pool.request_timeout == std::chrono::milliseconds(5000));
+    CHECK(o.pool.connect_timeout == pool_options{}.connect_timeout);
+    CHECK(o.limits.tpm == 1000);
+    CHECK(o.limits.burst == std::chrono::duration<double>(2.5));
+    CHECK(o.retry.max_attempts == 2);
+    CHECK(s.api_key_env == "MY_KEY");
+    CHECK(s.tier == "free");
+}
+
+TEST_CASE("config errors name the file, the line and the key") {
+    test::temp_dir dir;
+    auto e = error_of(write_config(dir, "[pool]\nmax_conections = 3\n"));
+    CHECK_THAT(e, Catch::Contains("c.toml:2") && Catch::Contains("max_conections") &&
+                      Catch::Contains("unknown key"));
+    e = error_of(write_config(dir, "\n\n[pool]\nmax_connections = \"many\"\n"));
+    CHECK_THAT(e, Catch::Contains("c.toml:4") && Catch::Contains("[pool] max_connections") &&
+                      Catch::Contains("integer"));
+    e = error_of(write_config(dir, "[retry]\nmax_attempts = 0\n"));
+    CHECK_THAT(e, Catch::Contains("c.toml:2") && Catch::Contains(">= 1"));
+    e = error_of(write_config(dir, "[limitz]\nrpm = 1\n"));
+    CHECK_THAT(e, Catch::Contains("unknown section [limitz]"));
+    e = error_of(write_config(dir, "on_full = \"drop\"\n"));
+    CHECK_THAT(e, Catch::Contains("on_full") && Catch::Contains("wait"));
+    e = error_of(write_config(dir, "base_url = \"ftp://x\"\n"));
+    CHECK_THAT(e, Catch::Contains("base_url"));
+    e = error_of(write_config(dir, "[pool\nmax_connections = 3\n"));
+    CHECK_THAT(e, Catch::Contains("c.toml:1"));
+    e = error_of(dir.file("missing.toml"));
+    CHECK_THAT(e, Catch::Contains("missing.toml"));
+}
+
+TEST_CASE("the environment overrides the file the way the SDKs read it") {
+    std::map<std::string, std::string> env{{"OPENAI_BASE_URL", "http://127.0.0.1:9/v1"},
+                                           {"MY_KEY", "sk-from-env"},
+                                           {"OPENAI_ORG_ID", "org-1"},
+                                           {"OPENAI_PROJECT_ID", ""}};
+    auto getenv = [&](const char* name) -> const char* {
+        auto it = env.find(name);
+        return it == env.end() ? nullptr : it->second.c_str();
+    };
+    dispatcher_options o;
+    o.project = "proj-from-file";
+    apply_environment(o, "MY_KEY", getenv);
+    CHECK(o.base_url == "http://127.0.0.1:9/v1");
+    CHECK(o.api_key == "sk-from-env");
+    CHECK(o.organization == "org-1");
+    CHECK(o.project == "proj-from-file"); // an empty variable does not erase a setting
+    dispatcher_options untouched;
+    apply_environment(untouched, "OPENAI_API_KEY", [](const char*) -> const char* { return nullptr; });
+    CHECK(untouched.base_url == "https://api.openai.com/v1");
+    CHECK(untouched.api_key.empty());
+}

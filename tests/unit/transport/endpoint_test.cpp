@@ -1,0 +1,62 @@
+#include <sluice/transport/endpoint.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace sluice;
+
+namespace {
+
+endpoint parse_ok(std::string_view url) {
+    error_code ec;
+    endpoint ep = endpoint::parse(url, ec);
+    INFO(url);
+    REQUIRE_FALSE(ec);
+    return ep;
+}
+
+} // namespace
+
+TEST_CASE("base URLs split into scheme, host, port and path prefix") {
+    auto ep = parse_ok("https://api.openai.com/v1");
+    CHECK(ep.tls);
+    CHECK(ep.host == "api.openai.com");
+    CHECK(ep.port == 443);
+    CHECK(ep.path_prefix == "/v1");
+    CHECK(ep.target("/chat/completions") == "/v1/chat/completions");
+    CHECK(ep.host_header() == "api.openai.com");
+    CHECK_FALSE(ep.host_is_ip());
+
+    ep = parse_ok("http://127.0.0.1:8000/v1/");
+    CHECK_FALSE(ep.tls);
+    CHECK(ep.port == 8000);
+    CHECK(ep.path_prefix == "/v1");
+    CHECK(ep.host_header() == "127.0.0.1:8000");
+    CHECK(ep.host_is_ip());
+
+    ep = parse_ok("HTTP://localhost");
+    CHECK(ep.port == 80);
+    CHECK(ep.path_prefix.empty());
+    CHECK(ep.target("/chat/completions") == "/chat/completions");
+
+    ep = parse_ok("https://[::1]:8443/openai/v1");
+    CHECK(ep.host == "::1");
+    CHECK(ep.port == 8443);
+    CHECK(ep.path_prefix == "/openai/v1");
+    CHECK(ep.host_header() == "[::1]:8443");
+    CHECK(ep.host_is_ip());
+
+    ep = parse_ok("https://example.com:443/v1");
+    CHECK(ep.host_header() == "example.com"); // the default port is not repeated
+}
+
+TEST_CASE("malformed or unsupported URLs are invalid_url") {
+    for (const char* bad : {"", "api.openai.com/v1", "ftp://x/v1", "https://", "https:///v1",
+                            "https://user:pw@host/v1", "https://host:0/v1", "https://host:99999/v1",
+                            "https://host:abc/v1", "https://host:/v1", "https://[::1/v1",
+                            "https://[nothex]/v1", "https://host?x=1", "https://ho st/v1"}) {
+        INFO(bad);
+        error_code ec;
+        endpoint::parse(bad, ec);
+        CHECK(ec == errc::invalid_url);
+    }
+}
