@@ -68,8 +68,8 @@ bool read_message(value_result v, choice& c) {
     if (v.get_object().get(message))
         return false;
     for (auto field : message) {
-        std::string_view key;
-        if (field.unescaped_key().get(key))
+        od::raw_json_string key;
+        if (field.key().get(key))
             return false;
         if (key == "content") {
             od::json_type t;
@@ -108,8 +108,8 @@ bool read_choice(value_result v, choice& c) {
     if (v.get_object().get(object))
         return false;
     for (auto field : object) {
-        std::string_view key;
-        if (field.unescaped_key().get(key))
+        od::raw_json_string key;
+        if (field.key().get(key))
             return false;
         if (key == "index") {
             std::uint64_t index = 0;
@@ -151,8 +151,8 @@ bool read_usage(value_result v, std::optional<usage>& out) {
         return false;
     usage u;
     for (auto field : object) {
-        std::string_view key;
-        if (field.unescaped_key().get(key))
+        od::raw_json_string key;
+        if (field.key().get(key))
             return false;
         std::uint64_t* target = key == "prompt_tokens"       ? &u.prompt_tokens
                                 : key == "completion_tokens" ? &u.completion_tokens
@@ -171,8 +171,8 @@ bool read_error(value_result v, std::optional<provider_error>& out) {
         return false;
     provider_error e;
     for (auto field : object) {
-        std::string_view key;
-        if (field.unescaped_key().get(key))
+        od::raw_json_string key;
+        if (field.key().get(key))
             return false;
         std::string* target = key == "message" ? &e.message
                               : key == "type"  ? &e.type
@@ -212,8 +212,8 @@ struct completion_parser::impl {
             return false;
         // One pass over the top level in document order; unknown fields are skipped unread.
         for (auto field : root) {
-            std::string_view key;
-            if (field.unescaped_key().get(key))
+            od::raw_json_string key;
+            if (field.key().get(key))
                 return false;
             bool ok = true;
             if (key == "id")
