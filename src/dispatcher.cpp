@@ -107,7 +107,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     void submit(request req, result_handler h) {
         if (stopped) {
-            deliver_now(std::move(req.custom_id), errc::stopped, std::move(h));
+            // After a fatal error the request was refused, not failed: a resumed run sends it.
+            deliver_now(std::move(req.custom_id), stopped_by ? errc::not_attempted : errc::stopped,
+                        std::move(h));
             return;
         }
         if (pending >= opts.queue_limit) {
@@ -294,8 +296,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     // Quota exhaustion cannot be fixed by waiting: stop admitting, let the wire drain, and
     // hand back everything not yet sent as not attempted.
     void on_fatal(const error_code& ec) {
-        if (!stopped)
+        if (!stopped) {
+            stopped_by = ec;
             std::cerr << "sluice: " << ec.message() << "; no further requests are sent\n";
+        }
         do_stop(true);
     }
 
@@ -339,6 +343,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         r.custom_id = std::move(custom_id);
         r.ec = e;
         r.message = r.ec.message();
+        if (stopped_by)
+            r.message += " (" + stopped_by.message() + ")";
         r.times.queued = r.times.done = clock::now();
         auto rp = std::make_unique<result>(std::move(r));
         // The executor is taken before the handler moves into the function.
@@ -394,6 +400,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             const error_code ec = op->res.attempts == 0 ? make_error_code(errc::not_attempted)
                                   : op->last_error      ? op->last_error
                                                         : make_error_code(errc::stopped);
+            if (stopped_by && op->res.attempts == 0)
+                op->res.message = ec.message() + " (" + stopped_by.message() + ")";
             finish(std::move(op), ec);
         }
         for (request_op* op : sleeping)
@@ -422,6 +430,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     asio::steady_timer admit_timer;
     bool admit_timer_armed = false;
     bool stopped = false;
+    error_code stopped_by; // the fatal error that stopped admission, if one did
     bool reported_lower_limit = false;
 
     std::deque<op_ptr> waiting;                              // admission queue, FIFO

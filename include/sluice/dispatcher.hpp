@@ -101,6 +101,10 @@ public:
     /// Stops admitting: requests not yet sent complete with errc::not_attempted (or
     /// errc::stopped when submitted afterwards); requests on the wire are allowed to finish
     /// (`graceful`) or cancelled at once. Idempotent; safe from any thread.
+    ///
+    /// The dispatcher stops itself the same way when a fatal error arrives (quota exhausted);
+    /// submissions after that complete with errc::not_attempted, since they were refused and a
+    /// resumed run should send them.
     void stop(bool graceful = true);
 
     /// A snapshot of the counters; safe from any thread.
