@@ -44,7 +44,8 @@ using result_handler = asio::any_completion_handler<void(error_code, result)>;
 struct request_op {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.
-    explicit request_op(result_handler h) : handler(std::move(h)) {}
+    explicit request_op(result_handler h)
+        : handler(std::move(h)) {}
 
     request req;
     result_handler handler;
@@ -108,7 +109,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     void submit(request req, result_handler h) {
         if (stopped) {
             // After a fatal error the request was refused, not failed: a resumed run sends it.
-            deliver_now(std::move(req.custom_id), stopped_by ? errc::not_attempted : errc::stopped,
+            deliver_now(std::move(req.custom_id),
+                        stopped_by ? errc::not_attempted : errc::stopped,
                         std::move(h));
             return;
         }
@@ -127,7 +129,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock::now();
-        op->cost = req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
+        op->cost =
+            req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
         op->req = std::move(req);
         ++pending;
         {
@@ -135,10 +138,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.submitted;
         }
         if (limiter.too_large(op->cost)) {
-            op->res.message = "estimated cost of " + std::to_string(op->cost) +
-                              " tokens exceeds the limit of " +
-                              std::to_string(static_cast<std::uint64_t>(opts.limits.tpm)) +
-                              " tokens per minute";
+            op->res.message =
+                "estimated cost of " + std::to_string(op->cost) + " tokens exceeds the limit of " +
+                std::to_string(static_cast<std::uint64_t>(opts.limits.tpm)) + " tokens per minute";
             finish(std::move(op), errc::request_too_large);
             return;
         }
@@ -188,12 +190,12 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         const std::string_view body = op->req.body;
         pool.async_exchange(
             body,
-            asio::bind_executor(ex, [self = shared_from_this(), op = std::move(op)](
-                                            http_response resp) mutable {
-                --self->on_wire;
-                self->on_response(std::move(op), std::move(resp));
-                self->pump();
-            }));
+            asio::bind_executor(
+                ex, [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
+                    --self->on_wire;
+                    self->on_response(std::move(op), std::move(resp));
+                    self->pump();
+                }));
     }
 
     void on_response(op_ptr op, http_response resp) {
@@ -238,7 +240,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.rate_limited;
         }
         if (decision.ec == errc::rate_limited && outcome.retry_after)
-            limiter.hold_until(now + std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
+            limiter.hold_until(now +
+                               std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
 
         op->res.status = resp.status;
         op->res.request_id = std::move(resp.request_id);
@@ -282,8 +285,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 self->sleeping.erase(op.get());
                 op->retry_timer.reset();
                 if (self->stopped) {
-                    self->finish(std::move(op), op->last_error ? op->last_error
-                                                               : make_error_code(errc::stopped));
+                    self->finish(std::move(op),
+                                 op->last_error ? op->last_error : make_error_code(errc::stopped));
                     return;
                 }
                 // A retry goes back through admission: failed requests count against the
@@ -473,6 +476,8 @@ stats_snapshot dispatcher::stats() const {
     return s;
 }
 
-const dispatcher_options& dispatcher::options() const noexcept { return impl_->opts; }
+const dispatcher_options& dispatcher::options() const noexcept {
+    return impl_->opts;
+}
 
 } // namespace sluice

@@ -12,22 +12,38 @@ namespace {
 
 const char* errc_name(errc e) noexcept {
     switch (e) {
-    case errc::bad_input_line: return "bad_input_line";
-    case errc::duplicate_custom_id: return "duplicate_custom_id";
-    case errc::malformed_response: return "malformed_response";
-    case errc::body_too_large: return "body_too_large";
-    case errc::rate_limited: return "rate_limited";
-    case errc::quota_exhausted: return "quota_exhausted";
-    case errc::server_error: return "server_error";
-    case errc::client_error: return "client_error";
-    case errc::retries_exhausted: return "retries_exhausted";
-    case errc::retry_budget_exhausted: return "retry_budget_exhausted";
-    case errc::request_too_large: return "request_too_large";
-    case errc::queue_full: return "queue_full";
-    case errc::stopped: return "stopped";
-    case errc::not_attempted: return "not_attempted";
-    case errc::request_timeout: return "request_timeout";
-    case errc::invalid_url: return "invalid_url";
+    case errc::bad_input_line:
+        return "bad_input_line";
+    case errc::duplicate_custom_id:
+        return "duplicate_custom_id";
+    case errc::malformed_response:
+        return "malformed_response";
+    case errc::body_too_large:
+        return "body_too_large";
+    case errc::rate_limited:
+        return "rate_limited";
+    case errc::quota_exhausted:
+        return "quota_exhausted";
+    case errc::server_error:
+        return "server_error";
+    case errc::client_error:
+        return "client_error";
+    case errc::retries_exhausted:
+        return "retries_exhausted";
+    case errc::retry_budget_exhausted:
+        return "retry_budget_exhausted";
+    case errc::request_too_large:
+        return "request_too_large";
+    case errc::queue_full:
+        return "queue_full";
+    case errc::stopped:
+        return "stopped";
+    case errc::not_attempted:
+        return "not_attempted";
+    case errc::request_timeout:
+        return "request_timeout";
+    case errc::invalid_url:
+        return "invalid_url";
     }
     return "unknown";
 }
@@ -38,22 +54,38 @@ public:
 
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-        case errc::bad_input_line: return "input line is not a valid request";
-        case errc::duplicate_custom_id: return "custom_id repeats an earlier line";
-        case errc::malformed_response: return "response body is not a valid chat completion";
-        case errc::body_too_large: return "response body exceeds the maximum size";
-        case errc::rate_limited: return "rate limited by the server (429)";
-        case errc::quota_exhausted: return "quota exhausted: retrying cannot help";
-        case errc::server_error: return "server error";
-        case errc::client_error: return "request rejected by the server";
-        case errc::retries_exhausted: return "failed on every allowed attempt";
-        case errc::retry_budget_exhausted: return "retry budget for the endpoint is spent";
-        case errc::request_too_large: return "request cost exceeds the token limit";
-        case errc::queue_full: return "dispatcher queue is full";
-        case errc::stopped: return "dispatcher stopped";
-        case errc::not_attempted: return "not attempted: the job stopped before sending it";
-        case errc::request_timeout: return "request timed out";
-        case errc::invalid_url: return "invalid base URL";
+        case errc::bad_input_line:
+            return "input line is not a valid request";
+        case errc::duplicate_custom_id:
+            return "custom_id repeats an earlier line";
+        case errc::malformed_response:
+            return "response body is not a valid chat completion";
+        case errc::body_too_large:
+            return "response body exceeds the maximum size";
+        case errc::rate_limited:
+            return "rate limited by the server (429)";
+        case errc::quota_exhausted:
+            return "quota exhausted: retrying cannot help";
+        case errc::server_error:
+            return "server error";
+        case errc::client_error:
+            return "request rejected by the server";
+        case errc::retries_exhausted:
+            return "failed on every allowed attempt";
+        case errc::retry_budget_exhausted:
+            return "retry budget for the endpoint is spent";
+        case errc::request_too_large:
+            return "request cost exceeds the token limit";
+        case errc::queue_full:
+            return "dispatcher queue is full";
+        case errc::stopped:
+            return "dispatcher stopped";
+        case errc::not_attempted:
+            return "not attempted: the job stopped before sending it";
+        case errc::request_timeout:
+            return "request timed out";
+        case errc::invalid_url:
+            return "invalid base URL";
         }
         return "unknown sluice error";
     }
@@ -89,7 +121,9 @@ bool is_retryable(const error_code& ec) noexcept {
     return true;
 }
 
-bool is_fatal(const error_code& ec) noexcept { return ec == errc::quota_exhausted; }
+bool is_fatal(const error_code& ec) noexcept {
+    return ec == errc::quota_exhausted;
+}
 
 const char* error_kind(const error_code& ec) noexcept {
     namespace asio = boost::asio;
@@ -102,7 +136,8 @@ const char* error_kind(const error_code& ec) noexcept {
     if (ec == asio::error::connection_refused)
         return "connection_refused";
     if (ec == asio::error::eof || ec == boost::beast::http::error::end_of_stream ||
-        ec == boost::beast::http::error::partial_message || ec == asio::ssl::error::stream_truncated)
+        ec == boost::beast::http::error::partial_message ||
+        ec == asio::ssl::error::stream_truncated)
         return "connection_closed";
     if (ec == boost::beast::error::timeout || ec == asio::error::timed_out)
         return "timeout";

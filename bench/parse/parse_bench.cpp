@@ -25,8 +25,13 @@ std::string read(const std::string& path) {
 // Bodies as the transport delivers them: with spare capacity for in-place parsing.
 std::vector<std::string> load_bodies() {
     std::vector<std::string> bodies;
-    for (const char* name : {"plain.json", "n3.json", "tool_calls.json", "unicode.json", "vllm.json",
-                             "llamacpp.json", "no_usage.json"}) {
+    for (const char* name : {"plain.json",
+                             "n3.json",
+                             "tool_calls.json",
+                             "unicode.json",
+                             "vllm.json",
+                             "llamacpp.json",
+                             "no_usage.json"}) {
         std::string b = read(std::string(SLUICE_TEST_FIXTURES) + "/responses/" + name);
         b.reserve(b.size() + sluice::parse_padding);
         bodies.push_back(std::move(b));
@@ -43,7 +48,9 @@ std::vector<std::string> load_bodies() {
 }
 
 template <class Contender>
-bool check(Contender& c, const std::vector<std::string>& bodies, const std::vector<extract>& reference) {
+bool check(Contender& c,
+           const std::vector<std::string>& bodies,
+           const std::vector<extract>& reference) {
     for (std::size_t i = 0; i < bodies.size(); ++i) {
         if (!c.parse(bodies[i]) || !(c.result() == reference[i])) {
             std::printf("%s gives a different answer on body %zu: not timed\n", Contender::name, i);
@@ -72,7 +79,8 @@ timing time_it(Contender& c, const std::vector<std::string>& bodies) {
         ++rounds;
     }
     const double ns = std::chrono::duration<double, std::nano>(clock::now() - start).count();
-    return {ns / static_cast<double>(rounds * bodies.size()), static_cast<double>(bytes) * 1e3 / ns};
+    return {ns / static_cast<double>(rounds * bodies.size()),
+            static_cast<double>(bytes) * 1e3 / ns};
 }
 
 } // namespace
@@ -106,7 +114,8 @@ int main() {
     row(sluice_fast_path::name, t_fast);
     row(simdjson_bare::name, t_bare);
     row(nlohmann_dom::name, t_dom);
-    std::printf("nlohmann / sluice  = %.1fx (target >= 5x)\n", t_dom.ns_per_body / t_fast.ns_per_body);
+    std::printf("nlohmann / sluice  = %.1fx (target >= 5x)\n",
+                t_dom.ns_per_body / t_fast.ns_per_body);
     std::printf("sluice / bare      = %.2fx (1.0 = as fast as a bare walk)\n",
                 t_fast.ns_per_body / t_bare.ns_per_body);
     return 0;

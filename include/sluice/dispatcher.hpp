@@ -85,7 +85,9 @@ public:
     template <class CompletionToken>
     auto async_complete(request req, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code, result)>(
-            [this](auto handler, request r) { async_complete_erased(std::move(r), std::move(handler)); },
+            [this](auto handler, request r) {
+                async_complete_erased(std::move(r), std::move(handler));
+            },
             token,
             std::move(req));
     }

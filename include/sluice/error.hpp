@@ -51,7 +51,9 @@ enum class errc {
 const boost::system::error_category& category() noexcept;
 
 /// Makes `errc` values usable as `error_code`, found by argument-dependent lookup.
-inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
+inline error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), category()};
+}
 
 /// True when a failure is transient and another attempt may succeed: connection failures,
 /// timeouts, 429 rate limits and server errors. False for success, bad requests, quota

@@ -36,14 +36,14 @@ private:
 
 /// A snapshot of the dispatcher's counters, taken with `dispatcher::stats()`.
 struct stats_snapshot {
-    std::uint64_t submitted = 0;  ///< requests accepted by async_complete
-    std::uint64_t succeeded = 0;  ///< results delivered without error
-    std::uint64_t failed = 0;     ///< results delivered with an error
-    std::uint64_t attempts = 0;   ///< HTTP attempts made in all
-    std::uint64_t retries = 0;    ///< attempts beyond each request's first
-    std::uint64_t rate_limited = 0; ///< 429 rate_limit_exceeded answers seen
-    std::uint64_t in_flight = 0;  ///< requests accepted and not yet delivered
-    std::uint64_t admitted = 0;   ///< attempts let through by the rate limiter
+    std::uint64_t submitted = 0;         ///< requests accepted by async_complete
+    std::uint64_t succeeded = 0;         ///< results delivered without error
+    std::uint64_t failed = 0;            ///< results delivered with an error
+    std::uint64_t attempts = 0;          ///< HTTP attempts made in all
+    std::uint64_t retries = 0;           ///< attempts beyond each request's first
+    std::uint64_t rate_limited = 0;      ///< 429 rate_limit_exceeded answers seen
+    std::uint64_t in_flight = 0;         ///< requests accepted and not yet delivered
+    std::uint64_t admitted = 0;          ///< attempts let through by the rate limiter
     std::uint64_t prompt_tokens = 0;     ///< from usage of successful responses
     std::uint64_t completion_tokens = 0; ///< from usage of successful responses
     /// Final failures by kind (error_kind of the result's error).

@@ -133,9 +133,9 @@ rate_limit_headers parse_rate_limit_headers(const response_meta_view& meta) noex
     return h;
 }
 
-std::optional<std::chrono::nanoseconds> parse_retry_after(
-    const response_meta_view& meta,
-    std::chrono::system_clock::time_point now) noexcept {
+std::optional<std::chrono::nanoseconds>
+parse_retry_after(const response_meta_view& meta,
+                  std::chrono::system_clock::time_point now) noexcept {
     if (auto ms = parse_number(meta.retry_after_ms))
         return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*ms * 1e6)));
     if (meta.retry_after.empty())

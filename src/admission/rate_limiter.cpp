@@ -18,8 +18,8 @@ namespace {
 
 // A per-minute limit refills continuously at limit/60 per second; the bucket holds `burst`
 // seconds of refill, and at least one unit so that a limit below 60/min still admits.
-token_bucket make_bucket(double per_minute, std::chrono::duration<double> burst,
-                         token_bucket::time_point now) {
+token_bucket
+make_bucket(double per_minute, std::chrono::duration<double> burst, token_bucket::time_point now) {
     if (per_minute <= 0)
         return {};
     const double rate = per_minute / 60.0;
@@ -69,14 +69,15 @@ void rate_limiter::hold_until(time_point until) {
 
 bool rate_limiter::reconcile(time_point now, const rate_limit_headers& h) {
     bool lowered = false;
-    auto adopt = [&](token_bucket& bucket, double& configured, const std::optional<double>& server) {
-        if (!server || *server <= 0 || configured <= 0 || *server >= configured)
-            return;
-        configured = *server;
-        const double rate = configured / 60.0;
-        bucket.reconfigure(now, rate, std::max(1.0, rate * opts_.burst.count()));
-        lowered = true;
-    };
+    auto adopt =
+        [&](token_bucket& bucket, double& configured, const std::optional<double>& server) {
+            if (!server || *server <= 0 || configured <= 0 || *server >= configured)
+                return;
+            configured = *server;
+            const double rate = configured / 60.0;
+            bucket.reconfigure(now, rate, std::max(1.0, rate * opts_.burst.count()));
+            lowered = true;
+        };
     adopt(requests_, opts_.rpm, h.limit_requests);
     adopt(tokens_, opts_.tpm, h.limit_tokens);
     if (h.remaining_requests && !requests_.unlimited())

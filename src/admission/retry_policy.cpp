@@ -47,7 +47,8 @@ error_code classify(const attempt_outcome& o) noexcept {
 }
 
 retry_policy::retry_policy(const retry_options& opts, std::uint64_t seed)
-    : opts_(opts), rng_(seed) {}
+    : opts_(opts)
+    , rng_(seed) {}
 
 std::chrono::nanoseconds retry_policy::backoff(unsigned attempts) {
     using std::chrono::nanoseconds;
@@ -78,8 +79,9 @@ retry_decision retry_policy::decide(const attempt_outcome& outcome, unsigned att
 
     std::chrono::nanoseconds delay;
     if (outcome.retry_after)
-        delay = std::min(*outcome.retry_after,
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.max_retry_after));
+        delay =
+            std::min(*outcome.retry_after,
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.max_retry_after));
     else
         delay = backoff(attempts);
     return {retry_decision::action::retry, delay, ec};

@@ -37,7 +37,9 @@ struct section_reader {
         if (!n.is_integer() || !v)
             fail(n, key, "expected an integer >= " + std::to_string(min));
         if (*v < min)
-            fail(n, key, "expected an integer >= " + std::to_string(min) + ", got " + std::to_string(*v));
+            fail(n,
+                 key,
+                 "expected an integer >= " + std::to_string(min) + ", got " + std::to_string(*v));
         return *v;
     }
 
@@ -62,7 +64,8 @@ struct section_reader {
         return *n.value<std::string>();
     }
 
-    std::chrono::milliseconds millis(const toml::node& n, std::string_view key, std::int64_t min) const {
+    std::chrono::milliseconds
+    millis(const toml::node& n, std::string_view key, std::int64_t min) const {
         return std::chrono::milliseconds(integer(n, key, min));
     }
 };
@@ -70,17 +73,33 @@ struct section_reader {
 using setter = std::function<void(const toml::node&, std::string_view, const section_reader&)>;
 using section_table = std::map<std::string, setter, std::less<>>;
 
-std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options& o, file_settings& f) {
+std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options& o,
+                                                              file_settings& f) {
     using R = const section_reader&;
     using N = const toml::node&;
     using K = std::string_view;
     std::map<std::string, section_table, std::less<>> s;
     s[""] = {
-        {"base_url", [&](N n, K k, R r) { o.base_url = r.string(n, k); }},
-        {"api_key_env", [&](N n, K k, R r) { f.api_key_env = r.string(n, k); }},
-        {"organization", [&](N n, K k, R r) { o.organization = r.string(n, k); }},
-        {"project", [&](N n, K k, R r) { o.project = r.string(n, k); }},
-        {"queue_limit", [&](N n, K k, R r) { o.queue_limit = static_cast<std::size_t>(r.integer(n, k, 1)); }},
+        {"base_url",
+         [&](N n, K k, R r) {
+             o.base_url = r.string(n, k);
+         }},
+        {"api_key_env",
+         [&](N n, K k, R r) {
+             f.api_key_env = r.string(n, k);
+         }},
+        {"organization",
+         [&](N n, K k, R r) {
+             o.organization = r.string(n, k);
+         }},
+        {"project",
+         [&](N n, K k, R r) {
+             o.project = r.string(n, k);
+         }},
+        {"queue_limit",
+         [&](N n, K k, R r) {
+             o.queue_limit = static_cast<std::size_t>(r.integer(n, k, 1));
+         }},
         {"on_full",
          [&](N n, K k, R r) {
              const std::string v = r.string(n, k);
@@ -93,21 +112,54 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
          }},
     };
     s["pool"] = {
-        {"max_connections", [&](N n, K k, R r) { o.pool.max_connections = static_cast<std::size_t>(r.integer(n, k, 1)); }},
-        {"connect_timeout_ms", [&](N n, K k, R r) { o.pool.connect_timeout = r.millis(n, k, 1); }},
-        {"handshake_timeout_ms", [&](N n, K k, R r) { o.pool.handshake_timeout = r.millis(n, k, 1); }},
-        {"request_timeout_ms", [&](N n, K k, R r) { o.pool.request_timeout = r.millis(n, k, 1); }},
-        {"idle_timeout_ms", [&](N n, K k, R r) { o.pool.idle_timeout = r.millis(n, k, 1); }},
-        {"max_body_size", [&](N n, K k, R r) { o.pool.max_body_size = static_cast<std::size_t>(r.integer(n, k, 1)); }},
+        {"max_connections",
+         [&](N n, K k, R r) {
+             o.pool.max_connections = static_cast<std::size_t>(r.integer(n, k, 1));
+         }},
+        {"connect_timeout_ms",
+         [&](N n, K k, R r) {
+             o.pool.connect_timeout = r.millis(n, k, 1);
+         }},
+        {"handshake_timeout_ms",
+         [&](N n, K k, R r) {
+             o.pool.handshake_timeout = r.millis(n, k, 1);
+         }},
+        {"request_timeout_ms",
+         [&](N n, K k, R r) {
+             o.pool.request_timeout = r.millis(n, k, 1);
+         }},
+        {"idle_timeout_ms",
+         [&](N n, K k, R r) {
+             o.pool.idle_timeout = r.millis(n, k, 1);
+         }},
+        {"max_body_size",
+         [&](N n, K k, R r) {
+             o.pool.max_body_size = static_cast<std::size_t>(r.integer(n, k, 1));
+         }},
     };
     s["tls"] = {
-        {"ca_file", [&](N n, K k, R r) { o.tls.ca_file = r.string(n, k); }},
-        {"insecure", [&](N n, K k, R r) { o.tls.insecure = r.boolean(n, k); }},
+        {"ca_file",
+         [&](N n, K k, R r) {
+             o.tls.ca_file = r.string(n, k);
+         }},
+        {"insecure",
+         [&](N n, K k, R r) {
+             o.tls.insecure = r.boolean(n, k);
+         }},
     };
     s["limits"] = {
-        {"tier", [&](N n, K k, R r) { f.tier = r.string(n, k); }},
-        {"rpm", [&](N n, K k, R r) { o.limits.rpm = r.number(n, k, 0); }},
-        {"tpm", [&](N n, K k, R r) { o.limits.tpm = r.number(n, k, 0); }},
+        {"tier",
+         [&](N n, K k, R r) {
+             f.tier = r.string(n, k);
+         }},
+        {"rpm",
+         [&](N n, K k, R r) {
+             o.limits.rpm = r.number(n, k, 0);
+         }},
+        {"tpm",
+         [&](N n, K k, R r) {
+             o.limits.tpm = r.number(n, k, 0);
+         }},
         {"burst_seconds",
          [&](N n, K k, R r) {
              const double v = r.number(n, k, 0);
@@ -117,10 +169,22 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
          }},
     };
     s["retry"] = {
-        {"max_attempts", [&](N n, K k, R r) { o.retry.max_attempts = static_cast<unsigned>(r.integer(n, k, 1)); }},
-        {"initial_backoff_ms", [&](N n, K k, R r) { o.retry.initial_backoff = r.millis(n, k, 0); }},
-        {"max_backoff_ms", [&](N n, K k, R r) { o.retry.max_backoff = r.millis(n, k, 0); }},
-        {"max_retry_after_ms", [&](N n, K k, R r) { o.retry.max_retry_after = r.millis(n, k, 0); }},
+        {"max_attempts",
+         [&](N n, K k, R r) {
+             o.retry.max_attempts = static_cast<unsigned>(r.integer(n, k, 1));
+         }},
+        {"initial_backoff_ms",
+         [&](N n, K k, R r) {
+             o.retry.initial_backoff = r.millis(n, k, 0);
+         }},
+        {"max_backoff_ms",
+         [&](N n, K k, R r) {
+             o.retry.max_backoff = r.millis(n, k, 0);
+         }},
+        {"max_retry_after_ms",
+         [&](N n, K k, R r) {
+             o.retry.max_retry_after = r.millis(n, k, 0);
+         }},
     };
     s["estimate"] = {
         {"chars_per_token",
@@ -130,9 +194,18 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
                  r.fail(n, k, "expected a positive number");
              o.estimate.chars_per_token = v;
          }},
-        {"per_message_overhead", [&](N n, K k, R r) { o.estimate.per_message_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0)); }},
-        {"per_request_overhead", [&](N n, K k, R r) { o.estimate.per_request_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0)); }},
-        {"default_max_tokens", [&](N n, K k, R r) { o.estimate.default_max_tokens = static_cast<std::uint32_t>(r.integer(n, k, 1)); }},
+        {"per_message_overhead",
+         [&](N n, K k, R r) {
+             o.estimate.per_message_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0));
+         }},
+        {"per_request_overhead",
+         [&](N n, K k, R r) {
+             o.estimate.per_request_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0));
+         }},
+        {"default_max_tokens",
+         [&](N n, K k, R r) {
+             o.estimate.default_max_tokens = static_cast<std::uint32_t>(r.integer(n, k, 1));
+         }},
     };
     return s;
 }
@@ -218,7 +291,8 @@ file_settings apply_config_file(const std::string& path, dispatcher_options& opt
         if (node.is_table()) {
             auto section = schema.find(key.str());
             if (section == schema.end() || key.str().empty())
-                throw config_error(where(path, node) + "unknown section [" + std::string(key.str()) + "]");
+                throw config_error(where(path, node) + "unknown section [" +
+                                   std::string(key.str()) + "]");
             section_reader reader{path, std::string(key.str())};
             for (const auto& [sub, value] : *node.as_table()) {
                 auto it = section->second.find(sub.str());

@@ -23,7 +23,9 @@ dispatcher_options shard_options(const dispatcher_options& opts, unsigned index,
     return o;
 }
 
-engine_shards::engine_shards(asio::io_context& main, const dispatcher_options& opts, unsigned threads) {
+engine_shards::engine_shards(asio::io_context& main,
+                             const dispatcher_options& opts,
+                             unsigned threads) {
     const unsigned count = std::max(1u, threads);
     shards_.resize(count);
     for (unsigned i = 0; i < count; ++i) {

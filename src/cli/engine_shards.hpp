@@ -38,7 +38,8 @@ public:
 private:
     struct shard {
         std::unique_ptr<boost::asio::io_context> ioc; // null for shard 0 (the caller's loop)
-        std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+        std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
+            work;
         std::unique_ptr<dispatcher> engine;
         std::thread thread;
     };

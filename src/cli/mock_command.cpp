@@ -63,7 +63,8 @@ int run_mock(const mock_command_options& o) {
             stop();
     });
     if (o.duration_s > 0) {
-        deadline.expires_after(std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000)));
+        deadline.expires_after(
+            std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000)));
         deadline.async_wait([&](error_code ec) {
             if (!ec)
                 stop();
@@ -72,12 +73,11 @@ int run_mock(const mock_command_options& o) {
     ioc.run();
 
     const mock_stats s = server->stats();
-    std::cerr << "sluice mock: " << s.requests << " requests, " << s.ok << " ok, "
-              << s.rate_limited << " rate limited, " << s.quota << " quota, " << s.server_errors
-              << " server errors, " << s.client_errors << " client errors, " << s.resets
-              << " resets, " << s.truncated << " truncated, " << s.malformed << " malformed, "
-              << s.slow << " slow, " << s.streamed << " streamed, " << s.connections
-              << " connections\n";
+    std::cerr << "sluice mock: " << s.requests << " requests, " << s.ok << " ok, " << s.rate_limited
+              << " rate limited, " << s.quota << " quota, " << s.server_errors << " server errors, "
+              << s.client_errors << " client errors, " << s.resets << " resets, " << s.truncated
+              << " truncated, " << s.malformed << " malformed, " << s.slow << " slow, "
+              << s.streamed << " streamed, " << s.connections << " connections\n";
     return exit_ok;
 }
 
@@ -94,22 +94,30 @@ void add_mock_command(CLI::App& app) {
     cmd->add_option("--key", m.key_file, "Private key (PEM)");
     cmd->add_option("--write-cert", o->write_cert, "Write the serving certificate (PEM) here");
     cmd->add_option("--latency-ms", o->latency_ms, "Added latency per answer");
-    cmd->add_flag("--exponential-latency", m.exponential_latency, "Exponential latency with mean --latency-ms");
-    cmd->add_option("--answer-tokens", m.answer_tokens, "Completion tokens per answer")->capture_default_str();
+    cmd->add_flag("--exponential-latency",
+                  m.exponential_latency,
+                  "Exponential latency with mean --latency-ms");
+    cmd->add_option("--answer-tokens", m.answer_tokens, "Completion tokens per answer")
+        ->capture_default_str();
     cmd->add_option("--rpm", m.rpm, "Enforced requests per minute (0: none)");
     cmd->add_option("--tpm", m.tpm, "Enforced tokens per minute (0: none)");
-    cmd->add_option("--bucket-seconds", m.bucket_seconds, "Bucket capacity in seconds of refill")->capture_default_str();
-    cmd->add_option("--close-every", m.close_every, "Close the connection after every Nth response");
+    cmd->add_option("--bucket-seconds", m.bucket_seconds, "Bucket capacity in seconds of refill")
+        ->capture_default_str();
+    cmd->add_option(
+        "--close-every", m.close_every, "Close the connection after every Nth response");
     cmd->add_option("--fault-500", m.faults.http_500, "Probability of a 500");
     cmd->add_option("--fault-503", m.faults.http_503, "Probability of a 503 with retry-after");
     cmd->add_option("--fault-reset", m.faults.reset, "Probability of a connection reset");
     cmd->add_option("--fault-truncated", m.faults.truncated, "Probability of a truncated body");
     cmd->add_option("--fault-malformed", m.faults.malformed, "Probability of a non-JSON 200 body");
-    cmd->add_option("--fault-quota", m.faults.insufficient_quota, "Probability of a 429 insufficient_quota");
+    cmd->add_option(
+        "--fault-quota", m.faults.insufficient_quota, "Probability of a 429 insufficient_quota");
     cmd->add_option("--fault-slow", m.faults.slow, "Probability of a slow answer");
-    cmd->add_option("--slow-delay-ms", o->slow_delay_ms, "Delay of a slow answer")->capture_default_str();
+    cmd->add_option("--slow-delay-ms", o->slow_delay_ms, "Delay of a slow answer")
+        ->capture_default_str();
     cmd->add_option("--seed", m.seed, "Seed of the fault and latency draws")->capture_default_str();
-    cmd->add_option("--duration", o->duration_s, "Stop after this many seconds (0: on SIGINT/SIGTERM)");
+    cmd->add_option(
+        "--duration", o->duration_s, "Stop after this many seconds (0: on SIGINT/SIGTERM)");
     cmd->callback([o] {
         const int code = run_mock(*o);
         if (code != exit_ok)

@@ -88,7 +88,11 @@ public:
               jsonl_reader& in,
               jsonl_writer& out,
               std::size_t window)
-        : loop_(loop), engines_(engines), reader_(in), writer_(out), window_(window) {}
+        : loop_(loop)
+        , engines_(engines)
+        , reader_(in)
+        , writer_(out)
+        , window_(window) {}
 
     void start() { fill(); }
 
@@ -275,23 +279,36 @@ void add_run_command(CLI::App& app) {
         "run", "Send every request of a Batch API JSONL file and write one result line for each");
     cmd->add_option("input", opts->input, "Input JSONL (Batch API format), - for stdin")
         ->required();
-    cmd->add_option("-o,--output", opts->output, "Output JSONL (Batch API output format), - for stdout")
+    cmd->add_option(
+           "-o,--output", opts->output, "Output JSONL (Batch API output format), - for stdout")
         ->required();
     cmd->add_option("--config", opts->config_file, "TOML config file (see configs/default.toml)");
-    cmd->add_option("--base-url", opts->base_url, "API base URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)");
-    cmd->add_option("--api-key-env", opts->api_key_env, "Environment variable holding the API key (default OPENAI_API_KEY)");
-    cmd->add_option("--ca-file", opts->ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
-    cmd->add_flag("--insecure", opts->insecure, "Do not verify TLS certificates (loud; local tests only)");
+    cmd->add_option("--base-url",
+                    opts->base_url,
+                    "API base URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)");
+    cmd->add_option("--api-key-env",
+                    opts->api_key_env,
+                    "Environment variable holding the API key (default OPENAI_API_KEY)");
+    cmd->add_option(
+        "--ca-file", opts->ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
+    cmd->add_flag(
+        "--insecure", opts->insecure, "Do not verify TLS certificates (loud; local tests only)");
     cmd->add_option("--concurrency", opts->concurrency, "Maximum connections (default 64)");
     cmd->add_option("--rpm", opts->rpm, "Requests per minute limit");
     cmd->add_option("--tpm", opts->tpm, "Tokens per minute limit");
-    cmd->add_option("--tier", opts->tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
-    cmd->add_option("--threads", opts->threads, "Event loops, each with its own share of connections and limits (default 1)")
+    cmd->add_option(
+        "--tier", opts->tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
+    cmd->add_option("--threads",
+                    opts->threads,
+                    "Event loops, each with its own share of connections and limits (default 1)")
         ->check(CLI::Range(1u, 64u));
-    cmd->add_option("--max-attempts", opts->max_attempts, "Attempts per request, first included (default 5)");
-    cmd->add_option("--request-timeout-ms", opts->request_timeout_ms, "Whole-request timeout (default 600000)");
+    cmd->add_option(
+        "--max-attempts", opts->max_attempts, "Attempts per request, first included (default 5)");
+    cmd->add_option(
+        "--request-timeout-ms", opts->request_timeout_ms, "Whole-request timeout (default 600000)");
     cmd->add_flag("--mock", opts->mock, "Run against the embedded mock server on a loopback port");
-    cmd->add_option("--mock-latency-ms", opts->mock_latency_ms, "Latency of the embedded mock's answers");
+    cmd->add_option(
+        "--mock-latency-ms", opts->mock_latency_ms, "Latency of the embedded mock's answers");
     cmd->add_flag("-q,--quiet", opts->quiet, "Print no summary");
     cmd->callback([opts] {
         const int code = run(*opts);

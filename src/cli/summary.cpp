@@ -38,8 +38,8 @@ void print_summary(std::ostream& os,
     char wall_s[32];
     std::snprintf(wall_s, sizeof wall_s, "%.2f s", secs);
 
-    os << "sluice run: " << lines << " lines, " << done << " requests in " << wall_s << " ("
-       << rate << " req/s)\n";
+    os << "sluice run: " << lines << " lines, " << done << " requests in " << wall_s << " (" << rate
+       << " req/s)\n";
     os << "  succeeded " << stats.succeeded << ", failed " << stats.failed
        << format_kinds(stats.failures) << ", bad input lines " << bad_lines << '\n';
     os << "  retried " << stats.retries << format_kinds(stats.retry_causes) << ", 429s "

@@ -98,11 +98,21 @@ void append_json_string(std::string& out, std::string_view s) {
     out += '"';
     for (char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (static_cast<unsigned char>(c) < 0x20) {
                 char buf[8];
@@ -116,8 +126,18 @@ void append_json_string(std::string& out, std::string_view s) {
     out += '"';
 }
 
-constexpr std::string_view words[] = {"lorem", "ipsum", "dolor", "sit", "amet", "consectetur",
-                                      "adipiscing", "elit", "sed", "do", "eiusmod", "tempor"};
+constexpr std::string_view words[] = {"lorem",
+                                      "ipsum",
+                                      "dolor",
+                                      "sit",
+                                      "amet",
+                                      "consectetur",
+                                      "adipiscing",
+                                      "elit",
+                                      "sed",
+                                      "do",
+                                      "eiusmod",
+                                      "tempor"};
 
 std::string answer_text(std::uint64_t tokens) {
     std::string text;
@@ -154,11 +174,14 @@ std::string format_go_duration(std::chrono::nanoseconds d) {
 }
 
 mock_behavior::mock_behavior(const mock_options& opts, clock::time_point now)
-    : opts_(opts), rng_(opts.seed) {
+    : opts_(opts)
+    , rng_(opts.seed) {
     if (opts.rpm > 0)
-        requests_ = token_bucket(opts.rpm / 60, std::max(1.0, opts.rpm / 60 * opts.bucket_seconds), now);
+        requests_ =
+            token_bucket(opts.rpm / 60, std::max(1.0, opts.rpm / 60 * opts.bucket_seconds), now);
     if (opts.tpm > 0)
-        tokens_ = token_bucket(opts.tpm / 60, std::max(1.0, opts.tpm / 60 * opts.bucket_seconds), now);
+        tokens_ =
+            token_bucket(opts.tpm / 60, std::max(1.0, opts.tpm / 60 * opts.bucket_seconds), now);
 }
 
 mock_reply mock_behavior::error_reply(unsigned status,
@@ -206,17 +229,24 @@ mock_reply mock_behavior::on_request(std::string_view method,
         const mock_counters& c = counters_;
         mock_reply r;
         char buf[512];
-        std::snprintf(buf, sizeof buf,
+        std::snprintf(buf,
+                      sizeof buf,
                       R"({"requests":%llu,"ok":%llu,"rate_limited":%llu,"quota":%llu,)"
                       R"("server_errors":%llu,"client_errors":%llu,"resets":%llu,)"
                       R"("truncated":%llu,"malformed":%llu,"slow":%llu,"streamed":%llu,)"
                       R"("connections":%llu})",
-                      (unsigned long long)c.requests, (unsigned long long)c.ok,
-                      (unsigned long long)c.rate_limited, (unsigned long long)c.quota,
-                      (unsigned long long)c.server_errors, (unsigned long long)c.client_errors,
-                      (unsigned long long)c.resets, (unsigned long long)c.truncated,
-                      (unsigned long long)c.malformed, (unsigned long long)c.slow,
-                      (unsigned long long)c.streamed, (unsigned long long)c.connections);
+                      (unsigned long long)c.requests,
+                      (unsigned long long)c.ok,
+                      (unsigned long long)c.rate_limited,
+                      (unsigned long long)c.quota,
+                      (unsigned long long)c.server_errors,
+                      (unsigned long long)c.client_errors,
+                      (unsigned long long)c.resets,
+                      (unsigned long long)c.truncated,
+                      (unsigned long long)c.malformed,
+                      (unsigned long long)c.slow,
+                      (unsigned long long)c.streamed,
+                      (unsigned long long)c.connections);
         r.body = buf;
         return r;
     }
@@ -237,8 +267,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     parsed_request req;
     if (!parse_request(body, req)) {
         ++counters_.client_errors;
-        return error_reply(400, "We could not parse the JSON body of your request.",
-                           "invalid_request_error", "");
+        return error_reply(
+            400, "We could not parse the JSON body of your request.", "invalid_request_error", "");
     }
 
     // One draw decides the fault, if any: the probabilities stack in a fixed order.
@@ -258,13 +288,15 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     }
     if (hit(f.http_500)) {
         ++counters_.server_errors;
-        return error_reply(500, "The server had an error while processing your request.",
-                           "server_error", "");
+        return error_reply(
+            500, "The server had an error while processing your request.", "server_error", "");
     }
     if (hit(f.http_503)) {
         ++counters_.server_errors;
-        mock_reply r = error_reply(503, "The engine is currently overloaded, please try again later.",
-                                   "server_error", "server_is_overloaded");
+        mock_reply r = error_reply(503,
+                                   "The engine is currently overloaded, please try again later.",
+                                   "server_error",
+                                   "server_is_overloaded");
         // Short hints keep tests quick; real servers send seconds.
         r.headers.emplace_back("retry-after-ms", "50");
         r.headers.emplace_back("retry-after", "1");
@@ -272,9 +304,11 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     }
     if (hit(f.insufficient_quota)) {
         ++counters_.quota;
-        return error_reply(429,
-                           "You exceeded your current quota, please check your plan and billing details.",
-                           "insufficient_quota", "insufficient_quota");
+        return error_reply(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            "insufficient_quota");
     }
 
     // Enforced limits, charged like OpenAI does: the prompt plus the completion budget.
@@ -291,8 +325,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
                                           : "Rate limit reached for tokens per min (TPM): Limit ";
         message += std::to_string(static_cast<long long>(by_requests ? opts_.rpm : opts_.tpm));
         message += ". Please try again later.";
-        mock_reply r = error_reply(429, message, by_requests ? "requests" : "tokens",
-                                   "rate_limit_exceeded");
+        mock_reply r =
+            error_reply(429, message, by_requests ? "requests" : "tokens", "rate_limit_exceeded");
         const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
         r.headers.emplace_back("retry-after-ms", std::to_string(std::max<long long>(1, ms)));
         r.headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
@@ -303,7 +337,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     tokens_.try_take(now, cost);
 
     const std::uint64_t completion_tokens =
-        req.max_tokens ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens) : opts_.answer_tokens;
+        req.max_tokens ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens)
+                       : opts_.answer_tokens;
     const char* finish = req.max_tokens && req.max_tokens < opts_.answer_tokens ? "length" : "stop";
     const std::string text = answer_text(completion_tokens);
     const std::string id = "chatcmpl-mock" + std::to_string(next_id_++);
@@ -317,7 +352,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
         r.delay = std::chrono::duration_cast<std::chrono::microseconds>(f.slow_delay);
     } else if (opts_.latency.count() > 0) {
         if (opts_.exponential_latency) {
-            std::exponential_distribution<double> d(1.0 / static_cast<double>(opts_.latency.count()));
+            std::exponential_distribution<double> d(1.0 /
+                                                    static_cast<double>(opts_.latency.count()));
             r.delay = std::chrono::microseconds(static_cast<long long>(d(rng_)));
         } else {
             r.delay = opts_.latency;
@@ -342,13 +378,16 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
         append_json_string(model_json, req.model);
         for (std::uint64_t i = 0; i < req.n; ++i) {
             const std::string idx = std::to_string(i);
-            r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                                R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
+            r.body +=
+                sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                          R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
             for (std::uint64_t w = 0; w < completion_tokens; ++w) {
                 std::string piece;
-                append_json_string(piece, std::string(w ? " " : "") + std::string(words[w % std::size(words)]));
-                r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                                    R"(,"delta":{"content":)" + piece + R"(},"finish_reason":null}]})");
+                append_json_string(
+                    piece, std::string(w ? " " : "") + std::string(words[w % std::size(words)]));
+                r.body +=
+                    sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                              R"(,"delta":{"content":)" + piece + R"(},"finish_reason":null}]})");
             }
             r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
                                 R"(,"delta":{},"finish_reason":")" + finish + R"("}]})");
@@ -375,8 +414,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     for (std::uint64_t i = 0; i < req.n; ++i) {
         if (i)
             r.body += ',';
-        r.body += R"({"index":)" + std::to_string(i) +
-                  R"(,"message":{"role":"assistant","content":)";
+        r.body +=
+            R"({"index":)" + std::to_string(i) + R"(,"message":{"role":"assistant","content":)";
         append_json_string(r.body, text);
         r.body += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
         r.body += finish;

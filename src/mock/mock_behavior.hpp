@@ -26,8 +26,8 @@ struct mock_reply {
     std::string content_type = "application/json";
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
-    bool chunked = false;     // server-sent events go out with chunked encoding
-    bool close = false;       // Connection: close after this response
+    bool chunked = false; // server-sent events go out with chunked encoding
+    bool close = false;   // Connection: close after this response
     std::chrono::microseconds delay{0};
 };
 

@@ -58,8 +58,8 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         , behavior(opts, std::chrono::steady_clock::now()) {
         if (opts.tls) {
             tls.emplace(asio::ssl::context::tls_server);
-            tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                             asio::ssl::context::no_sslv3);
+            tls->set_options(asio::ssl::context::default_workarounds |
+                             asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3);
             if (!opts.cert_file.empty()) {
                 tls->use_certificate_chain_file(opts.cert_file);
                 tls->use_private_key_file(opts.key_file, asio::ssl::context::pem);
@@ -106,7 +106,7 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         socket.set_option(tcp::no_delay(true));
         if (self->tls) {
             beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)),
-                                                         *self->tls);
+                                                        *self->tls);
             handle->stream = &beast::get_lowest_layer(stream);
             beast::get_lowest_layer(stream).expires_after(read_timeout);
             auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
@@ -133,7 +133,8 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
             if (ec == http::error::body_limit) {
                 http::response<http::string_body> res{http::status::payload_too_large, 11};
                 res.set(http::field::content_type, "application/json");
-                res.body() = R"({"error":{"message":"Request too large","type":"invalid_request_error","param":null,"code":null}})";
+                res.body() =
+                    R"({"error":{"message":"Request too large","type":"invalid_request_error","param":null,"code":null}})";
                 res.keep_alive(false);
                 res.prepare_payload();
                 co_await http::async_write(stream, res, use_tuple);
@@ -185,7 +186,8 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
                 auto [hec, hn] = co_await http::async_write_header(stream, sr, use_tuple);
                 if (!hec) {
                     const std::size_t half = reply.body.size() / 2;
-                    co_await asio::async_write(stream, asio::buffer(reply.body.data(), half), use_tuple);
+                    co_await asio::async_write(
+                        stream, asio::buffer(reply.body.data(), half), use_tuple);
                 }
                 error_code ignored;
                 tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -261,9 +263,13 @@ void mock_server::start() {
     asio::co_spawn(impl_->acceptor_strand, impl::accept_loop(impl_), asio::detached);
 }
 
-void mock_server::stop() { impl_->do_stop(); }
+void mock_server::stop() {
+    impl_->do_stop();
+}
 
-std::uint16_t mock_server::port() const noexcept { return impl_->port; }
+std::uint16_t mock_server::port() const noexcept {
+    return impl_->port;
+}
 
 std::string mock_server::base_url() const {
     const bool v6 = impl_->opts.address.find(':') != std::string::npos;
@@ -272,7 +278,9 @@ std::string mock_server::base_url() const {
            std::to_string(impl_->port) + "/v1";
 }
 
-const std::string& mock_server::certificate_pem() const noexcept { return impl_->cert_pem; }
+const std::string& mock_server::certificate_pem() const noexcept {
+    return impl_->cert_pem;
+}
 
 mock_stats mock_server::stats() const noexcept {
     std::lock_guard lock(impl_->mutex);

@@ -70,8 +70,13 @@ pem_pair make_self_signed_certificate() {
     X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
     check(X509_set_pubkey(cert.get(), key.get()) == 1, "X509_set_pubkey");
     X509_NAME* name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("sluice mock server"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name,
+                               "CN",
+                               MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("sluice mock server"),
+                               -1,
+                               -1,
+                               0);
     check(X509_set_issuer_name(cert.get(), name) == 1, "X509_set_issuer_name");
     add_extension(cert.get(), NID_basic_constraints, "critical,CA:TRUE");
     add_extension(cert.get(), NID_key_usage, "critical,digitalSignature,keyCertSign");
@@ -85,8 +90,8 @@ pem_pair make_self_signed_certificate() {
     check(cert_bio && PEM_write_bio_X509(cert_bio.get(), cert.get()) == 1, "PEM_write_bio_X509");
     out.certificate_pem = bio_text(cert_bio.get());
     std::unique_ptr<BIO, free_bio> key_bio(BIO_new(BIO_s_mem()));
-    check(key_bio && PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0,
-                                              nullptr, nullptr) == 1,
+    check(key_bio && PEM_write_bio_PrivateKey(
+                         key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1,
           "PEM_write_bio_PrivateKey");
     out.private_key_pem = bio_text(key_bio.get());
     return out;

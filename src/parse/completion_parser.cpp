@@ -233,7 +233,8 @@ struct completion_parser::impl {
     }
 };
 
-completion_parser::completion_parser() : impl_(std::make_unique<impl>()) {}
+completion_parser::completion_parser()
+    : impl_(std::make_unique<impl>()) {}
 completion_parser::~completion_parser() = default;
 completion_parser::completion_parser(completion_parser&&) noexcept = default;
 completion_parser& completion_parser::operator=(completion_parser&&) noexcept = default;

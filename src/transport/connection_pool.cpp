@@ -79,7 +79,8 @@ struct exchange {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.
     exchange(std::string_view b, asio::any_completion_handler<void(http_response)> h)
-        : body(b), handler(std::move(h)) {}
+        : body(b)
+        , handler(std::move(h)) {}
 
     std::string_view body;
     asio::any_completion_handler<void(http_response)> handler;
@@ -215,24 +216,23 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             do_connect(std::move(x));
             return;
         }
-        resolver.async_resolve(
-            ep.host,
-            std::to_string(ep.port),
-            [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                          tcp::resolver::results_type r) mutable {
-                if (ec)
-                    return self->fail(std::move(x), ec, "resolve");
-                self->resolved = std::move(r);
-                self->do_connect(std::move(x));
-            });
+        resolver.async_resolve(ep.host,
+                               std::to_string(ep.port),
+                               [self = shared_from_this(), x = std::move(x)](
+                                   error_code ec, tcp::resolver::results_type r) mutable {
+                                   if (ec)
+                                       return self->fail(std::move(x), ec, "resolve");
+                                   self->resolved = std::move(r);
+                                   self->do_connect(std::move(x));
+                               });
     }
 
     void do_connect(exchange_ptr x) {
         beast::tcp_stream& s = x->conn->tcp();
         s.expires_after(opts.connect_timeout);
         s.async_connect(*resolved,
-                        [self = shared_from_this(), x = std::move(x)](
-                            error_code ec, const tcp::endpoint&) mutable {
+                        [self = shared_from_this(),
+                         x = std::move(x)](error_code ec, const tcp::endpoint&) mutable {
                             self->on_connect(std::move(x), ec);
                         });
     }
@@ -257,12 +257,13 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         }
         x->conn->tcp().expires_after(opts.handshake_timeout);
         auto& stream = *x->conn->tls;
-        stream.async_handshake(asio::ssl::stream_base::client,
-                               [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
-                                   if (ec)
-                                       return self->fail(std::move(x), ec, "handshake");
-                                   self->start_write(std::move(x));
-                               });
+        stream.async_handshake(
+            asio::ssl::stream_base::client,
+            [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+                if (ec)
+                    return self->fail(std::move(x), ec, "handshake");
+                self->start_write(std::move(x));
+            });
     }
 
     // --- one exchange -----------------------------------------------------------------------
@@ -289,7 +290,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         c.parser.emplace(x->resp);
         c.parser->body_limit(opts.max_body_size);
         auto on_write = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                     std::size_t) mutable {
+                                                                      std::size_t) mutable {
             self->on_write(std::move(x), ec);
         };
         if (c.tls)
@@ -304,7 +305,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         x->resp.sent = clock::now();
         connection& c = *x->conn;
         auto on_header = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                      std::size_t) mutable {
+                                                                       std::size_t) mutable {
             self->on_header(std::move(x), ec);
         };
         if (c.tls)
@@ -319,7 +320,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         x->resp.first_byte = clock::now();
         connection& c = *x->conn;
         auto on_body = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                    std::size_t) mutable {
+                                                                     std::size_t) mutable {
             self->on_body(std::move(x), ec);
         };
         if (c.tls)
@@ -416,10 +417,10 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     bool host_is_ip;
     std::string head;
     std::optional<tcp::resolver::results_type> resolved;
-    std::vector<connection_ptr> idle;       // most recently used last
-    std::deque<exchange_ptr> waiters;       // FIFO
-    std::unordered_set<connection*> busy;   // running an exchange
-    std::size_t open = 0;                   // connecting, busy or idle
+    std::vector<connection_ptr> idle;     // most recently used last
+    std::deque<exchange_ptr> waiters;     // FIFO
+    std::unordered_set<connection*> busy; // running an exchange
+    std::size_t open = 0;                 // connecting, busy or idle
     bool idle_timer_armed = false;
     bool closed = false;
     pool_stats stats;
@@ -448,7 +449,9 @@ void connection_pool::async_exchange(std::string_view body,
     impl_->submit(std::move(x));
 }
 
-void connection_pool::close() { impl_->close_all(); }
+void connection_pool::close() {
+    impl_->close_all();
+}
 
 pool_stats connection_pool::stats() const noexcept {
     pool_stats s = impl_->stats;
@@ -458,6 +461,8 @@ pool_stats connection_pool::stats() const noexcept {
     return s;
 }
 
-const pool_options& connection_pool::options() const noexcept { return impl_->opts; }
+const pool_options& connection_pool::options() const noexcept {
+    return impl_->opts;
+}
 
 } // namespace sluice

@@ -20,8 +20,8 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
 }
 
 bool valid_host_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 } // namespace
@@ -45,7 +45,8 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
 
     const std::size_t slash = rest.find_first_of("/?#");
     std::string_view authority = rest.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
     if (authority.empty() || authority.find('@') != std::string_view::npos) {
         ec = errc::invalid_url; // no host, or credentials in the URL (never send those)
         return {};
@@ -115,7 +116,9 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
     return ep;
 }
 
-std::string endpoint::target(std::string_view path) const { return path_prefix + std::string(path); }
+std::string endpoint::target(std::string_view path) const {
+    return path_prefix + std::string(path);
+}
 
 std::string endpoint::host_header() const {
     const bool v6 = host.find(':') != std::string::npos;

@@ -17,16 +17,17 @@ namespace sluice::detail {
 // keeps `parse_padding` spare bytes so the simdjson fast path can read it in place.
 class response_parser final : public boost::beast::http::basic_parser<false> {
 public:
-    explicit response_parser(http_response& out) : out_(out) { out_.body.clear(); }
+    explicit response_parser(http_response& out)
+        : out_(out) {
+        out_.body.clear();
+    }
 
 private:
     using string_view = boost::beast::string_view;
 
-    void on_request_impl(boost::beast::http::verb,
-                         string_view,
-                         string_view,
-                         int,
-                         error_code&) override {}
+    void
+    on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {
+    }
 
     void on_response_impl(int code, string_view, int, error_code&) override {
         out_.status = static_cast<unsigned>(code);

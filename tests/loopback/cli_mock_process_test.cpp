@@ -87,7 +87,9 @@ tally read_output(const std::string& path) {
     return t;
 }
 
-int run_sluice(const mock_process& mock, const std::string& input, const std::string& output,
+int run_sluice(const mock_process& mock,
+               const std::string& input,
+               const std::string& output,
                const std::string& extra = "") {
     return run_shell(std::string(SLUICE_EXE) + " run " + input + " -o " + output + " --base-url " +
                      mock.base_url() + " --ca-file " + mock.ca_file() + " " + extra + " -q");
@@ -110,9 +112,10 @@ TEST_CASE("10000 lines through sluice mock over verified TLS each end in one suc
 
 TEST_CASE("with 5% of each fault kind every line ends in exactly one record") {
     temp_dir dir;
-    mock_process mock(dir, "--fault-500 0.05 --fault-503 0.05 --fault-reset 0.05 "
-                           "--fault-truncated 0.05 --fault-malformed 0.05 --fault-slow 0.05 "
-                           "--slow-delay-ms 20 --seed 3");
+    mock_process mock(dir,
+                      "--fault-500 0.05 --fault-503 0.05 --fault-reset 0.05 "
+                      "--fault-truncated 0.05 --fault-malformed 0.05 --fault-slow 0.05 "
+                      "--slow-delay-ms 20 --seed 3");
     const int n = 4'000;
     const std::string input = make_input(dir, n), output = dir.file("out.jsonl");
     const int status = run_sluice(mock, input, output);

@@ -67,12 +67,13 @@ TEST_CASE("sluice run --mock answers every line of the sample batch") {
 TEST_CASE("sluice run turns a bad line into an error record naming its line") {
     temp_dir dir;
     const std::string input = dir.file("in.jsonl");
-    write_file(input,
-               R"({"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})"
-               "\n"
-               "this is not json\n"
-               R"({"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"yo"}]}})"
-               "\n");
+    write_file(
+        input,
+        R"({"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})"
+        "\n"
+        "this is not json\n"
+        R"({"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"yo"}]}})"
+        "\n");
     const std::string output = dir.file("out.jsonl");
     const int status =
         run_shell(sluice_cmd("run " + input + " -o " + output + " --mock -q 2>/dev/null"));

@@ -26,11 +26,8 @@ struct pool_run {
 };
 
 // Sends `n` exchanges (at most `parallel` at a time) through a fresh pool and collects them.
-pool_run exchange_many(const std::string& base_url,
-                       pool_options opts,
-                       int n,
-                       int parallel,
-                       int max_tokens = 64) {
+pool_run exchange_many(
+    const std::string& base_url, pool_options opts, int n, int parallel, int max_tokens = 64) {
     asio::io_context ioc;
     error_code ec;
     const endpoint ep = endpoint::parse(base_url, ec);

@@ -24,7 +24,8 @@ namespace {
 // One plain keep-alive client connection to the mock.
 class client {
 public:
-    explicit client(std::uint16_t port) : stream_(ioc_) {
+    explicit client(std::uint16_t port)
+        : stream_(ioc_) {
         stream_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     }
 
@@ -36,9 +37,8 @@ public:
         return r;
     }
 
-    http::response<http::string_body> post(const std::string& body,
-                                           const std::string& target,
-                                           error_code& ec) {
+    http::response<http::string_body>
+    post(const std::string& body, const std::string& target, error_code& ec) {
         http::request<http::string_body> req{http::verb::post, target, 11};
         req.set(http::field::host, "127.0.0.1");
         req.set(http::field::content_type, "application/json");
@@ -97,7 +97,8 @@ TEST_CASE("a completion's usage is computed from the request") {
     CHECK(std::int64_t(doc["usage"]["completion_tokens"]) == 5); // capped by max_tokens
     CHECK(std::int64_t(doc["usage"]["total_tokens"]) == 26);
     CHECK(std::string_view(doc["choices"].at(0)["finish_reason"]) == "length");
-    CHECK(std::string_view(doc["choices"].at(0)["message"]["content"]) == "lorem ipsum dolor sit amet");
+    CHECK(std::string_view(doc["choices"].at(0)["message"]["content"]) ==
+          "lorem ipsum dolor sit amet");
 }
 
 TEST_CASE("n choices and keep-alive on one connection") {
@@ -105,7 +106,8 @@ TEST_CASE("n choices and keep-alive on one connection") {
     client c(mock.server().port());
     simdjson::dom::parser p;
     for (int i = 0; i < 50; ++i) {
-        const auto res = c.post(R"({"model":"m","n":3,"messages":[{"role":"user","content":"hi"}]})");
+        const auto res =
+            c.post(R"({"model":"m","n":3,"messages":[{"role":"user","content":"hi"}]})");
         REQUIRE(res.result_int() == 200);
         CHECK(res.keep_alive());
         CHECK(simdjson::dom::array(parse(p, res.body())["choices"]).size() == 3);

@@ -20,7 +20,8 @@ std::string make_input(const test::temp_dir& dir, int n) {
     std::string text;
     for (int i = 0; i < n; ++i)
         text += R"({"custom_id":"n)" + std::to_string(i) +
-                R"(","method":"POST","url":"/v1/chat/completions","body":)" + test::chat_body(i) + "}\n";
+                R"(","method":"POST","url":"/v1/chat/completions","body":)" + test::chat_body(i) +
+                "}\n";
     const std::string path = dir.file("in.jsonl");
     test::write_file(path, text);
     return path;
@@ -56,9 +57,9 @@ TEST_CASE("sluice run refuses nginx's certificate when it is not trusted") {
     test::nginx_peer nginx;
     test::temp_dir dir;
     const std::string input = make_input(dir, 5), output = dir.file("out.jsonl");
-    const int status = test::run_shell(std::string(SLUICE_EXE) + " run " + input + " -o " + output +
-                                       " --base-url " + nginx.base_url() +
-                                       " --max-attempts 1 -q 2>/dev/null");
+    const int status =
+        test::run_shell(std::string(SLUICE_EXE) + " run " + input + " -o " + output +
+                        " --base-url " + nginx.base_url() + " --max-attempts 1 -q 2>/dev/null");
     CHECK(status == 1);
     const auto lines = test::read_lines(output);
     REQUIRE(lines.size() == 5);

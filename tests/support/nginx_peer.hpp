@@ -34,14 +34,17 @@ struct nginx_options {
 /// did not write. Stopped by its PID at scope end.
 class nginx_peer {
 public:
-    explicit nginx_peer(nginx_options opts = {}) : opts_(opts) {
+    explicit nginx_peer(nginx_options opts = {})
+        : opts_(opts) {
         if (::access("/usr/sbin/nginx", X_OK) != 0)
             throw std::runtime_error("nginx is not installed (run .ci/install-deps)");
         port_ = free_port();
         const std::string d = dir_.path().string();
-        if (run_shell("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-                      "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
-                      "-keyout " + d + "/key.pem -out " + d + "/cert.pem 2>/dev/null") != 0)
+        if (run_shell(
+                "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+                "-keyout " +
+                d + "/key.pem -out " + d + "/cert.pem 2>/dev/null") != 0)
             throw std::runtime_error("openssl could not make a certificate");
         write_file(d + "/nginx.conf", config(d));
         start(d);
@@ -59,7 +62,8 @@ public:
     nginx_peer& operator=(const nginx_peer&) = delete;
 
     std::string base_url() const {
-        return std::string(opts_.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + "/v1";
+        return std::string(opts_.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) +
+               "/v1";
     }
     std::string ca_file() const { return dir_.file("cert.pem"); }
     std::uint16_t port() const { return port_; }
@@ -72,15 +76,18 @@ private:
     }
 
     std::string config(const std::string& d) const {
-        std::string c = "worker_processes 1;\ndaemon off;\npid " + d + "/nginx.pid;\nerror_log " + d +
-                        "/error.log;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n";
+        std::string c =
+            "worker_processes 1;\ndaemon off;\npid " + d + "/nginx.pid;\nerror_log " + d +
+            "/error.log;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n";
         for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
             c += std::string("  ") + t + "_temp_path " + d + "/" + t + ";\n";
         c += "  client_body_buffer_size 1m;\n  keepalive_timeout 65;\n";
         c += "  keepalive_requests " + std::to_string(opts_.keepalive_requests) + ";\n";
-        c += "  server {\n    listen 127.0.0.1:" + std::to_string(port_) + (opts_.tls ? " ssl" : "") + ";\n";
+        c += "  server {\n    listen 127.0.0.1:" + std::to_string(port_) +
+             (opts_.tls ? " ssl" : "") + ";\n";
         if (opts_.tls)
-            c += "    ssl_certificate " + d + "/cert.pem;\n    ssl_certificate_key " + d + "/key.pem;\n";
+            c += "    ssl_certificate " + d + "/cert.pem;\n    ssl_certificate_key " + d +
+                 "/key.pem;\n";
         c += "    location = /v1/chat/completions {\n      default_type application/json;\n";
         c += "      return 200 '" + canned_completion + "';\n    }\n  }\n}\n";
         return c;
@@ -92,8 +99,15 @@ private:
             throw std::runtime_error("fork failed");
         if (pid_ == 0) {
             const std::string conf = d + "/nginx.conf", err = d + "/error.log", prefix = d + "/";
-            ::execl("/usr/sbin/nginx", "nginx", "-p", prefix.c_str(), "-c", conf.c_str(), "-e",
-                    err.c_str(), static_cast<char*>(nullptr));
+            ::execl("/usr/sbin/nginx",
+                    "nginx",
+                    "-p",
+                    prefix.c_str(),
+                    "-c",
+                    conf.c_str(),
+                    "-e",
+                    err.c_str(),
+                    static_cast<char*>(nullptr));
             ::_exit(127);
         }
         // Ready when the port accepts; bounded to five seconds.

@@ -46,8 +46,8 @@ rate_limit_headers parse_rate_limit_headers(const response_meta_view& meta) noex
 
 /// The server's retry hint: `retry-after-ms`, else `retry-after` as seconds (fractions allowed)
 /// or an HTTP date measured from `now`. Empty when neither is present or sane.
-std::optional<std::chrono::nanoseconds> parse_retry_after(
-    const response_meta_view& meta,
-    std::chrono::system_clock::time_point now) noexcept;
+std::optional<std::chrono::nanoseconds>
+parse_retry_after(const response_meta_view& meta,
+                  std::chrono::system_clock::time_point now) noexcept;
 
 } // namespace sluice

@@ -24,7 +24,10 @@ public:
     /// A bucket refilling `rate_per_second` tokens per second up to `capacity`, full at `now`.
     /// A rate of zero or less means unlimited.
     token_bucket(double rate_per_second, double capacity, time_point now) noexcept
-        : rate_(rate_per_second), capacity_(capacity), level_(capacity), stamp_(now) {}
+        : rate_(rate_per_second)
+        , capacity_(capacity)
+        , level_(capacity)
+        , stamp_(now) {}
 
     bool unlimited() const noexcept { return rate_ <= 0; }
     double rate() const noexcept { return rate_; }

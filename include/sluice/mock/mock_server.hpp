@@ -53,18 +53,18 @@ struct mock_options {
 
 /// Counters the mock keeps, also served as JSON at `GET /mock/stats`.
 struct mock_stats {
-    std::uint64_t requests = 0;       ///< chat-completion requests received
-    std::uint64_t ok = 0;             ///< answered 200 with a completion
-    std::uint64_t rate_limited = 0;   ///< answered 429 rate_limit_exceeded
-    std::uint64_t quota = 0;          ///< answered 429 insufficient_quota
-    std::uint64_t server_errors = 0;  ///< answered 500/503
-    std::uint64_t client_errors = 0;  ///< answered 4xx for a bad request
-    std::uint64_t resets = 0;         ///< connections reset on purpose
-    std::uint64_t truncated = 0;      ///< bodies cut short on purpose
-    std::uint64_t malformed = 0;      ///< non-JSON bodies sent on purpose
-    std::uint64_t slow = 0;           ///< slow answers
-    std::uint64_t streamed = 0;       ///< answered as SSE
-    std::uint64_t connections = 0;    ///< connections accepted
+    std::uint64_t requests = 0;      ///< chat-completion requests received
+    std::uint64_t ok = 0;            ///< answered 200 with a completion
+    std::uint64_t rate_limited = 0;  ///< answered 429 rate_limit_exceeded
+    std::uint64_t quota = 0;         ///< answered 429 insufficient_quota
+    std::uint64_t server_errors = 0; ///< answered 500/503
+    std::uint64_t client_errors = 0; ///< answered 4xx for a bad request
+    std::uint64_t resets = 0;        ///< connections reset on purpose
+    std::uint64_t truncated = 0;     ///< bodies cut short on purpose
+    std::uint64_t malformed = 0;     ///< non-JSON bodies sent on purpose
+    std::uint64_t slow = 0;          ///< slow answers
+    std::uint64_t streamed = 0;      ///< answered as SSE
+    std::uint64_t connections = 0;   ///< connections accepted
 };
 
 /// An OpenAI-compatible server for tests, demos and benchmarks: `POST /v1/chat/completions`

@@ -81,11 +81,11 @@ struct http_response {
 
 /// Counters of the pool, for stats.
 struct pool_stats {
-    std::size_t open = 0;    ///< connections open now
-    std::size_t idle = 0;    ///< of which idle
-    std::size_t waiting = 0; ///< exchanges waiting for a connection
-    std::uint64_t connects = 0;       ///< connections opened in all
-    std::uint64_t replayed = 0;       ///< exchanges replayed on a fresh connection
+    std::size_t open = 0;       ///< connections open now
+    std::size_t idle = 0;       ///< of which idle
+    std::size_t waiting = 0;    ///< exchanges waiting for a connection
+    std::uint64_t connects = 0; ///< connections opened in all
+    std::uint64_t replayed = 0; ///< exchanges replayed on a fresh connection
 };
 
 /// A pool of keep-alive HTTP/1.1 connections (TLS over Beast's ssl_stream, or plain TCP for

@@ -11,7 +11,9 @@ namespace {
 
 // A greedy client: asks for admission whenever the limiter says it may, for `span`, and counts
 // what got in. Returns the number of admitted requests.
-int run_greedy(rate_limiter& limiter, test::manual_clock& clock, std::uint64_t cost,
+int run_greedy(rate_limiter& limiter,
+               test::manual_clock& clock,
+               std::uint64_t cost,
                std::chrono::seconds span) {
     const auto end = clock.now() + span;
     int admitted = 0;
@@ -102,10 +104,12 @@ TEST_CASE("hold_until stops all admission until the hint and starts empty after 
     test::manual_clock clock;
     rate_limiter limiter(limits(600, 0), clock.now()); // bucket of 10
     limiter.hold_until(clock.now() + 2s);
-    CHECK(limiter.try_admit(clock.now(), 1) == std::chrono::duration_cast<rate_limiter::duration>(2s));
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(2s));
     clock.advance(2s);
     // The bucket was drained for the end of the hold: one request's refill time (0.1 s).
-    CHECK(limiter.try_admit(clock.now(), 1) == std::chrono::duration_cast<rate_limiter::duration>(100ms));
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(100ms));
     clock.advance(100ms);
     CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
 }

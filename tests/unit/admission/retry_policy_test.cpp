@@ -24,8 +24,10 @@ TEST_CASE("classify maps statuses and provider codes to errors") {
     CHECK_FALSE(classify(status(200)));
     CHECK(classify(status(429, "rate_limit_exceeded")) == errc::rate_limited);
     CHECK(classify(status(429)) == errc::rate_limited);
-    for (auto code : {"insufficient_quota", "credit_balance_exhausted",
-                      "organization_spend_limit_exceeded", "project_spend_limit_exceeded",
+    for (auto code : {"insufficient_quota",
+                      "credit_balance_exhausted",
+                      "organization_spend_limit_exceeded",
+                      "project_spend_limit_exceeded",
                       "organization_usage_limit_exceeded"})
         CHECK(classify(status(429, code)) == errc::quota_exhausted);
     for (unsigned s : {408u, 409u, 500u, 502u, 503u, 504u})
@@ -94,7 +96,8 @@ TEST_CASE("backoff is full jitter within the doubling window, capped") {
     retry_options o; // 0.5 s initial, 8 s cap
     retry_policy p(o, 42);
     for (unsigned attempt = 1; attempt <= 10; ++attempt) {
-        const nanoseconds ceiling = std::min<nanoseconds>(nanoseconds(500ms) * (1 << (attempt - 1)), nanoseconds(8s));
+        const nanoseconds ceiling =
+            std::min<nanoseconds>(nanoseconds(500ms) * (1 << (attempt - 1)), nanoseconds(8s));
         nanoseconds lo = ceiling, hi{0};
         for (int i = 0; i < 200; ++i) {
             const auto d = p.backoff(attempt);

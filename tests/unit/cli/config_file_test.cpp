@@ -71,9 +71,11 @@ TEST_CASE("the tiers compiled in are the provider's numbers") {
     CHECK(by_name.at("free") == std::pair<double, double>(20, 40000));
     CHECK(by_name.at("payg-first-48h") == std::pair<double, double>(60, 60000));
     CHECK(by_name.at("payg") == std::pair<double, double>(3500, 90000));
-    CHECK(load_tiers(std::string(SLUICE_SOURCE_DIR) + "/configs/tiers.toml").size() == tiers.size());
+    CHECK(load_tiers(std::string(SLUICE_SOURCE_DIR) + "/configs/tiers.toml").size() ==
+          tiers.size());
     CHECK_THROWS_WITH(find_tier(tiers, "gold"),
-                      Catch::Contains("gold") && Catch::Contains("free") && Catch::Contains("payg"));
+                      Catch::Contains("gold") && Catch::Contains("free") &&
+                          Catch::Contains("payg"));
 }
 
 TEST_CASE("a config file sets what it names and nothing else") {
@@ -107,11 +109,13 @@ max_attempts = 2
 TEST_CASE("config errors name the file, the line and the key") {
     test::temp_dir dir;
     auto e = error_of(write_config(dir, "[pool]\nmax_conections = 3\n"));
-    CHECK_THAT(e, Catch::Contains("c.toml:2") && Catch::Contains("max_conections") &&
-                      Catch::Contains("unknown key"));
+    CHECK_THAT(e,
+               Catch::Contains("c.toml:2") && Catch::Contains("max_conections") &&
+                   Catch::Contains("unknown key"));
     e = error_of(write_config(dir, "\n\n[pool]\nmax_connections = \"many\"\n"));
-    CHECK_THAT(e, Catch::Contains("c.toml:4") && Catch::Contains("[pool] max_connections") &&
-                      Catch::Contains("integer"));
+    CHECK_THAT(e,
+               Catch::Contains("c.toml:4") && Catch::Contains("[pool] max_connections") &&
+                   Catch::Contains("integer"));
     e = error_of(write_config(dir, "[retry]\nmax_attempts = 0\n"));
     CHECK_THAT(e, Catch::Contains("c.toml:2") && Catch::Contains(">= 1"));
     e = error_of(write_config(dir, "[limitz]\nrpm = 1\n"));
@@ -143,7 +147,8 @@ TEST_CASE("the environment overrides the file the way the SDKs read it") {
     CHECK(o.organization == "org-1");
     CHECK(o.project == "proj-from-file"); // an empty variable does not erase a setting
     dispatcher_options untouched;
-    apply_environment(untouched, "OPENAI_API_KEY", [](const char*) -> const char* { return nullptr; });
+    apply_environment(
+        untouched, "OPENAI_API_KEY", [](const char*) -> const char* { return nullptr; });
     CHECK(untouched.base_url == "https://api.openai.com/v1");
     CHECK(untouched.api_key.empty());
 }

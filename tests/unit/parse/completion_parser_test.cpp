@@ -86,7 +86,8 @@ TEST_CASE("missing usage is allowed") {
 TEST_CASE("escapes and non-ASCII text come out right") {
     const completion c = parse_ok("unicode.json");
     CHECK(c.choices[0].content ==
-          "caf\xC3\xA9 \xF0\x9F\x98\x80 \"q\" \\ back\nline \xE6\x97\xA5\xE6\x9C\xAC \xC3\xBC" "ber");
+          "caf\xC3\xA9 \xF0\x9F\x98\x80 \"q\" \\ back\nline \xE6\x97\xA5\xE6\x9C\xAC \xC3\xBC"
+          "ber");
 }
 
 TEST_CASE("vLLM and llama.cpp bodies parse, whatever their field order") {

@@ -50,10 +50,20 @@ TEST_CASE("base URLs split into scheme, host, port and path prefix") {
 }
 
 TEST_CASE("malformed or unsupported URLs are invalid_url") {
-    for (const char* bad : {"", "api.openai.com/v1", "ftp://x/v1", "https://", "https:///v1",
-                            "https://user:pw@host/v1", "https://host:0/v1", "https://host:99999/v1",
-                            "https://host:abc/v1", "https://host:/v1", "https://[::1/v1",
-                            "https://[nothex]/v1", "https://host?x=1", "https://ho st/v1"}) {
+    for (const char* bad : {"",
+                            "api.openai.com/v1",
+                            "ftp://x/v1",
+                            "https://",
+                            "https:///v1",
+                            "https://user:pw@host/v1",
+                            "https://host:0/v1",
+                            "https://host:99999/v1",
+                            "https://host:abc/v1",
+                            "https://host:/v1",
+                            "https://[::1/v1",
+                            "https://[nothex]/v1",
+                            "https://host?x=1",
+                            "https://ho st/v1"}) {
         INFO(bad);
         error_code ec;
         endpoint::parse(bad, ec);
