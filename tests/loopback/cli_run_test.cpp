@@ -112,3 +112,13 @@ TEST_CASE("sluice run reports an unreadable input file") {
                                             dir.file("o.jsonl") + " --mock -q 2>/dev/null"));
     CHECK(status == 4);
 }
+
+TEST_CASE("sluice run --insecure warns on stderr") {
+    temp_dir dir;
+    const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
+    const std::string err = dir.file("stderr.txt");
+    const int status = run_shell(sluice_cmd("run " + input + " -o " + dir.file("o.jsonl") +
+                                            " --mock --insecure -q 2>" + err));
+    CHECK(status == 0);
+    CHECK(read_file(err).find("WARNING: --insecure") != std::string::npos);
+}
