@@ -204,13 +204,6 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         op->res.times.first_byte = resp.first_byte;
 
         const auto meta = resp.meta();
-        const auto limits = parse_rate_limit_headers(meta);
-        if (!limits.empty() && limiter.reconcile(now, limits) && !reported_lower_limit) {
-            reported_lower_limit = true;
-            std::cerr << "sluice: the server reports lower rate limits than configured; "
-                         "using the server's\n";
-        }
-
         attempt_outcome outcome;
         completion& parsed = op->res.completion;
         parsed = completion{};
@@ -225,13 +218,24 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             if (parsed.error)
                 outcome.provider_code =
                     parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
-            if (success_status && !pec && parsed.usage)
-                limiter.settle(now, op->cost, parsed.usage->total_tokens);
             outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
             if (meta.should_retry == "true")
                 outcome.should_retry = true;
             else if (meta.should_retry == "false")
                 outcome.should_retry = false;
+        }
+
+        // The server's view wins: when it says how many tokens remain, that is the truth
+        // (a server that charges the whole completion budget does not refund it when the answer
+        // is short); only without that header are the books corrected from usage.
+        const auto limits = parse_rate_limit_headers(meta);
+        if (!limits.remaining_tokens && !outcome.transport_error && parsed.usage &&
+            outcome.status >= 200 && outcome.status < 300)
+            limiter.settle(now, op->cost, parsed.usage->total_tokens);
+        if (!limits.empty() && limiter.reconcile(now, limits) && !reported_lower_limit) {
+            reported_lower_limit = true;
+            std::cerr << "sluice: the server reports lower rate limits than configured; "
+                         "using the server's\n";
         }
 
         const retry_decision decision = retry.decide(outcome, op->res.attempts);
