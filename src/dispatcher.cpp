@@ -1,3 +1,4 @@
+#include <sluice/admission/retry_budget.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/parse/completion_parser.hpp>
 
@@ -83,6 +84,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
         , limiter(opts.limits, clock::now())
         , retry(opts.retry)
+        , budget(opts.retry.budget_ratio,
+                 opts.retry.budget_min_per_second,
+                 opts.retry.budget_window,
+                 clock::now())
         , admit_timer(ex) {}
 
     static endpoint parse_endpoint(const std::string& url) {
@@ -185,7 +190,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             std::lock_guard lock(stats_mutex);
             ++counters.admitted;
         }
-        ++op->res.attempts;
+        if (++op->res.attempts == 1)
+            budget.on_request(clock::now());
         ++on_wire;
         const std::string_view body = op->req.body;
         pool.async_exchange(
@@ -256,6 +262,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             finish(std::move(op), {});
             return;
         case retry_decision::action::retry:
+            if (!stopped && !budget.try_retry(now)) {
+                // The endpoint is failing more than the budget allows: no retry storm.
+                op->res.message = "retry budget spent; last failure: " +
+                                  describe_failure(decision.ec, resp, parsed);
+                finish(std::move(op), errc::retry_budget_exhausted);
+                return;
+            }
             if (!stopped) {
                 op->last_error = decision.ec;
                 op->res.message = describe_failure(decision.ec, resp, parsed);
@@ -433,6 +446,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     connection_pool pool;
     rate_limiter limiter;
     retry_policy retry;
+    retry_budget budget;
     completion_parser parser; // one per dispatcher: all parsing happens on `ex`
     asio::steady_timer admit_timer;
     bool admit_timer_armed = false;

@@ -15,6 +15,12 @@ void retry_options::validate() const {
         throw std::invalid_argument("retry.max_backoff: must be at least initial_backoff");
     if (max_retry_after.count() < 0)
         throw std::invalid_argument("retry.max_retry_after: must not be negative");
+    if (budget_ratio < 0)
+        throw std::invalid_argument("retry.budget_ratio: must not be negative");
+    if (budget_min_per_second < 0)
+        throw std::invalid_argument("retry.budget_min_per_second: must not be negative");
+    if (budget_window.count() < 1 || budget_window.count() > 60)
+        throw std::invalid_argument("retry.budget_window: must be 1 to 60 seconds");
 }
 
 namespace {

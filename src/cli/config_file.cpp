@@ -185,6 +185,18 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
          [&](N n, K k, R r) {
              o.retry.max_retry_after = r.millis(n, k, 0);
          }},
+        {"budget_ratio",
+         [&](N n, K k, R r) {
+             o.retry.budget_ratio = r.number(n, k, 0);
+         }},
+        {"budget_min_per_second",
+         [&](N n, K k, R r) {
+             o.retry.budget_min_per_second = r.number(n, k, 0);
+         }},
+        {"budget_window_s",
+         [&](N n, K k, R r) {
+             o.retry.budget_window = std::chrono::seconds(r.integer(n, k, 1));
+         }},
     };
     s["estimate"] = {
         {"chars_per_token",

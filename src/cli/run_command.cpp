@@ -56,6 +56,8 @@ dispatcher_options build_options(const run_options& o) {
         opts.limits.tpm = *o.tpm;
     if (o.max_attempts)
         opts.retry.max_attempts = *o.max_attempts;
+    if (o.retry_budget)
+        opts.retry.budget_ratio = *o.retry_budget;
     if (o.request_timeout_ms)
         opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
     return opts;
@@ -304,6 +306,9 @@ void add_run_command(CLI::App& app) {
         ->check(CLI::Range(1u, 64u));
     cmd->add_option(
         "--max-attempts", opts->max_attempts, "Attempts per request, first included (default 5)");
+    cmd->add_option("--retry-budget",
+                    opts->retry_budget,
+                    "Retries allowed per request sent, over 10 s (default 0.2)");
     cmd->add_option(
         "--request-timeout-ms", opts->request_timeout_ms, "Whole-request timeout (default 600000)");
     cmd->add_flag("--mock", opts->mock, "Run against the embedded mock server on a loopback port");

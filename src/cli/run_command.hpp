@@ -35,6 +35,7 @@ struct run_options {
     std::optional<double> tpm;
     std::optional<std::string> tier;
     std::optional<unsigned> max_attempts;
+    std::optional<double> retry_budget;
     /// Event loops (threads); connections and limits are split evenly between them.
     unsigned threads = 1;
     std::optional<std::uint64_t> request_timeout_ms;

@@ -118,7 +118,8 @@ TEST_CASE("with 5% of each fault kind every line ends in exactly one record") {
                       "--slow-delay-ms 20 --seed 3");
     const int n = 4'000;
     const std::string input = make_input(dir, n), output = dir.file("out.jsonl");
-    const int status = run_sluice(mock, input, output);
+    // A 30% fault rate is beyond the default retry budget, on purpose: allow one retry a request.
+    const int status = run_sluice(mock, input, output, "--retry-budget 1");
     const auto t = read_output(output);
     CHECK(t.per_id.size() == static_cast<std::size_t>(n));
     for (const auto& [id, count] : t.per_id)

@@ -99,6 +99,7 @@ TEST_CASE("with 5% of each transient fault, every request ends in exactly one re
     opts.retry.initial_backoff = std::chrono::milliseconds(1);
     opts.retry.max_backoff = std::chrono::milliseconds(5);
     opts.retry.max_retry_after = std::chrono::milliseconds(5);
+    opts.retry.budget_ratio = 1.0; // a 30% fault rate is beyond the default budget, on purpose
     const int n = 2'000;
     const auto out = run_batch(opts, n);
     require_each_once(out, n);
@@ -259,4 +260,27 @@ TEST_CASE("a refused connection ends in a transport error after the allowed atte
         CHECK(r.message.rfind("connect", 0) == 0);
         CHECK(r.attempts == 2);
     }
+}
+
+TEST_CASE("an outage is not turned into a retry storm") {
+    mock_options mo;
+    mo.faults.http_500 = 1.0;
+    test::loopback_mock mock(mo);
+    auto opts = mock.client_options();
+    opts.retry.initial_backoff = std::chrono::milliseconds(1);
+    opts.retry.max_backoff = std::chrono::milliseconds(2);
+    opts.retry.budget_min_per_second = 1; // floor: 10 retries per 10 s window
+    const int n = 500;
+    const auto out = run_batch(opts, n);
+    require_each_once(out, n);
+    CHECK(out.stats.failed == static_cast<std::uint64_t>(n));
+    // Without a budget: 5 attempts each, 2,500 requests. With it: n + 20% + the floor.
+    const auto sent = mock.server().stats().requests;
+    CHECK(sent <= static_cast<std::uint64_t>(n + n / 5 + 10));
+    CHECK(out.stats.failures.at("retry_budget_exhausted") > 0);
+    int named = 0;
+    for (const auto& [id, r] : out.last)
+        named += r.ec == errc::retry_budget_exhausted &&
+                 r.message.find("retry budget spent; last failure: HTTP 500") == 0;
+    CHECK(named == static_cast<int>(out.stats.failures.at("retry_budget_exhausted")));
 }

@@ -21,6 +21,12 @@ struct retry_options {
     std::chrono::milliseconds max_backoff{8000};
     /// Cap on a server's `retry-after`/`retry-after-ms` hint.
     std::chrono::milliseconds max_retry_after{120000};
+    /// Retry budget per endpoint: over `budget_window`, retries may be at most `budget_ratio`
+    /// of the requests sent plus `budget_min_per_second` a second; a retry beyond it is not
+    /// made and the request fails with errc::retry_budget_exhausted.
+    double budget_ratio = 0.2;
+    double budget_min_per_second = 10;
+    std::chrono::seconds budget_window{10};
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;
