@@ -262,7 +262,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             finish(std::move(op), {});
             return;
         case retry_decision::action::retry:
-            if (!stopped && !budget.try_retry(now)) {
+            // A 429 is the server pacing the client (admission holds for its hint), not an
+            // outage: it does not spend the budget, and a batch waits rather than gives up.
+            if (!stopped && decision.ec != errc::rate_limited && !budget.try_retry(now)) {
                 // The endpoint is failing more than the budget allows: no retry storm.
                 op->res.message = "retry budget spent; last failure: " +
                                   describe_failure(decision.ec, resp, parsed);

@@ -27,6 +27,10 @@ struct nginx_options {
     bool tls = true;
     /// nginx closes a connection after this many requests.
     unsigned keepalive_requests = 1'000'000;
+    /// With a rate, nginx's limit_req lets through `limit_rate` requests a second (and a burst
+    /// of `limit_burst`) and answers the others 429 with an OpenAI-shaped body.
+    unsigned limit_rate = 0;
+    unsigned limit_burst = 0;
 };
 
 /// Debian's nginx, started from a temporary prefix on 127.0.0.1 with a self-signed certificate
@@ -88,8 +92,28 @@ private:
         if (opts_.tls)
             c += "    ssl_certificate " + d + "/cert.pem;\n    ssl_certificate_key " + d +
                  "/key.pem;\n";
-        c += "    location = /v1/chat/completions {\n      default_type application/json;\n";
-        c += "      return 200 '" + canned_completion + "';\n    }\n  }\n}\n";
+        if (opts_.limit_rate == 0) {
+            c += "    location = /v1/chat/completions {\n      default_type application/json;\n";
+            c += "      return 200 '" + canned_completion + "';\n    }\n  }\n}\n";
+            return c;
+        }
+        // limit_req runs after the rewrite phase, where `return` would answer first: the answer
+        // comes from a named location reached through try_files.
+        c += "    location = /v1/chat/completions {\n";
+        c += "      limit_req zone=api burst=" + std::to_string(opts_.limit_burst) + " nodelay;\n";
+        c += "      limit_req_status 429;\n      error_page 429 = @rate_limited;\n";
+        c += "      try_files /.nonexistent @answer;\n    }\n";
+        c += "    location @answer {\n      default_type application/json;\n";
+        c += "      return 200 '" + canned_completion + "';\n    }\n";
+        c += "    location @rate_limited {\n      default_type application/json;\n";
+        c += "      add_header retry-after 1 always;\n";
+        c += "      return 429 '{\"error\":{\"message\":\"Rate limit "
+             "reached\",\"type\":\"requests\","
+             "\"param\":null,\"code\":\"rate_limit_exceeded\"}}';\n    }\n  }\n}\n";
+        const std::string zone =
+            "  limit_req_zone $binary_remote_addr zone=api:1m rate=" + std::to_string(opts_.limit_rate) +
+            "r/s;\n";
+        c.insert(c.find("  server {"), zone);
         return c;
     }
 
