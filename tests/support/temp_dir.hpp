@@ -53,6 +53,14 @@ inline void write_file(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
 }
 
+/// "p17": built by appending, since GCC 12 warns (-Wrestrict, a false positive) on
+/// "p" + std::to_string(i) at -O2.
+inline std::string numbered(const char* prefix, std::size_t i) {
+    std::string s = prefix;
+    s += std::to_string(i);
+    return s;
+}
+
 /// Runs a shell command and returns its exit status (-1 when it did not exit normally).
 inline int run_shell(const std::string& command) {
     const int status = std::system(command.c_str());

@@ -191,7 +191,7 @@ TEST_CASE("jsonl_writer buffers whole records and writes them on flush") {
     {
         jsonl_writer writer(fd); // 1 MiB threshold: nothing reaches the file yet
         for (int i = 0; i < 100; ++i)
-            writer.write(success("c" + std::to_string(i), R"({"ok":true})"));
+            writer.write(success(test::numbered("c", i), R"({"ok":true})"));
         input_record bad;
         bad.line_number = 101;
         bad.ec = errc::bad_input_line;
@@ -257,7 +257,7 @@ TEST_CASE("jsonl_writer streams to a pipe and reports a failed write") {
         // More than a pipe holds, so writes block and resume while the reader drains.
         const std::string body = R"({"text":")" + std::string(3000, 'z') + R"("})";
         for (int i = 0; i < 200; ++i)
-            writer.write(success("p" + std::to_string(i), body));
+            writer.write(success(test::numbered("p", i), body));
         writer.sync(); // fsync of a pipe is not an error
     }
     ::close(fds[1]);
@@ -265,7 +265,7 @@ TEST_CASE("jsonl_writer streams to a pipe and reports a failed write") {
     std::size_t count = 0;
     for (std::size_t at = 0, nl; (nl = received.find('\n', at)) != std::string::npos; at = nl + 1) {
         const json j = json::parse(received.substr(at, nl - at));
-        CHECK(j["custom_id"] == "p" + std::to_string(count));
+        CHECK(j["custom_id"] == test::numbered("p", count));
         ++count;
     }
     CHECK(count == 200);

@@ -220,7 +220,7 @@ TEST_CASE("jsonl_reader streams from a pipe written in small pieces") {
     for (int i = 0; i < lines; ++i) {
         CHECK_FALSE(records[i].ec);
         CHECK(records[i].line_number == static_cast<std::uint64_t>(i + 1));
-        CHECK(records[i].request.custom_id == "p" + std::to_string(i));
+        CHECK(records[i].request.custom_id == test::numbered("p", i));
     }
 }
 
