@@ -65,10 +65,10 @@ dispatcher& engine_shards::next() {
     return d;
 }
 
-void engine_shards::stop() {
+void engine_shards::stop(bool graceful) {
     for (shard& s : shards_) {
         if (s.engine)
-            s.engine->stop();
+            s.engine->stop(graceful);
         s.work.reset();
     }
 }

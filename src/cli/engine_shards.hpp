@@ -27,8 +27,9 @@ public:
     /// The dispatcher for the next request.
     dispatcher& next();
 
-    /// Stops every dispatcher and lets the extra loops run out.
-    void stop();
+    /// Stops every dispatcher (cancelling requests on the wire unless `graceful`) and lets the
+    /// extra loops run out.
+    void stop(bool graceful = true);
 
     /// The counters of all shards together.
     stats_snapshot stats() const;

@@ -12,12 +12,15 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -96,7 +99,24 @@ public:
         , writer_(out)
         , window_(window) {}
 
-    void start() { fill(); }
+    /// Starts reading; `on_done` runs once every line read has its record.
+    void start(std::function<void()> on_done) {
+        on_done_ = std::move(on_done);
+        fill();
+    }
+
+    /// Stops reading more lines: the engines hand back what they hold (requests not yet sent
+    /// become not_attempted records) and the job ends when the requests on the wire are in.
+    /// With `at_once`, those are cancelled too.
+    void interrupt(bool at_once) {
+        interrupted_ = true;
+        eof_ = true;
+        engines_.stop(!at_once);
+        if (in_flight_ == 0)
+            finish();
+    }
+
+    bool interrupted() const noexcept { return interrupted_; }
 
     std::uint64_t bad_lines() const noexcept { return bad_lines_; }
     std::uint64_t lines() const noexcept { return lines_; }
@@ -149,6 +169,8 @@ private:
             return;
         finished_ = true;
         engines_.stop();
+        if (on_done_)
+            on_done_();
     }
 
     asio::io_context& loop_;
@@ -161,6 +183,8 @@ private:
     std::uint64_t bad_lines_ = 0;
     bool eof_ = false;
     bool finished_ = false;
+    bool interrupted_ = false;
+    std::function<void()> on_done_;
     std::exception_ptr error_;
 };
 
@@ -238,7 +262,23 @@ int run(const run_options& o) {
     batch_job job(ioc, *engines, reader, writer, window);
 
     const auto started = std::chrono::steady_clock::now();
-    asio::post(ioc, [&] { job.start(); });
+    // SIGINT/SIGTERM: stop reading, let the requests on the wire finish and write every
+    // record; a second signal cancels those too. Nothing already answered is lost.
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    std::function<void()> watch = [&] {
+        signals.async_wait([&](error_code ec, int) {
+            if (ec)
+                return;
+            const bool again = job.interrupted();
+            std::cerr << (again ? "sluice run: stopping now\n"
+                                : "sluice run: stopping; waiting for requests in flight "
+                                  "(signal again to stop at once)\n");
+            job.interrupt(again);
+            watch();
+        });
+    };
+    watch();
+    asio::post(ioc, [&] { job.start([&] { signals.cancel(); }); });
     ioc.run();
     const auto wall = std::chrono::steady_clock::now() - started;
 
@@ -268,6 +308,8 @@ int run(const run_options& o) {
 
     if (status != exit_ok)
         return status;
+    if (job.interrupted())
+        return exit_interrupted;
     if (stats.failures.count("quota_exhausted"))
         return exit_quota;
     if (stats.failed > 0 || job.bad_lines() > 0)

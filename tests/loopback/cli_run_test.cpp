@@ -122,3 +122,36 @@ TEST_CASE("sluice run --insecure warns on stderr") {
     CHECK(status == 0);
     CHECK(read_file(err).find("WARNING: --insecure") != std::string::npos);
 }
+
+TEST_CASE("SIGINT stops sluice run gracefully: every record written is whole") {
+    temp_dir dir;
+    std::string text;
+    for (int i = 0; i < 3000; ++i)
+        text += R"({"custom_id":"s)" + std::to_string(i) +
+                R"(","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})" + "\n";
+    const std::string input = dir.file("in.jsonl"), output = dir.file("out.jsonl");
+    write_file(input, text);
+    // 100 ms per answer and 4 connections: about 3 s of work, interrupted after 1 s.
+    const std::string cmd =
+        std::string(SLUICE_EXE) + " run " + input + " -o " + output +
+        " --mock --mock-latency-ms 100 --concurrency 4 2>" + dir.file("err.txt") +
+        " & pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $? > " + dir.file("status");
+    run_shell("sh -c '" + cmd + "'");
+    CHECK(read_file(dir.file("status")) == "130\n");
+    const auto lines = read_lines(output);
+    CHECK(lines.size() > 0);
+    CHECK(lines.size() < 3000);
+    int done = 0, not_attempted = 0;
+    for (const auto& line : lines) {
+        const auto rec = parse_record(line); // throws on a torn line
+        if (rec.status == 200)
+            ++done;
+        else if (rec.error_code == "not_attempted")
+            ++not_attempted;
+    }
+    CHECK(done + not_attempted == static_cast<int>(lines.size()));
+    CHECK(done >= 4);
+    const std::string err = read_file(dir.file("err.txt"));
+    CHECK(err.find("stopping") != std::string::npos);
+    CHECK(err.find("succeeded") != std::string::npos); // the summary is printed
+}
