@@ -1,4 +1,5 @@
 #include "mock/mock_behavior.hpp"
+#include "sink/json_text.hpp"
 
 #include <simdjson.h>
 
@@ -92,38 +93,6 @@ bool parse_request(std::string_view body, parsed_request& out) {
         }
     }
     return have_messages;
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    for (char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-                out += buf;
-            } else {
-                out += c;
-            }
-        }
-    }
-    out += '"';
 }
 
 constexpr std::string_view words[] = {"lorem",
