@@ -1,6 +1,6 @@
 // Links the installed sluice::sluice and exercises it: a dispatcher against a closed port
 // must deliver its one request as a connection failure.
-#include <sluice/dispatcher.hpp>
+#include <sluice/sluice.hpp>
 
 #include <boost/asio/io_context.hpp>
 
