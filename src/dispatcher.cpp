@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -31,6 +32,11 @@ void dispatcher_options::validate() const {
         throw std::invalid_argument("queue_limit: must be at least 1");
     pool.validate();
     limits.validate();
+    for (const auto& [model, l] : model_limits) {
+        if (model.empty())
+            throw std::invalid_argument("model_limits: a model name must not be empty");
+        l.validate();
+    }
     retry.validate();
     if (estimate.chars_per_token <= 0)
         throw std::invalid_argument("estimate.chars_per_token: must be positive");
@@ -52,6 +58,7 @@ struct request_op {
     result_handler handler;
     result res;
     std::uint64_t cost = 0;
+    struct scope* scope = nullptr;
     std::optional<asio::steady_timer> retry_timer;
     error_code last_error; // cause of the last failed attempt, for a stop during a retry wait
 };
@@ -72,6 +79,22 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
     return msg + ec.message();
 }
 
+// One rate-limit scope: the endpoint, or the endpoint and one model. Each has its buckets,
+// its FIFO of waiting requests and the timer that wakes the first of them.
+struct scope {
+    scope(const limit_options& limits, asio::any_io_executor ex, std::string key)
+        : name(std::move(key))
+        , limiter(limits, clock::now())
+        , timer(std::move(ex)) {}
+
+    std::string name; // empty for the endpoint scope
+    rate_limiter limiter;
+    std::deque<op_ptr> waiting;
+    asio::steady_timer timer;
+    bool timer_armed = false;
+    bool reported_lower_limit = false;
+};
+
 } // namespace
 
 struct dispatcher::impl : std::enable_shared_from_this<impl> {
@@ -82,13 +105,28 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
         , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
-        , limiter(opts.limits, clock::now())
         , retry(opts.retry)
         , budget(opts.retry.budget_ratio,
                  opts.retry.budget_min_per_second,
                  opts.retry.budget_window,
-                 clock::now())
-        , admit_timer(ex) {}
+                 clock::now()) {
+        for (const auto& [model, limits] : opts.model_limits)
+            scopes.emplace(model, std::make_unique<scope>(limits, ex, model));
+        scopes.emplace(std::string(), std::make_unique<scope>(opts.limits, ex, std::string()));
+    }
+
+    // A request's scope: its model's when that model has limits of its own (or every model
+    // does, with per_model_limits), else the endpoint's.
+    scope& scope_for(const request& r) {
+        if (!r.model.empty()) {
+            if (auto it = scopes.find(r.model); it != scopes.end())
+                return *it->second;
+            if (opts.per_model_limits)
+                return *scopes.emplace(r.model, std::make_unique<scope>(opts.limits, ex, r.model))
+                            .first->second;
+        }
+        return *scopes.at(std::string());
+    }
 
     static endpoint parse_endpoint(const std::string& url) {
         error_code ec;
@@ -142,43 +180,54 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             std::lock_guard lock(stats_mutex);
             ++counters.submitted;
         }
-        if (limiter.too_large(op->cost)) {
+        op->scope = &scope_for(op->req);
+        if (op->scope->limiter.too_large(op->cost)) {
             op->res.message =
                 "estimated cost of " + std::to_string(op->cost) + " tokens exceeds the limit of " +
-                std::to_string(static_cast<std::uint64_t>(opts.limits.tpm)) + " tokens per minute";
+                std::to_string(static_cast<std::uint64_t>(op->scope->limiter.limits().tpm)) +
+                " tokens per minute";
             finish(std::move(op), errc::request_too_large);
             return;
         }
-        waiting.push_back(std::move(op));
+        op->scope->waiting.push_back(std::move(op));
         pump();
     }
 
-    // Admits waiting requests in order while a connection is free and the limiter lets them
-    // go; otherwise arms the timer for the moment the head of the queue can pay. Admitting no
-    // more than there are connections keeps each charge close to its send time and leaves
-    // nothing half-sent to cancel when the job stops.
+    // Admits waiting requests while a connection is free: in order within each scope, taking
+    // the scopes in turn; a scope whose first request cannot pay yet arms its timer for the
+    // moment it can. Admitting no more than there are connections keeps each charge close to
+    // its send time and leaves nothing half-sent to cancel when the job stops.
     void pump() {
-        while (!waiting.empty() && !stopped && on_wire < opts.pool.max_connections) {
-            const auto now = clock::now();
-            const auto wait = limiter.try_admit(now, waiting.front()->cost);
-            if (wait > clock::duration::zero()) {
-                arm_admit_timer(now + wait);
-                return;
+        bool admitted = true;
+        while (admitted && !stopped) {
+            admitted = false;
+            for (auto& [key, sc] : scopes) {
+                if (on_wire >= opts.pool.max_connections)
+                    return;
+                if (sc->waiting.empty())
+                    continue;
+                const auto now = clock::now();
+                const auto wait = sc->limiter.try_admit(now, sc->waiting.front()->cost);
+                if (wait > clock::duration::zero()) {
+                    arm_timer(*sc, now + wait);
+                    continue;
+                }
+                op_ptr op = std::move(sc->waiting.front());
+                sc->waiting.pop_front();
+                op->res.times.admitted = now;
+                start_attempt(std::move(op));
+                admitted = true;
             }
-            op_ptr op = std::move(waiting.front());
-            waiting.pop_front();
-            op->res.times.admitted = now;
-            start_attempt(std::move(op));
         }
     }
 
-    void arm_admit_timer(clock::time_point when) {
-        if (admit_timer_armed)
+    void arm_timer(scope& sc, clock::time_point when) {
+        if (sc.timer_armed)
             return;
-        admit_timer_armed = true;
-        admit_timer.expires_at(when);
-        admit_timer.async_wait([self = shared_from_this()](error_code) {
-            self->admit_timer_armed = false;
+        sc.timer_armed = true;
+        sc.timer.expires_at(when);
+        sc.timer.async_wait([self = shared_from_this(), &sc](error_code) {
+            sc.timer_armed = false;
             self->pump();
         });
     }
@@ -237,11 +286,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         const auto limits = parse_rate_limit_headers(meta);
         if (!limits.remaining_tokens && !outcome.transport_error && parsed.usage &&
             outcome.status >= 200 && outcome.status < 300)
-            limiter.settle(now, op->cost, parsed.usage->total_tokens);
-        if (!limits.empty() && limiter.reconcile(now, limits) && !reported_lower_limit) {
-            reported_lower_limit = true;
-            std::cerr << "sluice: the server reports lower rate limits than configured; "
-                         "using the server's\n";
+            op->scope->limiter.settle(now, op->cost, parsed.usage->total_tokens);
+        if (!limits.empty() && op->scope->limiter.reconcile(now, limits) &&
+            !op->scope->reported_lower_limit) {
+            op->scope->reported_lower_limit = true;
+            std::cerr << "sluice: the server reports lower rate limits than configured"
+                      << (op->scope->name.empty() ? "" : " for " + op->scope->name)
+                      << "; using the server's\n";
         }
 
         const retry_decision decision = retry.decide(outcome, op->res.attempts);
@@ -250,8 +301,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.rate_limited;
         }
         if (decision.ec == errc::rate_limited && outcome.retry_after)
-            limiter.hold_until(now +
-                               std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
+            op->scope->limiter.hold_until(
+                now + std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
 
         op->res.status = resp.status;
         op->res.request_id = std::move(resp.request_id);
@@ -310,7 +361,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 }
                 // A retry goes back through admission: failed requests count against the
                 // limits too. It joins the front, having waited longest.
-                self->waiting.push_front(std::move(op));
+                scope& sc = *op->scope;
+                sc.waiting.push_front(std::move(op));
                 self->pump();
             });
     }
@@ -410,14 +462,19 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         if (stopped && graceful)
             return;
         stopped = true;
-        admit_timer.cancel();
+        for (auto& [key, sc] : scopes)
+            sc->timer.cancel();
         while (!overflow.empty()) {
             auto [req, h] = std::move(overflow.front());
             overflow.pop_front();
             deliver_now(std::move(req.custom_id), errc::stopped, std::move(h));
         }
-        auto queued = std::move(waiting);
-        waiting.clear();
+        std::deque<op_ptr> queued;
+        for (auto& [key, sc] : scopes) {
+            for (auto& op : sc->waiting)
+                queued.push_back(std::move(op));
+            sc->waiting.clear();
+        }
         for (auto& op : queued) {
             const error_code ec = op->res.attempts == 0 ? make_error_code(errc::not_attempted)
                                   : op->last_error      ? op->last_error
@@ -446,17 +503,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     endpoint ep;
     std::optional<asio::ssl::context> tls;
     connection_pool pool;
-    rate_limiter limiter;
     retry_policy retry;
     retry_budget budget;
     completion_parser parser; // one per dispatcher: all parsing happens on `ex`
-    asio::steady_timer admit_timer;
-    bool admit_timer_armed = false;
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did
-    bool reported_lower_limit = false;
 
-    std::deque<op_ptr> waiting;                              // admission queue, FIFO
+    std::map<std::string, std::unique_ptr<scope>> scopes;    // "" is the endpoint's
     std::deque<std::pair<request, result_handler>> overflow; // submissions beyond queue_limit
     std::unordered_set<request_op*> sleeping;                // waiting out a retry delay
     std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;

@@ -15,6 +15,7 @@
 #include <boost/asio/async_result.hpp>
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -39,7 +40,14 @@ struct dispatcher_options {
 
     pool_options pool;
     tls_options tls;
+    /// Limits of the endpoint scope: every request without a scope of its own.
     limit_options limits;
+    /// Limits per model, for providers that limit each model separately: a request whose
+    /// `model` is a key here is admitted by that model's own buckets.
+    std::map<std::string, limit_options> model_limits;
+    /// Give every model not in `model_limits` its own buckets with `limits` (providers that
+    /// limit per model), instead of sharing the endpoint's.
+    bool per_model_limits = false;
     retry_options retry;
     estimate_options estimate;
 

@@ -167,6 +167,35 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
                  r.fail(n, k, "expected seconds in (0, 60]");
              o.limits.burst = std::chrono::duration<double>(v);
          }},
+        {"per_model",
+         [&](N n, K k, R r) {
+             o.per_model_limits = r.boolean(n, k);
+         }},
+        {"models",
+         [&](N n, K k, R r) {
+             // [limits.models."gpt-4o"] rpm = ..., tpm = ..., burst_seconds = ...
+             const toml::table* models = n.as_table();
+             if (!models)
+                 r.fail(n, k, "expected tables [limits.models.NAME]");
+             for (const auto& [model, node] : *models) {
+                 const toml::table* t = node.as_table();
+                 section_reader mr{r.path, "limits.models." + std::string(model.str())};
+                 if (!t)
+                     mr.fail(node, model.str(), "expected a table");
+                 limit_options l;
+                 for (const auto& [key, value] : *t) {
+                     if (key == "rpm")
+                         l.rpm = mr.number(value, key.str(), 0);
+                     else if (key == "tpm")
+                         l.tpm = mr.number(value, key.str(), 0);
+                     else if (key == "burst_seconds")
+                         l.burst = std::chrono::duration<double>(mr.number(value, key.str(), 0));
+                     else
+                         mr.fail(value, key.str(), "unknown key");
+                 }
+                 o.model_limits[std::string(model.str())] = l;
+             }
+         }},
     };
     s["retry"] = {
         {"max_attempts",

@@ -284,3 +284,43 @@ TEST_CASE("an outage is not turned into a retry storm") {
                  r.message.find("retry budget spent; last failure: HTTP 500") == 0;
     CHECK(named == static_cast<int>(out.stats.failures.at("retry_budget_exhausted")));
 }
+
+TEST_CASE("a model with limits of its own waits without holding up the others") {
+    test::loopback_mock mock;
+    asio::io_context ioc;
+    auto opts = mock.client_options();
+    limit_options slow;
+    slow.rpm = 600; // 10 a second, a burst of 10
+    opts.model_limits["slow-model"] = slow;
+    dispatcher engine(ioc.get_executor(), opts);
+    std::vector<std::string> order;
+    const int per_model = 30;
+    for (int i = 0; i < per_model; ++i) {
+        for (const char* model : {"slow-model", "fast-model"}) {
+            request req;
+            req.custom_id = std::string(model) + "-" + std::to_string(i);
+            req.model = model;
+            req.body = test::chat_body(i);
+            engine.async_complete(std::move(req), [&](error_code ec, result r) {
+                CHECK_FALSE(ec);
+                order.push_back(r.custom_id);
+                if (order.size() == 2 * per_model)
+                    engine.stop();
+            });
+        }
+    }
+    ioc.run();
+    REQUIRE(order.size() == 2 * per_model);
+    // Every fast-model request is done before the slow model's second second of budget.
+    std::size_t last_fast = 0, slow_seen = 0, slow_before_last_fast = 0;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        if (order[i].rfind("fast-model", 0) == 0) {
+            last_fast = i;
+            slow_before_last_fast = slow_seen;
+        } else {
+            ++slow_seen;
+        }
+    }
+    CHECK(slow_before_last_fast <= 11); // the slow model's burst, not its whole queue
+    CHECK(last_fast < order.size() - 1);
+}

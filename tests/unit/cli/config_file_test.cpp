@@ -48,6 +48,8 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.pool.idle_timeout == d.pool.idle_timeout);
     CHECK(loaded.pool.max_body_size == d.pool.max_body_size);
     CHECK(loaded.tls.insecure == d.tls.insecure);
+    CHECK(loaded.per_model_limits == d.per_model_limits);
+    CHECK(loaded.model_limits.empty());
     CHECK(loaded.limits.rpm == d.limits.rpm);
     CHECK(loaded.limits.tpm == d.limits.tpm);
     CHECK(loaded.limits.burst == d.limits.burst);
@@ -151,4 +153,29 @@ TEST_CASE("the environment overrides the file the way the SDKs read it") {
         untouched, "OPENAI_API_KEY", [](const char*) -> const char* { return nullptr; });
     CHECK(untouched.base_url == "https://api.openai.com/v1");
     CHECK(untouched.api_key.empty());
+}
+
+TEST_CASE("limits per model are read from [limits.models.NAME]") {
+    test::temp_dir dir;
+    const auto path = write_config(dir, R"(
+[limits]
+rpm = 3500
+per_model = true
+[limits.models."gpt-4o"]
+rpm = 500
+tpm = 30000
+[limits.models.o1]
+tpm = 10000
+burst_seconds = 2
+)");
+    dispatcher_options o;
+    apply_config_file(path, o);
+    CHECK(o.limits.rpm == 3500);
+    CHECK(o.per_model_limits);
+    REQUIRE(o.model_limits.size() == 2);
+    CHECK(o.model_limits.at("gpt-4o").rpm == 500);
+    CHECK(o.model_limits.at("gpt-4o").tpm == 30000);
+    CHECK(o.model_limits.at("o1").burst == std::chrono::duration<double>(2));
+    const auto e = error_of(write_config(dir, "[limits.models.x]\nrmp = 1\n"));
+    CHECK_THAT(e, Catch::Contains("limits.models.x") && Catch::Contains("rmp"));
 }
