@@ -80,15 +80,20 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
 }
 
 // One rate-limit scope: the endpoint, or the endpoint and one model. Each has its buckets,
-// its FIFO of waiting requests and the timer that wakes the first of them.
+// its retry budget, its FIFO of waiting requests and the timer that wakes the first of them.
 struct scope {
-    scope(const limit_options& limits, asio::any_io_executor ex, std::string key)
+    scope(const limit_options& limits,
+          const retry_options& retry,
+          asio::any_io_executor ex,
+          std::string key)
         : name(std::move(key))
         , limiter(limits, clock::now())
+        , budget(retry.budget_ratio, retry.budget_min_per_second, retry.budget_window, clock::now())
         , timer(std::move(ex)) {}
 
     std::string name; // empty for the endpoint scope
     rate_limiter limiter;
+    retry_budget budget;
     std::deque<op_ptr> waiting;
     asio::steady_timer timer;
     bool timer_armed = false;
@@ -105,14 +110,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
         , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
-        , retry(opts.retry)
-        , budget(opts.retry.budget_ratio,
-                 opts.retry.budget_min_per_second,
-                 opts.retry.budget_window,
-                 clock::now()) {
+        , retry(opts.retry) {
         for (const auto& [model, limits] : opts.model_limits)
-            scopes.emplace(model, std::make_unique<scope>(limits, ex, model));
-        scopes.emplace(std::string(), std::make_unique<scope>(opts.limits, ex, std::string()));
+            scopes.emplace(model, std::make_unique<scope>(limits, opts.retry, ex, model));
+        scopes.emplace(std::string(),
+                       std::make_unique<scope>(opts.limits, opts.retry, ex, std::string()));
     }
 
     // A request's scope: its model's when that model has limits of its own (or every model
@@ -122,7 +124,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             if (auto it = scopes.find(r.model); it != scopes.end())
                 return *it->second;
             if (opts.per_model_limits)
-                return *scopes.emplace(r.model, std::make_unique<scope>(opts.limits, ex, r.model))
+                return *scopes
+                            .emplace(r.model,
+                                     std::make_unique<scope>(opts.limits, opts.retry, ex, r.model))
                             .first->second;
         }
         return *scopes.at(std::string());
@@ -240,7 +244,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.admitted;
         }
         if (++op->res.attempts == 1)
-            budget.on_request(clock::now());
+            op->scope->budget.on_request(clock::now());
         ++on_wire;
         const std::string_view body = op->req.body;
         pool.async_exchange(
@@ -315,7 +319,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         case retry_decision::action::retry:
             // A 429 is the server pacing the client (admission holds for its hint), not an
             // outage: it does not spend the budget, and a batch waits rather than gives up.
-            if (!stopped && decision.ec != errc::rate_limited && !budget.try_retry(now)) {
+            if (!stopped && decision.ec != errc::rate_limited &&
+                !op->scope->budget.try_retry(now)) {
                 // The endpoint is failing more than the budget allows: no retry storm.
                 op->res.message = "retry budget spent; last failure: " +
                                   describe_failure(decision.ec, resp, parsed);
@@ -504,7 +509,6 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     std::optional<asio::ssl::context> tls;
     connection_pool pool;
     retry_policy retry;
-    retry_budget budget;
     completion_parser parser; // one per dispatcher: all parsing happens on `ex`
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did

@@ -112,6 +112,9 @@ void add_mock_command(CLI::App& app) {
     cmd->add_option("--fault-malformed", m.faults.malformed, "Probability of a non-JSON 200 body");
     cmd->add_option(
         "--fault-quota", m.faults.insufficient_quota, "Probability of a 429 insufficient_quota");
+    cmd->add_option("--quota-after",
+                    m.quota_after,
+                    "Answer 429 insufficient_quota to every request after the first N");
     cmd->add_option("--fault-slow", m.faults.slow, "Probability of a slow answer");
     cmd->add_option("--slow-delay-ms", o->slow_delay_ms, "Delay of a slow answer")
         ->capture_default_str();

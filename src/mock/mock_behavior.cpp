@@ -271,7 +271,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
         r.headers.emplace_back("retry-after", "1");
         return r;
     }
-    if (hit(f.insufficient_quota)) {
+    if (hit(f.insufficient_quota) ||
+        (opts_.quota_after > 0 && counters_.requests > opts_.quota_after)) {
         ++counters_.quota;
         return error_reply(
             429,

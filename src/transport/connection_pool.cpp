@@ -1,28 +1,23 @@
 #include <sluice/transport/connection_pool.hpp>
 
 #include "detail/complete.hpp"
-#include "transport/response_parser.hpp"
+#include "transport/connection.hpp"
 
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <array>
+#include <cstdio>
 #include <deque>
-#include <optional>
 #include <stdexcept>
-#include <unordered_set>
 #include <vector>
 
 namespace sluice {
@@ -32,6 +27,10 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using clock = std::chrono::steady_clock;
+using detail::connection;
+using detail::connection_ptr;
+using detail::exchange;
+using detail::exchange_ptr;
 
 void pool_options::validate() const {
     if (max_connections == 0)
@@ -50,53 +49,8 @@ void pool_options::validate() const {
 
 namespace {
 
-// One keep-alive connection: a TLS stream or a plain one, its read buffer, and whether it
-// has already served an exchange (which makes a failure before the first response byte a
-// sign that the server closed it while idle, not that the request is bad).
-struct connection {
-    std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
-    std::optional<beast::tcp_stream> plain;
-    beast::flat_buffer buffer;
-    std::optional<detail::response_parser> parser;
-    bool reused = false;
-    clock::time_point idle_since;
-
-    beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
-
-    void close() {
-        error_code ignored;
-        // No TLS close_notify: the server learns of the close from the TCP FIN, and waiting
-        // for its answer would hold a slot for nothing.
-        tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
-        tcp().socket().close(ignored);
-    }
-};
-
-using connection_ptr = std::unique_ptr<connection>;
-
-// One request/response exchange, owning the connection while it runs on it.
-struct exchange {
-    // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
-    // the handler in itself without end, so it is never assigned.
-    exchange(std::string_view b, asio::any_completion_handler<void(http_response)> h)
-        : body(b)
-        , handler(std::move(h)) {}
-
-    std::string_view body;
-    asio::any_completion_handler<void(http_response)> handler;
-    http_response resp;
-    connection_ptr conn;
-    bool replayed = false;
-    std::array<char, 48> length_line{};
-    std::size_t length_line_size = 0;
-};
-
-using exchange_ptr = std::unique_ptr<exchange>;
-
-bool is_ip_literal(const std::string& host) {
-    error_code ec;
-    asio::ip::make_address(host, ec);
-    return !ec;
+error_code last_ssl_error() {
+    return {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()};
 }
 
 } // namespace
@@ -110,10 +64,11 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         : ex(std::move(e))
         , ep(std::move(endp))
         , opts(o)
-        , tls(t)
+        , tls(ep.tls ? t : nullptr)
         , resolver(ex)
+        , resolve_timer(ex)
         , idle_timer(ex)
-        , host_is_ip(is_ip_literal(ep.host)) {
+        , host_is_ip(ep.host_is_ip()) {
         if (ep.tls && !tls)
             throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
         head = "POST " + h.target + " HTTP/1.1\r\nHost: " + ep.host_header() + "\r\n";
@@ -125,106 +80,132 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             head += "OpenAI-Project: " + h.project + "\r\n";
         head += "User-Agent: " + h.user_agent + "\r\n";
         head += "Content-Type: application/json\r\nAccept: application/json\r\n";
+        live.reserve(std::min<std::size_t>(opts.max_connections, 1024));
     }
 
     // --- lending connections ----------------------------------------------------------------
 
     void submit(exchange_ptr x) {
-        if (closed) {
-            x->resp.ec = asio::error::operation_aborted;
-            complete_later(std::move(x));
-            return;
-        }
         if (!idle.empty()) {
-            x->conn = std::move(idle.back());
+            x->conn = std::move(idle.back()); // the most recently used: the least likely stale
             idle.pop_back();
             start_write(std::move(x));
-            return;
-        }
-        if (open < opts.max_connections) {
+        } else if (live.size() < opts.max_connections) {
             open_connection(std::move(x));
-            return;
+        } else {
+            waiters.push_back(std::move(x));
         }
-        waiters.push_back(std::move(x));
     }
 
-    // A connection came free (or a slot did): give it to the longest waiter.
+    // An exchange is done with `conn`: a healthy connection goes to the longest waiter or to
+    // the idle list; a broken one is closed and its slot goes to the longest waiter.
     void release(connection_ptr conn, bool healthy) {
-        if (healthy && !closed) {
-            conn->reused = true;
-            if (!waiters.empty()) {
+        if (!healthy || closed) {
+            discard(std::move(conn));
+            if (!waiters.empty() && !closed && live.size() < opts.max_connections) {
                 exchange_ptr next = std::move(waiters.front());
                 waiters.pop_front();
-                next->conn = std::move(conn);
-                start_write(std::move(next));
-                return;
+                open_connection(std::move(next));
             }
-            conn->idle_since = clock::now();
-            idle.push_back(std::move(conn));
-            arm_idle_timer();
             return;
         }
-        conn->close();
-        --open;
-        if (!waiters.empty() && !closed && open < opts.max_connections) {
+        conn->reused = true;
+        if (!waiters.empty()) {
             exchange_ptr next = std::move(waiters.front());
             waiters.pop_front();
-            open_connection(std::move(next));
+            next->conn = std::move(conn);
+            start_write(std::move(next));
+            return;
         }
+        conn->idle_since = clock::now();
+        idle.push_back(std::move(conn));
+        arm_idle_timer();
     }
 
+    // Every open connection (connecting, busy or idle) is listed in `live`, so that close()
+    // reaches the ones exchanges own; swap-and-pop keeps that free of allocation.
+    connection_ptr make_connection() {
+        auto conn = std::make_unique<connection>(ex, tls);
+        conn->slot = live.size();
+        live.push_back(conn.get());
+        ++stats.connects;
+        return conn;
+    }
+
+    void discard(connection_ptr conn) {
+        conn->close();
+        live[conn->slot] = live.back();
+        live[conn->slot]->slot = conn->slot;
+        live.pop_back();
+    }
+
+    // One timer for the pool, due when the oldest idle connection (the front: idle
+    // connections are kept most recently used last) reaches idle_timeout.
     void arm_idle_timer() {
-        if (idle_timer_armed)
+        if (idle_timer_armed || idle.empty())
             return;
         idle_timer_armed = true;
-        idle_timer.expires_after(opts.idle_timeout);
+        idle_timer.expires_at(idle.front()->idle_since + opts.idle_timeout);
         idle_timer.async_wait([self = shared_from_this()](error_code ec) {
             self->idle_timer_armed = false;
-            if (ec || self->closed)
-                return;
-            self->sweep_idle();
+            if (!ec && !self->closed)
+                self->sweep_idle();
         });
     }
 
-    // Idle connections are kept most-recently-used last, so the stale ones are at the front.
     void sweep_idle() {
         const auto cutoff = clock::now() - opts.idle_timeout;
         std::size_t stale = 0;
         while (stale < idle.size() && idle[stale]->idle_since <= cutoff)
-            ++stale;
-        for (std::size_t i = 0; i < stale; ++i) {
-            idle[i]->close();
-            --open;
-        }
+            discard(std::move(idle[stale++]));
         idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(stale));
-        if (!idle.empty())
-            arm_idle_timer();
+        arm_idle_timer();
     }
 
     // --- connecting -------------------------------------------------------------------------
 
     void open_connection(exchange_ptr x) {
-        ++open;
-        ++stats.connects;
-        auto conn = std::make_unique<connection>();
-        if (ep.tls)
-            conn->tls.emplace(ex, *tls);
-        else
-            conn->plain.emplace(ex);
-        x->conn = std::move(conn);
-        if (resolved) {
-            do_connect(std::move(x));
-            return;
+        x->conn = make_connection();
+        if (resolved)
+            return do_connect(std::move(x));
+        // One resolution per pool: exchanges that need it meanwhile wait for the same one.
+        resolving.push_back(std::move(x));
+        if (resolving.size() == 1)
+            do_resolve();
+    }
+
+    // A resolver cannot abort a running getaddrinfo, so connect_timeout (which includes the
+    // resolution) is kept by a timer, and a late answer is recognised by its generation.
+    void do_resolve() {
+        const std::uint64_t gen = ++resolve_gen;
+        resolve_timer.expires_after(opts.connect_timeout);
+        resolve_timer.async_wait([self = shared_from_this(), gen](error_code ec) {
+            if (!ec)
+                self->on_resolve(gen, beast::error::timeout, {});
+        });
+        resolver.async_resolve(
+            ep.host,
+            std::to_string(ep.port),
+            [self = shared_from_this(), gen](error_code ec, tcp::resolver::results_type r) {
+                self->on_resolve(gen, ec, std::move(r));
+            });
+    }
+
+    void on_resolve(std::uint64_t gen, error_code ec, tcp::resolver::results_type r) {
+        if (gen != resolve_gen)
+            return; // the other half of a resolution already answered
+        ++resolve_gen;
+        resolve_timer.cancel();
+        if (!ec)
+            resolved = std::move(r);
+        auto batch = std::move(resolving);
+        resolving.clear();
+        for (auto& x : batch) {
+            if (ec)
+                fail(std::move(x), ec, "connect");
+            else
+                do_connect(std::move(x));
         }
-        resolver.async_resolve(ep.host,
-                               std::to_string(ep.port),
-                               [self = shared_from_this(), x = std::move(x)](
-                                   error_code ec, tcp::resolver::results_type r) mutable {
-                                   if (ec)
-                                       return self->fail(std::move(x), ec, "resolve");
-                                   self->resolved = std::move(r);
-                                   self->do_connect(std::move(x));
-                               });
     }
 
     void do_connect(exchange_ptr x) {
@@ -242,61 +223,66 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             resolved.reset(); // the address may have changed: resolve again next time
             return fail(std::move(x), ec, "connect");
         }
+        if (closed)
+            return fail(std::move(x), asio::error::operation_aborted, "connect");
         x->conn->tcp().socket().set_option(tcp::no_delay(true), ec);
         if (!x->conn->tls)
             return start_write(std::move(x));
 
         SSL* ssl = x->conn->tls->native_handle();
-        // SNI carries host names only (RFC 6066); an IP literal is checked against the
-        // certificate's IP addresses instead of its DNS names.
+        // SNI carries host names only (RFC 6066 section 3); an IP literal is checked against
+        // the certificate's IP addresses instead of its DNS names. OpenSSL checks the name
+        // (or address) while it verifies the chain, when the context asks for verify_peer.
+        bool named = false;
         if (host_is_ip) {
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ep.host.c_str());
+            named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ep.host.c_str()) == 1;
         } else {
-            SSL_set_tlsext_host_name(ssl, ep.host.c_str());
-            SSL_set1_host(ssl, ep.host.c_str());
+            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            named = SSL_set_tlsext_host_name(ssl, ep.host.c_str()) == 1 &&
+                    SSL_set1_host(ssl, ep.host.c_str()) == 1;
         }
+        if (!named)
+            return fail(std::move(x), last_ssl_error(), "handshake");
         x->conn->tcp().expires_after(opts.handshake_timeout);
         auto& stream = *x->conn->tls;
-        stream.async_handshake(
-            asio::ssl::stream_base::client,
-            [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
-                if (ec)
-                    return self->fail(std::move(x), ec, "handshake");
-                self->start_write(std::move(x));
-            });
+        stream.async_handshake(asio::ssl::stream_base::client,
+                               [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+                                   self->on_handshake(std::move(x), ec);
+                               });
+    }
+
+    void on_handshake(exchange_ptr x, error_code ec) {
+        if (ec)
+            return fail(std::move(x), ec, "handshake");
+        if (closed)
+            return fail(std::move(x), asio::error::operation_aborted, "handshake");
+        start_write(std::move(x));
     }
 
     // --- one exchange -----------------------------------------------------------------------
 
-    template <class Stream, class Handler>
-    void write_request(Stream& s, const exchange& x, Handler&& h) {
-        const std::array<asio::const_buffer, 3> buffers{
-            asio::buffer(head),
-            asio::buffer(x.length_line.data(), x.length_line_size),
-            asio::buffer(x.body.data(), x.body.size())};
-        asio::async_write(s, buffers, std::forward<Handler>(h));
-    }
-
+    // The fixed head, the Content-Length line and the caller's body go out as one gather
+    // write: no serializer, no copy of the body.
     void start_write(exchange_ptr x) {
-        busy.insert(x->conn.get());
         const int n = std::snprintf(x->length_line.data(),
                                     x->length_line.size(),
                                     "Content-Length: %zu\r\n\r\n",
                                     x->body.size());
         x->length_line_size = static_cast<std::size_t>(n);
-        const exchange& xr = *x; // stays put while the handler owns it
+        const std::array<asio::const_buffer, 3> buffers{
+            asio::buffer(head),
+            asio::buffer(x->length_line.data(), x->length_line_size),
+            asio::buffer(x->body.data(), x->body.size())};
         connection& c = *x->conn;
+        // One deadline for writing the request and reading the whole response.
         c.tcp().expires_after(opts.request_timeout);
         c.parser.emplace(x->resp);
         c.parser->body_limit(opts.max_body_size);
-        auto on_write = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                      std::size_t) mutable {
+        auto on_written = [self = shared_from_this(), x = std::move(x)](error_code ec,
+                                                                        std::size_t) mutable {
             self->on_write(std::move(x), ec);
         };
-        if (c.tls)
-            write_request(*c.tls, xr, std::move(on_write));
-        else
-            write_request(*c.plain, xr, std::move(on_write));
+        c.with_stream([&](auto& s) { asio::async_write(s, buffers, std::move(on_written)); });
     }
 
     void on_write(exchange_ptr x, error_code ec) {
@@ -304,14 +290,12 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             return fail_or_replay(std::move(x), ec, "write");
         x->resp.sent = clock::now();
         connection& c = *x->conn;
-        auto on_header = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                       std::size_t) mutable {
+        auto on_head = [self = shared_from_this(), x = std::move(x)](error_code ec,
+                                                                     std::size_t) mutable {
             self->on_header(std::move(x), ec);
         };
-        if (c.tls)
-            http::async_read_header(*c.tls, c.buffer, *c.parser, std::move(on_header));
-        else
-            http::async_read_header(*c.plain, c.buffer, *c.parser, std::move(on_header));
+        c.with_stream(
+            [&](auto& s) { http::async_read_header(s, c.buffer, *c.parser, std::move(on_head)); });
     }
 
     void on_header(exchange_ptr x, error_code ec) {
@@ -319,41 +303,40 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             return fail_or_replay(std::move(x), ec, "read");
         x->resp.first_byte = clock::now();
         connection& c = *x->conn;
-        auto on_body = [self = shared_from_this(), x = std::move(x)](error_code ec,
+        auto on_rest = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                      std::size_t) mutable {
             self->on_body(std::move(x), ec);
         };
-        if (c.tls)
-            http::async_read(*c.tls, c.buffer, *c.parser, std::move(on_body));
-        else
-            http::async_read(*c.plain, c.buffer, *c.parser, std::move(on_body));
+        c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
     }
 
     void on_body(exchange_ptr x, error_code ec) {
         if (ec)
             return fail(std::move(x), ec, "read");
         connection& c = *x->conn;
-        const bool keep = c.parser->keep_alive();
+        // keep_alive() is false for `Connection: close`, HTTP/1.0 without keep-alive, and a
+        // body that ended with the stream. Bytes past the response mean the stream is out of
+        // step with our requests (we never pipeline), so that connection is not reused either.
+        const bool keep = c.parser->keep_alive() && c.buffer.size() == 0;
         c.parser.reset();
-        busy.erase(x->conn.get());
         release(std::move(x->conn), keep);
         complete(std::move(x));
     }
 
     // A reused connection that fails before any response byte was most likely closed by the
     // server while idle (the keep-alive race): the request never reached the application, so
-    // it is replayed once on a fresh connection.
+    // it is replayed once on a fresh connection. A timeout is not that race, and a fresh
+    // connection failing so is an answer of the server: both are reported.
     void fail_or_replay(exchange_ptr x, error_code ec, const char* step) {
         connection& c = *x->conn;
-        const bool nothing_received = !c.parser || !c.parser->got_some();
+        const bool nothing_received = !c.parser->got_some() && c.buffer.size() == 0;
         if (c.reused && nothing_received && !x->replayed && !closed &&
             ec != asio::error::operation_aborted && ec != beast::error::timeout) {
             x->replayed = true;
             ++stats.replayed;
-            busy.erase(x->conn.get());
-            x->conn->close();
-            x->conn.reset();
-            --open;
+            c.parser.reset();
+            discard(std::move(x->conn));
+            x->resp = http_response{};
             open_connection(std::move(x));
             return;
         }
@@ -362,9 +345,11 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
 
     void fail(exchange_ptr x, error_code ec, const char* step) {
         if (x->conn) {
-            busy.erase(x->conn.get());
+            x->conn->parser.reset();
             release(std::move(x->conn), false);
         }
+        if (closed)
+            ec = asio::error::operation_aborted; // whatever the cut socket reported
         // A Content-Length over the limit is refused while reading the header, a chunked
         // body while reading it: either way it is the same failure for the caller.
         x->resp.ec = ec == http::error::body_limit ? make_error_code(errc::body_too_large) : ec;
@@ -380,31 +365,41 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         });
     }
 
-    void complete_later(exchange_ptr x) {
+    // For completions started by a call of the user (async_exchange, close): never run the
+    // handler inside that call.
+    void complete_later(exchange_ptr x, const char* step) {
+        x->resp.ec = asio::error::operation_aborted;
+        x->resp.failed_step = step;
         asio::post(ex, [self = shared_from_this(), x = std::move(x)]() mutable {
             self->complete(std::move(x));
         });
     }
 
     void close_all() {
+        if (closed)
+            return;
         closed = true;
         idle_timer.cancel();
+        ++resolve_gen; // a resolution under way is forgotten
+        resolve_timer.cancel();
         resolver.cancel();
-        for (auto& c : idle) {
-            c->close();
-            --open;
-        }
+        for (auto& conn : idle)
+            discard(std::move(conn));
         idle.clear();
-        for (connection* c : busy) {
+        for (auto& x : resolving) {
+            discard(std::move(x->conn));
+            complete_later(std::move(x), "connect");
+        }
+        resolving.clear();
+        for (auto& x : waiters)
+            complete_later(std::move(x), "");
+        waiters.clear();
+        // What is left belongs to running exchanges: cutting the socket completes their
+        // operation with operation_aborted, and fail() releases the connection.
+        for (connection* c : live) {
             error_code ignored;
             c->tcp().socket().cancel(ignored);
             c->tcp().socket().close(ignored);
-        }
-        auto pending = std::move(waiters);
-        waiters.clear();
-        for (auto& x : pending) {
-            x->resp.ec = asio::error::operation_aborted;
-            complete_later(std::move(x));
         }
     }
 
@@ -413,14 +408,16 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     pool_options opts;
     asio::ssl::context* tls;
     tcp::resolver resolver;
+    asio::steady_timer resolve_timer;
     asio::steady_timer idle_timer;
     bool host_is_ip;
-    std::string head;
+    std::string head; // request line and fixed headers, built once
     std::optional<tcp::resolver::results_type> resolved;
+    std::uint64_t resolve_gen = 0;
+    std::vector<exchange_ptr> resolving;  // waiting for the resolution under way
     std::vector<connection_ptr> idle;     // most recently used last
-    std::deque<exchange_ptr> waiters;     // FIFO
-    std::unordered_set<connection*> busy; // running an exchange
-    std::size_t open = 0;                 // connecting, busy or idle
+    std::deque<exchange_ptr> waiters;     // waiting for a connection, FIFO
+    std::vector<connection*> live;        // every open connection; connection::slot indexes it
     bool idle_timer_armed = false;
     bool closed = false;
     pool_stats stats;
@@ -441,11 +438,8 @@ connection_pool::~connection_pool() {
 void connection_pool::async_exchange(std::string_view body,
                                      asio::any_completion_handler<void(http_response)> handler) {
     auto x = std::make_unique<exchange>(body, std::move(handler));
-    if (impl_->closed) {
-        x->resp.ec = asio::error::operation_aborted;
-        impl_->complete_later(std::move(x));
-        return;
-    }
+    if (impl_->closed)
+        return impl_->complete_later(std::move(x), "");
     impl_->submit(std::move(x));
 }
 
@@ -455,7 +449,7 @@ void connection_pool::close() {
 
 pool_stats connection_pool::stats() const noexcept {
     pool_stats s = impl_->stats;
-    s.open = impl_->open;
+    s.open = impl_->live.size();
     s.idle = impl_->idle.size();
     s.waiting = impl_->waiters.size();
     return s;

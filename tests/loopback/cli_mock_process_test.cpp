@@ -154,3 +154,21 @@ TEST_CASE("a server closing every 7th connection loses nothing") {
     CHECK(t.per_id.size() == static_cast<std::size_t>(n));
     CHECK(t.by_code.at("ok") == n);
 }
+
+TEST_CASE("insufficient_quota after K requests stops the job with exactly K answers") {
+    temp_dir dir;
+    mock_process mock(dir, "--quota-after 300");
+    const int n = 2'000;
+    const std::string input = make_input(dir, n), output = dir.file("out.jsonl");
+    CHECK(run_sluice(mock, input, output, "--concurrency 8") == 3);
+    const auto t = read_output(output);
+    CHECK(t.per_id.size() == static_cast<std::size_t>(n));
+    for (const auto& [id, count] : t.per_id)
+        REQUIRE(count == 1);
+    CHECK(t.by_code.at("ok") == 300);
+    // The requests in flight when the first quota answer came are quota failures; every other
+    // line is recorded as not attempted, for a resumed run to send.
+    CHECK(t.by_code.at("quota_exhausted") <= 8);
+    CHECK(t.by_code.at("ok") + t.by_code.at("quota_exhausted") + t.by_code.at("not_attempted") ==
+          n);
+}

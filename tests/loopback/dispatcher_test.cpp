@@ -324,3 +324,35 @@ TEST_CASE("a model with limits of its own waits without holding up the others") 
     CHECK(slow_before_last_fast <= 11); // the slow model's burst, not its whole queue
     CHECK(last_fast < order.size() - 1);
 }
+
+TEST_CASE("a big request is not starved by the small ones queued behind it") {
+    test::loopback_mock mock;
+    asio::io_context ioc;
+    auto opts = mock.client_options();
+    opts.limits.tpm = 6'000; // 100 tokens a second, a bucket of 100
+    dispatcher engine(ioc.get_executor(), opts);
+    std::map<std::string, result> done;
+    auto submit = [&](const std::string& id, std::uint64_t cost) {
+        request req;
+        req.custom_id = id;
+        req.body = test::chat_body(1);
+        req.token_cost = cost;
+        engine.async_complete(std::move(req), [&](error_code, result r) {
+            done[r.custom_id] = std::move(r);
+            if (done.size() == 7)
+                engine.stop();
+        });
+    };
+    submit("first", 60);
+    submit("big", 150); // more than the bucket holds: waits for a full bucket
+    for (int i = 0; i < 5; ++i)
+        submit("small" + std::to_string(i), 10);
+    ioc.run();
+    REQUIRE(done.size() == 7);
+    for (int i = 0; i < 5; ++i) {
+        const auto& small = done.at("small" + std::to_string(i));
+        CHECK(small.ok());
+        // Each small one could have paid long before the big one: FIFO kept them behind it.
+        CHECK(small.times.admitted >= done.at("big").times.admitted);
+    }
+}

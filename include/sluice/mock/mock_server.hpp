@@ -45,6 +45,9 @@ struct mock_options {
     /// Answer with `Connection: close` and close after every Nth response (0 = never).
     std::uint32_t close_every = 0;
     mock_faults faults;
+    /// After this many chat-completion requests every answer is 429 insufficient_quota, as
+    /// when an account runs out of credit mid-job (0 = never).
+    std::uint64_t quota_after = 0;
     /// Seed of the fault and latency draws.
     std::uint64_t seed = 1;
     /// Largest request body accepted (413 above).

@@ -1,0 +1,95 @@
+#pragma once
+
+#include <sluice/transport/connection_pool.hpp>
+
+#include "transport/response_parser.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace sluice::detail {
+
+// One keep-alive connection of the pool: a TLS stream or a plain one, its read buffer, the
+// parser of the response in progress, and whether it has already served an exchange (which
+// makes a failure before the first response byte a sign that the server closed it while it
+// was idle, not that the request is bad).
+struct connection {
+    connection(const boost::asio::any_io_executor& ex, boost::asio::ssl::context* tls_ctx) {
+        if (tls_ctx)
+            tls.emplace(ex, *tls_ctx);
+        else
+            plain.emplace(ex);
+    }
+
+    std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
+    std::optional<boost::beast::tcp_stream> plain;
+    boost::beast::flat_buffer buffer;
+    std::optional<response_parser> parser; // in place: no allocation per exchange
+    bool reused = false;
+    std::chrono::steady_clock::time_point idle_since;
+    std::size_t slot = 0; // index in the pool's list of open connections
+
+    boost::beast::tcp_stream& tcp() {
+        return tls ? boost::beast::get_lowest_layer(*tls) : *plain;
+    }
+
+    // Calls `fn` with the stream HTTP goes over (TLS or plain).
+    template <class Fn>
+    void with_stream(Fn&& fn) {
+        if (tls)
+            std::forward<Fn>(fn)(*tls);
+        else
+            std::forward<Fn>(fn)(*plain);
+    }
+
+    // Closes the socket at once, cancelling any operation in progress (it completes with
+    // operation_aborted). No TLS close_notify is sent or awaited: the server learns of the
+    // close from the TCP FIN, and waiting for its close_notify would hold a slot for nothing.
+    // So the stream_truncated that an ssl_stream shutdown reports when the peer closes
+    // without close_notify (benign for HTTP, whose messages carry their own framing) never
+    // reaches us. While reading a body delimited by the end of the stream, though, it stays
+    // an error: there a cut connection cannot be told from the end of the body.
+    void close() {
+        namespace asio = boost::asio;
+        error_code ignored;
+        tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        tcp().socket().close(ignored);
+    }
+};
+
+using connection_ptr = std::unique_ptr<connection>;
+
+// One request/response exchange: the operation state, owning the connection while it runs on
+// it. The only allocation of an exchange beside the response body and the caller's handler.
+struct exchange {
+    // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
+    // the handler in itself without end, so it is never assigned.
+    exchange(std::string_view b, boost::asio::any_completion_handler<void(http_response)> h)
+        : body(b)
+        , handler(std::move(h)) {}
+
+    std::string_view body;
+    boost::asio::any_completion_handler<void(http_response)> handler;
+    http_response resp;
+    connection_ptr conn;
+    bool replayed = false;
+    // "Content-Length: N\r\n\r\n", written between the fixed head and the body.
+    std::array<char, 48> length_line{};
+    std::size_t length_line_size = 0;
+};
+
+using exchange_ptr = std::unique_ptr<exchange>;
+
+} // namespace sluice::detail
