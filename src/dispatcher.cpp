@@ -1,3 +1,4 @@
+#include <sluice/admission/admission_queue.hpp>
 #include <sluice/admission/retry_budget.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/parse/completion_parser.hpp>
@@ -17,6 +18,7 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_set>
+#include <variant>
 
 namespace sluice {
 
@@ -87,14 +89,13 @@ struct scope {
           asio::any_io_executor ex,
           std::string key)
         : name(std::move(key))
-        , limiter(limits, clock::now())
+        , queue(limits, clock::now())
         , budget(retry.budget_ratio, retry.budget_min_per_second, retry.budget_window, clock::now())
         , timer(std::move(ex)) {}
 
-    std::string name; // empty for the endpoint scope
-    rate_limiter limiter;
+    std::string name;              // empty for the endpoint scope
+    admission_queue<op_ptr> queue; // its buckets and its FIFO
     retry_budget budget;
-    std::deque<op_ptr> waiting;
     asio::steady_timer timer;
     bool timer_armed = false;
     bool reported_lower_limit = false;
@@ -185,15 +186,18 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.submitted;
         }
         op->scope = &scope_for(op->req);
-        if (op->scope->limiter.too_large(op->cost)) {
+        if (op->scope->queue.limiter().too_large(op->cost)) {
             op->res.message =
                 "estimated cost of " + std::to_string(op->cost) + " tokens exceeds the limit of " +
-                std::to_string(static_cast<std::uint64_t>(op->scope->limiter.limits().tpm)) +
+                std::to_string(
+                    static_cast<std::uint64_t>(op->scope->queue.limiter().limits().tpm)) +
                 " tokens per minute";
             finish(std::move(op), errc::request_too_large);
             return;
         }
-        op->scope->waiting.push_back(std::move(op));
+        scope& sc = *op->scope;
+        const std::uint64_t cost = op->cost;
+        sc.queue.push_back(std::move(op), cost);
         pump();
     }
 
@@ -208,16 +212,15 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             for (auto& [key, sc] : scopes) {
                 if (on_wire >= opts.pool.max_connections)
                     return;
-                if (sc->waiting.empty())
-                    continue;
                 const auto now = clock::now();
-                const auto wait = sc->limiter.try_admit(now, sc->waiting.front()->cost);
-                if (wait > clock::duration::zero()) {
-                    arm_timer(*sc, now + wait);
+                auto step = sc->queue.next(now);
+                if (std::holds_alternative<admission_queue<op_ptr>::empty>(step))
+                    continue;
+                if (const auto* wait = std::get_if<clock::duration>(&step)) {
+                    arm_timer(*sc, now + *wait);
                     continue;
                 }
-                op_ptr op = std::move(sc->waiting.front());
-                sc->waiting.pop_front();
+                op_ptr op = std::move(std::get<op_ptr>(step));
                 op->res.times.admitted = now;
                 start_attempt(std::move(op));
                 admitted = true;
@@ -290,8 +293,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         const auto limits = parse_rate_limit_headers(meta);
         if (!limits.remaining_tokens && !outcome.transport_error && parsed.usage &&
             outcome.status >= 200 && outcome.status < 300)
-            op->scope->limiter.settle(now, op->cost, parsed.usage->total_tokens);
-        if (!limits.empty() && op->scope->limiter.reconcile(now, limits) &&
+            op->scope->queue.limiter().settle(now, op->cost, parsed.usage->total_tokens);
+        if (!limits.empty() && op->scope->queue.limiter().reconcile(now, limits) &&
             !op->scope->reported_lower_limit) {
             op->scope->reported_lower_limit = true;
             std::cerr << "sluice: the server reports lower rate limits than configured"
@@ -305,7 +308,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.rate_limited;
         }
         if (decision.ec == errc::rate_limited && outcome.retry_after)
-            op->scope->limiter.hold_until(
+            op->scope->queue.limiter().hold_until(
                 now + std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
 
         op->res.status = resp.status;
@@ -367,7 +370,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 // A retry goes back through admission: failed requests count against the
                 // limits too. It joins the front, having waited longest.
                 scope& sc = *op->scope;
-                sc.waiting.push_front(std::move(op));
+                const std::uint64_t cost = op->cost;
+                sc.queue.push_front(std::move(op), cost);
                 self->pump();
             });
     }
@@ -476,9 +480,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         std::deque<op_ptr> queued;
         for (auto& [key, sc] : scopes) {
-            for (auto& op : sc->waiting)
+            for (auto& op : sc->queue.drain())
                 queued.push_back(std::move(op));
-            sc->waiting.clear();
         }
         for (auto& op : queued) {
             const error_code ec = op->res.attempts == 0 ? make_error_code(errc::not_attempted)

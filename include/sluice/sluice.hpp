@@ -10,6 +10,7 @@
 #include <sluice/source/jsonl_reader.hpp>
 #include <sluice/source/token_estimate.hpp>
 
+#include <sluice/admission/admission_queue.hpp>
 #include <sluice/admission/limit_headers.hpp>
 #include <sluice/admission/rate_limiter.hpp>
 #include <sluice/admission/retry_budget.hpp>

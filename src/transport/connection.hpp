@@ -41,9 +41,7 @@ struct connection {
     std::chrono::steady_clock::time_point idle_since;
     std::size_t slot = 0; // index in the pool's list of open connections
 
-    boost::beast::tcp_stream& tcp() {
-        return tls ? boost::beast::get_lowest_layer(*tls) : *plain;
-    }
+    boost::beast::tcp_stream& tcp() { return tls ? boost::beast::get_lowest_layer(*tls) : *plain; }
 
     // Calls `fn` with the stream HTTP goes over (TLS or plain).
     template <class Fn>

@@ -2,6 +2,8 @@
 
 #include "detail/complete.hpp"
 #include "transport/connection.hpp"
+#include "transport/request_head.hpp"
+#include "transport/tls_peer.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
@@ -10,10 +12,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/read.hpp>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <cstdio>
 #include <deque>
@@ -32,29 +30,6 @@ using detail::connection_ptr;
 using detail::exchange;
 using detail::exchange_ptr;
 
-void pool_options::validate() const {
-    if (max_connections == 0)
-        throw std::invalid_argument("pool.max_connections: must be at least 1");
-    if (connect_timeout.count() <= 0)
-        throw std::invalid_argument("pool.connect_timeout: must be positive");
-    if (handshake_timeout.count() <= 0)
-        throw std::invalid_argument("pool.handshake_timeout: must be positive");
-    if (request_timeout.count() <= 0)
-        throw std::invalid_argument("pool.request_timeout: must be positive");
-    if (idle_timeout.count() <= 0)
-        throw std::invalid_argument("pool.idle_timeout: must be positive");
-    if (max_body_size == 0)
-        throw std::invalid_argument("pool.max_body_size: must be at least 1");
-}
-
-namespace {
-
-error_code last_ssl_error() {
-    return {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()};
-}
-
-} // namespace
-
 struct connection_pool::impl : std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor e,
          endpoint endp,
@@ -71,15 +46,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         , host_is_ip(ep.host_is_ip()) {
         if (ep.tls && !tls)
             throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
-        head = "POST " + h.target + " HTTP/1.1\r\nHost: " + ep.host_header() + "\r\n";
-        if (!h.authorization.empty())
-            head += "Authorization: " + h.authorization + "\r\n";
-        if (!h.organization.empty())
-            head += "OpenAI-Organization: " + h.organization + "\r\n";
-        if (!h.project.empty())
-            head += "OpenAI-Project: " + h.project + "\r\n";
-        head += "User-Agent: " + h.user_agent + "\r\n";
-        head += "Content-Type: application/json\r\nAccept: application/json\r\n";
+        head = detail::request_head(ep, h);
         live.reserve(std::min<std::size_t>(opts.max_connections, 1024));
     }
 
@@ -229,26 +196,16 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         if (!x->conn->tls)
             return start_write(std::move(x));
 
-        SSL* ssl = x->conn->tls->native_handle();
-        // SNI carries host names only (RFC 6066 section 3); an IP literal is checked against
-        // the certificate's IP addresses instead of its DNS names. OpenSSL checks the name
-        // (or address) while it verifies the chain, when the context asks for verify_peer.
-        bool named = false;
-        if (host_is_ip) {
-            named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ep.host.c_str()) == 1;
-        } else {
-            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            named = SSL_set_tlsext_host_name(ssl, ep.host.c_str()) == 1 &&
-                    SSL_set1_host(ssl, ep.host.c_str()) == 1;
-        }
-        if (!named)
-            return fail(std::move(x), last_ssl_error(), "handshake");
+        detail::set_peer_name(x->conn->tls->native_handle(), ep.host, host_is_ip, ec);
+        if (ec)
+            return fail(std::move(x), ec, "handshake");
         x->conn->tcp().expires_after(opts.handshake_timeout);
         auto& stream = *x->conn->tls;
-        stream.async_handshake(asio::ssl::stream_base::client,
-                               [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
-                                   self->on_handshake(std::move(x), ec);
-                               });
+        stream.async_handshake(
+            asio::ssl::stream_base::client,
+            [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+                self->on_handshake(std::move(x), ec);
+            });
     }
 
     void on_handshake(exchange_ptr x, error_code ec) {
@@ -307,7 +264,8 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
                                                                      std::size_t) mutable {
             self->on_body(std::move(x), ec);
         };
-        c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
+        c.with_stream(
+            [&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
     }
 
     void on_body(exchange_ptr x, error_code ec) {
@@ -414,10 +372,10 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     std::string head; // request line and fixed headers, built once
     std::optional<tcp::resolver::results_type> resolved;
     std::uint64_t resolve_gen = 0;
-    std::vector<exchange_ptr> resolving;  // waiting for the resolution under way
-    std::vector<connection_ptr> idle;     // most recently used last
-    std::deque<exchange_ptr> waiters;     // waiting for a connection, FIFO
-    std::vector<connection*> live;        // every open connection; connection::slot indexes it
+    std::vector<exchange_ptr> resolving; // waiting for the resolution under way
+    std::vector<connection_ptr> idle;    // most recently used last
+    std::deque<exchange_ptr> waiters;    // waiting for a connection, FIFO
+    std::vector<connection*> live;       // every open connection; connection::slot indexes it
     bool idle_timer_armed = false;
     bool closed = false;
     pool_stats stats;

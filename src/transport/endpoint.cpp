@@ -55,6 +55,14 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
         ec = errc::invalid_url; // a query or fragment in a base URL
         return {};
     }
+    for (char c : path) {
+        // The prefix goes into the request line as it is: no query, no fragment, and nothing
+        // that would end the line or the target (a CR/LF here would inject headers).
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#') {
+            ec = errc::invalid_url;
+            return {};
+        }
+    }
 
     std::string_view host;
     std::string_view port;
@@ -77,7 +85,9 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
         }
         error_code aec;
         boost::asio::ip::make_address_v6(std::string(host), aec);
-        if (aec) {
+        // A zone ("fe80::1%eth0") names an interface of this machine: no use for a server's
+        // certificate or Host header.
+        if (aec || host.find('%') != std::string_view::npos) {
             ec = errc::invalid_url;
             return {};
         }
@@ -88,8 +98,8 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
             port = authority.substr(colon + 1);
             has_port = true;
         }
-        if (host.empty()) {
-            ec = errc::invalid_url;
+        if (host.empty() || host.front() == '.' || host.find("..") != std::string_view::npos) {
+            ec = errc::invalid_url; // no host, or an empty label
             return {};
         }
         for (char c : host) {

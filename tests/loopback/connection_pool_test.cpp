@@ -6,12 +6,21 @@
 #include <sluice/transport/connection_pool.hpp>
 #include <sluice/transport/tls_context.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -23,6 +32,7 @@ namespace {
 struct pool_run {
     std::vector<http_response> responses;
     pool_stats stats;
+    std::size_t most_open = 0; // the most connections open at any completion
 };
 
 // Sends `n` exchanges (at most `parallel` at a time) through a fresh pool and collects them.
@@ -48,6 +58,7 @@ pool_run exchange_many(
         pool.async_exchange(bodies[static_cast<std::size_t>(i)], [&](http_response r) {
             out.responses.push_back(std::move(r));
             out.stats = pool.stats();
+            out.most_open = std::max(out.most_open, out.stats.open);
             if (++done == n)
                 pool.close();
             else if (next < n)
@@ -88,6 +99,7 @@ TEST_CASE("no more than max_connections are opened under load") {
     for (const auto& r : run.responses)
         CHECK(r.status == 200);
     CHECK(run.stats.connects == 8);
+    CHECK(run.most_open <= 8);
     CHECK(mock.server().stats().connections == 8);
 }
 

@@ -47,6 +47,24 @@ TEST_CASE("base URLs split into scheme, host, port and path prefix") {
 
     ep = parse_ok("https://example.com:443/v1");
     CHECK(ep.host_header() == "example.com"); // the default port is not repeated
+
+    ep = parse_ok("https://[::1]");
+    CHECK(ep.host == "::1");
+    CHECK(ep.port == 443);
+    CHECK(ep.path_prefix.empty());
+    CHECK(ep.host_header() == "[::1]");
+
+    ep = parse_ok("http://example.com:8080");
+    CHECK(ep.host_header() == "example.com:8080");
+    CHECK_FALSE(ep.host_is_ip());
+
+    ep = parse_ok("https://example.com:80/v1//");
+    CHECK(ep.host_header() == "example.com:80"); // 80 is not the default of https
+    CHECK(ep.path_prefix == "/v1");
+
+    ep = parse_ok("https://my-llm.internal_net.example/openai/deployments/x");
+    CHECK(ep.host == "my-llm.internal_net.example");
+    CHECK(ep.target("/chat/completions") == "/openai/deployments/x/chat/completions");
 }
 
 TEST_CASE("malformed or unsupported URLs are invalid_url") {
@@ -63,6 +81,18 @@ TEST_CASE("malformed or unsupported URLs are invalid_url") {
                             "https://[::1/v1",
                             "https://[nothex]/v1",
                             "https://host?x=1",
+                            "https://host/v1?api-version=1",
+                            "https://host/v1#frag",
+                            "https://host/v 1",
+                            "https://host/v1\r\nX-Injected: 1",
+                            "https://host:443:1/v1",
+                            "https://[127.0.0.1]/v1",
+                            "https://[fe80::1%eth0]/v1",
+                            "https://[::1]x/v1",
+                            "https://.host/v1",
+                            "https://a..b/v1",
+                            "ws://host/v1",
+                            "https:/host/v1",
                             "https://ho st/v1"}) {
         INFO(bad);
         error_code ec;

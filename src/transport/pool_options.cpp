@@ -1,0 +1,58 @@
+#include <sluice/transport/connection_pool.hpp>
+
+#include "transport/request_head.hpp"
+
+#include <stdexcept>
+
+// The pool's settings: option checks and the request head, apart from the Beast code.
+namespace sluice {
+
+void pool_options::validate() const {
+    if (max_connections == 0)
+        throw std::invalid_argument("pool.max_connections: must be at least 1");
+    if (connect_timeout.count() <= 0)
+        throw std::invalid_argument("pool.connect_timeout: must be positive");
+    if (handshake_timeout.count() <= 0)
+        throw std::invalid_argument("pool.handshake_timeout: must be positive");
+    if (request_timeout.count() <= 0)
+        throw std::invalid_argument("pool.request_timeout: must be positive");
+    if (idle_timeout.count() <= 0)
+        throw std::invalid_argument("pool.idle_timeout: must be positive");
+    if (max_body_size == 0)
+        throw std::invalid_argument("pool.max_body_size: must be at least 1");
+}
+
+namespace detail {
+
+namespace {
+
+void check_header_value(std::string_view value, const char* field) {
+    for (char c : value)
+        if ((static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f)
+            throw std::invalid_argument(std::string("request_headers.") + field +
+                                        ": contains a control character");
+}
+
+} // namespace
+
+std::string request_head(const endpoint& ep, const request_headers& h) {
+    check_header_value(h.target, "target");
+    check_header_value(h.authorization, "authorization");
+    check_header_value(h.organization, "organization");
+    check_header_value(h.project, "project");
+    check_header_value(h.user_agent, "user_agent");
+    std::string head = "POST " + h.target + " HTTP/1.1\r\nHost: " + ep.host_header() + "\r\n";
+    if (!h.authorization.empty())
+        head += "Authorization: " + h.authorization + "\r\n";
+    if (!h.organization.empty())
+        head += "OpenAI-Organization: " + h.organization + "\r\n";
+    if (!h.project.empty())
+        head += "OpenAI-Project: " + h.project + "\r\n";
+    head += "User-Agent: " + h.user_agent + "\r\n";
+    head += "Content-Type: application/json\r\nAccept: application/json\r\n";
+    return head;
+}
+
+} // namespace detail
+
+} // namespace sluice
