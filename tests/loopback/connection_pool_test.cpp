@@ -71,6 +71,93 @@ pool_run exchange_many(
     return out;
 }
 
+
+// How `one_answer_server` answers.
+enum class answer_style {
+    keep_alive, // Content-Length and keep-alive, then the connection is dropped silently
+    chunked,    // the same, with the body in three chunks
+    until_eof,  // no length: the body ends when the server closes (Connection: close)
+};
+
+constexpr std::string_view answer_body = R"({"id":"c1","object":"chat.completion","choices":[]})";
+
+// A server that answers one request per connection and then closes it, whatever the answer
+// said: with keep_alive, every connection the pool reuses is already dead (the keep-alive
+// race, every time). It records each request as received. Runs on its own thread for at most
+// 20 s; stopped and joined at scope end.
+class one_answer_server {
+public:
+    explicit one_answer_server(answer_style style)
+        : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0})
+        , style_(style) {
+        asio::co_spawn(ioc_, serve(this), asio::detached);
+        thread_ = std::thread([this] { ioc_.run_for(std::chrono::seconds(20)); });
+    }
+    ~one_answer_server() {
+        ioc_.stop();
+        thread_.join();
+    }
+    one_answer_server(const one_answer_server&) = delete;
+    one_answer_server& operator=(const one_answer_server&) = delete;
+
+    std::string base_url() const {
+        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/v1";
+    }
+    // Requests received so far (call after the client is done: no lock).
+    const std::vector<std::string>& requests() const { return requests_; }
+
+private:
+    static asio::awaitable<void> serve(one_answer_server* self) {
+        using asio::use_awaitable;
+        for (;;) {
+            auto socket = co_await self->acceptor_.async_accept(use_awaitable);
+            std::string in;
+            const std::size_t head_end = co_await asio::async_read_until(
+                socket, asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
+            const std::size_t at = in.find("Content-Length: ");
+            const std::size_t length = at < head_end ? std::stoul(in.substr(at + 16)) : 0;
+            if (in.size() < head_end + length)
+                co_await asio::async_read(socket,
+                                          asio::dynamic_buffer(in),
+                                          asio::transfer_exactly(head_end + length - in.size()),
+                                          use_awaitable);
+            self->requests_.push_back(in);
+            co_await asio::async_write(socket, asio::buffer(self->answer()), use_awaitable);
+            socket.close();
+        }
+    }
+
+    std::string answer() const {
+        const std::string body(answer_body);
+        switch (style_) {
+        case answer_style::keep_alive:
+            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n" + body;
+        case answer_style::chunked: {
+            std::string out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+            for (const std::string& piece : {body.substr(0, 5), body.substr(5, 20), body.substr(25)})
+                out += to_hex(piece.size()) + "\r\n" + piece + "\r\n";
+            return out + "0\r\n\r\n";
+        }
+        case answer_style::until_eof:
+            return "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
+        }
+        return {};
+    }
+
+    static std::string to_hex(std::size_t n) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%zx", n);
+        return buf;
+    }
+
+    asio::io_context ioc_;
+    asio::ip::tcp::acceptor acceptor_;
+    answer_style style_;
+    std::vector<std::string> requests_;
+    std::thread thread_;
+};
+
 } // namespace
 
 TEST_CASE("sequential exchanges reuse one keep-alive connection") {
@@ -184,4 +271,129 @@ TEST_CASE("idle connections are closed after idle_timeout") {
     CHECK(after_answer.idle == 1);
     CHECK(after_idle.open == 0);
     CHECK(after_idle.idle == 0);
+}
+
+TEST_CASE("a reused connection the server dropped is replayed once on a fresh one") {
+    one_answer_server server(answer_style::keep_alive);
+    const auto run = exchange_many(server.base_url(), {}, 5, 1);
+    REQUIRE(run.responses.size() == 5);
+    for (const auto& r : run.responses) {
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.status == 200);
+        CHECK(r.body == answer_body);
+    }
+    // Exchanges 2 to 5 each found their connection dead and went again on a new one.
+    CHECK(run.stats.replayed == 4);
+    CHECK(run.stats.connects == 9);
+    // Every attempt that reached a live connection was answered, and only those: the server
+    // saw each request exactly once.
+    CHECK(server.requests().size() == 5);
+}
+
+TEST_CASE("the request carries the fixed headers, its length and the body as given") {
+    one_answer_server server(answer_style::keep_alive);
+    const auto run = exchange_many(server.base_url(), {}, 1, 1);
+    REQUIRE(run.responses.size() == 1);
+    REQUIRE(server.requests().size() == 1);
+    const std::string& req = server.requests()[0];
+    const std::string body = test::chat_body(0);
+    const auto port = server.base_url().substr(17, server.base_url().size() - 17 - 3);
+    CHECK(req.rfind("POST /v1/chat/completions HTTP/1.1\r\n", 0) == 0);
+    CHECK(req.find("\r\nHost: 127.0.0.1:" + port + "\r\n") != std::string::npos);
+    CHECK(req.find("\r\nAuthorization: Bearer sk-test\r\n") != std::string::npos);
+    CHECK(req.find("\r\nContent-Type: application/json\r\n") != std::string::npos);
+    CHECK(req.find("\r\nUser-Agent: sluice\r\n") != std::string::npos);
+    CHECK(req.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n") !=
+          std::string::npos);
+    CHECK(req.substr(req.size() - body.size()) == body);
+}
+
+TEST_CASE("a chunked body arrives whole, with room to parse it in place") {
+    one_answer_server server(answer_style::chunked);
+    const auto run = exchange_many(server.base_url(), {}, 2, 1);
+    REQUIRE(run.responses.size() == 2);
+    for (const auto& r : run.responses) {
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.body == answer_body);
+        CHECK(r.body.capacity() >= r.body.size() + parse_padding);
+    }
+}
+
+TEST_CASE("a body that ends with the connection is read whole and the connection not reused") {
+    one_answer_server server(answer_style::until_eof);
+    const auto run = exchange_many(server.base_url(), {}, 3, 1);
+    REQUIRE(run.responses.size() == 3);
+    for (const auto& r : run.responses) {
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.body == answer_body);
+    }
+    CHECK(run.stats.connects == 3);
+    CHECK(run.stats.replayed == 0); // the server said it would close: nothing to replay
+}
+
+TEST_CASE("a fresh connection reset before any answer is reported, not replayed") {
+    mock_options mo;
+    mo.faults.reset = 1;
+    test::loopback_mock mock(mo);
+    const auto run = exchange_many(mock.server().base_url(), {}, 1, 1);
+    REQUIRE(run.responses.size() == 1);
+    CHECK(run.responses[0].ec);
+    CHECK(std::string(run.responses[0].failed_step) == "read");
+    CHECK(run.stats.replayed == 0);
+    CHECK(mock.server().stats().requests == 1);
+}
+
+TEST_CASE("a host name is resolved and its connections shared") {
+    test::loopback_mock mock;
+    const std::string url =
+        "http://localhost:" + std::to_string(mock.server().port()) + "/v1";
+    pool_options o;
+    o.max_connections = 4;
+    const auto run = exchange_many(url, o, 40, 40);
+    REQUIRE(run.responses.size() == 40);
+    for (const auto& r : run.responses) {
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.status == 200);
+    }
+    CHECK(run.stats.connects == 4);
+}
+
+TEST_CASE("close() ends running and waiting exchanges with operation_aborted at once") {
+    mock_options mo;
+    mo.latency = std::chrono::milliseconds(5000);
+    test::loopback_mock mock(mo);
+    asio::io_context ioc;
+    error_code ec;
+    const endpoint ep = endpoint::parse(mock.server().base_url(), ec);
+    pool_options o;
+    o.max_connections = 2;
+    request_headers h;
+    h.target = ep.target("/chat/completions");
+    connection_pool pool(ioc.get_executor(), ep, h, o, nullptr);
+    const std::string body = test::chat_body(1);
+    std::vector<error_code> results;
+    for (int i = 0; i < 6; ++i)
+        pool.async_exchange(body, [&](http_response r) { results.push_back(r.ec); });
+    asio::steady_timer later(ioc);
+    bool late_done = false, returned = false;
+    later.expires_after(std::chrono::milliseconds(200));
+    later.async_wait([&](error_code) {
+        CHECK(pool.stats().waiting == 4);
+        pool.close();
+        // After close, a new exchange fails too, and never inside the call that starts it.
+        pool.async_exchange(body, [&](http_response r) {
+            CHECK(returned);
+            CHECK(r.ec == asio::error::operation_aborted);
+            late_done = true;
+        });
+        returned = true;
+    });
+    const auto start = std::chrono::steady_clock::now();
+    ioc.run_for(std::chrono::seconds(10));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    REQUIRE(results.size() == 6);
+    for (const auto& e : results)
+        CHECK(e == asio::error::operation_aborted);
+    CHECK(late_done);
+    CHECK(pool.stats().open == 0);
 }
