@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <thread>
@@ -306,15 +307,23 @@ int run(const run_options& o) {
     if (!o.quiet)
         print_summary(std::cerr, stats, job.lines(), job.bad_lines(), wall);
 
-    if (status != exit_ok)
-        return status;
-    if (job.interrupted())
-        return exit_interrupted;
-    if (stats.failures.count("quota_exhausted"))
-        return exit_quota;
-    if (stats.failed > 0 || job.bad_lines() > 0)
-        return exit_failures;
-    return exit_ok;
+    if (status == exit_ok) {
+        if (job.interrupted())
+            status = exit_interrupted;
+        else if (stats.failures.count("quota_exhausted"))
+            status = exit_quota;
+        else if (stats.failed > 0 || job.bad_lines() > 0)
+            status = exit_failures;
+    }
+    if (!o.summary_file.empty()) {
+        std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
+        write_summary_json(out, stats, job.lines(), job.bad_lines(), wall, status);
+        if (!out) {
+            std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
+            return exit_io;
+        }
+    }
+    return status;
 }
 
 void add_run_command(CLI::App& app) {
@@ -356,6 +365,7 @@ void add_run_command(CLI::App& app) {
     cmd->add_flag("--mock", opts->mock, "Run against the embedded mock server on a loopback port");
     cmd->add_option(
         "--mock-latency-ms", opts->mock_latency_ms, "Latency of the embedded mock's answers");
+    cmd->add_option("--summary", opts->summary_file, "Also write the summary as JSON to this file");
     cmd->add_flag("-q,--quiet", opts->quiet, "Print no summary");
     cmd->callback([opts] {
         const int code = run(*opts);

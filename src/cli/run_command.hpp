@@ -46,6 +46,8 @@ struct run_options {
     /// Mock latency, to make a demo or a test look like a real server.
     std::uint64_t mock_latency_ms = 0;
     bool quiet = false;
+    /// Also write the summary as JSON to this file.
+    std::string summary_file;
 };
 
 /// Registers `sluice run`.

@@ -51,4 +51,51 @@ void print_summary(std::ostream& os,
        << '\n';
 }
 
+namespace {
+
+// Kind names are sluice's own identifiers ([a-z_]): no escaping needed.
+void write_kinds(std::ostream& os, const std::map<std::string, std::uint64_t>& kinds) {
+    os << '{';
+    const char* sep = "";
+    for (const auto& [kind, n] : kinds) {
+        os << sep << '"' << kind << "\":" << n;
+        sep = ",";
+    }
+    os << '}';
+}
+
+} // namespace
+
+void write_summary_json(std::ostream& os,
+                        const stats_snapshot& stats,
+                        std::uint64_t lines,
+                        std::uint64_t bad_lines,
+                        std::chrono::steady_clock::duration wall,
+                        int exit_status) {
+    const double secs = std::chrono::duration<double>(wall).count();
+    const std::uint64_t done = stats.succeeded + stats.failed;
+    auto ms = [](std::chrono::nanoseconds d) {
+        return static_cast<double>(d.count()) / 1e6;
+    };
+    char numbers[256];
+    std::snprintf(numbers,
+                  sizeof numbers,
+                  "\"wall_seconds\":%.3f,\"requests_per_second\":%.1f,"
+                  "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+                  secs,
+                  secs > 0 ? static_cast<double>(done) / secs : 0.0,
+                  ms(stats.latency.percentile(0.5)),
+                  ms(stats.latency.percentile(0.9)),
+                  ms(stats.latency.percentile(0.99)),
+                  ms(stats.latency.max()));
+    os << "{\"lines\":" << lines << ",\"requests\":" << done << ",\"succeeded\":" << stats.succeeded
+       << ",\"failed\":" << stats.failed << ",\"bad_lines\":" << bad_lines << ",\"failures\":";
+    write_kinds(os, stats.failures);
+    os << ",\"retries\":" << stats.retries << ",\"retry_causes\":";
+    write_kinds(os, stats.retry_causes);
+    os << ",\"rate_limited\":" << stats.rate_limited << ",\"prompt_tokens\":" << stats.prompt_tokens
+       << ",\"completion_tokens\":" << stats.completion_tokens << ',' << numbers
+       << ",\"exit_status\":" << exit_status << "}\n";
+}
+
 } // namespace sluice::cli

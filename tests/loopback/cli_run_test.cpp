@@ -155,3 +155,21 @@ TEST_CASE("SIGINT stops sluice run gracefully: every record written is whole") {
     CHECK(err.find("stopping") != std::string::npos);
     CHECK(err.find("succeeded") != std::string::npos); // the summary is printed
 }
+
+TEST_CASE("sluice run --summary writes the summary as JSON") {
+    temp_dir dir;
+    const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
+    const std::string summary = dir.file("summary.json");
+    CHECK(run_shell(sluice_cmd("run " + input + " -o " + dir.file("o.jsonl") +
+                               " --mock -q --summary " + summary)) == 0);
+    simdjson::dom::parser p;
+    simdjson::dom::element doc = p.parse(read_file(summary));
+    const auto lines = static_cast<std::int64_t>(read_lines(input).size());
+    CHECK(std::int64_t(doc["lines"]) == lines);
+    CHECK(std::int64_t(doc["succeeded"]) == lines);
+    CHECK(std::int64_t(doc["failed"]) == 0);
+    CHECK(std::int64_t(doc["prompt_tokens"]) > 0);
+    CHECK(double(doc["latency_ms"]["p99"]) > 0);
+    CHECK(std::int64_t(doc["exit_status"]) == 0);
+    CHECK(simdjson::dom::object(doc["failures"]).size() == 0);
+}
