@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <ctime>
 
 namespace sluice {
@@ -28,6 +29,14 @@ std::optional<double> parse_number(std::string_view s) noexcept {
     return value;
 }
 
+// Nanoseconds from a non-negative count; empty beyond about 30 years, which no server means
+// and which would overflow on the way to a time point.
+std::optional<std::chrono::nanoseconds> to_ns(double ns) noexcept {
+    if (!(ns >= 0 && ns <= 1e18))
+        return std::nullopt;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(ns)));
+}
+
 // An IMF-fixdate as in "Wed, 21 Oct 2015 07:28:00 GMT" (RFC 9110), without locale.
 std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
     static constexpr std::string_view months[] = {
@@ -50,7 +59,9 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
     for (int i = 0; i < 12; ++i)
         if (s.substr(8, 3) == months[i])
             month = i;
-    if (month < 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    // Years outside 1900-2200 are garbage, and would overflow system_clock's nanoseconds.
+    if (month < 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60 ||
+        year < 1900 || year > 2200)
         return std::nullopt;
     tm.tm_mday = day;
     tm.tm_mon = month;
@@ -71,7 +82,7 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) no
     if (s.empty())
         return std::nullopt;
     if (auto seconds = parse_number(s))
-        return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*seconds * 1e9)));
+        return to_ns(*seconds * 1e9);
 
     // Go's time.Duration format: a sequence of <number><unit>, units h, m, s, ms, us/µs, ns.
     double total_ns = 0;
@@ -92,7 +103,7 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) no
         } else if (s.starts_with("us")) {
             unit = 1e3;
             s.remove_prefix(2);
-        } else if (s.starts_with("\xC2\xB5s")) { // µs
+        } else if (s.starts_with("\xC2\xB5s") || s.starts_with("\xCE\xBCs")) { // µs, μs (as Go)
             unit = 1e3;
             s.remove_prefix(3);
         } else if (s.starts_with("ns")) {
@@ -112,9 +123,7 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) no
         }
         total_ns += *value * unit;
     }
-    if (!std::isfinite(total_ns) || total_ns > 1e18)
-        return std::nullopt;
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(total_ns)));
+    return to_ns(total_ns);
 }
 
 rate_limit_headers parse_rate_limit_headers(const response_meta_view& meta) noexcept {
@@ -137,11 +146,12 @@ std::optional<std::chrono::nanoseconds>
 parse_retry_after(const response_meta_view& meta,
                   std::chrono::system_clock::time_point now) noexcept {
     if (auto ms = parse_number(meta.retry_after_ms))
-        return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*ms * 1e6)));
+        if (auto ns = to_ns(*ms * 1e6))
+            return ns;
     if (meta.retry_after.empty())
         return std::nullopt;
     if (auto seconds = parse_number(meta.retry_after))
-        return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(*seconds * 1e9)));
+        return to_ns(*seconds * 1e9);
     if (auto date = parse_http_date(meta.retry_after)) {
         if (*date <= now)
             return std::chrono::nanoseconds{0};

@@ -1,16 +1,18 @@
 #include <sluice/admission/rate_limiter.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace sluice {
 
 void limit_options::validate() const {
-    if (rpm < 0)
+    // Written so that NaN fails every check.
+    if (!(rpm >= 0 && std::isfinite(rpm)))
         throw std::invalid_argument("limits.rpm: must be 0 (no limit) or positive");
-    if (tpm < 0)
+    if (!(tpm >= 0 && std::isfinite(tpm)))
         throw std::invalid_argument("limits.tpm: must be 0 (no limit) or positive");
-    if (burst.count() <= 0 || burst.count() > 60)
+    if (!(burst.count() > 0 && burst.count() <= 60))
         throw std::invalid_argument("limits.burst: must be more than 0 and at most 60 seconds");
 }
 
@@ -71,7 +73,7 @@ bool rate_limiter::reconcile(time_point now, const rate_limit_headers& h) {
     bool lowered = false;
     auto adopt =
         [&](token_bucket& bucket, double& configured, const std::optional<double>& server) {
-            if (!server || *server <= 0 || configured <= 0 || *server >= configured)
+            if (!server || !(*server > 0) || configured <= 0 || *server >= configured)
                 return;
             configured = *server;
             const double rate = configured / 60.0;
@@ -80,9 +82,10 @@ bool rate_limiter::reconcile(time_point now, const rate_limit_headers& h) {
         };
     adopt(requests_, opts_.rpm, h.limit_requests);
     adopt(tokens_, opts_.tpm, h.limit_tokens);
-    if (h.remaining_requests && !requests_.unlimited())
+    // A negative "remaining" is not the server's view but garbage (the struct is public).
+    if (h.remaining_requests && *h.remaining_requests >= 0 && !requests_.unlimited())
         requests_.clamp(now, *h.remaining_requests);
-    if (h.remaining_tokens && !tokens_.unlimited())
+    if (h.remaining_tokens && *h.remaining_tokens >= 0 && !tokens_.unlimited())
         tokens_.clamp(now, *h.remaining_tokens);
     return lowered;
 }

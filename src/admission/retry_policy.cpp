@@ -15,9 +15,10 @@ void retry_options::validate() const {
         throw std::invalid_argument("retry.max_backoff: must be at least initial_backoff");
     if (max_retry_after.count() < 0)
         throw std::invalid_argument("retry.max_retry_after: must not be negative");
-    if (budget_ratio < 0)
+    // Written so that NaN fails the check too.
+    if (!(budget_ratio >= 0))
         throw std::invalid_argument("retry.budget_ratio: must not be negative");
-    if (budget_min_per_second < 0)
+    if (!(budget_min_per_second >= 0))
         throw std::invalid_argument("retry.budget_min_per_second: must not be negative");
     if (budget_window.count() < 1 || budget_window.count() > 60)
         throw std::invalid_argument("retry.budget_window: must be 1 to 60 seconds");
@@ -47,7 +48,7 @@ error_code classify(const attempt_outcome& o) noexcept {
             return errc::quota_exhausted;
         return errc::rate_limited;
     }
-    if (s == 408 || s == 409 || s >= 500)
+    if (s == 408 || s == 409 || (s >= 500 && s < 600))
         return errc::server_error;
     return errc::client_error;
 }
@@ -59,12 +60,12 @@ retry_policy::retry_policy(const retry_options& opts, std::uint64_t seed)
 std::chrono::nanoseconds retry_policy::backoff(unsigned attempts) {
     using std::chrono::nanoseconds;
     const auto cap = std::chrono::duration_cast<nanoseconds>(opts_.max_backoff);
-    auto ceiling = std::chrono::duration_cast<nanoseconds>(opts_.initial_backoff);
-    for (unsigned i = 1; i < attempts && ceiling < cap; ++i)
-        ceiling *= 2;
-    ceiling = std::min(ceiling, cap);
+    auto ceiling = std::min(std::chrono::duration_cast<nanoseconds>(opts_.initial_backoff), cap);
     if (ceiling.count() <= 0)
         return nanoseconds{0};
+    // Doubling stops at the cap, so this runs a few dozen times at most and never overflows.
+    for (unsigned i = 1; i < attempts && ceiling < cap; ++i)
+        ceiling = ceiling > cap / 2 ? cap : ceiling * 2;
     // Full jitter: spreads a crowd of retries over the whole window.
     std::uniform_int_distribution<std::int64_t> dist(0, ceiling.count());
     return nanoseconds(dist(rng_));
@@ -83,11 +84,12 @@ retry_decision retry_policy::decide(const attempt_outcome& outcome, unsigned att
     if (!retryable || attempts >= opts_.max_attempts)
         return {retry_decision::action::give_up, {}, ec};
 
-    std::chrono::nanoseconds delay;
+    using std::chrono::nanoseconds;
+    nanoseconds delay;
     if (outcome.retry_after)
-        delay =
-            std::min(*outcome.retry_after,
-                     std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.max_retry_after));
+        delay = std::clamp(*outcome.retry_after,
+                           nanoseconds{0},
+                           std::chrono::duration_cast<nanoseconds>(opts_.max_retry_after));
     else
         delay = backoff(attempts);
     return {retry_decision::action::retry, delay, ec};

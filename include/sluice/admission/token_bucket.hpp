@@ -50,19 +50,33 @@ public:
         return true;
     }
 
-    /// Time from `now` until `n` tokens are available; zero when they already are. A request
-    /// larger than the capacity is measured against the capacity (it can never be paid in
-    /// one go, so callers should refuse it first).
+    /// Time from `now` until `n` tokens are available; zero when they already are. The answer
+    /// is exact to the tick: at `now + wait_for(now, n)` the tokens are there, one tick earlier
+    /// they are not. A request larger than the capacity is measured against the capacity (it
+    /// can never be paid in one go, so callers should refuse it first). Waits longer than
+    /// `max_wait` are reported as `max_wait`: ask again then.
     duration wait_for(time_point now, double n) noexcept {
         if (unlimited())
             return duration::zero();
         refill(now);
-        const double need = std::min(n, capacity_) - level_;
-        if (need <= 0)
+        const double target = std::min(n, capacity_);
+        if (level_at(now) >= target)
             return duration::zero();
-        const auto secs = std::chrono::duration<double>(need / rate_);
-        // Round up so that waking after the wait always finds the tokens there.
-        return std::chrono::ceil<duration>(secs);
+        // Tokens accrue from the stamp, which a hold may have put after `now`.
+        const duration lead = stamp_ > now ? stamp_ - now : duration::zero();
+        const std::chrono::duration<double> secs((target - level_) / rate_);
+        if (!(secs < max_wait - lead))
+            return max_wait;
+        duration wait = lead + std::chrono::ceil<duration>(secs);
+        // The division and the conversion each round: settle on the first tick at which
+        // refill's own arithmetic finds the tokens, so a timer set for the answer never wakes
+        // a tick too early and asks again.
+        for (int i = 0; i < 4 && level_at(now + wait) < target; ++i)
+            wait += duration(1);
+        for (int i = 0; i < 4 && wait > duration(1) && level_at(now + wait - duration(1)) >= target;
+             ++i)
+            wait -= duration(1);
+        return wait;
     }
 
     /// Takes `n` tokens whether or not they are there, possibly leaving a debt.
@@ -90,11 +104,22 @@ public:
         level_ = std::min(level_, capacity_);
     }
 
+    /// The longest wait `wait_for` reports (about 30 years), so that `now + wait` never
+    /// overflows however small the rate or deep the debt.
+    static constexpr duration max_wait = std::chrono::hours(24 * 365 * 30);
+
 private:
+    // The level refill() would reach at `t`, without moving the stamp.
+    double level_at(time_point t) const noexcept {
+        if (t <= stamp_)
+            return level_;
+        const double secs = std::chrono::duration<double>(t - stamp_).count();
+        return std::min(capacity_, level_ + secs * rate_);
+    }
+
     void refill(time_point now) noexcept {
         if (now > stamp_) {
-            const double secs = std::chrono::duration<double>(now - stamp_).count();
-            level_ = std::min(capacity_, level_ + secs * rate_);
+            level_ = level_at(now);
             stamp_ = now;
         }
     }

@@ -67,3 +67,36 @@ TEST_CASE("parse_retry_after prefers retry-after-ms, then seconds, then an HTTP 
     m.retry_after = "";
     CHECK_FALSE(parse_retry_after(m, now).has_value());
 }
+
+TEST_CASE("parse_duration takes Go's other micro sign and refuses absurd sizes") {
+    CHECK(parse_duration("3\xCE\xBCs") == nanoseconds(3us));
+    CHECK(parse_duration("0s") == nanoseconds(0));
+    CHECK(parse_duration("1.5h") == nanoseconds(90min));
+    CHECK_FALSE(parse_duration("1e300").has_value());
+    CHECK_FALSE(parse_duration("99999999999h").has_value());
+    CHECK_FALSE(parse_duration("inf").has_value());
+    CHECK_FALSE(parse_duration("nan").has_value());
+}
+
+TEST_CASE("parse_retry_after skips a bad retry-after-ms and refuses bad dates") {
+    const auto now = std::chrono::system_clock::from_time_t(1445412480); // 2015-10-21 07:28:00
+    response_meta_view m;
+    m.retry_after_ms = "-5";
+    m.retry_after = "2";
+    CHECK(parse_retry_after(m, now) == nanoseconds(2s)); // falls back to retry-after
+    m.retry_after_ms = "12.5";
+    CHECK(parse_retry_after(m, now) == nanoseconds(12500us));
+    m.retry_after_ms = "";
+    for (const char* bad : {"-3",
+                            "1e400",
+                            "Wed, 21 Foo 2015 07:28:00 GMT",
+                            "Wed, 21 Oct 2015 25:28:00 GMT",
+                            "Wed, 21 Oct 2015 07:28:00 UTC",
+                            "Wed, 21 Oct 15 07:28:00 GMT",
+                            "Wed, 21 Oct 9999 07:28:00 GMT"}) {
+        m.retry_after = bad;
+        CHECK_FALSE(parse_retry_after(m, now).has_value());
+    }
+    m.retry_after = "Thu, 22 Oct 2015 07:28:00 GMT"; // a day later, across a date boundary
+    CHECK(parse_retry_after(m, now) == nanoseconds(24h));
+}

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 using namespace sluice;
 using namespace std::chrono_literals;
 
@@ -146,6 +148,78 @@ TEST_CASE("limit_options::validate names the bad field") {
     o.rpm = -1;
     CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.rpm"));
     o = {};
+    o.tpm = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.tpm"));
+    o = {};
+    o.rpm = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.rpm"));
+    o = {};
     o.burst = std::chrono::duration<double>(0);
     CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.burst"));
+    o.burst = std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN());
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.burst"));
+    o = {};
+    CHECK_NOTHROW(o.validate());
+}
+
+TEST_CASE("reconcile ignores values no server means") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 0), clock.now()); // bucket of 10
+    rate_limit_headers h;
+    h.limit_requests = 0;
+    h.remaining_requests = -1;
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 600);
+    h.limit_requests = -5;
+    h.remaining_requests = std::numeric_limits<double>::quiet_NaN();
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    for (int i = 0; i < 10; ++i)
+        CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+}
+
+TEST_CASE("reconcile does not invent a limit that was not configured") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 0), clock.now());
+    rate_limit_headers h;
+    h.limit_requests = 60;
+    h.limit_tokens = 1000;
+    h.remaining_requests = 0;
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 0);
+    CHECK(limiter.try_admit(clock.now(), 1'000'000) == rate_limiter::duration::zero());
+}
+
+TEST_CASE("a shorter hold never cuts a longer one short") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 0), clock.now());
+    limiter.hold_until(clock.now() + 5s);
+    limiter.hold_until(clock.now() + 1s);
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(5s));
+    clock.advance(1s);
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(4s));
+}
+
+TEST_CASE("a big request's debt is paid by the refill, so the minute's tokens hold") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 6000), clock.now()); // 100 tokens/s, bucket 100
+    // Alternating big (450) and small (50) requests for a minute. Each is let out when the
+    // bucket holds what it can (at most 100), so the debt never exceeds 350: over the minute
+    // the client gets the refill (6000) plus the starting bucket, give or take one request.
+    const auto end = clock.now() + 60s;
+    std::uint64_t spent = 0;
+    int admitted = 0;
+    for (int i = 0; clock.now() < end && i < 10'000; ++i) {
+        const std::uint64_t cost = admitted % 2 == 0 ? 450 : 50;
+        const auto wait = limiter.try_admit(clock.now(), cost);
+        if (wait == rate_limiter::duration::zero()) {
+            spent += cost;
+            ++admitted;
+        } else {
+            clock.advance(wait);
+        }
+    }
+    CHECK(spent >= 6000);
+    CHECK(spent <= 6000 + 100 + 350);
 }

@@ -126,3 +126,45 @@ TEST_CASE("retry_options::validate names the bad field") {
     o.max_backoff = 1ms;
     CHECK_THROWS_WITH(o.validate(), Catch::Contains("retry.max_backoff"));
 }
+
+TEST_CASE("classify keeps 5xx to the 500s") {
+    CHECK(classify(status(599)) == errc::server_error);
+    CHECK(classify(status(600)) == errc::client_error);
+    CHECK(classify(status(302)) == errc::client_error);
+    CHECK(classify(status(204)) == error_code{});
+}
+
+TEST_CASE("max_attempts of 1 disables retries") {
+    retry_options o;
+    o.max_attempts = 1;
+    retry_policy p(o, 1);
+    const auto d = p.decide(status(429, "rate_limit_exceeded"), 1);
+    CHECK(d.what == action::give_up);
+    CHECK(d.ec == errc::rate_limited);
+}
+
+TEST_CASE("a hint never makes a delay negative and is ignored for final failures") {
+    retry_policy p(retry_options{}, 1);
+    auto out = status(503);
+    out.retry_after = nanoseconds(-5s);
+    CHECK(p.decide(out, 1).delay == nanoseconds(0));
+    auto bad = status(400);
+    bad.retry_after = nanoseconds(1s);
+    CHECK(p.decide(bad, 1).what == action::give_up);
+}
+
+TEST_CASE("backoff stays bounded for any attempt count and any options") {
+    retry_options o;
+    o.initial_backoff = 3s;
+    o.max_backoff = 8s;
+    retry_policy p(o, 3);
+    nanoseconds hi{0};
+    for (int i = 0; i < 200; ++i)
+        hi = std::max(hi, p.backoff(3)); // min(8 s, 3 s * 4)
+    CHECK(hi <= nanoseconds(8s));
+    CHECK(hi > nanoseconds(6s)); // the window reaches the cap, not just 6 s
+    CHECK(p.backoff(4'000'000'000u) <= nanoseconds(8s));
+    o.initial_backoff = 0ms;
+    retry_policy zero(o, 3);
+    CHECK(zero.backoff(4'000'000'000u) == nanoseconds(0));
+}

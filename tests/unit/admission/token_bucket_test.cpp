@@ -88,3 +88,44 @@ TEST_CASE("reconfigure keeps the level within the new capacity") {
     clock.advance(500ms);
     CHECK(b.available(clock.now()) == Approx(5));
 }
+
+TEST_CASE("wait_for is exact to the nanosecond for provider-like rates") {
+    // Rates are limit/60 per second, which rarely divide evenly: the rounding must still give
+    // the first nanosecond at which the tokens are there. Bounded: 200 limits x 20 takes.
+    test::manual_clock clock;
+    int waits = 0;
+    for (int limit = 7; limit < 2'000'000; limit = limit * 3 / 2 + 1) {
+        const double rate = limit / 60.0;
+        token_bucket b(rate, std::max(1.0, rate), clock.now());
+        for (int i = 0; i < 20; ++i) {
+            const double cost = std::min(b.capacity(), 1.0 + (i * 37 % 101));
+            const auto wait = b.wait_for(clock.now(), cost);
+            if (wait > token_bucket::duration::zero()) {
+                ++waits;
+                token_bucket early = b;
+                CHECK_FALSE(early.try_take(clock.now() + wait - 1ns, cost));
+                clock.advance(wait);
+                REQUIRE(b.wait_for(clock.now(), cost) == token_bucket::duration::zero());
+            }
+            b.take(clock.now(), cost);
+        }
+    }
+    CHECK(waits > 100);
+}
+
+TEST_CASE("wait_for counts from the stamp when a drain moved it past now") {
+    test::manual_clock clock;
+    token_bucket b(10, 10, clock.now());
+    b.clamp(clock.now() + 2s, 0); // empty at now + 2 s (what a 429 hold does)
+    CHECK(b.wait_for(clock.now(), 1) == std::chrono::duration_cast<token_bucket::duration>(2100ms));
+}
+
+TEST_CASE("wait_for never overflows, however slow the refill or deep the debt") {
+    test::manual_clock clock;
+    token_bucket slow(1e-12, 1, clock.now());
+    slow.take(clock.now(), 1);
+    CHECK(slow.wait_for(clock.now(), 1) == token_bucket::max_wait);
+    token_bucket debt(1, 1, clock.now());
+    debt.take(clock.now(), 1e300);
+    CHECK(debt.wait_for(clock.now(), 1) == token_bucket::max_wait);
+}
