@@ -69,8 +69,8 @@ struct connection {
 
 using connection_ptr = std::unique_ptr<connection>;
 
-// One request/response exchange: the operation state, owning the connection while it runs on
-// it. The only allocation of an exchange beside the response body and the caller's handler.
+// One request/response exchange: its operation state (one allocation per exchange), owning
+// the connection while it runs on it. Moved from step to step as a unique_ptr.
 struct exchange {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.

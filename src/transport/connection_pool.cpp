@@ -192,7 +192,8 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         }
         if (closed)
             return fail(std::move(x), asio::error::operation_aborted, "connect");
-        x->conn->tcp().socket().set_option(tcp::no_delay(true), ec);
+        error_code ignored; // without TCP_NODELAY the exchange still works, only slower
+        x->conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
         if (!x->conn->tls)
             return start_write(std::move(x));
 

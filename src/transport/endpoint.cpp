@@ -133,8 +133,12 @@ std::string endpoint::target(std::string_view path) const {
 std::string endpoint::host_header() const {
     const bool v6 = host.find(':') != std::string::npos;
     std::string h = v6 ? "[" + host + "]" : host;
-    if (port != (tls ? 443 : 80))
-        h += ":" + std::to_string(port);
+    if (port != (tls ? 443 : 80)) {
+        // Appended in two steps: GCC 12 warns (-Wrestrict, a false positive) on
+        // ":" + std::to_string(port) at -O3.
+        h += ':';
+        h += std::to_string(port);
+    }
     return h;
 }
 

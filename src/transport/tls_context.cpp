@@ -48,7 +48,10 @@ void set_peer_name(SSL* ssl, const std::string& host, bool host_is_ip, error_cod
     if (host_is_ip) {
         ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) == 1;
     } else {
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        // Names come from subjectAltName only, as browsers and Python's ssl (the SDKs) do:
+        // a certificate with its name in the subject CN alone is refused.
+        SSL_set_hostflags(
+            ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         ok = SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 &&
              SSL_set1_host(ssl, host.c_str()) == 1;
     }

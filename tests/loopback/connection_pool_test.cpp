@@ -1,21 +1,15 @@
 // The connection pool against the mock server on 127.0.0.1: reuse, limits, replacement of
 // connections the server closes, timeouts and size limits.
 #include "support/loopback.hpp"
+#include "support/one_answer_server.hpp"
 
 #include <sluice/parse/completion_parser.hpp>
 #include <sluice/transport/connection_pool.hpp>
 #include <sluice/transport/tls_context.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -25,6 +19,9 @@
 #include <vector>
 
 using namespace sluice;
+using sluice::test::answer_body;
+using sluice::test::answer_style;
+using sluice::test::one_answer_server;
 namespace asio = boost::asio;
 
 namespace {
@@ -70,93 +67,6 @@ pool_run exchange_many(
     ioc.run();
     return out;
 }
-
-
-// How `one_answer_server` answers.
-enum class answer_style {
-    keep_alive, // Content-Length and keep-alive, then the connection is dropped silently
-    chunked,    // the same, with the body in three chunks
-    until_eof,  // no length: the body ends when the server closes (Connection: close)
-};
-
-constexpr std::string_view answer_body = R"({"id":"c1","object":"chat.completion","choices":[]})";
-
-// A server that answers one request per connection and then closes it, whatever the answer
-// said: with keep_alive, every connection the pool reuses is already dead (the keep-alive
-// race, every time). It records each request as received. Runs on its own thread for at most
-// 20 s; stopped and joined at scope end.
-class one_answer_server {
-public:
-    explicit one_answer_server(answer_style style)
-        : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0})
-        , style_(style) {
-        asio::co_spawn(ioc_, serve(this), asio::detached);
-        thread_ = std::thread([this] { ioc_.run_for(std::chrono::seconds(20)); });
-    }
-    ~one_answer_server() {
-        ioc_.stop();
-        thread_.join();
-    }
-    one_answer_server(const one_answer_server&) = delete;
-    one_answer_server& operator=(const one_answer_server&) = delete;
-
-    std::string base_url() const {
-        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/v1";
-    }
-    // Requests received so far (call after the client is done: no lock).
-    const std::vector<std::string>& requests() const { return requests_; }
-
-private:
-    static asio::awaitable<void> serve(one_answer_server* self) {
-        using asio::use_awaitable;
-        for (;;) {
-            auto socket = co_await self->acceptor_.async_accept(use_awaitable);
-            std::string in;
-            const std::size_t head_end = co_await asio::async_read_until(
-                socket, asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
-            const std::size_t at = in.find("Content-Length: ");
-            const std::size_t length = at < head_end ? std::stoul(in.substr(at + 16)) : 0;
-            if (in.size() < head_end + length)
-                co_await asio::async_read(socket,
-                                          asio::dynamic_buffer(in),
-                                          asio::transfer_exactly(head_end + length - in.size()),
-                                          use_awaitable);
-            self->requests_.push_back(in);
-            co_await asio::async_write(socket, asio::buffer(self->answer()), use_awaitable);
-            socket.close();
-        }
-    }
-
-    std::string answer() const {
-        const std::string body(answer_body);
-        switch (style_) {
-        case answer_style::keep_alive:
-            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n\r\n" + body;
-        case answer_style::chunked: {
-            std::string out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-            for (const std::string& piece : {body.substr(0, 5), body.substr(5, 20), body.substr(25)})
-                out += to_hex(piece.size()) + "\r\n" + piece + "\r\n";
-            return out + "0\r\n\r\n";
-        }
-        case answer_style::until_eof:
-            return "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
-        }
-        return {};
-    }
-
-    static std::string to_hex(std::size_t n) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%zx", n);
-        return buf;
-    }
-
-    asio::io_context ioc_;
-    asio::ip::tcp::acceptor acceptor_;
-    answer_style style_;
-    std::vector<std::string> requests_;
-    std::thread thread_;
-};
 
 } // namespace
 
@@ -308,6 +218,27 @@ TEST_CASE("the request carries the fixed headers, its length and the body as giv
     CHECK(req.substr(req.size() - body.size()) == body);
 }
 
+TEST_CASE("the rate-limit and retry headers are read whatever their case") {
+    one_answer_server server(answer_style::limited);
+    const auto run = exchange_many(server.base_url(), {}, 1, 1);
+    REQUIRE(run.responses.size() == 1);
+    const http_response& r = run.responses[0];
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.status == 429);
+    CHECK(r.request_id == "req_abc");
+    CHECK(r.retry_after == "2");
+    CHECK(r.retry_after_ms == "1500");
+    CHECK(r.should_retry == "true");
+    CHECK(r.limit_requests == "60");
+    CHECK(r.limit_tokens == "150000");
+    CHECK(r.remaining_requests == "0");
+    CHECK(r.remaining_tokens == "149000");
+    CHECK(r.reset_requests == "1s");
+    CHECK(r.reset_tokens == "6m0s");
+    CHECK(r.meta().reset_tokens == "6m0s");
+    CHECK(r.body == answer_body);
+}
+
 TEST_CASE("a chunked body arrives whole, with room to parse it in place") {
     one_answer_server server(answer_style::chunked);
     const auto run = exchange_many(server.base_url(), {}, 2, 1);
@@ -345,8 +276,7 @@ TEST_CASE("a fresh connection reset before any answer is reported, not replayed"
 
 TEST_CASE("a host name is resolved and its connections shared") {
     test::loopback_mock mock;
-    const std::string url =
-        "http://localhost:" + std::to_string(mock.server().port()) + "/v1";
+    const std::string url = "http://localhost:" + std::to_string(mock.server().port()) + "/v1";
     pool_options o;
     o.max_connections = 4;
     const auto run = exchange_many(url, o, 40, 40);
@@ -415,7 +345,9 @@ TEST_CASE("close() while connecting or resolving sends nothing more") {
         connection_pool pool(ioc.get_executor(), ep, h, {}, &ctx);
         const std::string body = test::chat_body(1);
         std::vector<http_response> results;
-        auto collect = [&](http_response r) { results.push_back(std::move(r)); };
+        auto collect = [&](http_response r) {
+            results.push_back(std::move(r));
+        };
 
         // Closed while the host is being resolved.
         pool.async_exchange(body, collect);

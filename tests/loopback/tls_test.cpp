@@ -27,7 +27,8 @@ namespace asio = boost::asio;
 
 namespace {
 
-http_response one_exchange(const std::string& base_url, const tls_options& t) {
+http_response
+one_exchange(const std::string& base_url, const tls_options& t, const pool_options& o = {}) {
     asio::io_context ioc;
     error_code ec;
     const endpoint ep = endpoint::parse(base_url, ec);
@@ -35,7 +36,7 @@ http_response one_exchange(const std::string& base_url, const tls_options& t) {
     auto ctx = make_client_tls_context(t);
     request_headers h;
     h.target = ep.target("/chat/completions");
-    connection_pool pool(ioc.get_executor(), ep, h, {}, &ctx);
+    connection_pool pool(ioc.get_executor(), ep, h, o, &ctx);
     const std::string body = test::chat_body(1);
     http_response out;
     pool.async_exchange(body, [&](http_response r) {
@@ -46,13 +47,13 @@ http_response one_exchange(const std::string& base_url, const tls_options& t) {
     return out;
 }
 
-
-// A self-signed certificate (its own CA) for `san`, written as cert.pem and key.pem in `dir`.
+// A self-signed certificate (its own CA) with subject CN `cn` and subjectAltName `san` (none
+// when empty), written as cert.pem and key.pem in `dir`.
 void make_cert(const test::temp_dir& dir, const std::string& cn, const std::string& san) {
     REQUIRE(test::run_shell("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
                             "-nodes -days 1 -subj /CN=" +
-                            cn + " -addext subjectAltName=" + san + " -keyout " +
-                            dir.file("key.pem") + " -out " + dir.file("cert.pem") +
+                            cn + (san.empty() ? "" : " -addext subjectAltName=" + san) +
+                            " -keyout " + dir.file("key.pem") + " -out " + dir.file("cert.pem") +
                             " 2>/dev/null") == 0);
 }
 
@@ -100,7 +101,8 @@ private:
                     self->names_.push_back(name ? name : "");
                 }
                 std::string in;
-                co_await asio::async_read_until(s, asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
+                co_await asio::async_read_until(
+                    s, asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
                 static constexpr std::string_view answer =
                     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}";
                 co_await asio::async_write(s, asio::buffer(answer), use_awaitable);
@@ -168,11 +170,10 @@ TEST_CASE("a trusted certificate for another name fails the handshake") {
     CHECK(mock.server().stats().requests == 0);
 }
 
-TEST_CASE("a certificate naming the host in its subject only is refused") {
-    // Browsers and OpenSSL's host check ignore the CN when the certificate has DNS names;
-    // this one has none for localhost, only a CN.
+TEST_CASE("a certificate naming the host in its subject CN only is refused") {
+    // As browsers and the SDKs (Python's ssl) do: host names come from subjectAltName.
     test::temp_dir dir;
-    make_cert(dir, "localhost", "DNS:other.example");
+    make_cert(dir, "localhost", "");
     mock_options mo = test::mock_with_tls();
     mo.cert_file = dir.file("cert.pem");
     mo.key_file = dir.file("key.pem");
@@ -236,4 +237,18 @@ TEST_CASE("a missing CA file is a setup error") {
     tls_options t;
     t.ca_file = "/nonexistent/ca.pem";
     CHECK_THROWS(make_client_tls_context(t));
+}
+
+TEST_CASE("a server that never answers the handshake times out at the handshake step") {
+    // A listening socket nobody accepts on: the kernel completes the TCP connection, and the
+    // ClientHello is never answered.
+    asio::io_context server_ioc;
+    asio::ip::tcp::acceptor silent(server_ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    pool_options o;
+    o.handshake_timeout = std::chrono::milliseconds(100);
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = one_exchange(port_url("127.0.0.1", silent.local_endpoint().port()), {}, o);
+    CHECK(std::string(error_kind(r.ec)) == "timeout");
+    CHECK(std::string(r.failed_step) == "handshake");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }
