@@ -62,7 +62,8 @@ struct request_op {
     std::uint64_t cost = 0;
     struct scope* scope = nullptr;
     std::optional<asio::steady_timer> retry_timer;
-    error_code last_error; // cause of the last failed attempt, for a stop during a retry wait
+    std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
+    error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
 };
 
 using op_ptr = std::unique_ptr<request_op>;
@@ -222,6 +223,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 }
                 op_ptr op = std::move(std::get<op_ptr>(step));
                 op->res.times.admitted = now;
+                op->ticket = sc->queue.limiter().last_ticket();
                 start_attempt(std::move(op));
                 admitted = true;
             }
@@ -294,8 +296,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         if (!limits.remaining_tokens && !outcome.transport_error && parsed.usage &&
             outcome.status >= 200 && outcome.status < 300)
             op->scope->queue.limiter().settle(now, op->cost, parsed.usage->total_tokens);
-        if (!limits.empty() && op->scope->queue.limiter().reconcile(now, limits) &&
-            !op->scope->reported_lower_limit) {
+        rate_limiter& limiter = op->scope->queue.limiter();
+        const auto seen = resp.sent != timings::time_point{} ? resp.sent : op->res.times.admitted;
+        const bool lowered = !limits.empty() && limiter.reconcile(now, limits, seen, op->ticket);
+        limiter.complete(op->ticket);
+        if (lowered && !op->scope->reported_lower_limit) {
             op->scope->reported_lower_limit = true;
             std::cerr << "sluice: the server reports lower rate limits than configured"
                       << (op->scope->name.empty() ? "" : " for " + op->scope->name)

@@ -46,7 +46,17 @@ rate_limiter::duration rate_limiter::try_admit(time_point now, std::uint64_t tok
     // bucket is full, and the debt holds back the ones after it.
     requests_.take(now, 1);
     tokens_.take(now, cost);
+    in_flight_.emplace_back(++tickets_, cost);
     return duration::zero();
+}
+
+void rate_limiter::complete(std::uint64_t ticket) {
+    const auto it = std::lower_bound(
+        in_flight_.begin(), in_flight_.end(), ticket, [](const auto& entry, std::uint64_t t) {
+            return entry.first < t;
+        });
+    if (it != in_flight_.end() && it->first == ticket)
+        in_flight_.erase(it);
 }
 
 bool rate_limiter::too_large(std::uint64_t tokens) const noexcept {
@@ -69,7 +79,10 @@ void rate_limiter::hold_until(time_point until) {
     tokens_.clamp(until, 0);
 }
 
-bool rate_limiter::reconcile(time_point now, const rate_limit_headers& h) {
+bool rate_limiter::reconcile(time_point now,
+                             const rate_limit_headers& h,
+                             time_point seen,
+                             std::uint64_t ticket) {
     bool lowered = false;
     auto adopt =
         [&](token_bucket& bucket, double& configured, const std::optional<double>& server) {
@@ -82,11 +95,22 @@ bool rate_limiter::reconcile(time_point now, const rate_limit_headers& h) {
         };
     adopt(requests_, opts_.rpm, h.limit_requests);
     adopt(tokens_, opts_.tpm, h.limit_tokens);
+    // Requests admitted after this one and still out: the server's count may not hold them.
+    double later_requests = 0;
+    double later_tokens = 0;
+    for (auto it = in_flight_.rbegin(); it != in_flight_.rend() && it->first > ticket; ++it) {
+        later_requests += 1;
+        later_tokens += it->second;
+    }
+    const double elapsed = seen < now ? std::chrono::duration<double>(now - seen).count() : 0.0;
+    auto server_level = [&](const token_bucket& bucket, double remaining, double later) {
+        return std::min(bucket.capacity(), remaining + bucket.rate() * elapsed) - later;
+    };
     // A negative "remaining" is not the server's view but garbage (the struct is public).
     if (h.remaining_requests && *h.remaining_requests >= 0 && !requests_.unlimited())
-        requests_.clamp(now, *h.remaining_requests);
+        requests_.clamp(now, server_level(requests_, *h.remaining_requests, later_requests));
     if (h.remaining_tokens && *h.remaining_tokens >= 0 && !tokens_.unlimited())
-        tokens_.clamp(now, *h.remaining_tokens);
+        tokens_.clamp(now, server_level(tokens_, *h.remaining_tokens, later_tokens));
     return lowered;
 }
 

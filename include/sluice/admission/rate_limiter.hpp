@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <utility>
 
 namespace sluice {
 
@@ -50,10 +52,31 @@ public:
     /// the in-flight crowd does not hit the wall again when the hold ends.
     void hold_until(time_point until);
 
+    /// The ticket of the request admitted last: pass it to `reconcile` and `complete` when
+    /// that request's response arrives. Tickets count up from 1.
+    std::uint64_t last_ticket() const noexcept { return tickets_; }
+
+    /// The admitted request `ticket` has its response (or failed): it is no longer in flight.
+    void complete(std::uint64_t ticket);
+
     /// Reconciles the buckets with the server's own view from `x-ratelimit-*` headers: never
-    /// more than the server says remains; a lower server limit is adopted.
+    /// more than the server says remains; a lower server limit is adopted. The headers came
+    /// with the response to request `ticket`, sent at `seen`; the server counted as of its
+    /// handling of that request, so what it refilled since `seen` is added (up to capacity)
+    /// and the requests admitted after it and still in flight are taken off: the server may
+    /// not have seen them yet (a new connection still in its handshake, or just on the way).
+    /// Without that, every response would hand back the tokens of the requests in flight and
+    /// the client would run ahead of the server.
     /// Returns true when a configured limit was lowered (so the caller can report it once).
-    bool reconcile(time_point now, const rate_limit_headers& headers);
+    bool reconcile(time_point now,
+                   const rate_limit_headers& headers,
+                   time_point seen,
+                   std::uint64_t ticket);
+
+    /// Reconciles with headers that describe the server as of `now`, nothing in flight.
+    bool reconcile(time_point now, const rate_limit_headers& headers) {
+        return reconcile(now, headers, now, tickets_);
+    }
 
     const limit_options& limits() const noexcept { return opts_; }
 
@@ -62,6 +85,10 @@ private:
     token_bucket requests_;
     token_bucket tokens_;
     time_point held_until_{};
+    std::uint64_t tickets_ = 0;
+    // Admitted and not yet complete, in ticket order: (ticket, token cost). As many as there
+    // are requests on the wire.
+    std::deque<std::pair<std::uint64_t, double>> in_flight_;
 };
 
 } // namespace sluice

@@ -223,3 +223,43 @@ TEST_CASE("a big request's debt is paid by the refill, so the minute's tokens ho
     CHECK(spent >= 6000);
     CHECK(spent <= 6000 + 100 + 350);
 }
+
+TEST_CASE("reconcile takes off the requests admitted after the answered one and still out") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 6000), clock.now()); // buckets of 10 requests, 100 tokens
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(limiter.try_admit(clock.now(), 10) == rate_limiter::duration::zero());
+    const std::uint64_t first = 1;
+    CHECK(limiter.last_ticket() == 5);
+    // The server handled the first request with 9 requests and 90 tokens left; the four sent
+    // after it have not reached it. Its 9 are really 5, and 90 tokens really 50.
+    rate_limit_headers h;
+    h.remaining_requests = 9;
+    h.remaining_tokens = 90;
+    limiter.reconcile(clock.now(), h, clock.now(), first);
+    limiter.complete(first);
+    for (int i = 0; i < 5; ++i)
+        CHECK(limiter.try_admit(clock.now(), 10) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 10) > rate_limiter::duration::zero());
+}
+
+TEST_CASE("reconcile adds what the server refilled since it counted, and forgets completed") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 0), clock.now()); // 10 a second, bucket of 10
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    const auto sent = clock.now();
+    clock.advance(300ms);
+    // Requests 2 and 3 have their answers already: only the refill since `sent` counts.
+    limiter.complete(2);
+    limiter.complete(3);
+    rate_limit_headers h;
+    h.remaining_requests = 0;
+    limiter.reconcile(clock.now(), h, sent, 1);
+    limiter.complete(1);
+    // 0 at `sent`, refilled 3 since: three requests may go now, the fourth 0.1 s later.
+    for (int i = 0; i < 3; ++i)
+        CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(100ms));
+}
