@@ -6,10 +6,12 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 
 namespace sluice::cli {
 
-extern const char* const builtin_tiers_toml; // generated from configs/tiers.toml
+extern const char* const builtin_tiers_toml;  // generated from configs/tiers.toml
+extern const char* const builtin_prices_toml; // generated from configs/prices.toml
 
 namespace {
 
@@ -287,6 +289,62 @@ std::vector<tier> tiers_from(const toml::table& root, const std::string& path) {
     return out;
 }
 
+// Lays the `[prices."MODEL"]` tables of `root` over `into`; a table may set either field of a
+// model already there, a new model needs both.
+void prices_from(const toml::table& root, const std::string& path, price_table& into) {
+    const toml::node* node = root.get("prices");
+    if (!node)
+        return;
+    const section_reader r{path, ""};
+    const toml::table* models = node->as_table();
+    if (!models)
+        r.fail(*node, "prices", "expected tables [prices.\"MODEL\"]");
+    for (const auto& [name, entry] : *models) {
+        const std::string model(name.str());
+        const section_reader mr{path, "prices.\"" + model + "\""};
+        const toml::table* t = entry.as_table();
+        if (!t)
+            r.fail(entry, "prices." + model, "expected a table with input and output");
+        if (model.empty())
+            r.fail(entry, "prices", "a model name must not be empty");
+        std::optional<double> input;
+        std::optional<double> output;
+        for (const auto& [key, value] : *t) {
+            if (key == "input")
+                input = mr.number(value, key.str(), 0);
+            else if (key == "output")
+                output = mr.number(value, key.str(), 0);
+            else
+                mr.fail(value, key.str(), "unknown key (expected input, output)");
+        }
+        auto it = into.find(model);
+        if (it == into.end()) {
+            if (!input || !output)
+                mr.fail(entry,
+                        input ? "output" : "input",
+                        "missing (a model without a built-in price needs input and output)");
+            into.emplace(model, model_price{*input, *output});
+            continue;
+        }
+        if (input)
+            it->second.input = *input;
+        if (output)
+            it->second.output = *output;
+    }
+}
+
+toml::table parse_file(const std::string& path) {
+    try {
+        return toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        const auto& src = e.source();
+        if (src.begin.line == 0)
+            throw config_error(path + ": " + std::string(e.description()));
+        throw config_error(path + ":" + std::to_string(src.begin.line) + ": " +
+                           std::string(e.description()));
+    }
+}
+
 } // namespace
 
 std::vector<tier> builtin_tiers() {
@@ -313,22 +371,58 @@ const tier& find_tier(const std::vector<tier>& tiers, std::string_view name) {
     throw config_error("unknown tier \"" + std::string(name) + "\" (known tiers: " + known + ")");
 }
 
-file_settings apply_config_file(const std::string& path, dispatcher_options& opts) {
-    toml::table root;
-    try {
-        root = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        const auto& src = e.source();
-        if (src.begin.line == 0)
-            throw config_error(path + ": " + std::string(e.description()));
-        throw config_error(path + ":" + std::to_string(src.begin.line) + ": " +
-                           std::string(e.description()));
+price_table builtin_prices() {
+    const std::string path = "configs/prices.toml (built in)";
+    price_table prices;
+    prices_from(parse_toml(builtin_prices_toml, path), path, prices);
+    return prices;
+}
+
+price_table load_prices(const std::string& config_path) {
+    price_table prices = builtin_prices();
+    if (!config_path.empty())
+        prices_from(parse_file(config_path), config_path, prices);
+    return prices;
+}
+
+const model_price*
+find_price(const price_table& prices, std::string_view model, std::string* matched) {
+    auto found = prices.find(model);
+    if (found == prices.end() && !model.empty()) {
+        // Every prefix of `model` sorts before it, a longer prefix after a shorter one: walking
+        // back from `model`, the first name that is a prefix ending at a boundary is the longest.
+        for (auto it = prices.lower_bound(model); it != prices.begin();) {
+            --it;
+            const std::string_view name = it->first;
+            if (name.empty() || name.front() != model.front())
+                break;
+            if (model.size() > name.size() && model.starts_with(name) &&
+                (model[name.size()] == '-' || model[name.size()] == ':')) {
+                found = it;
+                break;
+            }
+        }
     }
+    if (found == prices.end())
+        return nullptr;
+    if (matched)
+        *matched = found->first;
+    return &found->second;
+}
+
+file_settings apply_config_file(const std::string& path, dispatcher_options& opts) {
+    const toml::table root = parse_file(path);
     file_settings settings;
     dispatcher_options updated = opts;
     const auto schema = make_schema(updated, settings);
     const section_table& top = schema.at("");
     for (const auto& [key, node] : root) {
+        if (key.str() == "prices") {
+            // Read by load_prices for --dry-run; checked here so a typo fails every command.
+            price_table prices = builtin_prices();
+            prices_from(root, path, prices);
+            continue;
+        }
         if (node.is_table()) {
             auto section = schema.find(key.str());
             if (section == schema.end() || key.str().empty())

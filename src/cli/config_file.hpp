@@ -3,6 +3,7 @@
 #include <sluice/dispatcher.hpp>
 
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,6 +33,34 @@ std::vector<tier> load_tiers(const std::string& path);
 
 /// The tier called `name`; throws config_error listing the known names.
 const tier& find_tier(const std::vector<tier>& tiers, std::string_view name);
+
+/// What one model costs, in US dollars per million tokens (configs/prices.toml).
+struct model_price {
+    /// USD per 1M prompt (input) tokens.
+    double input = 0;
+    /// USD per 1M completion (output) tokens.
+    double output = 0;
+};
+
+/// Prices by model name, as configs/prices.toml and a config file's `[prices."MODEL"]` tables
+/// state them.
+using price_table = std::map<std::string, model_price, std::less<>>;
+
+/// The prices of configs/prices.toml, compiled into the binary.
+price_table builtin_prices();
+
+/// The built-in prices with the `[prices."MODEL"]` tables of the config file at `config_path`
+/// laid over them, so users can correct a price that changed or add their own models; a key a
+/// table leaves out keeps the built-in value. An empty path gives the built-in prices. Throws
+/// config_error (a new model needs both `input` and `output`).
+price_table load_prices(const std::string& config_path);
+
+/// The price of `model`: its exact name, else the longest name in `prices` that `model` starts
+/// with followed by '-' or ':', so dated snapshots ("gpt-4o-mini-2024-07-18") find their model
+/// ("gpt-4o-mini") while "gpt-4.1" never takes the price of a "gpt-4". Sets `matched` to the
+/// name found when given. Null when none matches.
+const model_price*
+find_price(const price_table& prices, std::string_view model, std::string* matched = nullptr);
 
 /// Settings of a config file that are not engine options.
 struct file_settings {

@@ -1,20 +1,27 @@
 #include "cli/run_command.hpp"
 
+#include "cli/batch_job.hpp"
 #include "cli/config_file.hpp"
+#include "cli/dry_run.hpp"
 #include "cli/engine_shards.hpp"
+#include "cli/progress.hpp"
 #include "cli/summary.hpp"
 
 #include <sluice/dispatcher.hpp>
 #include <sluice/mock/mock_server.hpp>
+#include <sluice/sink/journal.hpp>
 #include <sluice/sink/jsonl_writer.hpp>
+#include <sluice/source/id_index.hpp>
 #include <sluice/source/jsonl_reader.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,6 +31,7 @@
 #include <functional>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 namespace sluice::cli {
 
@@ -76,118 +84,122 @@ int open_input(const std::string& path) {
     return fd;
 }
 
-int open_output(const std::string& path) {
+// Appends, or starts afresh with `truncate`. Opened only after the journal's recovery, which
+// may have replaced the file.
+int open_output(const std::string& path, bool truncate = false) {
     if (path == "-")
         return STDOUT_FILENO;
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int fd = ::open(
+        path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
     if (fd < 0)
         throw std::system_error(errno, std::generic_category(), "cannot open output " + path);
     return fd;
 }
 
-// Keeps at most `window` requests inside the dispatcher: memory stays bounded by the window,
-// not the input. Lines are read on the event loop between completions.
-class batch_job {
-public:
-    batch_job(asio::io_context& loop,
-              engine_shards& engines,
-              jsonl_reader& in,
-              jsonl_writer& out,
-              std::size_t window)
-        : loop_(loop)
-        , engines_(engines)
-        , reader_(in)
-        , writer_(out)
-        , window_(window) {}
-
-    /// Starts reading; `on_done` runs once every line read has its record.
-    void start(std::function<void()> on_done) {
-        on_done_ = std::move(on_done);
-        fill();
+// Closes the descriptors it holds (not stdin/stdout) however run() leaves.
+struct fd_guard {
+    std::vector<int> fds;
+    int add(int fd) {
+        if (fd > STDERR_FILENO)
+            fds.push_back(fd);
+        return fd;
     }
-
-    /// Stops reading more lines: the engines hand back what they hold (requests not yet sent
-    /// become not_attempted records) and the job ends when the requests on the wire are in.
-    /// With `at_once`, those are cancelled too.
-    void interrupt(bool at_once) {
-        interrupted_ = true;
-        eof_ = true;
-        engines_.stop(!at_once);
-        if (in_flight_ == 0)
-            finish();
+    ~fd_guard() {
+        for (int fd : fds)
+            ::close(fd);
     }
-
-    bool interrupted() const noexcept { return interrupted_; }
-
-    std::uint64_t bad_lines() const noexcept { return bad_lines_; }
-    std::uint64_t lines() const noexcept { return lines_; }
-    const std::exception_ptr& error() const noexcept { return error_; }
-
-private:
-    void fill() {
-        try {
-            input_record rec;
-            while (!eof_ && in_flight_ < window_) {
-                if (!reader_.next(rec)) {
-                    eof_ = true;
-                    break;
-                }
-                ++lines_;
-                if (rec.ec) {
-                    ++bad_lines_;
-                    writer_.write(rec);
-                    continue;
-                }
-                ++in_flight_;
-                // Results come back to this loop, whichever shard's thread produced them: the
-                // reader, the writer and this object are single-threaded.
-                engines_.next().async_complete(
-                    std::move(rec.request),
-                    asio::bind_executor(loop_, [this](error_code, result r) { on_result(r); }));
-            }
-        } catch (...) {
-            error_ = std::current_exception();
-            eof_ = true;
-        }
-        if (eof_ && in_flight_ == 0)
-            finish();
-    }
-
-    void on_result(const result& r) {
-        --in_flight_;
-        try {
-            writer_.write(r);
-        } catch (...) {
-            if (!error_)
-                error_ = std::current_exception();
-            eof_ = true;
-        }
-        fill();
-    }
-
-    void finish() {
-        if (finished_)
-            return;
-        finished_ = true;
-        engines_.stop();
-        if (on_done_)
-            on_done_();
-    }
-
-    asio::io_context& loop_;
-    engine_shards& engines_;
-    jsonl_reader& reader_;
-    jsonl_writer& writer_;
-    std::size_t window_;
-    std::size_t in_flight_ = 0;
-    std::uint64_t lines_ = 0;
-    std::uint64_t bad_lines_ = 0;
-    bool eof_ = false;
-    bool finished_ = false;
-    bool interrupted_ = false;
-    std::function<void()> on_done_;
-    std::exception_ptr error_;
 };
+
+// Only a regular file can be read twice (a quick planning pass, then the run); stdin, pipes
+// and process substitutions are read once, with the ids held in memory.
+bool readable_twice(const std::string& path) {
+    struct stat st {};
+    return path != "-" && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Reads the whole input once, calling `each` for every record; returns the last line number.
+std::uint64_t for_each_record(const std::string& path,
+                              const reader_options& ropts,
+                              const std::function<void(input_record&)>& each) {
+    fd_guard guard;
+    const int fd = guard.add(open_input(path));
+    jsonl_reader reader(fd, ropts);
+    input_record rec;
+    std::uint64_t last = 0;
+    while (reader.next(rec)) {
+        last = rec.line_number;
+        each(rec);
+    }
+    return last;
+}
+
+// Pass 1 over a file input: every good line's custom_id into the index, which then knows
+// for each line whether it is new, done or a repeat. Returns the number of records.
+std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index) {
+    std::uint64_t records = 0;
+    const std::uint64_t last = for_each_record(path, ropts, [&](input_record& rec) {
+        ++records;
+        if (!rec.ec)
+            index.add_input(rec.line_number, rec.request.custom_id);
+    });
+    index.finish(last);
+    return records;
+}
+
+// The verdict for a record in a pass after the scan: a repeated custom_id turns the record bad.
+void mark_repeat(input_record& rec, id_index& index, bool streaming) {
+    if (rec.ec)
+        return;
+    const line_verdict v = streaming
+                               ? index.classify_streaming(rec.line_number, rec.request.custom_id)
+                               : index.classify(rec.line_number);
+    if (v == line_verdict::duplicate) {
+        rec.ec = errc::duplicate_custom_id;
+        rec.message =
+            "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line";
+    }
+}
+
+int dry_run(const run_options& o, const dispatcher_options& opts, const reader_options& ropts) {
+    const price_table prices = load_prices(o.config_file);
+    plan_builder plan(opts.estimate);
+    const bool streaming = !readable_twice(o.input);
+    id_index index(streaming ? id_index_mode::one_pass : id_index_mode::two_pass);
+    if (!streaming)
+        scan_ids(o.input, ropts, index);
+    for_each_record(o.input, ropts, [&](input_record& rec) {
+        mark_repeat(rec, index, streaming);
+        plan.add(rec);
+    });
+    print_plan(std::cout, plan.plan(), opts, prices);
+    if (!o.summary_file.empty()) {
+        std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
+        write_plan_json(out, plan.plan(), opts, prices);
+        if (!out) {
+            std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
+            return exit_io;
+        }
+    }
+    return plan.plan().bad_lines > 0 ? exit_invalid_input : exit_ok;
+}
+
+// --strict: every line must be a request, and no custom_id may repeat, before one is sent.
+bool validate_all(const std::string& path, const reader_options& ropts, id_index& index) {
+    std::uint64_t bad = 0;
+    for_each_record(path, ropts, [&](input_record& rec) {
+        mark_repeat(rec, index, false);
+        if (!rec.ec)
+            return;
+        if (++bad <= 20)
+            std::cerr << "sluice run: line " << rec.line_number << ": "
+                      << (rec.message.empty() ? rec.ec.message() : rec.message) << '\n';
+    });
+    if (bad > 20)
+        std::cerr << "sluice run: ... and " << bad - 20 << " more bad lines\n";
+    if (bad > 0)
+        std::cerr << "sluice run: --strict: " << bad << " bad lines; nothing was sent\n";
+    return bad == 0;
+}
 
 // The embedded mock server on its own thread and io_context, so the client's event loop
 // measures only the client.
@@ -224,6 +236,67 @@ int run(const run_options& o) {
         std::cerr << "sluice run: " << e.what() << '\n';
         return exit_usage;
     }
+    reader_options ropts;
+    ropts.model = o.model;
+    ropts.system = o.system;
+    const bool streaming = !readable_twice(o.input);
+
+    if (o.dry_run) {
+        try {
+            return dry_run(o, opts, ropts);
+        } catch (const config_error& e) {
+            std::cerr << "sluice run: " << e.what() << '\n';
+            return exit_usage;
+        } catch (const std::exception& e) {
+            std::cerr << "sluice run: " << e.what() << '\n';
+            return exit_io;
+        }
+    }
+    if (o.output.empty()) {
+        std::cerr << "sluice run: -o/--output is required (except with --dry-run)\n";
+        return exit_usage;
+    }
+    if (o.strict && streaming) {
+        std::cerr << "sluice run: --strict needs an input file: stdin or a pipe cannot be read "
+                     "twice\n";
+        return exit_usage;
+    }
+    if (!o.errors_file.empty() && o.errors_file == o.output) {
+        std::cerr << "sluice run: --errors must name another file than the output\n";
+        return exit_usage;
+    }
+
+    // The output is the journal: what it already holds is not sent again.
+    id_index index(streaming ? id_index_mode::one_pass : id_index_mode::two_pass);
+    journal_recovery recovered;
+    std::uint64_t total = 0;
+    try {
+        if (o.output != "-") {
+            journal_options jo;
+            jo.retry_failed = o.retry_failed;
+            jo.errors_path = o.errors_file;
+            recovered = recover_journal(
+                o.output,
+                jo,
+                [&](std::string_view id) { index.add_done_id(id); },
+                [&](std::uint64_t line) { index.add_done_line(line); });
+            if (recovered.records > 0 && !o.quiet)
+                std::cerr << "sluice run: resuming " << o.output << ": "
+                          << recovered.records - recovered.dropped << " records kept, "
+                          << recovered.dropped << " to redo\n";
+            if (recovered.torn_bytes > 0)
+                std::cerr << "sluice run: cut a torn last line (" << recovered.torn_bytes
+                          << " bytes) off " << o.output << '\n';
+        }
+        if (!streaming) {
+            total = scan_ids(o.input, ropts, index);
+            if (o.strict && !validate_all(o.input, ropts, index))
+                return exit_invalid_input;
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_io;
+    }
 
     std::optional<embedded_mock> mock;
     if (o.mock) {
@@ -236,15 +309,18 @@ int run(const run_options& o) {
     if (opts.tls.insecure)
         std::cerr << "sluice run: WARNING: --insecure: TLS certificates are NOT verified\n";
 
+    fd_guard fds;
     int in_fd = -1;
     int out_fd = -1;
+    int err_fd = -1;
     try {
-        in_fd = open_input(o.input);
-        out_fd = open_output(o.output);
+        in_fd = fds.add(open_input(o.input));
+        out_fd = fds.add(open_output(o.output));
+        // Without a journal to rebuild it from, the errors file starts afresh.
+        if (!o.errors_file.empty())
+            err_fd = fds.add(open_output(o.errors_file, o.output == "-"));
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';
-        if (in_fd > STDIN_FILENO)
-            ::close(in_fd);
         return exit_io;
     }
 
@@ -257,35 +333,88 @@ int run(const run_options& o) {
         return exit_usage;
     }
 
-    jsonl_reader reader(in_fd);
+    jsonl_reader reader(in_fd, ropts);
     jsonl_writer writer(out_fd);
-    const std::size_t window = std::max<std::size_t>(256, opts.pool.max_connections * 4);
-    batch_job job(ioc, *engines, reader, writer, window);
+    std::optional<jsonl_writer> errors;
+    if (err_fd >= 0)
+        errors.emplace(err_fd);
+    batch_job_options jo;
+    jo.window = std::max<std::size_t>(256, opts.pool.max_connections * 4);
+    jo.ordered = o.ordered;
+    jo.reorder_window = std::max(o.reorder_window, jo.window);
+    jo.fsync_interval = std::chrono::milliseconds(o.fsync_interval_ms);
+    batch_job job(ioc, *engines, reader, index, streaming, writer, errors ? &*errors : nullptr, jo);
+
+    std::optional<progress_display> progress;
+    if (!o.quiet) {
+        progress_options po;
+        po.interval = std::chrono::milliseconds(static_cast<long>(o.progress_interval_s * 1000));
+        // Records on the same terminal would tear a redrawn line apart.
+        if (o.output == "-" && ::isatty(STDOUT_FILENO))
+            po.tty = false;
+        progress.emplace(
+            ioc,
+            [&] {
+                progress_sample s = sample_of(engines->stats());
+                s.done += job.bad_lines();
+                s.failed += job.bad_lines();
+                s.skipped = job.skipped();
+                if (!streaming)
+                    s.total = total;
+                return s;
+            },
+            STDERR_FILENO,
+            po);
+    }
 
     const auto started = std::chrono::steady_clock::now();
-    // SIGINT/SIGTERM: stop reading, let the requests on the wire finish and write every
-    // record; a second signal cancels those too. Nothing already answered is lost.
+    // SIGINT/SIGTERM: stop reading, let the requests on the wire finish (for the grace period)
+    // and write every record; a second signal, or the end of the grace period, cancels those
+    // too. Nothing already answered is lost.
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    asio::steady_timer grace(ioc);
     std::function<void()> watch = [&] {
         signals.async_wait([&](error_code ec, int) {
             if (ec)
                 return;
             const bool again = job.interrupted();
+            if (progress)
+                progress->clear();
             std::cerr << (again ? "sluice run: stopping now\n"
                                 : "sluice run: stopping; waiting for requests in flight "
                                   "(signal again to stop at once)\n");
             job.interrupt(again);
+            if (!again) {
+                grace.expires_after(
+                    std::chrono::milliseconds(static_cast<long>(o.grace_period_s * 1000)));
+                grace.async_wait([&](error_code gec) {
+                    if (gec)
+                        return;
+                    std::cerr << "sluice run: grace period over; cancelling " << job.in_flight()
+                              << " requests in flight\n";
+                    job.interrupt(true);
+                });
+            }
             watch();
         });
     };
     watch();
-    asio::post(ioc, [&] { job.start([&] { signals.cancel(); }); });
+    asio::post(ioc, [&] {
+        if (progress)
+            progress->start();
+        job.start([&] {
+            signals.cancel();
+            grace.cancel();
+            if (progress)
+                progress->stop();
+        });
+    });
     ioc.run();
     const auto wall = std::chrono::steady_clock::now() - started;
 
     int status = exit_ok;
     try {
-        writer.sync();
+        job.sync();
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';
         status = exit_io;
@@ -298,26 +427,27 @@ int run(const run_options& o) {
         }
         status = exit_io;
     }
-    if (in_fd > STDIN_FILENO)
-        ::close(in_fd);
-    if (out_fd > STDOUT_FILENO)
-        ::close(out_fd);
 
     const stats_snapshot stats = engines->stats();
+    const job_counts counts{job.lines(), job.bad_lines(), job.skipped()};
     if (!o.quiet)
-        print_summary(std::cerr, stats, job.lines(), job.bad_lines(), wall);
+        print_summary(std::cerr, stats, counts, wall);
+    const std::uint64_t earlier_errors = recovered.kept_errors + recovered.kept_bad_lines;
+    if (earlier_errors > 0 && !o.quiet)
+        std::cerr << "  " << earlier_errors
+                  << " error records from earlier runs kept (--retry-failed redoes them)\n";
 
     if (status == exit_ok) {
         if (job.interrupted())
             status = exit_interrupted;
         else if (stats.failures.count("quota_exhausted"))
             status = exit_quota;
-        else if (stats.failed > 0 || job.bad_lines() > 0)
+        else if (stats.failed > 0 || job.bad_lines() > 0 || earlier_errors > 0)
             status = exit_failures;
     }
     if (!o.summary_file.empty()) {
         std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
-        write_summary_json(out, stats, job.lines(), job.bad_lines(), wall, status);
+        write_summary_json(out, stats, counts, wall, status);
         if (!out) {
             std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
             return exit_io;
@@ -332,9 +462,10 @@ void add_run_command(CLI::App& app) {
         "run", "Send every request of a Batch API JSONL file and write one result line for each");
     cmd->add_option("input", opts->input, "Input JSONL (Batch API format), - for stdin")
         ->required();
-    cmd->add_option(
-           "-o,--output", opts->output, "Output JSONL (Batch API output format), - for stdout")
-        ->required();
+    cmd->add_option("-o,--output",
+                    opts->output,
+                    "Output JSONL (Batch API output format), - for stdout; an existing file is "
+                    "resumed");
     cmd->add_option("--config", opts->config_file, "TOML config file (see configs/default.toml)");
     cmd->add_option("--base-url",
                     opts->base_url,
@@ -366,7 +497,36 @@ void add_run_command(CLI::App& app) {
     cmd->add_option(
         "--mock-latency-ms", opts->mock_latency_ms, "Latency of the embedded mock's answers");
     cmd->add_option("--summary", opts->summary_file, "Also write the summary as JSON to this file");
-    cmd->add_flag("-q,--quiet", opts->quiet, "Print no summary");
+    cmd->add_flag("-q,--quiet", opts->quiet, "Print no progress and no summary");
+    cmd->add_option("--model", opts->model, "Model of {\"prompt\": ...} lines that name none");
+    cmd->add_option("--system", opts->system, "System message put before every prompt line");
+    cmd->add_flag("--dry-run",
+                  opts->dry_run,
+                  "Read and validate the input, print the plan (tokens, time, cost); send nothing");
+    cmd->add_flag(
+        "--strict", opts->strict, "Validate every line first; any bad line fails the run unsent");
+    cmd->add_flag("--retry-failed",
+                  opts->retry_failed,
+                  "Resume: redo the error records already in the output too");
+    cmd->add_option(
+        "--errors", opts->errors_file, "Also write failed requests and bad lines to this file");
+    cmd->add_flag("--ordered", opts->ordered, "Write records in input order (bounded window)");
+    cmd->add_option("--reorder-window",
+                    opts->reorder_window,
+                    "With --ordered: records held waiting for an earlier one (default 4096)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option(
+        "--fsync-interval-ms",
+        opts->fsync_interval_ms,
+        "fsync the output this often, and at the end; 0: only at the end (default 1000)");
+    cmd->add_option("--grace-period",
+                    opts->grace_period_s,
+                    "Seconds requests in flight may take after SIGINT/SIGTERM (default 30)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--progress-interval",
+                    opts->progress_interval_s,
+                    "Seconds between progress lines when stderr is not a terminal (default 10)")
+        ->check(CLI::PositiveNumber);
     cmd->callback([opts] {
         const int code = run(*opts);
         if (code != exit_ok)

@@ -14,6 +14,7 @@ inline constexpr int exit_failures = 1;      ///< the run finished; some lines e
 inline constexpr int exit_usage = 2;         ///< bad flags, config or environment; nothing sent
 inline constexpr int exit_quota = 3;         ///< stopped: quota exhausted; rest not attempted
 inline constexpr int exit_io = 4;            ///< input or output file could not be read/written
+inline constexpr int exit_invalid_input = 5; ///< --strict found bad lines; nothing sent
 inline constexpr int exit_interrupted = 130; ///< stopped by SIGINT/SIGTERM; records written
 
 /// Thrown by a command's callback to end the process with `code` after it has reported.
@@ -48,6 +49,27 @@ struct run_options {
     bool quiet = false;
     /// Also write the summary as JSON to this file.
     std::string summary_file;
+
+    /// Model and system message of `{"prompt": ...}` lines.
+    std::string model;
+    std::string system;
+    /// Read and plan the whole input, send nothing.
+    bool dry_run = false;
+    /// Validate every line first; any bad line fails the run before a request is sent.
+    bool strict = false;
+    /// Redo the error records already in the output (a resumed run keeps them by default).
+    bool retry_failed = false;
+    /// Also write failed requests and bad lines to this file (Batch API error-file shape).
+    std::string errors_file;
+    /// Write records in input order, holding at most `reorder_window` of them.
+    bool ordered = false;
+    std::size_t reorder_window = 4096;
+    /// fsync the output this often, and at the end (0: only at the end).
+    std::uint64_t fsync_interval_ms = 1000;
+    /// After SIGINT/SIGTERM, how long requests on the wire may take before they are cancelled.
+    double grace_period_s = 30;
+    /// Seconds between plain progress lines when stderr is not a terminal.
+    double progress_interval_s = 10;
 };
 
 /// Registers `sluice run`.

@@ -28,8 +28,7 @@ std::string format_kinds(const std::map<std::string, std::uint64_t>& kinds) {
 
 void print_summary(std::ostream& os,
                    const stats_snapshot& stats,
-                   std::uint64_t lines,
-                   std::uint64_t bad_lines,
+                   const job_counts& job,
                    std::chrono::steady_clock::duration wall) {
     const double secs = std::chrono::duration<double>(wall).count();
     const std::uint64_t done = stats.succeeded + stats.failed;
@@ -38,10 +37,12 @@ void print_summary(std::ostream& os,
     char wall_s[32];
     std::snprintf(wall_s, sizeof wall_s, "%.2f s", secs);
 
-    os << "sluice run: " << lines << " lines, " << done << " requests in " << wall_s << " (" << rate
-       << " req/s)\n";
+    os << "sluice run: " << job.lines << " lines, " << done << " requests in " << wall_s << " ("
+       << rate << " req/s)\n";
+    if (job.skipped > 0)
+        os << "  resumed: " << job.skipped << " lines already had their record, skipped\n";
     os << "  succeeded " << stats.succeeded << ", failed " << stats.failed
-       << format_kinds(stats.failures) << ", bad input lines " << bad_lines << '\n';
+       << format_kinds(stats.failures) << ", bad input lines " << job.bad_lines << '\n';
     os << "  retried " << stats.retries << format_kinds(stats.retry_causes) << ", 429s "
        << stats.rate_limited << '\n';
     os << "  tokens: " << stats.prompt_tokens << " in, " << stats.completion_tokens << " out\n";
@@ -68,8 +69,7 @@ void write_kinds(std::ostream& os, const std::map<std::string, std::uint64_t>& k
 
 void write_summary_json(std::ostream& os,
                         const stats_snapshot& stats,
-                        std::uint64_t lines,
-                        std::uint64_t bad_lines,
+                        const job_counts& job,
                         std::chrono::steady_clock::duration wall,
                         int exit_status) {
     const double secs = std::chrono::duration<double>(wall).count();
@@ -88,8 +88,9 @@ void write_summary_json(std::ostream& os,
                   ms(stats.latency.percentile(0.9)),
                   ms(stats.latency.percentile(0.99)),
                   ms(stats.latency.max()));
-    os << "{\"lines\":" << lines << ",\"requests\":" << done << ",\"succeeded\":" << stats.succeeded
-       << ",\"failed\":" << stats.failed << ",\"bad_lines\":" << bad_lines << ",\"failures\":";
+    os << "{\"lines\":" << job.lines << ",\"requests\":" << done
+       << ",\"succeeded\":" << stats.succeeded << ",\"failed\":" << stats.failed
+       << ",\"bad_lines\":" << job.bad_lines << ",\"skipped\":" << job.skipped << ",\"failures\":";
     write_kinds(os, stats.failures);
     os << ",\"retries\":" << stats.retries << ",\"retry_causes\":";
     write_kinds(os, stats.retry_causes);

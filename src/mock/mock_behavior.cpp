@@ -1,5 +1,5 @@
 #include "mock/mock_behavior.hpp"
-#include "sink/json_text.hpp"
+#include "detail/json_string.hpp"
 
 #include <simdjson.h>
 

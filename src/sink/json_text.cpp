@@ -1,40 +1,15 @@
 #include "sink/json_text.hpp"
 
+#include "detail/json_string.hpp"
+
 #include <array>
 #include <cstddef>
 
-// The sink checks and quotes JSON itself: it has no parser dependency, and what it needs is
-// narrow (is this byte string one valid JSON document; how to quote this text).
+// The sink checks JSON itself: it has no parser dependency, and what it needs is narrow (is
+// this byte string one valid JSON document). Quoting is in core (detail/json_string.hpp).
 
 namespace sluice::detail {
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one
-// (overlong forms, surrogates and code points past U+10FFFF included).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    auto byte = [&](std::size_t k) -> unsigned {
-        return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u;
-    };
-    auto cont = [&](std::size_t k) {
-        return (byte(k) & 0xC0) == 0x80;
-    };
-    const unsigned c = byte(0);
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return cont(1) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
-        const unsigned hi = c == 0xED ? 0x9F : 0xBF;
-        return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        const unsigned lo = c == 0xF0 ? 0x90 : 0x80;
-        const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
-        return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
-    }
-    return 0;
-}
 
 // A strict RFC 8259 check that `s` is exactly one JSON value (surrounding whitespace allowed).
 class json_validator {
@@ -227,61 +202,6 @@ private:
 };
 
 } // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out.reserve(out.size() + s.size() + 2);
-    out += '"';
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            std::size_t j = i + 1;
-            while (j < s.size()) {
-                const auto d = static_cast<unsigned char>(s[j]);
-                if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\')
-                    break;
-                ++j;
-            }
-            out.append(s.data() + i, j - i);
-            i = j;
-            continue;
-        }
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20) {
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
-            } else if (const std::size_t n = utf8_sequence(s, i)) {
-                out.append(s.data() + i, n);
-                i += n;
-                continue;
-            } else {
-                // Output lines must stay valid UTF-8 for strict readers: a stray byte from a
-                // server's non-UTF-8 error page becomes U+FFFD.
-                out += "\\ufffd";
-            }
-        }
-        ++i;
-    }
-    out += '"';
-}
 
 bool is_json(std::string_view s) noexcept {
     return json_validator(s).valid();

@@ -1,5 +1,6 @@
 #include <sluice/sink/jsonl_writer.hpp>
 
+#include "detail/json_string.hpp"
 #include "sink/json_text.hpp"
 
 #include <unistd.h>
@@ -95,7 +96,10 @@ void append_input_error_record(std::string& out,
                            bad.request.custom_id.empty() ? "line-" + line : bad.request.custom_id);
         out += ",\"response\":null,\"error\":";
         const std::string why = bad.message.empty() ? bad.ec.message() : bad.message;
-        append_error(out, "invalid_input", "line " + line + ": " + why);
+        // A repeated custom_id is its own kind: the line itself may be fine.
+        const char* code =
+            bad.ec == errc::duplicate_custom_id ? error_kind(bad.ec) : "invalid_input";
+        append_error(out, code, "line " + line + ": " + why);
         out += ",\"line\":";
         out += line;
         out += "}\n";
@@ -120,7 +124,7 @@ jsonl_writer::~jsonl_writer() {
     }
 }
 
-std::string jsonl_writer::next_id() {
+std::string jsonl_writer::next_record_id() const {
     // A random per-writer prefix keeps ids unique across runs appending to one file; the
     // record counter keeps them unique within the run.
     static constexpr char hex[] = "0123456789abcdef";
@@ -137,14 +141,21 @@ std::string jsonl_writer::next_id() {
 }
 
 void jsonl_writer::write(const result& r) {
-    append_output_record(buffer_, r, next_id());
-    ++records_;
-    if (buffer_.size() >= flush_bytes_)
-        flush();
+    append_output_record(buffer_, r, next_record_id());
+    written();
 }
 
 void jsonl_writer::write(const input_record& bad) {
-    append_input_error_record(buffer_, bad, next_id());
+    append_input_error_record(buffer_, bad, next_record_id());
+    written();
+}
+
+void jsonl_writer::write_line(std::string_view line) {
+    buffer_ += line;
+    written();
+}
+
+void jsonl_writer::written() {
     ++records_;
     if (buffer_.size() >= flush_bytes_)
         flush();

@@ -1,5 +1,7 @@
 #include <sluice/source/jsonl_reader.hpp>
 
+#include "detail/json_string.hpp"
+
 #include <simdjson.h>
 
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <system_error>
+#include <utility>
 
 namespace sluice {
 namespace {
@@ -45,7 +48,13 @@ struct line_fields {
     bool url_not_string = false;
     std::optional<sj::dom::element> body;
     bool has_messages = false;
-    std::string_view model; // top-level `model`, used when the line is itself a body
+    // Top-level `model`: the model of a line that is itself a body, or of a prompt line.
+    std::optional<std::string_view> model;
+    bool model_not_string = false;
+    std::optional<std::string_view> prompt; // unescaped
+    bool prompt_not_string = false;
+    // The first key a prompt line may not have: it would be dropped from the request unseen.
+    std::string_view not_for_prompt;
 };
 
 line_fields read_fields(const sj::dom::object& root) {
@@ -73,11 +82,14 @@ line_fields read_fields(const sj::dom::object& root) {
                 f.body = field.value;
         } else if (field.key == "messages") {
             f.has_messages = true;
-        } else if (field.key == "model" && f.model.empty()) {
-            std::string_view model;
-            if (!field.value.get_string().get(model))
-                f.model = model;
+        } else if (field.key == "model") {
+            read_string(field.value, f.model, f.model_not_string);
+        } else if (field.key == "prompt") {
+            read_string(field.value, f.prompt, f.prompt_not_string);
         }
+        if (f.not_for_prompt.empty() && field.key != "prompt" && field.key != "model" &&
+            field.key != "custom_id")
+            f.not_for_prompt = field.key;
     }
     return f;
 }
@@ -85,14 +97,23 @@ line_fields read_fields(const sj::dom::object& root) {
 } // namespace
 
 struct jsonl_reader::impl {
-    explicit impl(int fd)
+    impl(int fd, reader_options opts)
         : fd(fd)
+        , default_model(std::move(opts.model))
         , capacity(initial_capacity)
-        , buffer(std::make_unique<char[]>(initial_capacity + sj::SIMDJSON_PADDING)) {}
+        , buffer(std::make_unique<char[]>(initial_capacity + sj::SIMDJSON_PADDING)) {
+        // The system message is the same on every prompt line: quote it once.
+        if (!opts.system.empty()) {
+            system_message = R"({"role":"system","content":)";
+            detail::append_json_string(system_message, opts.system);
+            system_message += "},";
+        }
+    }
 
     bool next_line(std::string_view& line);
     void read_more();
     void parse_line(std::string_view line, input_record& out);
+    void build_prompt_body(std::string_view model, std::string_view prompt, std::string& body);
     std::string_view raw_body(std::string_view line, sj::error_code& err);
 
     // Bytes readable from `p` on: simdjson reads up to SIMDJSON_PADDING bytes past a
@@ -102,7 +123,9 @@ struct jsonl_reader::impl {
     }
 
     int fd;
-    std::size_t capacity; // usable bytes; the allocation has padding beyond them
+    std::string default_model;  // reader_options::model
+    std::string system_message; // quoted messages[] entry with its comma, or empty
+    std::size_t capacity;       // usable bytes; the allocation has padding beyond them
     std::unique_ptr<char[]> buffer;
     std::size_t begin = 0;   // first byte not yet returned as a line
     std::size_t end = 0;     // one past the last byte read
@@ -220,14 +243,31 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
         req.custom_id.assign(*f.custom_id);
     }
 
-    if (!f.body) {
-        if (!f.has_messages)
-            return fail("missing body");
+    if (!f.body && f.has_messages) {
         // The line is itself a chat-completion body.
         req.body.assign(trim(line));
-        req.model.assign(f.model);
+        req.model.assign(f.model.value_or(std::string_view{}));
         return;
     }
+    if (!f.body && (f.prompt || f.prompt_not_string)) {
+        if (f.prompt_not_string)
+            return fail("prompt must be a string");
+        if (!f.not_for_prompt.empty())
+            return fail("prompt line has key \"" + std::string(f.not_for_prompt) +
+                        "\"; only prompt, custom_id and model are read (write a chat body to "
+                        "set other fields)");
+        if (f.model_not_string)
+            return fail("model must be a string");
+        const std::string_view model =
+            f.model && !f.model->empty() ? *f.model : std::string_view(default_model);
+        if (model.empty())
+            return fail("prompt line needs a model (--model)");
+        build_prompt_body(model, *f.prompt, req.body);
+        req.model.assign(model);
+        return;
+    }
+    if (!f.body)
+        return fail("missing body (or messages, or prompt)");
     // Batch API form. A missing method or url means the only one sluice serves.
     if (f.method_not_string)
         return fail("method must be a string");
@@ -251,8 +291,22 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     req.body.assign(raw);
 }
 
-jsonl_reader::jsonl_reader(int fd)
-    : impl_(std::make_unique<impl>(fd)) {}
+// Strings come unescaped from the parser and are quoted again here, so any escape or UTF-8 the
+// user wrote reaches the server as the same text.
+void jsonl_reader::impl::build_prompt_body(std::string_view model,
+                                           std::string_view prompt,
+                                           std::string& body) {
+    body.assign(R"({"model":)");
+    detail::append_json_string(body, model);
+    body += R"(,"messages":[)";
+    body += system_message;
+    body += R"({"role":"user","content":)";
+    detail::append_json_string(body, prompt);
+    body += "}]}";
+}
+
+jsonl_reader::jsonl_reader(int fd, reader_options opts)
+    : impl_(std::make_unique<impl>(fd, std::move(opts))) {}
 jsonl_reader::~jsonl_reader() = default;
 jsonl_reader::jsonl_reader(jsonl_reader&&) noexcept = default;
 jsonl_reader& jsonl_reader::operator=(jsonl_reader&&) noexcept = default;

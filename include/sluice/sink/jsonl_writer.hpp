@@ -37,6 +37,15 @@ public:
     void write(const result& r);
     void write(const input_record& bad);
 
+    /// Writes one record already formatted by `append_output_record` or
+    /// `append_input_error_record` (newline included), so that the same line, with the same id,
+    /// can go to two files (the output and the `--errors` file).
+    void write_line(std::string_view line);
+
+    /// The id for the next record this writer formats: `batch_req_` + a random per-writer
+    /// prefix + the record counter, unique across runs appending to one file.
+    std::string next_record_id() const;
+
     /// Writes everything buffered. Throws std::system_error on a write error.
     void flush();
     /// flush() then fsync(2).
@@ -45,7 +54,7 @@ public:
     std::uint64_t records() const noexcept { return records_; }
 
 private:
-    std::string next_id();
+    void written();
 
     int fd_;
     std::size_t flush_bytes_;

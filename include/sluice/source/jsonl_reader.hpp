@@ -21,15 +21,30 @@ struct input_record {
     std::string message;
 };
 
-/// Reads OpenAI Batch API input lines (`{"custom_id","method","url","body"}`) from a file
-/// descriptor as a stream: memory is bounded by the longest line, never the file. Blank lines
-/// are skipped; every other line yields exactly one record, a bad one included.
+/// What the reader needs to turn a bare prompt line into a request. Only prompt lines use
+/// these: a body the user wrote (the Batch API and chat-body forms) is sent as written.
+struct reader_options {
+    /// Model of prompt lines that name none (`--model`). Empty: such a line is a bad line,
+    /// since a request without a model cannot succeed and would cost a round trip to learn it.
+    std::string model;
+    /// System message put before every prompt (`--system`). Empty: no system message.
+    std::string system;
+};
+
+/// Reads input lines from a file descriptor as a stream: memory is bounded by the longest
+/// line, never the file. Blank lines are skipped; every other line yields exactly one record,
+/// a bad one included. Three forms are accepted, so users can bring the files they have:
+///  - OpenAI Batch API: `{"custom_id","method","url","body"}`, the body sent as written;
+///  - a chat-completion body on its own (a line with `messages`), sent as written;
+///  - a bare prompt: `{"prompt","custom_id"?,"model"?}`, sent as
+///    `{"model","messages":[{"role":"system",...}?,{"role":"user","content":prompt}]}` with
+///    the line's model, else `reader_options::model`.
 ///
 /// Thread safety: none.
 class jsonl_reader {
 public:
-    /// Reads from `fd` (not closed by the reader).
-    explicit jsonl_reader(int fd);
+    /// Reads from `fd` (not closed by the reader); `opts` complete prompt lines.
+    explicit jsonl_reader(int fd, reader_options opts = {});
     ~jsonl_reader();
     jsonl_reader(jsonl_reader&&) noexcept;
     jsonl_reader& operator=(jsonl_reader&&) noexcept;

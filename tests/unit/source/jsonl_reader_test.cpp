@@ -5,6 +5,7 @@
 #include <sluice/source/jsonl_reader.hpp>
 
 #include <catch2/catch.hpp>
+#include <simdjson.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -28,8 +29,8 @@ struct fd_guard {
     }
 };
 
-std::vector<input_record> read_all(int fd) {
-    jsonl_reader reader(fd);
+std::vector<input_record> read_all(int fd, const reader_options& opts = {}) {
+    jsonl_reader reader(fd, opts);
     std::vector<input_record> records;
     input_record rec;
     while (reader.next(rec))
@@ -37,22 +38,52 @@ std::vector<input_record> read_all(int fd) {
     return records;
 }
 
-std::vector<input_record> read_path(const std::string& path) {
+std::vector<input_record> read_path(const std::string& path, const reader_options& opts = {}) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(fd >= 0);
     fd_guard guard{fd};
-    return read_all(fd);
+    return read_all(fd, opts);
 }
 
 std::vector<input_record> read_fixture(const std::string& name) {
     return read_path(std::string(SLUICE_TEST_FIXTURES) + "/batch/" + name);
 }
 
-std::vector<input_record> read_text(const std::string& text) {
+std::vector<input_record> read_text(const std::string& text, const reader_options& opts = {}) {
     temp_dir dir;
     const std::string path = dir.file("in.jsonl");
     sluice::test::write_file(path, text);
-    return read_path(path);
+    return read_path(path, opts);
+}
+
+// A prompt line's body read back by a real parser: (role, content) of each message, in order.
+struct built_body {
+    std::string model;
+    std::vector<std::pair<std::string, std::string>> messages;
+    std::size_t fields = 0;
+};
+
+built_body parse_body(const std::string& body) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE_FALSE(parser.parse(body).get(root));
+    simdjson::dom::object object;
+    REQUIRE_FALSE(root.get_object().get(object));
+    built_body out;
+    out.fields = object.size();
+    std::string_view model;
+    REQUIRE_FALSE(object["model"].get_string().get(model));
+    out.model = std::string(model);
+    simdjson::dom::array messages;
+    REQUIRE_FALSE(object["messages"].get_array().get(messages));
+    for (simdjson::dom::element m : messages) {
+        std::string_view role;
+        std::string_view content;
+        REQUIRE_FALSE(m["role"].get_string().get(role));
+        REQUIRE_FALSE(m["content"].get_string().get(content));
+        out.messages.emplace_back(std::string(role), std::string(content));
+    }
+    return out;
 }
 
 } // namespace
@@ -246,4 +277,137 @@ TEST_CASE("jsonl_reader reuses one record without leaking fields between lines")
     CHECK_FALSE(records[2].ec);
     CHECK(records[2].message.empty());
     CHECK(records[2].request.model.empty());
+}
+
+TEST_CASE("jsonl_reader builds a chat body from a prompt line") {
+    reader_options opts;
+    opts.model = "gpt-4o-mini";
+    const auto records = read_text(R"({"prompt":"hi"})"
+                                   "\n"
+                                   R"({"custom_id":"p2","prompt":"there"})"
+                                   "\n",
+                                   opts);
+    REQUIRE(records.size() == 2);
+    CHECK_FALSE(records[0].ec);
+    CHECK(records[0].message.empty());
+    CHECK(records[0].request.custom_id == "line-1");
+    // Without --system the user message is the only one.
+    CHECK(records[0].request.body ==
+          R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})");
+    // The model is known before sending, so per-model limits apply to prompt lines too.
+    CHECK(records[0].request.model == "gpt-4o-mini");
+    CHECK_FALSE(records[1].ec);
+    CHECK(records[1].request.custom_id == "p2");
+    CHECK(records[1].request.body ==
+          R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"there"}]})");
+}
+
+TEST_CASE("jsonl_reader prompt lines round-trip escapes and unicode") {
+    // Every kind of escape JSON has, a surrogate pair, raw UTF-8 and an escaped NUL: what the
+    // server reads must be the text the user meant, not the text the user typed.
+    const std::string line =
+        R"({"prompt":"q\"uote\\ back\/slash\n\r\t\b\f ctl\u001f nul\u0000 \u00e9 \ud83d\ude00 )"
+        "\xE6\x97\xA5\xE6\x9C\xAC"
+        R"(","custom_id":"u\u00e9","model":"m\"odel"})";
+    const std::string prompt = std::string("q\"uote\\ back/slash\n\r\t\b\f ctl\x1f nul") + '\0' +
+                               " \xC3\xA9 \xF0\x9F\x98\x80 \xE6\x97\xA5\xE6\x9C\xAC";
+    reader_options opts;
+    opts.system = "Be \"brief\"\n\xE2\x80\x94 and kind";
+    const auto records = read_text(line + "\n", opts);
+    REQUIRE(records.size() == 1);
+    REQUIRE_FALSE(records[0].ec);
+    CHECK(records[0].request.custom_id == "u\xC3\xA9");
+    CHECK(records[0].request.model == "m\"odel");
+    const built_body body = parse_body(records[0].request.body);
+    CHECK(body.fields == 2);
+    CHECK(body.model == "m\"odel");
+    REQUIRE(body.messages.size() == 2);
+    CHECK(body.messages[0].first == "system");
+    CHECK(body.messages[0].second == opts.system);
+    CHECK(body.messages[1].first == "user");
+    CHECK(body.messages[1].second == prompt);
+    // One line of JSON: the control characters are escaped, not written raw.
+    CHECK(records[0].request.body.find('\n') == std::string::npos);
+    CHECK(records[0].request.body.find('\0') == std::string::npos);
+}
+
+TEST_CASE("jsonl_reader puts the system message first only when one is set") {
+    reader_options opts;
+    opts.model = "m";
+    const std::string text = R"({"prompt":"p"})"
+                             "\n";
+    const auto without = read_text(text, opts);
+    REQUIRE(without.size() == 1);
+    const built_body a = parse_body(without[0].request.body);
+    REQUIRE(a.messages.size() == 1);
+    CHECK(a.messages[0] == std::pair<std::string, std::string>("user", "p"));
+
+    opts.system = "You are terse.";
+    const auto with = read_text(text + text, opts);
+    REQUIRE(with.size() == 2);
+    CHECK(with[1].request.body == R"({"model":"m","messages":[{"role":"system","content":)"
+                                  R"("You are terse."},{"role":"user","content":"p"}]})");
+    CHECK(with[0].request.body == with[1].request.body);
+}
+
+TEST_CASE("jsonl_reader takes a prompt line's own model over --model") {
+    reader_options opts;
+    opts.model = "from-flag";
+    const auto records = read_text(R"({"prompt":"a","model":"from-line"})"
+                                   "\n"
+                                   R"({"prompt":"b","model":""})"
+                                   "\n"
+                                   R"({"prompt":"c"})"
+                                   "\n",
+                                   opts);
+    REQUIRE(records.size() == 3);
+    CHECK(records[0].request.model == "from-line");
+    CHECK(parse_body(records[0].request.body).model == "from-line");
+    // An empty model names none: the flag's applies.
+    CHECK(records[1].request.model == "from-flag");
+    CHECK(records[2].request.model == "from-flag");
+    CHECK(parse_body(records[2].request.body).model == "from-flag");
+}
+
+TEST_CASE("jsonl_reader names what is wrong with a bad prompt line") {
+    const auto records = read_text(R"({"custom_id":"n1","prompt":"no model anywhere"})"
+                                   "\n"
+                                   R"({"prompt":42,"model":"m"})"
+                                   "\n"
+                                   R"({"prompt":"x","model":7})"
+                                   "\n"
+                                   R"({"prompt":"x","model":"m","max_tokens":5})"
+                                   "\n"
+                                   R"({"prompt":"fine","model":"m"})"
+                                   "\n");
+    REQUIRE(records.size() == 5);
+    CHECK(records[0].ec == errc::bad_input_line);
+    CHECK(records[0].message == "prompt line needs a model (--model)");
+    CHECK(records[0].request.custom_id == "n1");
+    CHECK(records[0].request.body.empty());
+    CHECK(records[0].request.model.empty());
+    CHECK(records[1].ec == errc::bad_input_line);
+    CHECK(records[1].message == "prompt must be a string");
+    CHECK(records[2].ec == errc::bad_input_line);
+    CHECK(records[2].message == "model must be a string");
+    // A field the prompt form cannot carry is not dropped silently.
+    CHECK(records[3].ec == errc::bad_input_line);
+    CHECK(records[3].message.find("\"max_tokens\"") != std::string::npos);
+    CHECK_FALSE(records[4].ec);
+    CHECK(records[4].message.empty());
+    CHECK(records[4].request.model == "m");
+}
+
+TEST_CASE("jsonl_reader options leave Batch API and chat-body lines as written") {
+    reader_options opts;
+    opts.model = "flag-model";
+    opts.system = "never added";
+    const std::string batch = R"({"custom_id":"b","body":{"messages":[]}})";
+    const std::string chat = R"({"messages":[],"prompt":"ignored: this is a body"})";
+    const auto records = read_text(batch + "\n" + chat + "\n", opts);
+    REQUIRE(records.size() == 2);
+    CHECK(records[0].request.body == R"({"messages":[]})");
+    CHECK(records[0].request.model.empty());
+    CHECK(records[1].request.body == chat);
+    CHECK(records[1].request.model.empty());
 }

@@ -1,0 +1,203 @@
+#include "cli/batch_job.hpp"
+
+#include <sluice/error.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+
+namespace sluice::cli {
+
+namespace asio = boost::asio;
+
+batch_job::batch_job(asio::io_context& loop,
+                     engine_shards& engines,
+                     jsonl_reader& in,
+                     id_index& index,
+                     bool streaming,
+                     jsonl_writer& out,
+                     jsonl_writer* errors,
+                     batch_job_options opts)
+    : loop_(loop)
+    , engines_(engines)
+    , reader_(in)
+    , index_(index)
+    , streaming_(streaming)
+    , out_(out)
+    , errors_(errors)
+    , opts_(opts)
+    , sync_timer_(loop) {
+    if (opts_.ordered)
+        order_.emplace(opts_.reorder_window);
+}
+
+void batch_job::start(std::function<void()> on_done) {
+    on_done_ = std::move(on_done);
+    arm_sync_timer();
+    fill();
+}
+
+void batch_job::interrupt(bool at_once) {
+    interrupted_ = true;
+    eof_ = true;
+    engines_.stop(!at_once);
+    if (in_flight_ == 0)
+        finish();
+}
+
+bool batch_job::room() const noexcept {
+    return in_flight_ < opts_.window && !(order_ && order_->full());
+}
+
+void batch_job::fill() {
+    try {
+        input_record rec;
+        while (!eof_ && room()) {
+            if (!reader_.next(rec)) {
+                eof_ = true;
+                break;
+            }
+            ++lines_;
+            const std::uint64_t line = rec.line_number;
+            if (rec.ec) {
+                // Its error record is already in the output: a resumed run writes it once.
+                if (index_.line_done(line)) {
+                    ++skipped_;
+                    continue;
+                }
+                ++bad_lines_;
+                emit(order_ ? std::optional(order_->issue()) : std::nullopt, std::move(rec));
+                continue;
+            }
+            const line_verdict verdict =
+                streaming_ ? index_.classify_streaming(line, rec.request.custom_id)
+                           : index_.classify(line);
+            switch (verdict) {
+            case line_verdict::done:
+                ++skipped_;
+                break;
+            case line_verdict::duplicate:
+                ++bad_lines_;
+                rec.ec = errc::duplicate_custom_id;
+                rec.message = "custom_id \"" + rec.request.custom_id +
+                              "\" was already used by an earlier line; not sent";
+                emit(order_ ? std::optional(order_->issue()) : std::nullopt, std::move(rec));
+                break;
+            case line_verdict::send:
+                dispatch(rec);
+                break;
+            }
+        }
+    } catch (...) {
+        fail(std::current_exception());
+    }
+    if (eof_ && in_flight_ == 0)
+        finish();
+}
+
+void batch_job::dispatch(input_record& rec) {
+    std::optional<std::uint64_t> seq;
+    if (order_)
+        seq = order_->issue();
+    ++in_flight_;
+    // Results come back to this loop, whichever shard's thread produced them: the reader, the
+    // writers and this object are single-threaded.
+    engines_.next().async_complete(std::move(rec.request),
+                                   asio::bind_executor(loop_, [this, seq](error_code, result r) {
+                                       on_result(seq, std::move(r));
+                                   }));
+}
+
+void batch_job::on_result(std::optional<std::uint64_t> seq, result r) {
+    --in_flight_;
+    try {
+        emit(seq, std::move(r));
+    } catch (...) {
+        fail(std::current_exception());
+    }
+    fill();
+}
+
+void batch_job::emit(std::optional<std::uint64_t> seq, record rec) {
+    if (!order_) {
+        write(rec);
+        return;
+    }
+    order_->put(*seq, std::move(rec));
+    while (auto next = order_->pop())
+        write(*next);
+}
+
+void batch_job::write(const record& rec) {
+    line_.clear();
+    bool failed = true;
+    if (const auto* r = std::get_if<result>(&rec)) {
+        append_output_record(line_, *r, out_.next_record_id());
+        failed = !r->ok();
+    } else {
+        append_input_error_record(line_, std::get<input_record>(rec), out_.next_record_id());
+    }
+    out_.write_line(line_);
+    if (failed && errors_)
+        errors_->write_line(line_);
+    schedule_flush();
+}
+
+// Records go to the file once the handlers already queued have run: one write(2) per batch of
+// completions, and nothing left in memory for a kill -9 to lose.
+void batch_job::schedule_flush() {
+    if (flush_posted_)
+        return;
+    flush_posted_ = true;
+    asio::post(loop_, [this] {
+        flush_posted_ = false;
+        try {
+            out_.flush();
+            if (errors_)
+                errors_->flush();
+        } catch (...) {
+            fail(std::current_exception());
+        }
+    });
+}
+
+void batch_job::arm_sync_timer() {
+    if (opts_.fsync_interval <= std::chrono::milliseconds::zero() || finished_)
+        return;
+    sync_timer_.expires_after(opts_.fsync_interval);
+    sync_timer_.async_wait([this](error_code ec) {
+        if (ec || finished_)
+            return;
+        try {
+            sync();
+        } catch (...) {
+            fail(std::current_exception());
+        }
+        arm_sync_timer();
+    });
+}
+
+void batch_job::sync() {
+    out_.sync();
+    if (errors_)
+        errors_->sync();
+}
+
+// A record that cannot be written must not be paid for again and again: stop reading, let
+// what is on the wire come back, and report.
+void batch_job::fail(std::exception_ptr e) {
+    if (!error_)
+        error_ = std::move(e);
+    eof_ = true;
+}
+
+void batch_job::finish() {
+    if (finished_)
+        return;
+    finished_ = true;
+    sync_timer_.cancel();
+    engines_.stop();
+    if (on_done_)
+        on_done_();
+}
+
+} // namespace sluice::cli

@@ -1,0 +1,400 @@
+// `sluice run --dry-run`: the plan's arithmetic (duration at the limits, cost), the price table
+// and its lookup, and what the report tells a user about bad lines.
+#include "cli/dry_run.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <sstream>
+#include <string>
+
+using namespace sluice;
+using namespace sluice::cli;
+
+namespace {
+
+request make_request(std::string model, std::string content, int max_tokens) {
+    request r;
+    r.model = model;
+    r.body = R"({"model":")" + model + R"(","messages":[{"role":"user","content":")" + content +
+             R"("}],"max_tokens":)" + std::to_string(max_tokens) + "}";
+    return r;
+}
+
+limit_options limits(double rpm, double tpm) {
+    limit_options l;
+    l.rpm = rpm;
+    l.tpm = tpm;
+    return l;
+}
+
+std::string printed(const dry_run_plan& plan, const limit_options& l, const price_table& prices) {
+    std::ostringstream os;
+    print_plan(os, plan, l, prices);
+    return os.str();
+}
+
+} // namespace
+
+TEST_CASE("minimum_duration takes the slower of requests/RPM and tokens/TPM") {
+    SECTION("RPM binds") {
+        const auto d = minimum_duration(1000, 50'000, limits(100, 90'000));
+        CHECK(d.binding == binding_limit::rpm);
+        CHECK(d.rpm_minutes == Approx(10.0));
+        CHECK(d.tpm_minutes == Approx(50'000.0 / 90'000));
+        CHECK(d.minutes == Approx(10.0));
+    }
+    SECTION("TPM binds") {
+        const auto d = minimum_duration(1000, 900'000, limits(3500, 90'000));
+        CHECK(d.binding == binding_limit::tpm);
+        CHECK(d.tpm_minutes == Approx(10.0));
+        CHECK(d.rpm_minutes == Approx(1000.0 / 3500));
+        CHECK(d.minutes == Approx(10.0));
+    }
+    SECTION("only one limit set: that one binds, the other counts as zero") {
+        const auto t = minimum_duration(10, 600, limits(0, 60));
+        CHECK(t.binding == binding_limit::tpm);
+        CHECK(t.minutes == Approx(10.0));
+        CHECK(t.rpm_minutes == 0);
+        const auto r = minimum_duration(10, 600, limits(5, 0));
+        CHECK(r.binding == binding_limit::rpm);
+        CHECK(r.minutes == Approx(2.0));
+        CHECK(r.tpm_minutes == 0);
+    }
+    SECTION("no limits: no duration and nothing binds") {
+        const auto d = minimum_duration(1000, 1'000'000, limits(0, 0));
+        CHECK(d.binding == binding_limit::none);
+        CHECK(d.minutes == 0);
+    }
+    SECTION("a tie names RPM") {
+        CHECK(minimum_duration(60, 6000, limits(60, 6000)).binding == binding_limit::rpm);
+    }
+}
+
+TEST_CASE("estimate_cost prices prompt tokens at input and the budget at output") {
+    model_plan m;
+    m.requests = 10;
+    m.prompt_tokens = 2'000'000;
+    m.completion_budget = 500'000;
+    const auto c = estimate_cost(m, model_price{0.15, 0.60});
+    CHECK(c.prompt == Approx(0.30));
+    CHECK(c.completion == Approx(0.30));
+    CHECK(c.total() == Approx(0.60));
+    CHECK(estimate_cost(m, model_price{2.50, 10.00}).total() == Approx(5.0 + 5.0));
+}
+
+TEST_CASE("the built-in prices are compiled in") {
+    const price_table prices = builtin_prices();
+    auto check = [&](const std::string& model, double input, double output) {
+        INFO(model);
+        REQUIRE(prices.count(model) == 1);
+        CHECK(prices.at(model).input == Approx(input));
+        CHECK(prices.at(model).output == Approx(output));
+    };
+    check("gpt-4o-mini", 0.15, 0.60);
+    check("gpt-4o", 2.50, 10.00);
+    check("gpt-4.1", 2.00, 8.00);
+    check("gpt-4.1-mini", 0.40, 1.60);
+    check("gpt-4.1-nano", 0.10, 0.40);
+    check("gpt-3.5-turbo", 0.50, 1.50);
+    check("o3-mini", 1.10, 4.40);
+    CHECK(load_prices("").size() == prices.size());
+}
+
+TEST_CASE("find_price takes the exact name, else the longest prefix at a name boundary") {
+    const price_table prices = builtin_prices();
+    std::string matched;
+    REQUIRE(find_price(prices, "gpt-4o", &matched));
+    CHECK(matched == "gpt-4o");
+    // Dated snapshots take their model's price, not a shorter family name's.
+    REQUIRE(find_price(prices, "gpt-4o-mini-2024-07-18", &matched));
+    CHECK(matched == "gpt-4o-mini");
+    CHECK(find_price(prices, "gpt-4o-mini-2024-07-18")->input == Approx(0.15));
+    REQUIRE(find_price(prices, "gpt-4o-2024-08-06", &matched));
+    CHECK(matched == "gpt-4o");
+    REQUIRE(find_price(prices, "gpt-4.1-nano-2025-04-14", &matched));
+    CHECK(matched == "gpt-4.1-nano");
+    REQUIRE(find_price(prices, "o3-mini-2025-01-31", &matched));
+    CHECK(matched == "o3-mini");
+    REQUIRE(find_price(prices, "gpt-3.5-turbo-0125", &matched));
+    CHECK(matched == "gpt-3.5-turbo");
+    // A prefix that does not end at '-' or ':' is another model.
+    CHECK_FALSE(find_price(prices, "gpt-4.10"));
+    CHECK_FALSE(find_price(prices, "gpt-4"));
+    CHECK_FALSE(find_price(prices, "o3"));
+    CHECK_FALSE(find_price(prices, "llama-3.1-8b"));
+    CHECK_FALSE(find_price(prices, ""));
+
+    price_table own{{"llama3", {0.01, 0.02}}};
+    REQUIRE(find_price(own, "llama3:8b", &matched));
+    CHECK(matched == "llama3");
+}
+
+TEST_CASE("a config file's [prices] tables override and extend the built-in prices") {
+    test::temp_dir dir;
+    const std::string path = dir.file("c.toml");
+    test::write_file(path,
+                     "[limits]\n"
+                     "rpm = 500\n"
+                     "\n"
+                     "[prices.\"gpt-4o-mini\"]\n"
+                     "input = 0.075\n"
+                     "\n"
+                     "[prices.\"my-model\"]\n"
+                     "input = 1\n"
+                     "output = 2.5\n");
+    const price_table prices = load_prices(path);
+    CHECK(prices.at("gpt-4o-mini").input == Approx(0.075));
+    CHECK(prices.at("gpt-4o-mini").output == Approx(0.60)); // left out: the built-in value
+    CHECK(prices.at("my-model").input == Approx(1.0));
+    CHECK(prices.at("my-model").output == Approx(2.5));
+    CHECK(prices.at("gpt-4o").input == Approx(2.50));
+    // The snapshot follows its model's new price.
+    CHECK(find_price(prices, "gpt-4o-mini-2024-07-18")->input == Approx(0.075));
+
+    // The same file is a valid config for every command.
+    dispatcher_options opts;
+    CHECK_NOTHROW(apply_config_file(path, opts));
+    CHECK(opts.limits.rpm == 500);
+
+    auto error_of = [&](const std::string& text) {
+        test::write_file(path, text);
+        std::string from_load;
+        std::string from_apply;
+        try {
+            load_prices(path);
+        } catch (const config_error& e) {
+            from_load = e.what();
+        }
+        try {
+            dispatcher_options o;
+            apply_config_file(path, o);
+        } catch (const config_error& e) {
+            from_apply = e.what();
+        }
+        CHECK(from_load == from_apply);
+        return from_load;
+    };
+    CHECK_THAT(error_of("[prices.\"new-model\"]\ninput = 1\n"),
+               Catch::Contains("c.toml:1") && Catch::Contains("new-model") &&
+                   Catch::Contains("output"));
+    CHECK_THAT(error_of("[prices.\"gpt-4o\"]\ninptu = 1\n"),
+               Catch::Contains("c.toml:2") && Catch::Contains("inptu") &&
+                   Catch::Contains("unknown key"));
+    CHECK_THAT(error_of("[prices.\"gpt-4o\"]\ninput = -1\n"),
+               Catch::Contains("input") && Catch::Contains(">= 0"));
+    CHECK_THAT(error_of("[prices.\"gpt-4o\"]\ninput = \"cheap\"\n"),
+               Catch::Contains("expected a number"));
+    CHECK_THAT(error_of("prices = 3\n"), Catch::Contains("prices"));
+}
+
+TEST_CASE("plan_builder splits each estimate into prompt tokens and completion budget") {
+    plan_builder builder;
+    const request a = make_request("gpt-4o-mini", std::string(400, 'a'), 100);
+    const request b = make_request("gpt-4o-mini", std::string(40, 'b'), 10);
+    const request c = make_request("gpt-4o", "hi", 5);
+    request none = make_request("", "x", 1);
+    builder.add(a);
+    builder.add(b);
+    builder.add(c);
+    builder.add(none);
+    const dry_run_plan& plan = builder.plan();
+    CHECK(plan.lines == 4);
+    CHECK(plan.requests == 4);
+    CHECK(plan.bad_lines == 0);
+    REQUIRE(plan.models.size() == 3);
+
+    const auto ea = estimate_tokens(a.body);
+    const auto eb = estimate_tokens(b.body);
+    const model_plan& mini = plan.models.at("gpt-4o-mini");
+    CHECK(mini.requests == 2);
+    CHECK(mini.prompt_tokens == ea.prompt + eb.prompt);
+    CHECK(mini.completion_budget == 110);
+    CHECK(mini.largest_request == ea.total());
+    CHECK(mini.tokens() == ea.total() + eb.total());
+    CHECK(plan.models.at("gpt-4o").completion_budget == 5);
+    CHECK(plan.models.at("").requests == 1);
+
+    // The run's estimate options are the ones charged.
+    estimate_options coarse;
+    coarse.chars_per_token = 1;
+    plan_builder other(coarse);
+    other.add(a);
+    CHECK(other.plan().models.at("gpt-4o-mini").prompt_tokens ==
+          estimate_tokens(a.body, coarse).prompt);
+}
+
+TEST_CASE("plan_builder counts every bad line and keeps the first reasons") {
+    plan_builder builder;
+    builder.add(make_request("gpt-4o-mini", "ok", 1));
+    for (std::uint64_t i = 0; i < 25; ++i)
+        builder.add_bad(i + 2, "not JSON: reason " + std::to_string(i + 2));
+    input_record rec;
+    rec.line_number = 30;
+    rec.ec = errc::bad_input_line;
+    rec.message = "prompt line needs a model (--model)";
+    builder.add(rec);
+    const dry_run_plan& plan = builder.plan();
+    CHECK(plan.lines == 27);
+    CHECK(plan.requests == 1);
+    CHECK(plan.bad_lines == 26);
+    REQUIRE(plan.bad_samples.size() == plan_builder::max_bad_samples);
+    CHECK(plan.bad_samples.front().line_number == 2);
+    CHECK(plan.bad_samples.back().line_number == 21);
+
+    const std::string text = printed(plan, limits(0, 0), builtin_prices());
+    CHECK_THAT(text, Catch::Contains("27 lines: 1 requests, 26 bad lines"));
+    CHECK_THAT(text, Catch::Contains("bad lines (first 20 of 26):"));
+    CHECK_THAT(text, Catch::Contains("    line 2: not JSON: reason 2\n"));
+    CHECK_THAT(text, Catch::Contains("    line 21: not JSON: reason 21\n"));
+    CHECK_THAT(text, !Catch::Contains("line 22:"));
+
+    // A good record goes to add(request).
+    input_record good;
+    good.line_number = 31;
+    good.request = make_request("gpt-4o", "fine", 3);
+    builder.add(good);
+    CHECK(builder.plan().models.at("gpt-4o").requests == 1);
+}
+
+TEST_CASE("print_plan names the binding limit and prices what it can") {
+    plan_builder builder;
+    for (int i = 0; i < 100; ++i)
+        builder.add(make_request("gpt-4o-mini-2024-07-18", std::string(396, 'x'), 1000));
+    builder.add(make_request("my-model", "hello", 10));
+    const dry_run_plan& plan = builder.plan();
+    const model_plan& mini = plan.models.at("gpt-4o-mini-2024-07-18");
+    // 396 chars / 4 + 4 per message + 3 per request: round numbers to check against.
+    REQUIRE(mini.prompt_tokens == 100 * 106);
+    REQUIRE(mini.completion_budget == 100 * 1000);
+    const price_table prices = builtin_prices();
+
+    SECTION("TPM-bound") {
+        // 110,600 + my-model's tokens at 10,000 TPM: about 11 minutes; 101 requests at 500 RPM
+        // would take 12 s.
+        const std::string text = printed(plan, limits(500, 10'000), prices);
+        INFO(text);
+        CHECK_THAT(text, Catch::Contains("sluice run --dry-run: nothing sent"));
+        CHECK_THAT(text,
+                   Catch::Contains("minimum duration at the limits: 11.1 min, bound by "
+                                   "tokens per minute (TPM)"));
+        CHECK_THAT(text, Catch::Contains("101 requests at 500 RPM = 12 s"));
+        CHECK_THAT(text, Catch::Contains("at 10,000 TPM = 11.1 min"));
+        CHECK_THAT(text, Catch::Contains("refunded what it did not use"));
+        // 10,600 x 0.15 + 100,000 x 0.60 per million = $0.0016 + $0.06
+        CHECK_THAT(text, Catch::Contains("$0.06 (priced as gpt-4o-mini)"));
+        CHECK_THAT(text, Catch::Contains("not priced: my-model"));
+        CHECK_THAT(text, Catch::Contains("upper bound"));
+        CHECK_THAT(text, Catch::Contains("    gpt-4o-mini-2024-07-18       100         10,600"));
+    }
+    SECTION("RPM-bound") {
+        const std::string text = printed(plan, limits(25, 1'000'000), prices);
+        INFO(text);
+        CHECK_THAT(text,
+                   Catch::Contains("minimum duration at the limits: 4.0 min, bound by "
+                                   "requests per minute (RPM)"));
+        CHECK_THAT(text, !Catch::Contains("refunded"));
+    }
+    SECTION("unlimited") {
+        const std::string text = printed(plan, limits(0, 0), prices);
+        INFO(text);
+        CHECK_THAT(text, Catch::Contains("no limits configured"));
+    }
+    SECTION("a request larger than the TPM limit is called out") {
+        const std::string text = printed(plan, limits(0, 1000), prices);
+        INFO(text);
+        CHECK_THAT(text, Catch::Contains("exceeds its 1,000 TPM"));
+    }
+    SECTION("long runs in hours") {
+        const std::string text = printed(plan, limits(1, 0), prices);
+        INFO(text);
+        CHECK_THAT(text, Catch::Contains("1 h 41 min"));
+    }
+}
+
+TEST_CASE("print_plan times models with limits of their own in their own scope") {
+    plan_builder builder;
+    for (int i = 0; i < 60; ++i)
+        builder.add(make_request("gpt-4o", "a", 10));
+    for (int i = 0; i < 600; ++i)
+        builder.add(make_request("gpt-4o-mini", "b", 10));
+    dispatcher_options opts;
+    opts.limits = limits(600, 0);
+    opts.model_limits["gpt-4o"] = limits(6, 0);
+    std::ostringstream os;
+    print_plan(os, builder.plan(), opts, builtin_prices());
+    const std::string text = os.str();
+    INFO(text);
+    // gpt-4o: 60 at 6 RPM = 10 min; everything else shares the endpoint: 600 at 600 = 1 min.
+    CHECK_THAT(text,
+               Catch::Contains("10.0 min, bound by requests per minute (RPM) of the model "
+                               "gpt-4o scope"));
+    CHECK_THAT(text, Catch::Contains("endpoint: 600 requests at 600 RPM = 1.0 min"));
+    CHECK_THAT(text, Catch::Contains("model gpt-4o: 60 requests at 6 RPM = 10.0 min"));
+
+    // per_model_limits: every named model gets the endpoint's limits on its own.
+    dispatcher_options each;
+    each.limits = limits(60, 0);
+    each.per_model_limits = true;
+    std::ostringstream os2;
+    write_plan_json(os2, builder.plan(), each, builtin_prices());
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE_FALSE(parser.parse(os2.str()).get(root));
+    CHECK(double(root["duration"]["minimum_minutes"]) == Approx(10.0));
+    CHECK(std::string_view(root["duration"]["scope"]) == "gpt-4o-mini");
+    CHECK(simdjson::dom::array(root["duration"]["scopes"]).size() == 2);
+}
+
+TEST_CASE("write_plan_json states the plan as one JSON object") {
+    plan_builder builder;
+    builder.add(make_request("gpt-4o", std::string(396, 'x'), 1000));
+    builder.add(make_request("odd\\\"name", "y", 1));
+    builder.add_bad(3, "not JSON: \"quoted\"\n");
+    dispatcher_options opts;
+    opts.limits = limits(100, 0);
+    std::ostringstream os;
+    write_plan_json(os, builder.plan(), opts, builtin_prices());
+    const std::string json = os.str();
+    INFO(json);
+    REQUIRE(json.back() == '\n');
+    REQUIRE(json.find('\n') == json.size() - 1); // one line
+
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE_FALSE(parser.parse(json).get(root));
+    CHECK(std::uint64_t(root["lines"]) == 3);
+    CHECK(std::uint64_t(root["requests"]) == 2);
+    CHECK(std::uint64_t(root["bad_lines"]) == 1);
+    CHECK(std::uint64_t(root["bad_line_samples"].at(0)["line"]) == 3);
+    CHECK(std::string_view(root["bad_line_samples"].at(0)["message"]) == "not JSON: \"quoted\"\n");
+
+    const auto gpt4o = root["models"]["gpt-4o"];
+    CHECK(std::uint64_t(gpt4o["requests"]) == 1);
+    CHECK(std::uint64_t(gpt4o["prompt_tokens"]) == 106);
+    CHECK(std::uint64_t(gpt4o["completion_budget"]) == 1000);
+    CHECK(std::uint64_t(gpt4o["largest_request"]) == 1106);
+    CHECK(std::string_view(gpt4o["priced_as"]) == "gpt-4o");
+    CHECK(double(gpt4o["cost_usd"]["prompt"]) == Approx(106 * 2.50 / 1e6));
+    CHECK(double(gpt4o["cost_usd"]["completion_max"]) == Approx(1000 * 10.00 / 1e6));
+    CHECK(double(gpt4o["cost_usd"]["total_max"]) == Approx(0.010265));
+
+    // A model name is any string the user wrote: escaped, and not priced.
+    const auto odd = root["models"]["odd\\\"name"];
+    CHECK(std::uint64_t(odd["requests"]) == 1);
+    CHECK(odd["priced_as"].is_null());
+    CHECK(odd["cost_usd"].is_null());
+
+    CHECK(double(root["duration"]["minimum_minutes"]) == Approx(0.02));
+    CHECK(std::string_view(root["duration"]["binding"]) == "rpm");
+    CHECK(std::string_view(root["duration"]["scope"]).empty());
+    CHECK(double(root["cost_usd"]["total_max"]) == Approx(0.010265));
+    CHECK(std::string_view(root["cost_usd"]["unpriced_models"].at(0)) == "odd\\\"name");
+
+    std::ostringstream unlimited;
+    write_plan_json(unlimited, builder.plan(), dispatcher_options{}, builtin_prices());
+    REQUIRE_FALSE(parser.parse(unlimited.str()).get(root));
+    CHECK(std::string_view(root["duration"]["binding"]) == "none");
+    CHECK(root["duration"]["scope"].is_null());
+}
