@@ -1,15 +1,11 @@
 #include <sluice/source/jsonl_reader.hpp>
 
 #include "detail/json_string.hpp"
+#include "detail/line_reader.hpp"
 
 #include <simdjson.h>
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <optional>
-#include <system_error>
 #include <utility>
 
 namespace sluice {
@@ -17,10 +13,6 @@ namespace {
 
 namespace sj = simdjson;
 namespace od = simdjson::ondemand;
-
-// Large reads keep the system-call count low on big inputs; the buffer grows only for a
-// line longer than it.
-constexpr std::size_t initial_capacity = std::size_t{1} << 20;
 
 constexpr std::string_view chat_url = "/v1/chat/completions";
 constexpr std::string_view chat_url_no_version = "/chat/completions";
@@ -98,10 +90,8 @@ line_fields read_fields(const sj::dom::object& root) {
 
 struct jsonl_reader::impl {
     impl(int fd, reader_options opts)
-        : fd(fd)
-        , default_model(std::move(opts.model))
-        , capacity(initial_capacity)
-        , buffer(std::make_unique<char[]>(initial_capacity + sj::SIMDJSON_PADDING)) {
+        : lines(fd, sj::SIMDJSON_PADDING, "read input")
+        , default_model(std::move(opts.model)) {
         // The system message is the same on every prompt line: quote it once.
         if (!opts.system.empty()) {
             system_message = R"({"role":"system","content":)";
@@ -110,90 +100,27 @@ struct jsonl_reader::impl {
         }
     }
 
-    bool next_line(std::string_view& line);
-    void read_more();
     void parse_line(std::string_view line, input_record& out);
     void build_prompt_body(std::string_view model, std::string_view prompt, std::string& body);
     std::string_view raw_body(std::string_view line, sj::error_code& err);
 
-    // Bytes readable from `p` on: simdjson reads up to SIMDJSON_PADDING bytes past a
-    // document's end, and every line in the buffer has at least that much behind it.
-    std::size_t readable_from(const char* p) const noexcept {
-        return static_cast<std::size_t>(buffer.get() + capacity + sj::SIMDJSON_PADDING - p);
-    }
-
-    int fd;
+    detail::line_reader lines;  // every line (and part of one) has SIMDJSON_PADDING behind it
     std::string default_model;  // reader_options::model
     std::string system_message; // quoted messages[] entry with its comma, or empty
-    std::size_t capacity;       // usable bytes; the allocation has padding beyond them
-    std::unique_ptr<char[]> buffer;
-    std::size_t begin = 0;   // first byte not yet returned as a line
-    std::size_t end = 0;     // one past the last byte read
-    std::size_t scanned = 0; // bytes in [begin, scanned) hold no newline
-    bool eof = false;
     bool first_line = true;
     std::uint64_t line_number = 0;
     sj::dom::parser validator; // full validation: on-demand alone does not check skipped values
     od::parser extractor;      // finds the raw text of `body` without re-serializing it
 };
 
-bool jsonl_reader::impl::next_line(std::string_view& line) {
-    for (;;) {
-        const char* base = buffer.get();
-        if (const void* nl = std::memchr(base + scanned, '\n', end - scanned)) {
-            const auto stop = static_cast<std::size_t>(static_cast<const char*>(nl) - base);
-            line = std::string_view(base + begin, stop - begin);
-            begin = scanned = stop + 1;
-            return true;
-        }
-        scanned = end;
-        if (eof) {
-            if (begin == end)
-                return false;
-            line = std::string_view(base + begin, end - begin); // last line without newline
-            begin = scanned = end;
-            return true;
-        }
-        read_more();
-    }
-}
-
-void jsonl_reader::impl::read_more() {
-    if (begin > 0) {
-        // Move the partial line to the front: the buffer only ever holds one line's worth.
-        std::memmove(buffer.get(), buffer.get() + begin, end - begin);
-        end -= begin;
-        scanned -= begin;
-        begin = 0;
-    }
-    if (end == capacity) {
-        const std::size_t grown = capacity * 2;
-        auto bigger = std::make_unique<char[]>(grown + sj::SIMDJSON_PADDING);
-        std::memcpy(bigger.get(), buffer.get(), end);
-        buffer = std::move(bigger);
-        capacity = grown;
-    }
-    for (;;) {
-        const ssize_t n = ::read(fd, buffer.get() + end, capacity - end);
-        if (n > 0) {
-            end += static_cast<std::size_t>(n);
-            return;
-        }
-        if (n == 0) {
-            eof = true;
-            return;
-        }
-        if (errno != EINTR)
-            throw std::system_error(errno, std::generic_category(), "read input");
-    }
-}
-
 // The text of the first `body` member, exactly as written. The line is already known to be a
 // valid JSON object, so on-demand's unvalidated skipping cannot be fooled here.
 std::string_view jsonl_reader::impl::raw_body(std::string_view line, sj::error_code& err) {
+    // Any part of a line has the padding of line_reader behind it.
+    const std::size_t readable = line.size() + sj::SIMDJSON_PADDING;
     od::document doc;
     od::object root;
-    if ((err = extractor.iterate(line.data(), line.size(), readable_from(line.data())).get(doc)) ||
+    if ((err = extractor.iterate(line.data(), line.size(), readable).get(doc)) ||
         (err = doc.get_object().get(root)))
         return {};
     for (auto field : root) {
@@ -313,7 +240,7 @@ jsonl_reader& jsonl_reader::operator=(jsonl_reader&&) noexcept = default;
 
 bool jsonl_reader::next(input_record& out) {
     std::string_view line;
-    while (impl_->next_line(line)) {
+    while (impl_->lines.next(line)) {
         ++impl_->line_number;
         if (impl_->first_line) {
             impl_->first_line = false;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -68,5 +70,18 @@ inline int run_shell(const std::string& command) {
         return -1;
     return WEXITSTATUS(status);
 }
+
+/// Closes a file descriptor at scope end.
+struct scoped_fd {
+    explicit scoped_fd(int f)
+        : fd(f) {}
+    scoped_fd(const scoped_fd&) = delete;
+    scoped_fd& operator=(const scoped_fd&) = delete;
+    ~scoped_fd() {
+        if (fd >= 0)
+            ::close(fd);
+    }
+    int fd;
+};
 
 } // namespace sluice::test

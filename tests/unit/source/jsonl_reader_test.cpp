@@ -20,15 +20,6 @@ using sluice::test::temp_dir;
 
 namespace {
 
-// Closes a descriptor at scope end.
-struct fd_guard {
-    int fd;
-    ~fd_guard() {
-        if (fd >= 0)
-            ::close(fd);
-    }
-};
-
 std::vector<input_record> read_all(int fd, const reader_options& opts = {}) {
     jsonl_reader reader(fd, opts);
     std::vector<input_record> records;
@@ -41,7 +32,7 @@ std::vector<input_record> read_all(int fd, const reader_options& opts = {}) {
 std::vector<input_record> read_path(const std::string& path, const reader_options& opts = {}) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(fd >= 0);
-    fd_guard guard{fd};
+    test::scoped_fd guard{fd};
     return read_all(fd, opts);
 }
 
@@ -225,7 +216,7 @@ TEST_CASE("jsonl_reader reads a 5 MiB line between ordinary ones") {
 TEST_CASE("jsonl_reader streams from a pipe written in small pieces") {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
-    fd_guard read_end{fds[0]};
+    test::scoped_fd read_end{fds[0]};
     constexpr int lines = 2000;
     std::string text;
     for (int i = 0; i < lines; ++i)
@@ -258,7 +249,7 @@ TEST_CASE("jsonl_reader streams from a pipe written in small pieces") {
 TEST_CASE("jsonl_reader reports a read error of its descriptor") {
     const int fd = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC); // read(2) fails: EISDIR
     REQUIRE(fd >= 0);
-    fd_guard guard{fd};
+    test::scoped_fd guard{fd};
     jsonl_reader reader(fd);
     input_record rec;
     CHECK_THROWS_AS(reader.next(rec), std::system_error);
