@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <cmath>
 #include <deque>
 #include <iostream>
 #include <map>
@@ -99,8 +100,22 @@ struct scope {
     retry_budget budget;
     asio::steady_timer timer;
     bool timer_armed = false;
-    bool reported_lower_limit = false;
+    bool reported_server_limits = false;
 };
+
+// Once per scope, on stderr: the limits now in use came from the server's headers (lower than
+// configured, or not configured), so a run that is slower than expected says why. The
+// figures are the account's, as the server sent them, not this engine's share.
+void report_server_limits(const scope& sc, const limit_options& l) {
+    auto per_minute = [&](double v, const char* unit) {
+        return v > 0 ? std::to_string(std::llround(v / l.share)) + " " + unit + "s/min"
+                     : std::string("no ") + unit + " limit";
+    };
+    std::cerr << "sluice: using the server's rate limits"
+              << (sc.name.empty() ? "" : " for " + sc.name) << ": " << per_minute(l.rpm, "request")
+              << ", " << per_minute(l.tpm, "token")
+              << " (its x-ratelimit-limit-* headers: lower than configured, or not configured)\n";
+}
 
 } // namespace
 
@@ -188,11 +203,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         op->scope = &scope_for(op->req);
         if (op->scope->queue.limiter().too_large(op->cost)) {
-            op->res.message =
-                "estimated cost of " + std::to_string(op->cost) + " tokens exceeds the limit of " +
-                std::to_string(
-                    static_cast<std::uint64_t>(op->scope->queue.limiter().limits().tpm)) +
-                " tokens per minute";
+            const limit_options& l = op->scope->queue.limiter().limits();
+            op->res.message = "estimated cost of " + std::to_string(op->cost) +
+                              " tokens exceeds the limit of " +
+                              std::to_string(std::llround(l.tpm / l.share)) + " tokens per minute";
             finish(std::move(op), errc::request_too_large);
             return;
         }
@@ -297,14 +311,15 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             outcome.status >= 200 && outcome.status < 300)
             op->scope->queue.limiter().settle(now, op->cost, parsed.usage->total_tokens);
         rate_limiter& limiter = op->scope->queue.limiter();
+        // A 429 that paces the client was not counted by the server; its retry pays again.
+        if (classify(outcome) == errc::rate_limited)
+            limiter.refused(op->ticket);
         const auto seen = resp.sent != timings::time_point{} ? resp.sent : op->res.times.admitted;
-        const bool lowered = !limits.empty() && limiter.reconcile(now, limits, seen, op->ticket);
+        const bool adopted = !limits.empty() && limiter.reconcile(now, limits, seen, op->ticket);
         limiter.complete(op->ticket);
-        if (lowered && !op->scope->reported_lower_limit) {
-            op->scope->reported_lower_limit = true;
-            std::cerr << "sluice: the server reports lower rate limits than configured"
-                      << (op->scope->name.empty() ? "" : " for " + op->scope->name)
-                      << "; using the server's\n";
+        if (adopted && !op->scope->reported_server_limits) {
+            op->scope->reported_server_limits = true;
+            report_server_limits(*op->scope, limiter.limits());
         }
 
         const retry_decision decision = retry.decide(outcome, op->res.attempts);
@@ -402,6 +417,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         {
             std::lock_guard lock(stats_mutex);
             counters.attempts += r.attempts;
+            ++counters.statuses[r.status];
             if (ec) {
                 ++counters.failed;
                 ++counters.failures[error_kind(ec)];

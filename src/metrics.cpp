@@ -77,6 +77,8 @@ void merge(stats_snapshot& into, const stats_snapshot& from) {
         into.failures[kind] += n;
     for (const auto& [kind, n] : from.retry_causes)
         into.retry_causes[kind] += n;
+    for (const auto& [status, n] : from.statuses)
+        into.statuses[status] += n;
     into.latency.merge(from.latency);
     into.ttfb.merge(from.ttfb);
 }

@@ -6,6 +6,7 @@
 #include <sluice/dispatcher.hpp>
 #include <sluice/metrics.hpp>
 #include <sluice/mock/mock_server.hpp>
+#include <sluice/source/token_estimate.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -24,7 +25,11 @@ struct outcome {
     double seconds = 0;
     std::uint64_t ok = 0;
     std::uint64_t rate_limited = 0;
+    // Tokens the mock charged for the requests it served, from their usage: prompt + the whole
+    // completion budget, since the mock answers with max_tokens words. 429s are not charged.
     std::uint64_t tokens = 0;
+    // The client's own estimate of the same requests (what its token bucket paid).
+    std::uint64_t estimated = 0;
     latency_histogram admission_wait;
 };
 
@@ -59,10 +64,12 @@ outcome run(double rpm, double tpm, double client_burst_s, int n, int max_tokens
         request req;
         req.custom_id = std::to_string(i);
         req.body = body(i, max_tokens);
-        engine.async_complete(std::move(req), [&](error_code ec, result r) {
+        const std::uint64_t estimate = estimate_tokens(req.body, opts.estimate).total();
+        engine.async_complete(std::move(req), [&, estimate](error_code ec, result r) {
             if (!ec) {
                 ++out.ok;
                 out.tokens += r.completion.usage ? r.completion.usage->total_tokens : 0;
+                out.estimated += estimate;
             }
             out.admission_wait.record(r.times.admitted - r.times.queued);
             if (first_admit == std::chrono::steady_clock::time_point{} ||
@@ -120,16 +127,31 @@ int main() {
             report("RPM-bound", name, o, static_cast<double>(o.ok) / o.seconds * 60, rpm, n);
         }
     }
-    // TPM-bound: 200,000 TPM (3,333/s), requests of about 276 tokens, for about 20 s.
+    // TPM-bound: 200,000 TPM (3,333/s), requests of about 275 tokens, for about 20 s.
+    std::string notes;
     {
         const int n = 250;
         const double tpm = 200'000;
         for (const auto& [name, burst] :
              {std::pair{"sluice (1 s burst)", 1.0}, {"naive (60 s burst)", 60.0}}) {
             const outcome o = run(0, tpm, burst, n, 256);
-            const double charged_per_min = static_cast<double>(n) * 276 / o.seconds * 60;
+            // The tokens the mock charged, as its answers' usage counts them.
+            const double charged_per_min = static_cast<double>(o.tokens) / o.seconds * 60;
             report("TPM-bound", name, o, charged_per_min, tpm, n);
+            char line[256];
+            std::snprintf(line,
+                          sizeof line,
+                          "TPM-bound %s: %llu tokens charged for %llu answers (%.1f each; the "
+                          "client estimated %.1f)\n",
+                          name,
+                          static_cast<unsigned long long>(o.tokens),
+                          static_cast<unsigned long long>(o.ok),
+                          o.ok ? static_cast<double>(o.tokens) / static_cast<double>(o.ok) : 0.0,
+                          o.ok ? static_cast<double>(o.estimated) / static_cast<double>(o.ok)
+                               : 0.0);
+            notes += line;
         }
     }
+    std::printf("\n%s", notes.c_str());
     return 0;
 }

@@ -50,6 +50,8 @@ struct stats_snapshot {
     std::map<std::string, std::uint64_t> failures;
     /// Retries by the kind of failure that caused them.
     std::map<std::string, std::uint64_t> retry_causes;
+    /// Delivered results by the HTTP status of their last attempt (0: no response arrived).
+    std::map<unsigned, std::uint64_t> statuses;
     /// End-to-end latency of delivered results (queued to done).
     latency_histogram latency;
     /// Time from the response's first byte back to the request's send (time to first byte).

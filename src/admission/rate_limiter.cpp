@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 
 namespace sluice {
@@ -14,6 +15,8 @@ void limit_options::validate() const {
         throw std::invalid_argument("limits.tpm: must be 0 (no limit) or positive");
     if (!(burst.count() > 0 && burst.count() <= 60))
         throw std::invalid_argument("limits.burst: must be more than 0 and at most 60 seconds");
+    if (!(share > 0 && share <= 1))
+        throw std::invalid_argument("limits.share: must be more than 0 and at most 1");
 }
 
 namespace {
@@ -50,17 +53,36 @@ rate_limiter::duration rate_limiter::try_admit(time_point now, std::uint64_t tok
     return duration::zero();
 }
 
-void rate_limiter::complete(std::uint64_t ticket) {
+namespace {
+
+template <class Deque>
+auto find_ticket(Deque& in_flight, std::uint64_t ticket) {
     const auto it = std::lower_bound(
-        in_flight_.begin(), in_flight_.end(), ticket, [](const auto& entry, std::uint64_t t) {
+        in_flight.begin(), in_flight.end(), ticket, [](const auto& entry, std::uint64_t t) {
             return entry.first < t;
         });
-    if (it != in_flight_.end() && it->first == ticket)
+    return it != in_flight.end() && it->first == ticket ? it : in_flight.end();
+}
+
+} // namespace
+
+void rate_limiter::complete(std::uint64_t ticket) {
+    if (const auto it = find_ticket(in_flight_, ticket); it != in_flight_.end())
         in_flight_.erase(it);
 }
 
+void rate_limiter::refused(std::uint64_t ticket) {
+    const auto it = find_ticket(in_flight_, ticket);
+    if (it == in_flight_.end())
+        return;
+    requests_.refund(1);
+    tokens_.refund(it->second);
+    in_flight_.erase(it);
+}
+
 bool rate_limiter::too_large(std::uint64_t tokens) const noexcept {
-    return opts_.tpm > 0 && static_cast<double>(tokens) > opts_.tpm;
+    // The bucket is this limiter's share; the server measures the request against the whole.
+    return opts_.tpm > 0 && static_cast<double>(tokens) > opts_.tpm / opts_.share;
 }
 
 void rate_limiter::settle(time_point now, std::uint64_t estimated, std::uint64_t actual) {
@@ -83,18 +105,45 @@ bool rate_limiter::reconcile(time_point now,
                              const rate_limit_headers& h,
                              time_point seen,
                              std::uint64_t ticket) {
-    bool lowered = false;
-    auto adopt =
-        [&](token_bucket& bucket, double& configured, const std::optional<double>& server) {
-            if (!server || !(*server > 0) || configured <= 0 || *server >= configured)
-                return;
-            configured = *server;
-            const double rate = configured / 60.0;
-            bucket.reconfigure(now, rate, std::max(1.0, rate * opts_.burst.count()));
-            lowered = true;
-        };
-    adopt(requests_, opts_.rpm, h.limit_requests);
-    adopt(tokens_, opts_.tpm, h.limit_tokens);
+    // The server counts the whole account; this limiter has `share` of it. Values no server
+    // means (negative, NaN, infinite: the struct is public) are dropped here.
+    auto ours = [&](const std::optional<double>& v, bool positive) -> std::optional<double> {
+        if (!v || !std::isfinite(*v) || !(positive ? *v > 0 : *v >= 0))
+            return std::nullopt;
+        return *v * opts_.share;
+    };
+    const auto limit_requests = ours(h.limit_requests, true);
+    const auto limit_tokens = ours(h.limit_tokens, true);
+    const auto remaining_requests = ours(h.remaining_requests, false);
+    const auto remaining_tokens = ours(h.remaining_tokens, false);
+
+    bool changed = false;
+    bool learned_requests = false;
+    bool learned_tokens = false;
+    auto adopt = [&](token_bucket& bucket,
+                     double& configured,
+                     const std::optional<double>& server,
+                     bool& learned) {
+        if (!server)
+            return;
+        const bool unset = configured <= 0;
+        if (unset ? !opts_.learn_from_headers : *server >= configured)
+            return;
+        configured = *server;
+        const double rate = configured / 60.0;
+        const double capacity = std::max(1.0, rate * opts_.burst.count());
+        if (unset) {
+            // From unlimited: full, then clamped below like a configured bucket.
+            bucket = token_bucket(rate, capacity, now);
+            learned = true;
+        } else {
+            bucket.reconfigure(now, rate, capacity);
+        }
+        changed = true;
+    };
+    adopt(requests_, opts_.rpm, limit_requests, learned_requests);
+    adopt(tokens_, opts_.tpm, limit_tokens, learned_tokens);
+
     // Requests admitted after this one and still out: the server's count may not hold them.
     double later_requests = 0;
     double later_tokens = 0;
@@ -106,12 +155,22 @@ bool rate_limiter::reconcile(time_point now,
     auto server_level = [&](const token_bucket& bucket, double remaining, double later) {
         return std::min(bucket.capacity(), remaining + bucket.rate() * elapsed) - later;
     };
-    // A negative "remaining" is not the server's view but garbage (the struct is public).
-    if (h.remaining_requests && *h.remaining_requests >= 0 && !requests_.unlimited())
-        requests_.clamp(now, server_level(requests_, *h.remaining_requests, later_requests));
-    if (h.remaining_tokens && *h.remaining_tokens >= 0 && !tokens_.unlimited())
-        tokens_.clamp(now, server_level(tokens_, *h.remaining_tokens, later_tokens));
-    return lowered;
+    // A bucket just learned without a remaining header: the requests sent while it was
+    // unlimited and not yet counted by the server are still owed.
+    auto clamp = [&](token_bucket& bucket,
+                     const std::optional<double>& remaining,
+                     double later,
+                     bool learned) {
+        if (bucket.unlimited())
+            return;
+        if (remaining)
+            bucket.clamp(now, server_level(bucket, *remaining, later));
+        else if (learned)
+            bucket.clamp(now, bucket.capacity() - later);
+    };
+    clamp(requests_, remaining_requests, later_requests, learned_requests);
+    clamp(tokens_, remaining_tokens, later_tokens, learned_tokens);
+    return changed;
 }
 
 } // namespace sluice

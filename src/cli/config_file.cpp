@@ -157,10 +157,12 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
         {"rpm",
          [&](N n, K k, R r) {
              o.limits.rpm = r.number(n, k, 0);
+             f.rpm_set = true;
          }},
         {"tpm",
          [&](N n, K k, R r) {
              o.limits.tpm = r.number(n, k, 0);
+             f.tpm_set = true;
          }},
         {"burst_seconds",
          [&](N n, K k, R r) {
@@ -169,13 +171,18 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
                  r.fail(n, k, "expected seconds in (0, 60]");
              o.limits.burst = std::chrono::duration<double>(v);
          }},
+        {"learn_from_headers",
+         [&](N n, K k, R r) {
+             o.limits.learn_from_headers = r.boolean(n, k);
+         }},
         {"per_model",
          [&](N n, K k, R r) {
              o.per_model_limits = r.boolean(n, k);
          }},
         {"models",
          [&](N n, K k, R r) {
-             // [limits.models."gpt-4o"] rpm = ..., tpm = ..., burst_seconds = ...
+             // [limits.models."gpt-4o"] rpm = ..., tpm = ..., burst_seconds = ...,
+             // learn_from_headers = ...; a key left out takes the struct's default.
              const toml::table* models = n.as_table();
              if (!models)
                  r.fail(n, k, "expected tables [limits.models.NAME]");
@@ -192,6 +199,8 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
                          l.tpm = mr.number(value, key.str(), 0);
                      else if (key == "burst_seconds")
                          l.burst = std::chrono::duration<double>(mr.number(value, key.str(), 0));
+                     else if (key == "learn_from_headers")
+                         l.learn_from_headers = mr.boolean(value, key.str());
                      else
                          mr.fail(value, key.str(), "unknown key");
                  }

@@ -68,6 +68,9 @@ struct file_settings {
     std::string api_key_env = "OPENAI_API_KEY";
     /// Tier named by `[limits] tier`; empty when none.
     std::string tier;
+    /// `[limits] rpm` / `tpm` were given: they override the same file's tier.
+    bool rpm_set = false;
+    bool tpm_set = false;
 };
 
 /// Applies the keys present in a TOML config file (format: configs/default.toml) onto

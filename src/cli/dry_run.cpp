@@ -254,8 +254,8 @@ void print_models(std::ostream& os, const dry_run_plan& plan, const report& r) {
 
 void print_duration(std::ostream& os, const report& r) {
     if (!r.slowest) {
-        os << "  minimum duration: no limits configured (the run goes as fast as the server and "
-              "the connections allow)\n";
+        os << "  minimum duration: no limits configured (the run goes as fast as the connections "
+              "allow, or at the limits the server's x-ratelimit-* headers name)\n";
         return;
     }
     const scope_plan& s = r.scopes[*r.slowest];

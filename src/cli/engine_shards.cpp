@@ -18,8 +18,17 @@ dispatcher_options shard_options(const dispatcher_options& opts, unsigned index,
     };
     o.pool.max_connections = split(opts.pool.max_connections);
     o.queue_limit = split(opts.queue_limit);
-    o.limits.rpm = opts.limits.rpm / count;
-    o.limits.tpm = opts.limits.tpm / count;
+    // Every scope's limits, the endpoint's and each model's, are split evenly; the share tells
+    // each shard's limiter to scale the server's x-ratelimit-* figures, which count the whole
+    // account, the same way.
+    auto divide = [&](limit_options& l) {
+        l.rpm /= count;
+        l.tpm /= count;
+        l.share /= count;
+    };
+    divide(o.limits);
+    for (auto& [model, l] : o.model_limits)
+        divide(l);
     return o;
 }
 

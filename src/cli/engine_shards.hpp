@@ -49,7 +49,10 @@ private:
     std::size_t next_ = 0;
 };
 
-/// The options of shard `index` of `count`: limits, connections and queue divided evenly.
+/// The options of shard `index` of `count`: connections and queue divided evenly (the
+/// remainder to the first shards), and the limits of every scope (endpoint and models) divided
+/// by `count`, with `limit_options::share` divided alike so that each shard takes its share of
+/// the server's headers too.
 dispatcher_options shard_options(const dispatcher_options& opts, unsigned index, unsigned count);
 
 } // namespace sluice::cli

@@ -12,13 +12,25 @@ namespace sluice {
 
 /// Limits of one scope (an endpoint, or an endpoint and model), as providers state them.
 struct limit_options {
-    /// Requests per minute; 0 means no request limit.
+    /// Requests per minute; 0: none configured, so no request limit unless one is learned
+    /// from the server (`learn_from_headers`).
     double rpm = 0;
-    /// Tokens per minute (prompt estimate + completion budget); 0 means no token limit.
+    /// Tokens per minute (prompt estimate + completion budget); 0: none configured, as `rpm`.
     double tpm = 0;
     /// Bucket capacity in seconds of refill. Providers enforce per-minute limits over
     /// sub-minute windows, so the default lets out about one second's worth at once.
     std::chrono::duration<double> burst{1.0};
+    /// Learn a limit left at 0 from the server's `x-ratelimit-limit-*` header. A limit not
+    /// configured is infinitely high, so the server's is lower and wins, as any lower server
+    /// limit does: without it, a run with no tier would send as fast as the connections allow
+    /// and live on 429s. false keeps an unconfigured limit unlimited; a configured one is
+    /// lowered by the headers either way.
+    bool learn_from_headers = true;
+    /// The fraction of the account's limits that this limiter has, in (0, 1]: 1/N when N
+    /// limiters send on one account (the engine shards of `sluice run --threads N`). `rpm` and
+    /// `tpm` are already this share; the server's `x-ratelimit-limit-*` and `-remaining-*`
+    /// count the whole account, so they are scaled by it before use. Default 1: the whole.
+    double share = 1.0;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;
@@ -42,7 +54,7 @@ public:
     duration try_admit(time_point now, std::uint64_t tokens);
 
     /// True when a request costing `tokens` can never be admitted (its cost exceeds the
-    /// per-minute token limit): refuse it instead of sending it.
+    /// account's per-minute token limit, `tpm / share`): refuse it instead of sending it.
     bool too_large(std::uint64_t tokens) const noexcept;
 
     /// Corrects the token books once a response's `usage` shows the real cost.
@@ -59,15 +71,27 @@ public:
     /// The admitted request `ticket` has its response (or failed): it is no longer in flight.
     void complete(std::uint64_t ticket);
 
+    /// The server refused request `ticket` with a 429 and did not count it: its cost goes back
+    /// to both buckets and it is no longer in flight. Without this a refused request would be
+    /// paid twice, once at its admission (or by a `reconcile` that took it off as still in
+    /// flight) and again by its retry: a first wave of 64 requests against a server whose
+    /// bucket holds 10 would leave a debt of 54 that stalls admission long after the server
+    /// has refilled. Call it before `reconcile` with the refusal's own headers, which then cap
+    /// the level at what the server says remains. No-op for a ticket not in flight.
+    void refused(std::uint64_t ticket);
+
     /// Reconciles the buckets with the server's own view from `x-ratelimit-*` headers: never
-    /// more than the server says remains; a lower server limit is adopted. The headers came
+    /// more than the server says remains; a lower server limit is adopted, and so is a limit
+    /// that was not configured (with `learn_from_headers`): the bucket starts full and is
+    /// clamped like the others. Limit and remaining are scaled by `share`. The headers came
     /// with the response to request `ticket`, sent at `seen`; the server counted as of its
     /// handling of that request, so what it refilled since `seen` is added (up to capacity)
     /// and the requests admitted after it and still in flight are taken off: the server may
     /// not have seen them yet (a new connection still in its handshake, or just on the way).
     /// Without that, every response would hand back the tokens of the requests in flight and
     /// the client would run ahead of the server.
-    /// Returns true when a configured limit was lowered (so the caller can report it once).
+    /// Returns true when a limit was lowered or learned (so the caller can report it once);
+    /// `limits()` then holds the new values.
     bool reconcile(time_point now,
                    const rate_limit_headers& headers,
                    time_point seen,

@@ -177,16 +177,189 @@ TEST_CASE("reconcile ignores values no server means") {
         CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
 }
 
-TEST_CASE("reconcile does not invent a limit that was not configured") {
+TEST_CASE("reconcile learns a limit that was not configured, and reports it once") {
     test::manual_clock clock;
     rate_limiter limiter(limits(0, 0), clock.now());
+    // Unlimited: anything goes at once.
+    for (int i = 0; i < 50; ++i)
+        REQUIRE(limiter.try_admit(clock.now(), 1'000) == rate_limiter::duration::zero());
+    for (std::uint64_t t = 1; t <= 50; ++t)
+        limiter.complete(t);
+    rate_limit_headers h;
+    h.limit_requests = 600;  // 10 a second, bucket of 10
+    h.limit_tokens = 60'000; // 1,000 a second, bucket of 1,000
+    h.remaining_requests = 3;
+    h.remaining_tokens = 60'000;
+    CHECK(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 600);
+    CHECK(limiter.limits().tpm == 60'000);
+    CHECK_FALSE(limiter.reconcile(clock.now(), h)); // already in use: reported once
+    // Full, then clamped to what the server says remains: 3 now, the fourth 0.1 s later.
+    for (int i = 0; i < 3; ++i)
+        CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(100ms));
+    // The learned token limit binds too, and refuses what can never pay.
+    CHECK(limiter.too_large(60'001));
+    CHECK_FALSE(limiter.too_large(60'000));
+    // From here on it is the server's limit: a minute gives the refill, not more.
+    const int admitted = run_greedy(limiter, clock, 1, 60s);
+    CHECK(admitted >= 599);
+    CHECK(admitted <= 601);
+}
+
+TEST_CASE("a limit learned without a remaining header still owes the requests in flight") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 0), clock.now());
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    // The answer to the first names the limit only; the four after it are still out and were
+    // sent while no limit was known. The bucket of 10 starts full less those four.
+    rate_limit_headers h;
+    h.limit_requests = 600;
+    CHECK(limiter.reconcile(clock.now(), h, clock.now(), 1));
+    limiter.complete(1);
+    for (int i = 0; i < 6; ++i)
+        CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) > rate_limiter::duration::zero());
+}
+
+TEST_CASE("requests the server refused are not paid twice when their retries go out") {
+    test::manual_clock clock;
+    // No limit configured: a first wave of 64 goes out at once against a server allowing 600
+    // a minute (a bucket of 10). It counts 10 and refuses the other 54 with 429s.
+    rate_limiter limiter(limits(0, 0), clock.now());
+    for (int i = 0; i < 64; ++i)
+        REQUIRE(limiter.try_admit(clock.now(), 100) == rate_limiter::duration::zero());
+    rate_limit_headers h;
+    h.limit_requests = 600;
+    h.remaining_requests = 9;
+    // The first answer: 63 still out after it, which the server may not have counted yet.
+    CHECK(limiter.reconcile(clock.now(), h, clock.now(), 1));
+    limiter.complete(1);
+    for (std::uint64_t t = 2; t <= 10; ++t) {
+        h.remaining_requests = static_cast<double>(10 - t);
+        limiter.reconcile(clock.now(), h, clock.now(), t);
+        limiter.complete(t);
+    }
+    for (std::uint64_t t = 11; t <= 64; ++t) {
+        limiter.refused(t);
+        limiter.reconcile(clock.now(), h, clock.now(), t);
+        limiter.complete(t);
+    }
+    limiter.refused(64); // again: no longer in flight, nothing to give back
+    // The server is empty and refills one every 0.1 s; so is the client. Paid twice, the 54
+    // refused would hold it back 5.4 s more.
+    CHECK(limiter.try_admit(clock.now(), 100) ==
+          std::chrono::duration_cast<rate_limiter::duration>(100ms));
+}
+
+TEST_CASE("a refused request's cost goes back to both buckets") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 6000), clock.now()); // buckets of 10 requests, 100 tokens
+    REQUIRE(limiter.try_admit(clock.now(), 100) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 100) > rate_limiter::duration::zero());
+    limiter.refused(limiter.last_ticket());
+    CHECK(limiter.try_admit(clock.now(), 100) == rate_limiter::duration::zero());
+    // Completed first, it is not in flight any more: refused() then gives nothing back.
+    limiter.complete(limiter.last_ticket());
+    limiter.refused(limiter.last_ticket());
+    CHECK(limiter.try_admit(clock.now(), 100) > rate_limiter::duration::zero());
+}
+
+TEST_CASE("reconcile learns nothing from values no server means") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 0), clock.now());
+    rate_limit_headers h;
+    for (const double garbage : {0.0,
+                                 -5.0,
+                                 std::numeric_limits<double>::quiet_NaN(),
+                                 std::numeric_limits<double>::infinity()}) {
+        h.limit_requests = garbage;
+        h.limit_tokens = garbage;
+        h.remaining_requests = 0;
+        h.remaining_tokens = 0;
+        CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    }
+    CHECK(limiter.limits().rpm == 0);
+    CHECK(limiter.limits().tpm == 0);
+    // A remaining count alone says nothing about the rate: still unlimited.
+    h = {};
+    h.remaining_requests = 0;
+    h.remaining_tokens = 0;
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    for (int i = 0; i < 100; ++i)
+        CHECK(limiter.try_admit(clock.now(), 1'000'000) == rate_limiter::duration::zero());
+}
+
+TEST_CASE("learn_from_headers = false keeps an unconfigured limit unlimited") {
+    test::manual_clock clock;
+    limit_options o = limits(0, 0);
+    o.learn_from_headers = false;
+    rate_limiter limiter(o, clock.now());
     rate_limit_headers h;
     h.limit_requests = 60;
     h.limit_tokens = 1000;
     h.remaining_requests = 0;
+    h.remaining_tokens = 0;
     CHECK_FALSE(limiter.reconcile(clock.now(), h));
     CHECK(limiter.limits().rpm == 0);
+    CHECK(limiter.limits().tpm == 0);
+    CHECK_FALSE(limiter.too_large(1'000'000));
     CHECK(limiter.try_admit(clock.now(), 1'000'000) == rate_limiter::duration::zero());
+    // A configured limit is still lowered by a lower server limit.
+    o.rpm = 1800;
+    rate_limiter configured(o, clock.now());
+    CHECK(configured.reconcile(clock.now(), h));
+    CHECK(configured.limits().rpm == 60);
+    CHECK(configured.limits().tpm == 0);
+}
+
+TEST_CASE("a limiter with a share of the account takes that share of the server's figures") {
+    test::manual_clock clock;
+    // One of four shards of an account configured at 2,400 RPM: 600 RPM of its own.
+    limit_options o = limits(600, 0);
+    o.share = 0.25;
+    rate_limiter limiter(o, clock.now());
+    rate_limit_headers h;
+    h.limit_requests = 2400; // the account's limit: this shard's share is what it has
+    CHECK_FALSE(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 600);
+    h.limit_requests = 1200;   // lower: the shard's share of it, 300, 5 a second
+    h.remaining_requests = 20; // of the account: 5 for this shard
+    CHECK(limiter.reconcile(clock.now(), h));
+    CHECK(limiter.limits().rpm == 300);
+    for (int i = 0; i < 5; ++i)
+        CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(200ms));
+
+    // Learned from unlimited, the same.
+    limit_options u = limits(0, 0);
+    u.share = 0.5;
+    rate_limiter learner(u, clock.now());
+    h = {};
+    h.limit_tokens = 120'000;
+    h.remaining_tokens = 1'000;
+    CHECK(learner.reconcile(clock.now(), h));
+    CHECK(learner.limits().tpm == 60'000);
+    CHECK(learner.try_admit(clock.now(), 500) == rate_limiter::duration::zero());
+    CHECK(learner.try_admit(clock.now(), 1) > rate_limiter::duration::zero());
+    // Too large is measured against the account, which the server checks, not the share.
+    CHECK_FALSE(learner.too_large(120'000));
+    CHECK(learner.too_large(120'001));
+}
+
+TEST_CASE("limit_options::validate wants a share above 0 and at most 1") {
+    limit_options o;
+    for (const double bad : {0.0, -0.5, 1.5, std::numeric_limits<double>::quiet_NaN()}) {
+        o.share = bad;
+        CHECK_THROWS_WITH(o.validate(), Catch::Contains("limits.share"));
+    }
+    o.share = 1;
+    CHECK_NOTHROW(o.validate());
+    o.share = 1.0 / 64;
+    CHECK_NOTHROW(o.validate());
 }
 
 TEST_CASE("a shorter hold never cuts a longer one short") {
@@ -261,5 +434,29 @@ TEST_CASE("reconcile adds what the server refilled since it counted, and forgets
     for (int i = 0; i < 3; ++i)
         CHECK(limiter.try_admit(clock.now(), 1) == rate_limiter::duration::zero());
     CHECK(limiter.try_admit(clock.now(), 1) ==
+          std::chrono::duration_cast<rate_limiter::duration>(100ms));
+}
+
+TEST_CASE("the reconcile example of docs/rate-limits.md") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(600, 60'000), clock.now()); // buckets of 10 and 1,000
+    const auto sent = clock.now();
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(limiter.try_admit(clock.now(), 100) == rate_limiter::duration::zero());
+    clock.advance(300ms);
+    rate_limit_headers h;
+    h.limit_requests = 600;
+    h.limit_tokens = 60'000;
+    h.remaining_requests = 6;
+    h.remaining_tokens = 600;
+    CHECK_FALSE(limiter.reconcile(clock.now(), h, sent, 1));
+    limiter.complete(1);
+    // tokens: min(1000, 600 + 300) - 4 x 100 = 500
+    CHECK(limiter.try_admit(clock.now(), 501) > rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 500) == rate_limiter::duration::zero());
+    // requests: min(10, 6 + 3) - 4 = 5, one of them just taken
+    for (int i = 0; i < 4; ++i)
+        CHECK(limiter.try_admit(clock.now(), 0) == rate_limiter::duration::zero());
+    CHECK(limiter.try_admit(clock.now(), 0) ==
           std::chrono::duration_cast<rate_limiter::duration>(100ms));
 }

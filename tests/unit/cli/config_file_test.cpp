@@ -34,6 +34,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.pool.max_connections = 1;
     loaded.retry.max_attempts = 9;
     loaded.limits.burst = std::chrono::duration<double>(7);
+    loaded.limits.learn_from_headers = !loaded.limits.learn_from_headers;
     loaded.estimate.default_max_tokens = 1;
     const auto settings =
         apply_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.toml", loaded);
@@ -53,6 +54,8 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.limits.rpm == d.limits.rpm);
     CHECK(loaded.limits.tpm == d.limits.tpm);
     CHECK(loaded.limits.burst == d.limits.burst);
+    CHECK(loaded.limits.learn_from_headers == d.limits.learn_from_headers);
+    CHECK(loaded.limits.share == d.limits.share); // not a key: --threads sets it
     CHECK(loaded.retry.max_attempts == d.retry.max_attempts);
     CHECK(loaded.retry.initial_backoff == d.retry.initial_backoff);
     CHECK(loaded.retry.max_backoff == d.retry.max_backoff);
@@ -178,4 +181,26 @@ burst_seconds = 2
     CHECK(o.model_limits.at("o1").burst == std::chrono::duration<double>(2));
     const auto e = error_of(write_config(dir, "[limits.models.x]\nrmp = 1\n"));
     CHECK_THAT(e, Catch::Contains("limits.models.x") && Catch::Contains("rmp"));
+}
+
+TEST_CASE("learn_from_headers is read from [limits] and from a model's table") {
+    test::temp_dir dir;
+    const auto path = write_config(dir, R"(
+[limits]
+learn_from_headers = false
+[limits.models."gpt-4o"]
+rpm = 500
+[limits.models.o1]
+learn_from_headers = false
+)");
+    dispatcher_options o;
+    REQUIRE(o.limits.learn_from_headers);
+    apply_config_file(path, o);
+    CHECK_FALSE(o.limits.learn_from_headers);
+    CHECK(o.model_limits.at("gpt-4o").learn_from_headers); // not inherited, like burst_seconds
+    CHECK_FALSE(o.model_limits.at("o1").learn_from_headers);
+    const auto e = error_of(write_config(dir, "[limits]\nlearn_from_headers = 1\n"));
+    CHECK_THAT(e, Catch::Contains("learn_from_headers") && Catch::Contains("true or false"));
+    const auto share = error_of(write_config(dir, "[limits]\nshare = 0.5\n"));
+    CHECK_THAT(share, Catch::Contains("share") && Catch::Contains("unknown key"));
 }

@@ -40,7 +40,12 @@ TEST_CASE("merge adds the counts of several dispatchers") {
     b.failures["timeout"] = 2;
     b.failures["rate_limited"] = 1;
     b.latency.record(3ms);
+    a.statuses[200] = 3;
+    b.statuses[200] = 4;
+    b.statuses[0] = 1;
     merge(a, b);
+    CHECK(a.statuses[200] == 7);
+    CHECK(a.statuses[0] == 1);
     CHECK(a.succeeded == 7);
     CHECK(a.failures["timeout"] == 3);
     CHECK(a.failures["rate_limited"] == 1);
