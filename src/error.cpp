@@ -28,8 +28,6 @@ const char* errc_name(errc e) noexcept {
         return "server_error";
     case errc::client_error:
         return "client_error";
-    case errc::retries_exhausted:
-        return "retries_exhausted";
     case errc::retry_budget_exhausted:
         return "retry_budget_exhausted";
     case errc::request_too_large:
@@ -40,8 +38,6 @@ const char* errc_name(errc e) noexcept {
         return "stopped";
     case errc::not_attempted:
         return "not_attempted";
-    case errc::request_timeout:
-        return "request_timeout";
     case errc::invalid_url:
         return "invalid_url";
     }
@@ -70,8 +66,6 @@ public:
             return "server error";
         case errc::client_error:
             return "request rejected by the server";
-        case errc::retries_exhausted:
-            return "failed on every allowed attempt";
         case errc::retry_budget_exhausted:
             return "retry budget for the endpoint is spent";
         case errc::request_too_large:
@@ -82,8 +76,6 @@ public:
             return "dispatcher stopped";
         case errc::not_attempted:
             return "not attempted: the job stopped before sending it";
-        case errc::request_timeout:
-            return "request timed out";
         case errc::invalid_url:
             return "invalid base URL";
         }
@@ -105,7 +97,6 @@ bool is_retryable(const error_code& ec) noexcept {
         switch (static_cast<errc>(ec.value())) {
         case errc::rate_limited:
         case errc::server_error:
-        case errc::request_timeout:
         case errc::malformed_response: // a truncated or garbled body is worth one more try
             return true;
         default:

@@ -69,6 +69,7 @@ wrk_rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')
 
 /usr/bin/time -f "%M" -o "$dir/rss" "$sluice" run "$dir/in.jsonl" -o "$dir/out.jsonl" \
     --base-url "$url" --ca-file "$dir/cert.pem" --concurrency "$connections" --threads "$threads" \
+    ${SLUICE_ARGS:-} \
     2> "$dir/summary"
 out_lines=$(wc -l < "$dir/out.jsonl")
 [ "$out_lines" -eq "$lines" ] || { echo "sluice wrote $out_lines lines for $lines" >&2; cat "$dir/summary" >&2; exit 1; }

@@ -29,8 +29,6 @@ enum class errc {
     server_error,
     /// The server answered another 4xx status: the request itself is wrong; never retried.
     client_error,
-    /// The request failed on every one of its allowed attempts.
-    retries_exhausted,
     /// The endpoint's retry budget was spent, so a retryable failure was not retried.
     retry_budget_exhausted,
     /// The request's estimated token cost exceeds what the limits can ever admit.
@@ -41,8 +39,6 @@ enum class errc {
     stopped,
     /// The request was never sent (the job stopped admitting first); a resumed run retries it.
     not_attempted,
-    /// The whole request took longer than the configured request timeout.
-    request_timeout,
     /// The base URL could not be parsed or uses a scheme other than http/https.
     invalid_url,
 };

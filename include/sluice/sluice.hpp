@@ -7,6 +7,7 @@
 #include <sluice/request.hpp>
 #include <sluice/result.hpp>
 
+#include <sluice/source/id_index.hpp>
 #include <sluice/source/jsonl_reader.hpp>
 #include <sluice/source/token_estimate.hpp>
 
@@ -23,7 +24,9 @@
 
 #include <sluice/parse/completion_parser.hpp>
 
+#include <sluice/sink/journal.hpp>
 #include <sluice/sink/jsonl_writer.hpp>
+#include <sluice/sink/reorder_buffer.hpp>
 
 #include <sluice/dispatcher.hpp>
 #include <sluice/metrics.hpp>

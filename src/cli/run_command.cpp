@@ -4,6 +4,7 @@
 #include "cli/config_file.hpp"
 #include "cli/dry_run.hpp"
 #include "cli/engine_shards.hpp"
+#include "cli/input_scan.hpp"
 #include "cli/progress.hpp"
 #include "cli/summary.hpp"
 
@@ -37,9 +38,8 @@ namespace sluice::cli {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// Flags > environment > config file > defaults, in that order of strength.
+// Flags > environment > config file > defaults, in that order of strength; within the file
+// and within the flags, rpm/tpm override the tier's numbers.
 dispatcher_options build_options(const run_options& o) {
     dispatcher_options opts;
     file_settings file;
@@ -51,8 +51,11 @@ dispatcher_options build_options(const run_options& o) {
     if (!tier_name.empty()) {
         const auto tiers = builtin_tiers();
         const tier& t = find_tier(tiers, tier_name);
-        opts.limits.rpm = t.rpm;
-        opts.limits.tpm = t.tpm;
+        // A --tier flag outranks the whole file; the file's own tier only what it leaves out.
+        if (o.tier || !file.rpm_set)
+            opts.limits.rpm = t.rpm;
+        if (o.tier || !file.tpm_set)
+            opts.limits.tpm = t.tpm;
     }
     if (o.base_url)
         opts.base_url = *o.base_url;
@@ -75,90 +78,7 @@ dispatcher_options build_options(const run_options& o) {
     return opts;
 }
 
-int open_input(const std::string& path) {
-    if (path == "-")
-        return STDIN_FILENO;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw std::system_error(errno, std::generic_category(), "cannot open input " + path);
-    return fd;
-}
-
-// Appends, or starts afresh with `truncate`. Opened only after the journal's recovery, which
-// may have replaced the file.
-int open_output(const std::string& path, bool truncate = false) {
-    if (path == "-")
-        return STDOUT_FILENO;
-    const int fd = ::open(
-        path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
-    if (fd < 0)
-        throw std::system_error(errno, std::generic_category(), "cannot open output " + path);
-    return fd;
-}
-
-// Closes the descriptors it holds (not stdin/stdout) however run() leaves.
-struct fd_guard {
-    std::vector<int> fds;
-    int add(int fd) {
-        if (fd > STDERR_FILENO)
-            fds.push_back(fd);
-        return fd;
-    }
-    ~fd_guard() {
-        for (int fd : fds)
-            ::close(fd);
-    }
-};
-
-// Only a regular file can be read twice (a quick planning pass, then the run); stdin, pipes
-// and process substitutions are read once, with the ids held in memory.
-bool readable_twice(const std::string& path) {
-    struct stat st {};
-    return path != "-" && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// Reads the whole input once, calling `each` for every record; returns the last line number.
-std::uint64_t for_each_record(const std::string& path,
-                              const reader_options& ropts,
-                              const std::function<void(input_record&)>& each) {
-    fd_guard guard;
-    const int fd = guard.add(open_input(path));
-    jsonl_reader reader(fd, ropts);
-    input_record rec;
-    std::uint64_t last = 0;
-    while (reader.next(rec)) {
-        last = rec.line_number;
-        each(rec);
-    }
-    return last;
-}
-
-// Pass 1 over a file input: every good line's custom_id into the index, which then knows
-// for each line whether it is new, done or a repeat. Returns the number of records.
-std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index) {
-    std::uint64_t records = 0;
-    const std::uint64_t last = for_each_record(path, ropts, [&](input_record& rec) {
-        ++records;
-        if (!rec.ec)
-            index.add_input(rec.line_number, rec.request.custom_id);
-    });
-    index.finish(last);
-    return records;
-}
-
-// The verdict for a record in a pass after the scan: a repeated custom_id turns the record bad.
-void mark_repeat(input_record& rec, id_index& index, bool streaming) {
-    if (rec.ec)
-        return;
-    const line_verdict v = streaming
-                               ? index.classify_streaming(rec.line_number, rec.request.custom_id)
-                               : index.classify(rec.line_number);
-    if (v == line_verdict::duplicate) {
-        rec.ec = errc::duplicate_custom_id;
-        rec.message =
-            "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line";
-    }
-}
+namespace {
 
 int dry_run(const run_options& o, const dispatcher_options& opts, const reader_options& ropts) {
     const price_table prices = load_prices(o.config_file);
@@ -181,24 +101,6 @@ int dry_run(const run_options& o, const dispatcher_options& opts, const reader_o
         }
     }
     return plan.plan().bad_lines > 0 ? exit_invalid_input : exit_ok;
-}
-
-// --strict: every line must be a request, and no custom_id may repeat, before one is sent.
-bool validate_all(const std::string& path, const reader_options& ropts, id_index& index) {
-    std::uint64_t bad = 0;
-    for_each_record(path, ropts, [&](input_record& rec) {
-        mark_repeat(rec, index, false);
-        if (!rec.ec)
-            return;
-        if (++bad <= 20)
-            std::cerr << "sluice run: line " << rec.line_number << ": "
-                      << (rec.message.empty() ? rec.ec.message() : rec.message) << '\n';
-    });
-    if (bad > 20)
-        std::cerr << "sluice run: ... and " << bad - 20 << " more bad lines\n";
-    if (bad > 0)
-        std::cerr << "sluice run: --strict: " << bad << " bad lines; nothing was sent\n";
-    return bad == 0;
 }
 
 // The embedded mock server on its own thread and io_context, so the client's event loop
@@ -342,6 +244,7 @@ int run(const run_options& o) {
     jo.window = std::max<std::size_t>(256, opts.pool.max_connections * 4);
     jo.ordered = o.ordered;
     jo.reorder_window = std::max(o.reorder_window, jo.window);
+    jo.flush_interval = std::chrono::milliseconds(o.flush_interval_ms);
     jo.fsync_interval = std::chrono::milliseconds(o.fsync_interval_ms);
     batch_job job(ioc, *engines, reader, index, streaming, writer, errors ? &*errors : nullptr, jo);
 
@@ -515,6 +418,9 @@ void add_run_command(CLI::App& app) {
                     opts->reorder_window,
                     "With --ordered: records held waiting for an earlier one (default 4096)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--flush-interval-ms",
+                    opts->flush_interval_ms,
+                    "Write finished records to the output within this many ms (default 10)");
     cmd->add_option(
         "--fsync-interval-ms",
         opts->fsync_interval_ms,

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sluice/dispatcher.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
@@ -64,6 +66,8 @@ struct run_options {
     /// Write records in input order, holding at most `reorder_window` of them.
     bool ordered = false;
     std::size_t reorder_window = 4096;
+    /// Write finished records to the output at most this long after they finish (0: at once).
+    std::uint64_t flush_interval_ms = 10;
     /// fsync the output this often, and at the end (0: only at the end).
     std::uint64_t fsync_interval_ms = 1000;
     /// After SIGINT/SIGTERM, how long requests on the wire may take before they are cancelled.
@@ -71,6 +75,10 @@ struct run_options {
     /// Seconds between plain progress lines when stderr is not a terminal.
     double progress_interval_s = 10;
 };
+
+/// The engine options of a run: defaults, then the config file, the environment and the flags,
+/// each stronger than the one before. Throws config_error or std::invalid_argument.
+dispatcher_options build_options(const run_options& opts);
 
 /// Registers `sluice run`.
 void add_run_command(CLI::App& app);

@@ -94,6 +94,13 @@ void write_summary_json(std::ostream& os,
     write_kinds(os, stats.failures);
     os << ",\"retries\":" << stats.retries << ",\"retry_causes\":";
     write_kinds(os, stats.retry_causes);
+    os << ",\"statuses\":{";
+    const char* sep = "";
+    for (const auto& [status, n] : stats.statuses) {
+        os << sep << '"' << status << "\":" << n;
+        sep = ",";
+    }
+    os << '}';
     os << ",\"rate_limited\":" << stats.rate_limited << ",\"prompt_tokens\":" << stats.prompt_tokens
        << ",\"completion_tokens\":" << stats.completion_tokens << ',' << numbers
        << ",\"exit_status\":" << exit_status << "}\n";

@@ -172,4 +172,6 @@ TEST_CASE("sluice run --summary writes the summary as JSON") {
     CHECK(double(doc["latency_ms"]["p99"]) > 0);
     CHECK(std::int64_t(doc["exit_status"]) == 0);
     CHECK(simdjson::dom::object(doc["failures"]).size() == 0);
+    CHECK(std::int64_t(doc["statuses"]["200"]) == lines);
+    CHECK(std::int64_t(doc["skipped"]) == 0);
 }

@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -241,6 +242,28 @@ TEST_CASE("async_complete works with use_awaitable") {
     asio::co_spawn(ioc, task(engine, ok), asio::detached);
     ioc.run();
     CHECK(ok == 5);
+}
+
+TEST_CASE("async_complete works with deferred: nothing is sent until the operation is started") {
+    test::loopback_mock mock;
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), mock.client_options());
+    request req;
+    req.custom_id = "later";
+    req.body = test::chat_body(1);
+    auto op = engine.async_complete(req, asio::deferred);
+    ioc.poll();
+    CHECK(engine.stats().submitted == 0);
+    ioc.restart(); // poll ran out of work, which stops the io_context
+    std::string got;
+    std::move(op)([&](error_code ec, result r) {
+        if (!ec)
+            got = r.custom_id;
+        engine.stop();
+    });
+    ioc.run();
+    CHECK(got == "later");
+    CHECK(engine.stats().submitted == 1);
 }
 
 TEST_CASE("a refused connection ends in a transport error after the allowed attempts") {

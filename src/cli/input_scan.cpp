@@ -1,0 +1,93 @@
+#include "cli/input_scan.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <iostream>
+#include <system_error>
+
+namespace sluice::cli {
+
+int open_input(const std::string& path) {
+    if (path == "-")
+        return STDIN_FILENO;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw std::system_error(errno, std::generic_category(), "cannot open input " + path);
+    return fd;
+}
+
+int open_output(const std::string& path, bool truncate) {
+    if (path == "-")
+        return STDOUT_FILENO;
+    const int fd = ::open(
+        path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+    if (fd < 0)
+        throw std::system_error(errno, std::generic_category(), "cannot open output " + path);
+    return fd;
+}
+
+bool readable_twice(const std::string& path) {
+    struct stat st {};
+    return path != "-" && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::uint64_t for_each_record(const std::string& path,
+                              const reader_options& ropts,
+                              const std::function<void(input_record&)>& each) {
+    fd_guard guard;
+    const int fd = guard.add(open_input(path));
+    jsonl_reader reader(fd, ropts);
+    input_record rec;
+    std::uint64_t last = 0;
+    while (reader.next(rec)) {
+        last = rec.line_number;
+        each(rec);
+    }
+    return last;
+}
+
+std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index) {
+    std::uint64_t records = 0;
+    const std::uint64_t last = for_each_record(path, ropts, [&](input_record& rec) {
+        ++records;
+        if (!rec.ec)
+            index.add_input(rec.line_number, rec.request.custom_id);
+    });
+    index.finish(last);
+    return records;
+}
+
+void mark_repeat(input_record& rec, id_index& index, bool streaming) {
+    if (rec.ec)
+        return;
+    const line_verdict v = streaming
+                               ? index.classify_streaming(rec.line_number, rec.request.custom_id)
+                               : index.classify(rec.line_number);
+    if (v == line_verdict::duplicate) {
+        rec.ec = errc::duplicate_custom_id;
+        rec.message =
+            "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line";
+    }
+}
+
+bool validate_all(const std::string& path, const reader_options& ropts, id_index& index) {
+    std::uint64_t bad = 0;
+    for_each_record(path, ropts, [&](input_record& rec) {
+        mark_repeat(rec, index, false);
+        if (!rec.ec)
+            return;
+        if (++bad <= 20)
+            std::cerr << "sluice run: line " << rec.line_number << ": "
+                      << (rec.message.empty() ? rec.ec.message() : rec.message) << '\n';
+    });
+    if (bad > 20)
+        std::cerr << "sluice run: ... and " << bad - 20 << " more bad lines\n";
+    if (bad > 0)
+        std::cerr << "sluice run: --strict: " << bad << " bad lines; nothing was sent\n";
+    return bad == 0;
+}
+
+} // namespace sluice::cli

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <sluice/source/id_index.hpp>
+#include <sluice/source/jsonl_reader.hpp>
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace sluice::cli {
+
+// The input side of `sluice run` before and around the run: opening files, the planning pass
+// that tells the id_index every line's custom_id, and --strict validation.
+
+/// Opens the input for reading; "-" is stdin. Throws std::system_error naming the path.
+int open_input(const std::string& path);
+
+/// Opens the output for appending, or afresh with `truncate`; "-" is stdout. Throws
+/// std::system_error naming the path.
+int open_output(const std::string& path, bool truncate = false);
+
+/// True for a regular file: only those can be read twice (the planning pass, then the run);
+/// stdin, pipes and process substitutions are read once, with the ids held in memory.
+bool readable_twice(const std::string& path);
+
+/// Closes the descriptors it holds (never stdin, stdout or stderr) however the caller leaves.
+struct fd_guard {
+    fd_guard() = default;
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+
+    std::vector<int> fds;
+    int add(int fd) {
+        if (fd > STDERR_FILENO)
+            fds.push_back(fd);
+        return fd;
+    }
+    ~fd_guard() {
+        for (int fd : fds)
+            ::close(fd);
+    }
+};
+
+/// Reads the whole input once, calling `each` for every record; returns the last line number.
+std::uint64_t for_each_record(const std::string& path,
+                              const reader_options& ropts,
+                              const std::function<void(input_record&)>& each);
+
+/// The planning pass over a file input: every good line's custom_id into `index`, which then
+/// knows for each line whether it is new, done or a repeat. Returns the number of records.
+std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index);
+
+/// In a pass after the scan (or with a one-pass index), turns a record whose custom_id an
+/// earlier line used into a bad record (duplicate_custom_id).
+void mark_repeat(input_record& rec, id_index& index, bool streaming);
+
+/// --strict: reads the whole input and reports every bad line (the first 20 on stderr), repeated
+/// custom_ids included. True when there is none.
+bool validate_all(const std::string& path, const reader_options& ropts, id_index& index);
+
+} // namespace sluice::cli

@@ -1,0 +1,49 @@
+#include "cli/run_command.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace sluice;
+using namespace sluice::cli;
+
+namespace {
+
+run_options with_config(const test::temp_dir& dir, const std::string& toml) {
+    run_options o;
+    o.config_file = dir.file("c.toml");
+    test::write_file(o.config_file, toml);
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("a config file's rpm and tpm override the same file's tier") {
+    test::temp_dir dir;
+    const run_options o = with_config(dir, "[limits]\ntier = \"free\"\nrpm = 500\n");
+    const dispatcher_options opts = build_options(o);
+    CHECK(opts.limits.rpm == 500);    // the file's own number
+    CHECK(opts.limits.tpm == 40'000); // the tier's, which the file left alone
+}
+
+TEST_CASE("flags outrank the config file: --tier over its numbers, --rpm over --tier") {
+    test::temp_dir dir;
+    run_options o = with_config(dir, "[limits]\nrpm = 500\ntpm = 1000\n");
+    o.tier = "payg";
+    dispatcher_options opts = build_options(o);
+    CHECK(opts.limits.rpm == 3'500);
+    CHECK(opts.limits.tpm == 90'000);
+    o.rpm = 42;
+    opts = build_options(o);
+    CHECK(opts.limits.rpm == 42);
+    CHECK(opts.limits.tpm == 90'000);
+}
+
+TEST_CASE("without a config file the flags alone set the limits") {
+    run_options o;
+    o.tier = "payg-first-48h";
+    o.concurrency = 7;
+    const dispatcher_options opts = build_options(o);
+    CHECK(opts.limits.rpm == 60);
+    CHECK(opts.limits.tpm == 60'000);
+    CHECK(opts.pool.max_connections == 7);
+}
