@@ -29,12 +29,38 @@ std::string error_of(const std::string& path) {
 } // namespace
 
 TEST_CASE("configs/default.toml states exactly the defaults of the option structs") {
+    // Every key's field starts away from its default: a key missing from the file, or a
+    // default changed in one place only, fails here.
     dispatcher_options loaded;
     loaded.base_url = "changed";
+    loaded.queue_limit = 1;
+    loaded.on_full =
+        loaded.on_full == overflow_policy::wait ? overflow_policy::fail : overflow_policy::wait;
     loaded.pool.max_connections = 1;
-    loaded.retry.max_attempts = 9;
+    loaded.pool.connect_timeout = std::chrono::milliseconds(1);
+    loaded.pool.handshake_timeout = std::chrono::milliseconds(1);
+    loaded.pool.request_timeout = std::chrono::milliseconds(1);
+    loaded.pool.idle_timeout = std::chrono::milliseconds(1);
+    loaded.pool.max_body_size = 1;
+    loaded.tls.insecure = !loaded.tls.insecure;
+    loaded.tls.ca_file = "changed.pem";
+    loaded.organization = "changed";
+    loaded.project = "changed";
+    loaded.per_model_limits = !loaded.per_model_limits;
+    loaded.limits.rpm = 1;
+    loaded.limits.tpm = 1;
     loaded.limits.burst = std::chrono::duration<double>(7);
     loaded.limits.learn_from_headers = !loaded.limits.learn_from_headers;
+    loaded.retry.max_attempts = 9;
+    loaded.retry.initial_backoff = std::chrono::milliseconds(1);
+    loaded.retry.max_backoff = std::chrono::milliseconds(1);
+    loaded.retry.max_retry_after = std::chrono::milliseconds(1);
+    loaded.retry.budget_ratio = 0.9;
+    loaded.retry.budget_min_per_second = 0.5;
+    loaded.retry.budget_window = std::chrono::seconds(1);
+    loaded.estimate.chars_per_token = 1;
+    loaded.estimate.per_message_overhead = 99;
+    loaded.estimate.per_request_overhead = 99;
     loaded.estimate.default_max_tokens = 1;
     const auto settings =
         apply_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.toml", loaded);
@@ -49,6 +75,9 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.pool.idle_timeout == d.pool.idle_timeout);
     CHECK(loaded.pool.max_body_size == d.pool.max_body_size);
     CHECK(loaded.tls.insecure == d.tls.insecure);
+    CHECK(loaded.tls.ca_file == d.tls.ca_file);
+    CHECK(loaded.organization == d.organization);
+    CHECK(loaded.project == d.project);
     CHECK(loaded.per_model_limits == d.per_model_limits);
     CHECK(loaded.model_limits.empty());
     CHECK(loaded.limits.rpm == d.limits.rpm);
@@ -60,6 +89,9 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.retry.initial_backoff == d.retry.initial_backoff);
     CHECK(loaded.retry.max_backoff == d.retry.max_backoff);
     CHECK(loaded.retry.max_retry_after == d.retry.max_retry_after);
+    CHECK(loaded.retry.budget_ratio == d.retry.budget_ratio);
+    CHECK(loaded.retry.budget_min_per_second == d.retry.budget_min_per_second);
+    CHECK(loaded.retry.budget_window == d.retry.budget_window);
     CHECK(loaded.estimate.chars_per_token == d.estimate.chars_per_token);
     CHECK(loaded.estimate.per_message_overhead == d.estimate.per_message_overhead);
     CHECK(loaded.estimate.per_request_overhead == d.estimate.per_request_overhead);
