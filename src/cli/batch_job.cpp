@@ -1,4 +1,5 @@
 #include "cli/batch_job.hpp"
+#include "cli/input_scan.hpp"
 
 #include <sluice/error.hpp>
 
@@ -78,9 +79,7 @@ void batch_job::fill() {
                 break;
             case line_verdict::duplicate:
                 ++bad_lines_;
-                rec.ec = errc::duplicate_custom_id;
-                rec.message = "custom_id \"" + rec.request.custom_id +
-                              "\" was already used by an earlier line; not sent";
+                mark_duplicate(rec);
                 emit(order_ ? std::optional(order_->issue()) : std::nullopt, std::move(rec));
                 break;
             case line_verdict::send:

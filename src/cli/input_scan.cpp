@@ -66,11 +66,14 @@ void mark_repeat(input_record& rec, id_index& index, bool streaming) {
     const line_verdict v = streaming
                                ? index.classify_streaming(rec.line_number, rec.request.custom_id)
                                : index.classify(rec.line_number);
-    if (v == line_verdict::duplicate) {
-        rec.ec = errc::duplicate_custom_id;
-        rec.message =
-            "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line";
-    }
+    if (v == line_verdict::duplicate)
+        mark_duplicate(rec);
+}
+
+void mark_duplicate(input_record& rec) {
+    rec.ec = errc::duplicate_custom_id;
+    rec.message =
+        "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line; not sent";
 }
 
 bool validate_all(const std::string& path, const reader_options& ropts, id_index& index) {

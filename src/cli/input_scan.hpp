@@ -57,6 +57,9 @@ std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_
 /// earlier line used into a bad record (duplicate_custom_id).
 void mark_repeat(input_record& rec, id_index& index, bool streaming);
 
+/// Makes `rec` the error record of a line whose custom_id an earlier line already used.
+void mark_duplicate(input_record& rec);
+
 /// --strict: reads the whole input and reports every bad line (the first 20 on stderr), repeated
 /// custom_ids included. True when there is none.
 bool validate_all(const std::string& path, const reader_options& ropts, id_index& index);

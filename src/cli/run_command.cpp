@@ -15,24 +15,18 @@
 #include <sluice/source/id_index.hpp>
 #include <sluice/source/jsonl_reader.hpp>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <thread>
-#include <vector>
 
 namespace sluice::cli {
 
