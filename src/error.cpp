@@ -40,6 +40,10 @@ const char* errc_name(errc e) noexcept {
         return "not_attempted";
     case errc::invalid_url:
         return "invalid_url";
+    case errc::unauthorized:
+        return "unauthorized";
+    case errc::unexpected_bytes:
+        return "unexpected_bytes";
     }
     return "unknown";
 }
@@ -78,6 +82,10 @@ public:
             return "not attempted: the job stopped before sending it";
         case errc::invalid_url:
             return "invalid base URL";
+        case errc::unauthorized:
+            return "the server refused the API key (401)";
+        case errc::unexpected_bytes:
+            return "the server sent bytes no request asked for on a reused connection";
         }
         return "unknown sluice error";
     }
@@ -98,6 +106,7 @@ bool is_retryable(const error_code& ec) noexcept {
         case errc::rate_limited:
         case errc::server_error:
         case errc::malformed_response: // a truncated or garbled body is worth one more try
+        case errc::unexpected_bytes:   // the answer could not be told apart: ask again
             return true;
         default:
             return false;
@@ -113,7 +122,7 @@ bool is_retryable(const error_code& ec) noexcept {
 }
 
 bool is_fatal(const error_code& ec) noexcept {
-    return ec == errc::quota_exhausted;
+    return ec == errc::quota_exhausted || ec == errc::unauthorized;
 }
 
 const char* error_kind(const error_code& ec) noexcept {

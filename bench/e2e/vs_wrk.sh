@@ -67,8 +67,13 @@ echo "nginx on $url (1 worker), $lines lines, $connections connections, $(nproc)
 wrk_out=$(wrk -t2 -c"$connections" -d"${wrk_seconds}s" -s "$here/post.lua" "$url/chat/completions")
 wrk_rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')
 
+# wrk trusts every response it reads; so does sluice here (no quiet period on reused
+# connections: pool.reuse_quiet_period_ms, docs/architecture.md#misbehaving-servers), or the
+# comparison would time a check wrk does not make. SLUICE_ARGS="--config other.toml" overrides.
+printf '[pool]\nreuse_quiet_period_ms = 0\n' > "$dir/trusted.toml"
 /usr/bin/time -f "%M" -o "$dir/rss" "$sluice" run "$dir/in.jsonl" -o "$dir/out.jsonl" \
     --base-url "$url" --ca-file "$dir/cert.pem" --concurrency "$connections" --threads "$threads" \
+    --config "$dir/trusted.toml" \
     ${SLUICE_ARGS:-} \
     2> "$dir/summary"
 out_lines=$(wc -l < "$dir/out.jsonl")

@@ -41,6 +41,13 @@ enum class errc {
     not_attempted,
     /// The base URL could not be parsed or uses a scheme other than http/https.
     invalid_url,
+    /// The server answered 401: the API key was refused. Every request would be refused alike,
+    /// so the job stops admitting (as for quota exhaustion) and a resumed run sends again.
+    unauthorized,
+    /// The server sent bytes that no request asked for (an unsolicited response, data on an
+    /// idle connection) on a connection that had served earlier requests: the answer read
+    /// there could belong to another request, so it is not trusted and the request is retried.
+    unexpected_bytes,
 };
 
 /// The category of `sluice::errc`; its `name()` is "sluice".
@@ -56,7 +63,8 @@ inline error_code make_error_code(errc e) noexcept {
 /// exhaustion and everything decided by the caller (stop, queue full).
 bool is_retryable(const error_code& ec) noexcept;
 
-/// True when a failure must stop a batch job from admitting more requests (quota exhausted).
+/// True when a failure must stop a batch job from admitting more requests: quota exhausted,
+/// or the API key refused (401).
 bool is_fatal(const error_code& ec) noexcept;
 
 /// A short stable name for an error, for records and summaries: "rate_limited",

@@ -138,6 +138,14 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
          [&](N n, K k, R r) {
              o.pool.max_body_size = static_cast<std::size_t>(r.integer(n, k, 1));
          }},
+        {"max_body_bytes_in_flight",
+         [&](N n, K k, R r) {
+             o.pool.max_body_bytes_in_flight = static_cast<std::size_t>(r.integer(n, k, 0));
+         }},
+        {"reuse_quiet_period_ms",
+         [&](N n, K k, R r) {
+             o.pool.reuse_quiet_period = r.millis(n, k, 0);
+         }},
     };
     s["tls"] = {
         {"ca_file",

@@ -8,10 +8,17 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <openssl/ssl.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <array>
 #include <chrono>
@@ -21,25 +28,51 @@
 
 namespace sluice::detail {
 
+struct exchange;
+
 // One keep-alive connection of the pool: a TLS stream or a plain one, its read buffer, the
 // parser of the response in progress, and whether it has already served an exchange (which
 // makes a failure before the first response byte a sign that the server closed it while it
 // was idle, not that the request is bad).
+//
+// Shared ownership: whoever has an operation pending on it holds it (the exchange running on
+// it, or the read armed while it is idle), so a connection closed from outside (idle sweep,
+// close()) stays alive until that operation's handler has run.
 struct connection {
-    connection(const boost::asio::any_io_executor& ex, boost::asio::ssl::context* tls_ctx) {
+    // Between exchanges: what the read armed on an idle connection is for. Any byte or EOF
+    // while `quiet` or `idle` means the server sent what no request asked for, or closed.
+    enum class phase {
+        busy,    // an exchange owns it
+        quiet,   // an answer on it waits out the quiet period (`held`)
+        idle,    // in the pool's idle list, ready to lend
+        lending, // being lent to `next`: the idle read is being cancelled
+        closing, // discarded while its idle read was armed
+    };
+
+    connection(const boost::asio::any_io_executor& ex, boost::asio::ssl::context* tls_ctx)
+        : quiet_timer(ex) {
         if (tls_ctx)
             tls.emplace(ex, *tls_ctx);
         else
             plain.emplace(ex);
     }
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
 
     std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
     std::optional<boost::beast::tcp_stream> plain;
     boost::beast::flat_buffer buffer;
     std::optional<response_parser> parser; // in place: no allocation per exchange
     bool reused = false;
+    bool open = true; // not yet discarded
+    phase state = phase::busy;
     std::chrono::steady_clock::time_point idle_since;
-    std::size_t slot = 0; // index in the pool's list of open connections
+    std::size_t slot = 0;         // index in the pool's list of open connections
+    std::array<char, 64> probe{}; // what the idle read reads into: any byte is one too many
+    boost::asio::steady_timer quiet_timer;
+    std::unique_ptr<exchange> held; // phase::quiet: its answer, not yet delivered
+    std::unique_ptr<exchange> next; // phase::lending: the exchange it goes to
 
     boost::beast::tcp_stream& tcp() { return tls ? boost::beast::get_lowest_layer(*tls) : *plain; }
 
@@ -50,6 +83,18 @@ struct connection {
             std::forward<Fn>(fn)(*tls);
         else
             std::forward<Fn>(fn)(*plain);
+    }
+
+    // Bytes or an end of stream that arrived and are not read yet: in the socket, or
+    // decrypted inside TLS. Checked when a connection is lent, since either can land after
+    // the idle read was cancelled. A peek sees the FIN too, which `available()` does not: a
+    // server that answered and closed at once is not sent another request.
+    bool has_unread_bytes() {
+        if (buffer.size() > 0 || (tls && ::SSL_pending(tls->native_handle()) > 0))
+            return true;
+        char byte;
+        const ssize_t n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
     }
 
     // Closes the socket at once, cancelling any operation in progress (it completes with
@@ -64,10 +109,11 @@ struct connection {
         error_code ignored;
         tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         tcp().socket().close(ignored);
+        quiet_timer.cancel();
     }
 };
 
-using connection_ptr = std::unique_ptr<connection>;
+using connection_ptr = std::shared_ptr<connection>;
 
 // One request/response exchange: its operation state (one allocation per exchange), owning
 // the connection while it runs on it. Moved from step to step as a unique_ptr.
@@ -83,11 +129,18 @@ struct exchange {
     http_response resp;
     connection_ptr conn;
     bool replayed = false;
+    bool body_over_budget = false; // a body_too_large came from the pool-wide budget
+    unsigned informational = 0;    // 1xx responses skipped so far
+    std::size_t body_charge = 0;   // its share of the pool's body_budget
+    // The end of request_timeout, set when the exchange gets its connection.
+    std::chrono::steady_clock::time_point deadline;
     // "Content-Length: N\r\n\r\n", written between the fixed head and the body.
     std::array<char, 48> length_line{};
     std::size_t length_line_size = 0;
 };
 
 using exchange_ptr = std::unique_ptr<exchange>;
+
+inline connection::~connection() = default;
 
 } // namespace sluice::detail

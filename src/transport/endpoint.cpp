@@ -148,4 +148,20 @@ bool endpoint::host_is_ip() const {
     return !ec;
 }
 
+bool endpoint::host_is_loopback() const {
+    error_code ec;
+    const auto address = boost::asio::ip::make_address(host, ec);
+    if (!ec)
+        return address.is_loopback();
+    // RFC 6761 reserves "localhost" and its subdomains for the loopback interface.
+    std::string name(host);
+    for (char& c : name)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    if (!name.empty() && name.back() == '.')
+        name.pop_back();
+    return name == "localhost" ||
+           (name.size() > 10 && name.compare(name.size() - 10, 10, ".localhost") == 0);
+}
+
 } // namespace sluice

@@ -20,6 +20,11 @@ void pool_options::validate() const {
         throw std::invalid_argument("pool.idle_timeout: must be positive");
     if (max_body_size == 0)
         throw std::invalid_argument("pool.max_body_size: must be at least 1");
+    if (max_body_bytes_in_flight != 0 && max_body_bytes_in_flight < max_body_size)
+        throw std::invalid_argument(
+            "pool.max_body_bytes_in_flight: must be 0 or at least max_body_size");
+    if (reuse_quiet_period.count() < 0)
+        throw std::invalid_argument("pool.reuse_quiet_period: must not be negative");
 }
 
 namespace detail {

@@ -11,16 +11,45 @@
 
 namespace sluice::detail {
 
+// The pool-wide account of body bytes held by responses being read (pool_options::
+// max_body_bytes_in_flight): each parser charges the capacity it reserves, and the exchange
+// gives it back when its response is delivered.
+struct body_budget {
+    std::size_t used = 0;
+    std::size_t limit = 0; // 0: none
+
+    bool take(std::size_t n) noexcept {
+        if (limit != 0 && used + n > limit)
+            return false;
+        used += n;
+        return true;
+    }
+    void give(std::size_t n) noexcept { used -= std::min(n, used); }
+};
+
 // An HTTP/1.1 response parser that writes straight into an `http_response`: the headers the
 // engine reads are copied into their members and the others are dropped (no per-field
 // allocation, unlike a full beast::http::fields), and the body goes into a string that always
 // keeps `parse_padding` spare bytes so the simdjson fast path can read it in place.
 class response_parser final : public boost::beast::http::basic_parser<false> {
 public:
-    explicit response_parser(http_response& out)
-        : out_(out) {
+    // `charged` is the exchange's share of `budget`, which outlives this parser: the body keeps
+    // its memory until the response is delivered. `max_body` is the body limit, past which the
+    // body never grows (the base class refuses what is longer).
+    response_parser(http_response& out,
+                    body_budget& budget,
+                    std::size_t& charged,
+                    std::size_t max_body)
+        : out_(out)
+        , budget_(budget)
+        , charged_(charged)
+        , max_body_(max_body) {
         out_.body.clear();
+        body_limit(max_body);
     }
+
+    // The last failure was the pool-wide budget, not this body's own size.
+    bool over_budget() const noexcept { return over_budget_; }
 
 private:
     using string_view = boost::beast::string_view;
@@ -43,34 +72,55 @@ private:
 
     void on_header_impl(error_code&) override {}
 
-    void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code& ec) override {
         // The base class has already refused a Content-Length above the body limit.
-        if (length)
-            out_.body.reserve(static_cast<std::size_t>(*length) + parse_padding);
+        if (length && !grow_to(static_cast<std::size_t>(*length) + parse_padding))
+            ec = errc::body_too_large;
     }
 
-    std::size_t on_body_impl(string_view body, error_code&) override {
-        append(body);
-        return body.size();
-    }
+    std::size_t on_body_impl(string_view body, error_code& ec) override { return append(body, ec); }
 
     void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
 
-    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override {
-        append(body);
-        return body.size();
+    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
+        return append(body, ec);
     }
 
-    void on_finish_impl(error_code&) override {
-        if (out_.body.capacity() < out_.body.size() + parse_padding)
-            out_.body.reserve(out_.body.size() + parse_padding);
+    void on_finish_impl(error_code& ec) override {
+        if (!grow_to(out_.body.size() + parse_padding))
+            ec = errc::body_too_large;
     }
 
-    void append(string_view piece) {
+    std::size_t append(string_view piece, error_code& ec) {
+        if (!grow_to(out_.body.size() + piece.size() + parse_padding)) {
+            ec = errc::body_too_large;
+            return 0;
+        }
+        out_.body.append(piece.data(), piece.size());
+        return piece.size();
+    }
+
+    // Doubling keeps appends amortised, but never past the largest body allowed: a body at
+    // the limit costs the limit, not twice it.
+    bool grow_to(std::size_t needed) {
         std::string& b = out_.body;
-        if (b.capacity() < b.size() + piece.size() + parse_padding)
-            b.reserve(std::max(b.capacity() * 2, b.size() + piece.size() + parse_padding));
-        b.append(piece.data(), piece.size());
+        if (b.capacity() >= needed)
+            return true;
+        const std::size_t ceiling = std::max(max_body_ + parse_padding, needed);
+        const std::size_t target = std::max(needed, std::min(b.capacity() * 2, ceiling));
+        if (target > charged_ && !budget_.take(target - charged_)) {
+            over_budget_ = true;
+            return false;
+        }
+        charged_ = std::max(charged_, target);
+        // Not b.reserve(target): libstdc++ grows a string to at least twice its old capacity
+        // whatever is asked, which would take a body near the cap to twice the cap. A new
+        // string reserved from empty gets exactly what is asked.
+        std::string grown;
+        grown.reserve(target);
+        grown.append(b);
+        b.swap(grown);
+        return true;
     }
 
     std::string* header_target(string_view name) {
@@ -105,6 +155,10 @@ private:
     }
 
     http_response& out_;
+    body_budget& budget_;
+    std::size_t& charged_;
+    std::size_t max_body_;
+    bool over_budget_ = false;
 };
 
 } // namespace sluice::detail

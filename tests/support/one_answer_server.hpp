@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -21,6 +22,7 @@ namespace sluice::test {
 /// How `one_answer_server` answers.
 enum class answer_style {
     keep_alive, // Content-Length and keep-alive, then the connection is dropped silently
+    drop_next,  // keep_alive, but the drop comes only when the next request has arrived
     chunked,    // the same, with the body in three chunks
     until_eof,  // no length: the body ends when the server closes (Connection: close)
     limited,    // a 429 with rate-limit headers in mixed case
@@ -53,6 +55,8 @@ public:
     }
     // Requests received so far (call after the client is done: no lock).
     const std::vector<std::string>& requests() const { return requests_; }
+    // Requests that arrived on a connection and were dropped unanswered (drop_next).
+    int dropped() const { return dropped_; }
 
 private:
     static boost::asio::awaitable<void> serve(one_answer_server* self) {
@@ -73,6 +77,18 @@ private:
             self->requests_.push_back(in);
             co_await boost::asio::async_write(
                 socket, boost::asio::buffer(self->answer()), use_awaitable);
+            if (self->style_ == answer_style::drop_next) {
+                // The connection looks alive while idle; the request sent on it is lost.
+                std::string next;
+                boost::system::error_code ec;
+                co_await boost::asio::async_read_until(
+                    socket,
+                    boost::asio::dynamic_buffer(next),
+                    "\r\n\r\n",
+                    boost::asio::redirect_error(use_awaitable, ec));
+                if (!ec)
+                    ++self->dropped_;
+            }
             socket.close();
         }
     }
@@ -81,6 +97,7 @@ private:
         const std::string body(answer_body);
         switch (style_) {
         case answer_style::keep_alive:
+        case answer_style::drop_next:
             return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
                    std::to_string(body.size()) + "\r\n\r\n" + body;
         case answer_style::chunked: {
@@ -121,6 +138,7 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     answer_style style_;
     std::vector<std::string> requests_;
+    int dropped_ = 0;
     std::thread thread_;
 };
 

@@ -24,12 +24,29 @@ struct pool_options {
     std::chrono::milliseconds connect_timeout{10'000};
     /// TLS handshake timeout.
     std::chrono::milliseconds handshake_timeout{10'000};
-    /// Whole request timeout: write plus reading the full response (the SDKs' 600 s).
+    /// Whole request timeout, from the moment the exchange has a connection: connecting and
+    /// the TLS handshake of a new connection (each also within its own timeout above), writing
+    /// the request and reading the full response (the SDKs' 600 s).
     std::chrono::milliseconds request_timeout{600'000};
     /// An idle connection unused this long is closed.
     std::chrono::milliseconds idle_timeout{60'000};
-    /// Largest response body accepted; a larger one fails with errc::body_too_large.
-    std::size_t max_body_size = 64 * 1024 * 1024;
+    /// Largest response body accepted; a larger one fails with errc::body_too_large. A chat
+    /// completion is a few KiB to a few hundred KiB (logprobs included), so the default keeps
+    /// a hostile endless body from costing more than this per connection.
+    std::size_t max_body_size = 8 * 1024 * 1024;
+    /// Most body bytes the pool holds for responses being read at once, whatever the servers
+    /// send: a response that would take the total beyond it fails with errc::body_too_large.
+    /// With the defaults (64 connections) RSS stays near 150 MiB even when every connection
+    /// streams an endless body. 0: no pool-wide bound (each body still within max_body_size).
+    std::size_t max_body_bytes_in_flight = 128 * 1024 * 1024;
+    /// A response read on a connection that had served earlier requests is delivered once the
+    /// connection has stayed silent this long after it. HTTP/1.1 cannot tell a late or
+    /// unsolicited response from the answer to the request just written; if more bytes arrive
+    /// in this window, the answer read there is not trusted (errc::unexpected_bytes, retried)
+    /// and the connection is closed. The first answer on a new connection is always its own
+    /// and is delivered at once. 0 trusts every answer at once (benchmarks against a server
+    /// you trust); a real completion takes far longer than the default, so it costs little.
+    std::chrono::milliseconds reuse_quiet_period{10};
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;
@@ -86,6 +103,8 @@ struct pool_stats {
     std::size_t waiting = 0;    ///< exchanges waiting for a connection
     std::uint64_t connects = 0; ///< connections opened in all
     std::uint64_t replayed = 0; ///< exchanges replayed on a fresh connection
+    /// Connections closed because the server sent bytes no request asked for.
+    std::uint64_t untrusted = 0;
 };
 
 /// A pool of keep-alive HTTP/1.1 connections (TLS over Beast's ssl_stream, or plain TCP for
@@ -93,6 +112,12 @@ struct pool_stats {
 /// to `max_connections`, or waits for one. A connection the server closed is replaced
 /// transparently: when a reused connection fails before any response byte arrived, the
 /// exchange is replayed once on a fresh connection; other failures are reported.
+///
+/// An answer is only ever read for the request written on that connection, and a connection
+/// is only reused when nothing arrived on it beyond the answer: informational (1xx) responses
+/// are skipped, an idle connection keeps a read armed and is closed on any byte or EOF, a
+/// connection is checked for stray bytes when it is lent, and an answer on a reused connection
+/// waits out `reuse_quiet_period` (see there) before it is delivered.
 ///
 /// Thread safety: all calls and completions on the pool's executor (use a strand when the
 /// io_context runs on several threads). Object lifetimes: the pool must outlive its pending

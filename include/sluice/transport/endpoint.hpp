@@ -32,6 +32,10 @@ struct endpoint {
 
     /// True when `host` is an IPv4 or IPv6 literal (no SNI; certificate checked by IP).
     bool host_is_ip() const;
+
+    /// True when `host` names this machine's loopback interface: 127.0.0.0/8, ::1,
+    /// `localhost` or a name under it.
+    bool host_is_loopback() const;
 };
 
 } // namespace sluice
