@@ -4,6 +4,7 @@
 #include <sluice/parse/completion_parser.hpp>
 
 #include "detail/complete.hpp"
+#include "detail/redact.hpp"
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -71,6 +72,15 @@ using op_ptr = std::unique_ptr<request_op>;
 
 std::string describe_failure(const error_code& ec, const http_response& resp, const completion& c) {
     std::string msg;
+    if (resp.ec) {
+        // A transport failure, perhaps after a head arrived: the step and the parser's reason
+        // ("read: bad chunk"), not just the status of a response that never completed.
+        msg = resp.failed_step && *resp.failed_step ? std::string(resp.failed_step) + ": " : "";
+        msg += resp.ec.message();
+        if (resp.status != 0)
+            msg += " (after the head of an HTTP " + std::to_string(resp.status) + " response)";
+        return msg;
+    }
     if (resp.status != 0) {
         msg = "HTTP " + std::to_string(resp.status);
         if (c.error && !c.error->message.empty())
@@ -203,17 +213,31 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         op->scope = &scope_for(op->req);
         if (op->scope->queue.limiter().too_large(op->cost)) {
-            const limit_options& l = op->scope->queue.limiter().limits();
-            op->res.message = "estimated cost of " + std::to_string(op->cost) +
-                              " tokens exceeds the limit of " +
-                              std::to_string(std::llround(l.tpm / l.share)) + " tokens per minute";
-            finish(std::move(op), errc::request_too_large);
+            refuse_too_large(std::move(op));
             return;
         }
         scope& sc = *op->scope;
         const std::uint64_t cost = op->cost;
         sc.queue.push_back(std::move(op), cost);
         pump();
+    }
+
+    // Fails a request that can never be admitted, saying which bound it is over.
+    void refuse_too_large(op_ptr op) {
+        const rate_limiter& limiter = op->scope->queue.limiter();
+        const limit_options& l = limiter.limits();
+        const double tpm = l.tpm / l.share;
+        const double cap = limiter.request_cap();
+        if (cap > 0 && (tpm <= 0 || cap < tpm))
+            op->res.message = "estimated cost of " + std::to_string(op->cost) +
+                              " tokens exceeds the largest request the server accepts (about " +
+                              std::to_string(std::llround(cap)) +
+                              " estimated tokens, learned from an earlier refusal)";
+        else
+            op->res.message = "estimated cost of " + std::to_string(op->cost) +
+                              " tokens exceeds the limit of " + std::to_string(std::llround(tpm)) +
+                              " tokens per minute";
+        finish(std::move(op), errc::request_too_large);
     }
 
     // Admits waiting requests while a connection is free: in order within each scope, taking
@@ -238,6 +262,14 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 op_ptr op = std::move(std::get<op_ptr>(step));
                 op->res.times.admitted = now;
                 op->ticket = sc->queue.limiter().last_ticket();
+                // The server may have taught a request cap (learn_too_large) while this one
+                // waited: sending it would only buy another refusal.
+                if (sc->queue.limiter().too_large(op->cost)) {
+                    sc->queue.limiter().refused(op->ticket);
+                    refuse_too_large(std::move(op));
+                    admitted = true;
+                    continue;
+                }
                 start_attempt(std::move(op));
                 admitted = true;
             }
@@ -293,10 +325,17 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             const bool success_status = resp.status >= 200 && resp.status < 300;
             if (success_status && pec)
                 outcome.transport_error = pec;
-            if (parsed.error)
+            if (parsed.error) {
                 outcome.provider_code =
                     parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
+                outcome.provider_message = parsed.error->message;
+            }
+            // Capped before any use: the hold of the whole scope as much as this request's
+            // delay. A raw hint of years would stop every line of the endpoint.
             outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
+            if (outcome.retry_after)
+                outcome.retry_after = std::min<std::chrono::nanoseconds>(
+                    *outcome.retry_after, opts.retry.max_retry_after);
             if (meta.should_retry == "true")
                 outcome.should_retry = true;
             else if (meta.should_retry == "false")
@@ -330,6 +369,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         if (decision.ec == errc::rate_limited && outcome.retry_after)
             op->scope->queue.limiter().hold_until(
                 now + std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
+        // The server's count of a request too large for it, against its limit, teaches the
+        // scope to refuse the like of it before sending (see pump()).
+        if (decision.ec == errc::request_too_large)
+            if (auto hint = parse_too_large(outcome.provider_message))
+                limiter.learn_too_large(op->cost, *hint);
 
         op->res.status = resp.status;
         op->res.request_id = std::move(resp.request_id);
@@ -350,13 +394,16 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 finish(std::move(op), errc::retry_budget_exhausted);
                 return;
             }
+            op->last_error = decision.ec;
+            op->res.message = describe_failure(decision.ec, resp, parsed);
             if (!stopped) {
-                op->last_error = decision.ec;
-                op->res.message = describe_failure(decision.ec, resp, parsed);
                 schedule_retry(std::move(op), decision.delay, decision.ec);
                 return;
             }
-            [[fallthrough]];
+            // Stopped before it could be retried: the line is not answered, so a resumed run
+            // must send it again; the last failure stays in the message.
+            finish_stopped(std::move(op));
+            return;
         case retry_decision::action::give_up:
             op->res.message = describe_failure(decision.ec, resp, parsed);
             if (op->res.attempts > 1)
@@ -383,8 +430,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 self->sleeping.erase(op.get());
                 op->retry_timer.reset();
                 if (self->stopped) {
-                    self->finish(std::move(op),
-                                 op->last_error ? op->last_error : make_error_code(errc::stopped));
+                    self->finish_stopped(std::move(op));
                     return;
                 }
                 // A retry goes back through admission: failed requests count against the
@@ -408,12 +454,25 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     // --- delivery ---------------------------------------------------------------------------
 
+    // A request that was sent and failed, then stopped while waiting for its retry (a timer,
+    // a 429 hold, admission): not a final answer. errc::stopped is what a resumed run sends
+    // again; the last failure is kept in the message.
+    void finish_stopped(op_ptr op) {
+        const std::string last = op->res.message.empty()
+                                     ? (op->last_error ? op->last_error.message() : std::string())
+                                     : op->res.message;
+        op->res.message =
+            "stopped before retrying" + (last.empty() ? "" : "; last failure: " + last);
+        finish(std::move(op), errc::stopped);
+    }
+
     void finish(op_ptr op, error_code ec) {
         result& r = op->res;
         r.ec = ec;
         r.times.done = clock::now();
         if (ec && r.message.empty())
             r.message = ec.message();
+        scrub_secrets(r);
         {
             std::lock_guard lock(stats_mutex);
             counters.attempts += r.attempts;
@@ -439,6 +498,22 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         });
         --pending;
         on_slot_freed();
+    }
+
+    // Servers echo request headers, the key among them, in error messages (and may in any
+    // body): it is cut out of everything a result carries before anyone can write it.
+    void scrub_secrets(result& r) const {
+        if (!secrets.active())
+            return;
+        secrets.scrub(r.body);
+        secrets.scrub(r.message);
+        if (r.completion.error) {
+            secrets.scrub(r.completion.error->message);
+            secrets.scrub(r.completion.error->param);
+        }
+        for (choice& c : r.completion.choices)
+            if (c.content)
+                secrets.scrub(*c.content);
     }
 
     // A request that never entered the engine (stopped, queue full).
@@ -505,10 +580,12 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 queued.push_back(std::move(op));
         }
         for (auto& op : queued) {
-            const error_code ec = op->res.attempts == 0 ? make_error_code(errc::not_attempted)
-                                  : op->last_error      ? op->last_error
-                                                        : make_error_code(errc::stopped);
-            if (stopped_by && op->res.attempts == 0)
+            if (op->res.attempts > 0) {
+                finish_stopped(std::move(op)); // a retry waiting for admission
+                continue;
+            }
+            const error_code ec = make_error_code(errc::not_attempted);
+            if (stopped_by)
                 op->res.message = ec.message() + " (" + stopped_by.message() + ")";
             finish(std::move(op), ec);
         }
@@ -534,6 +611,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     connection_pool pool;
     retry_policy retry;
     completion_parser parser; // one per dispatcher: all parsing happens on `ex`
+    detail::secret_scrubber secrets{opts.api_key};
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did
 

@@ -142,6 +142,60 @@ rate_limit_headers parse_rate_limit_headers(const response_meta_view& meta) noex
     return h;
 }
 
+namespace {
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) noexcept {
+    if (s.size() < prefix.size())
+        return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        const auto lower = [](char c) {
+            return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+        };
+        if (lower(s[i]) != lower(prefix[i]))
+            return false;
+    }
+    return true;
+}
+
+// The number after the word `label` and a space ("Limit 10,000"), or empty.
+std::optional<double> number_after(std::string_view s, std::string_view label) noexcept {
+    for (std::size_t at = s.find(label); at != std::string_view::npos; at = s.find(label, at + 1)) {
+        // A whole word: "Limit" must not match inside "RateLimit".
+        if (at > 0 &&
+            ((s[at - 1] >= 'a' && s[at - 1] <= 'z') || (s[at - 1] >= 'A' && s[at - 1] <= 'Z')))
+            continue;
+        std::size_t p = at + label.size();
+        if (p >= s.size() || s[p] != ' ')
+            continue;
+        ++p;
+        std::string digits;
+        while (p < s.size() && ((s[p] >= '0' && s[p] <= '9') || s[p] == ',' || s[p] == '.') &&
+               digits.size() < 32) {
+            if (s[p] != ',')
+                digits.push_back(s[p]);
+            ++p;
+        }
+        while (!digits.empty() && digits.back() == '.') // the sentence's full stop
+            digits.pop_back();
+        if (auto v = parse_number(digits))
+            return v;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+std::optional<too_large_hint> parse_too_large(std::string_view message) noexcept {
+    message = trim(message);
+    if (!starts_with_nocase(message, "request too large"))
+        return std::nullopt;
+    const auto limit = number_after(message, "Limit");
+    const auto requested = number_after(message, "Requested");
+    if (!limit || !requested || !(*limit > 0) || !(*requested > *limit))
+        return std::nullopt;
+    return too_large_hint{*limit, *requested};
+}
+
 std::optional<std::chrono::nanoseconds>
 parse_retry_after(const response_meta_view& meta,
                   std::chrono::system_clock::time_point now) noexcept {

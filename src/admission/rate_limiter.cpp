@@ -82,7 +82,19 @@ void rate_limiter::refused(std::uint64_t ticket) {
 
 bool rate_limiter::too_large(std::uint64_t tokens) const noexcept {
     // The bucket is this limiter's share; the server measures the request against the whole.
-    return opts_.tpm > 0 && static_cast<double>(tokens) > opts_.tpm / opts_.share;
+    const auto cost = static_cast<double>(tokens);
+    return (opts_.tpm > 0 && cost > opts_.tpm / opts_.share) ||
+           (request_cap_ > 0 && cost > request_cap_);
+}
+
+void rate_limiter::learn_too_large(std::uint64_t estimated, const too_large_hint& hint) noexcept {
+    if (estimated == 0 || !(hint.limit > 0) || !(hint.requested > hint.limit))
+        return;
+    // Below the refused estimate by construction (limit < requested), so the request that
+    // taught it is itself refused by it.
+    const double cap = hint.limit * static_cast<double>(estimated) / hint.requested;
+    if (request_cap_ == 0 || cap < request_cap_)
+        request_cap_ = cap;
 }
 
 void rate_limiter::settle(time_point now, std::uint64_t estimated, std::uint64_t actual) {

@@ -1,3 +1,4 @@
+#include <sluice/admission/limit_headers.hpp>
 #include <sluice/admission/retry_policy.hpp>
 
 #include <algorithm>
@@ -46,8 +47,13 @@ error_code classify(const attempt_outcome& o) noexcept {
     if (s == 429) {
         if (std::find(quota_codes.begin(), quota_codes.end(), o.provider_code) != quota_codes.end())
             return errc::quota_exhausted;
+        // Comes as rate_limit_exceeded, but the request alone is over the limit: no wait helps.
+        if (parse_too_large(o.provider_message))
+            return errc::request_too_large;
         return errc::rate_limited;
     }
+    if (s == 401)
+        return errc::unauthorized;
     if (s == 408 || s == 409 || (s >= 500 && s < 600))
         return errc::server_error;
     return errc::client_error;
@@ -77,9 +83,11 @@ retry_decision retry_policy::decide(const attempt_outcome& outcome, unsigned att
         return {retry_decision::action::done, {}, {}};
 
     bool retryable = is_retryable(ec);
-    // The server's own word overrides the status rule, as in the official SDKs; a quota
-    // answer stays final whatever the header says.
-    if (outcome.should_retry && ec != errc::quota_exhausted)
+    // The server's own word overrides the status rule, as in the official SDKs; an answer
+    // that no retry can change (quota, a refused key, a request over the limit) stays final
+    // whatever the header says: each retry would be paid for in vain.
+    if (outcome.should_retry && ec != errc::quota_exhausted && ec != errc::unauthorized &&
+        ec != errc::request_too_large)
         retryable = *outcome.should_retry;
     if (!retryable || attempts >= opts_.max_attempts)
         return {retry_decision::action::give_up, {}, ec};

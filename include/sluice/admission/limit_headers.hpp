@@ -50,4 +50,18 @@ std::optional<std::chrono::nanoseconds>
 parse_retry_after(const response_meta_view& meta,
                   std::chrono::system_clock::time_point now) noexcept;
 
+/// What a "request too large" refusal says: the account's limit and what the server counted
+/// for the refused request, in tokens (OpenAI sends it as a 429 `rate_limit_exceeded`:
+/// "Request too large for gpt-4o-mini in organization org-... on tokens per min (TPM): Limit
+/// 10000, Requested 30000. ..."). Waiting cannot help such a request.
+struct too_large_hint {
+    double limit = 0;
+    double requested = 0;
+};
+
+/// Reads a too-large refusal out of an error message: it must start with "Request too large"
+/// (any case) and carry "Limit N" and "Requested M" with M > N > 0 (digits, thousands
+/// separators and a fraction allowed). Empty for every other message.
+std::optional<too_large_hint> parse_too_large(std::string_view message) noexcept;
+
 } // namespace sluice

@@ -54,8 +54,19 @@ public:
     duration try_admit(time_point now, std::uint64_t tokens);
 
     /// True when a request costing `tokens` can never be admitted (its cost exceeds the
-    /// account's per-minute token limit, `tpm / share`): refuse it instead of sending it.
+    /// account's per-minute token limit, `tpm / share`, or the largest request the server was
+    /// learned to accept, `learn_too_large`): refuse it instead of sending it.
     bool too_large(std::uint64_t tokens) const noexcept;
+
+    /// The server refused a request estimated at `estimated` tokens as too large (`hint`: its
+    /// limit, and what it counted for that request). Our estimate and the server's count
+    /// differ, so the server's limit is carried over to our scale (limit x estimated /
+    /// requested): from now on a request whose estimate is above that is `too_large`. The
+    /// lowest such bound learned is kept.
+    void learn_too_large(std::uint64_t estimated, const too_large_hint& hint) noexcept;
+
+    /// The largest estimate `too_large` lets through by what the server taught (0: none).
+    double request_cap() const noexcept { return request_cap_; }
 
     /// Corrects the token books once a response's `usage` shows the real cost.
     void settle(time_point now, std::uint64_t estimated, std::uint64_t actual);
@@ -109,6 +120,7 @@ private:
     token_bucket requests_;
     token_bucket tokens_;
     time_point held_until_{};
+    double request_cap_ = 0; // estimate units; 0: none learned
     std::uint64_t tickets_ = 0;
     // Admitted and not yet complete, in ticket order: (ticket, token cost). As many as there
     // are requests on the wire.

@@ -40,6 +40,9 @@ struct attempt_outcome {
     unsigned status = 0;
     /// The provider's `error.code` (or `error.type` when code is null), when the body had one.
     std::string_view provider_code;
+    /// The provider's `error.message`, when the body had one (a 429 may say "Request too
+    /// large": see `parse_too_large`).
+    std::string_view provider_message;
     /// The server's retry hint, already parsed.
     std::optional<std::chrono::nanoseconds> retry_after;
     /// `x-should-retry`, when sent: overrides the status rule, as the SDKs do.
@@ -47,7 +50,9 @@ struct attempt_outcome {
 };
 
 /// Classifies an attempt's outcome as an error code: empty for 2xx, `errc::rate_limited`,
-/// `errc::quota_exhausted`, `errc::server_error`, `errc::client_error`, or the transport error.
+/// `errc::quota_exhausted`, `errc::request_too_large` (a 429 whose message says so),
+/// `errc::unauthorized` (401), `errc::server_error`, `errc::client_error`, or the transport
+/// error.
 error_code classify(const attempt_outcome& outcome) noexcept;
 
 /// The policy's answer for one attempt.

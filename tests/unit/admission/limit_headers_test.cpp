@@ -100,3 +100,28 @@ TEST_CASE("parse_retry_after skips a bad retry-after-ms and refuses bad dates") 
     m.retry_after = "Thu, 22 Oct 2015 07:28:00 GMT"; // a day later, across a date boundary
     CHECK(parse_retry_after(m, now) == nanoseconds(24h));
 }
+
+TEST_CASE("parse_too_large reads the limit and the count out of a too-large refusal") {
+    const auto h = parse_too_large(
+        "Request too large for gpt-4o-mini in organization org-abc on tokens per min (TPM): "
+        "Limit 10000, Requested 30000. The input or output tokens must be reduced in order to "
+        "run successfully. Visit https://example.test/rate-limits to learn more.");
+    REQUIRE(h);
+    CHECK(h->limit == 10000);
+    CHECK(h->requested == 30000);
+
+    const auto commas = parse_too_large("request too large for gpt-4o on tokens per min: "
+                                        "Limit 200,000, Requested 250,000.");
+    REQUIRE(commas);
+    CHECK(commas->limit == 200000);
+    CHECK(commas->requested == 250000);
+
+    // Ordinary rate limiting, garbage and impossible figures are not too-large refusals.
+    CHECK_FALSE(parse_too_large("Rate limit reached for gpt-4o-mini: Limit 10000, Used 9990, "
+                                "Requested 30."));
+    CHECK_FALSE(parse_too_large("Request too large"));
+    CHECK_FALSE(parse_too_large("Request too large: Limit 30000, Requested 100"));
+    CHECK_FALSE(parse_too_large("Request too large: Limit -5, Requested 10"));
+    CHECK_FALSE(parse_too_large("Request too large: RateLimit 5, Requested 10"));
+    CHECK_FALSE(parse_too_large(""));
+}

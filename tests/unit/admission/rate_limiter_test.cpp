@@ -460,3 +460,25 @@ TEST_CASE("the reconcile example of docs/rate-limits.md") {
     CHECK(limiter.try_admit(clock.now(), 0) ==
           std::chrono::duration_cast<rate_limiter::duration>(100ms));
 }
+
+TEST_CASE("a too-large refusal teaches the largest request the server accepts, on our scale") {
+    test::manual_clock clock;
+    rate_limiter limiter(limits(0, 0), clock.now()); // nothing configured
+    CHECK_FALSE(limiter.too_large(25'000));
+    // Estimated at 24,000, counted by the server as 30,000 against a limit of 10,000: on our
+    // scale the server takes at most 8,000.
+    limiter.learn_too_large(24'000, too_large_hint{10'000, 30'000});
+    CHECK(limiter.request_cap() == Approx(8'000));
+    CHECK(limiter.too_large(24'000)); // the request that taught it
+    CHECK(limiter.too_large(8'001));
+    CHECK_FALSE(limiter.too_large(8'000));
+    // A looser lesson does not undo a stricter one; a stricter one wins.
+    limiter.learn_too_large(40'000, too_large_hint{10'000, 20'000});
+    CHECK(limiter.request_cap() == Approx(8'000));
+    limiter.learn_too_large(12'000, too_large_hint{5'000, 12'000});
+    CHECK(limiter.request_cap() == Approx(5'000));
+    // Nonsense hints teach nothing.
+    limiter.learn_too_large(0, too_large_hint{1, 2});
+    limiter.learn_too_large(100, too_large_hint{200, 100});
+    CHECK(limiter.request_cap() == Approx(5'000));
+}

@@ -32,8 +32,9 @@ TEST_CASE("classify maps statuses and provider codes to errors") {
         CHECK(classify(status(429, code)) == errc::quota_exhausted);
     for (unsigned s : {408u, 409u, 500u, 502u, 503u, 504u})
         CHECK(classify(status(s)) == errc::server_error);
-    for (unsigned s : {400u, 401u, 403u, 404u, 422u})
+    for (unsigned s : {400u, 403u, 404u, 422u})
         CHECK(classify(status(s)) == errc::client_error);
+    CHECK(classify(status(401, "invalid_api_key")) == errc::unauthorized);
     attempt_outcome reset;
     reset.transport_error = boost::asio::error::connection_reset;
     CHECK(classify(reset) == boost::asio::error::connection_reset);
@@ -44,11 +45,15 @@ TEST_CASE("retryable failures are retried, the others never") {
     CHECK(p.decide(status(200), 1).what == action::done);
     for (unsigned s : {408u, 409u, 429u, 500u, 503u})
         CHECK(p.decide(status(s), 1).what == action::retry);
-    for (unsigned s : {400u, 401u, 403u, 404u, 422u}) {
+    for (unsigned s : {400u, 403u, 404u, 422u}) {
         const auto d = p.decide(status(s), 1);
         CHECK(d.what == action::give_up);
         CHECK(d.ec == errc::client_error);
     }
+    const auto refused_key = p.decide(status(401), 1);
+    CHECK(refused_key.what == action::give_up);
+    CHECK(refused_key.ec == errc::unauthorized);
+    CHECK(is_fatal(refused_key.ec));
     const auto quota = p.decide(status(429, "insufficient_quota"), 1);
     CHECK(quota.what == action::give_up);
     CHECK(quota.ec == errc::quota_exhausted);
@@ -167,4 +172,36 @@ TEST_CASE("backoff stays bounded for any attempt count and any options") {
     o.initial_backoff = 0ms;
     retry_policy zero(o, 3);
     CHECK(zero.backoff(4'000'000'000u) == nanoseconds(0));
+}
+
+TEST_CASE("a 429 that says the request is too large is final, whatever x-should-retry says") {
+    retry_policy p(retry_options{}, 1);
+    auto out = status(429, "rate_limit_exceeded");
+    out.provider_message = "Request too large for gpt-4o-mini in organization org-abc on tokens "
+                           "per min (TPM): Limit 10000, Requested 30000. The input or output "
+                           "tokens must be reduced in order to run successfully.";
+    out.retry_after = nanoseconds(2s);
+    out.should_retry = true;
+    CHECK(classify(out) == errc::request_too_large);
+    const auto d = p.decide(out, 1);
+    CHECK(d.what == action::give_up);
+    CHECK(d.ec == errc::request_too_large);
+    // The same code with an ordinary message is the server pacing the client.
+    out.provider_message = "Rate limit reached for gpt-4o-mini on tokens per min (TPM): Limit "
+                           "10000, Used 9000, Requested 3000.";
+    CHECK(classify(out) == errc::rate_limited);
+    CHECK(p.decide(out, 1).what == action::retry);
+}
+
+TEST_CASE("x-should-retry: true does not make a refused key or a spent quota retried") {
+    retry_policy p(retry_options{}, 1);
+    auto key = status(401, "invalid_api_key");
+    key.should_retry = true;
+    CHECK(p.decide(key, 1).what == action::give_up);
+    auto quota = status(429, "insufficient_quota");
+    quota.should_retry = true;
+    CHECK(p.decide(quota, 1).what == action::give_up);
+    auto bad = status(400);
+    bad.should_retry = true; // the server's word for an ordinary status stands
+    CHECK(p.decide(bad, 1).what == action::retry);
 }
