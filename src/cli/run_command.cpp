@@ -14,6 +14,7 @@
 #include <sluice/sink/jsonl_writer.hpp>
 #include <sluice/source/id_index.hpp>
 #include <sluice/source/jsonl_reader.hpp>
+#include <sluice/transport/endpoint.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -34,12 +35,15 @@ namespace asio = boost::asio;
 
 // Flags > environment > config file > defaults, in that order of strength; within the file
 // and within the flags, rpm/tpm override the tier's numbers.
-dispatcher_options build_options(const run_options& o) {
+dispatcher_options build_options(const run_options& o, std::string* api_key_env) {
     dispatcher_options opts;
     file_settings file;
     if (!o.config_file.empty())
         file = apply_config_file(o.config_file, opts);
-    apply_environment(opts, o.api_key_env.value_or(file.api_key_env));
+    const std::string key_env = o.api_key_env.value_or(file.api_key_env);
+    apply_environment(opts, key_env);
+    if (api_key_env)
+        *api_key_env = key_env;
 
     const std::string tier_name = o.tier.value_or(file.tier);
     if (!tier_name.empty()) {
@@ -70,6 +74,17 @@ dispatcher_options build_options(const run_options& o) {
     if (o.request_timeout_ms)
         opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
     return opts;
+}
+
+std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {
+    if (!opts.api_key.empty())
+        return {};
+    error_code ec;
+    const endpoint ep = endpoint::parse(opts.base_url, ec);
+    if (ec || !ep.tls || ep.host_is_loopback())
+        return {}; // a bad URL is reported where the engine is built
+    return "no API key: set " + std::string(api_key_env) + " (or name another variable with " +
+           "--api-key-env) before sending to " + opts.base_url;
 }
 
 namespace {
@@ -126,8 +141,9 @@ private:
 
 int run(const run_options& o) {
     dispatcher_options opts;
+    std::string key_env;
     try {
-        opts = build_options(o);
+        opts = build_options(o, &key_env);
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';
         return exit_usage;
@@ -201,6 +217,10 @@ int run(const run_options& o) {
         opts.tls.ca_pem = mock->certificate_pem();
         if (opts.api_key.empty())
             opts.api_key = "sk-mock";
+    }
+    if (const std::string why = missing_key_error(opts, key_env); !why.empty()) {
+        std::cerr << "sluice run: " << why << '\n';
+        return exit_usage;
     }
     if (opts.tls.insecure)
         std::cerr << "sluice run: WARNING: --insecure: TLS certificates are NOT verified\n";
@@ -329,6 +349,11 @@ int run(const run_options& o) {
     const job_counts counts{job.lines(), job.bad_lines(), job.skipped()};
     if (!o.quiet)
         print_summary(std::cerr, stats, counts, wall);
+    if (stats.failures.count("unauthorized"))
+        std::cerr << "sluice run: the server refused the API key from " << key_env
+                  << " (HTTP 401); the job stopped and the lines not sent are recorded as "
+                     "not attempted: set a valid key and run the same command again to "
+                     "resume\n";
     const std::uint64_t earlier_errors = recovered.kept_errors + recovered.kept_bad_lines;
     if (earlier_errors > 0 && !o.quiet)
         std::cerr << "  " << earlier_errors
@@ -337,6 +362,8 @@ int run(const run_options& o) {
     if (status == exit_ok) {
         if (job.interrupted())
             status = exit_interrupted;
+        else if (stats.failures.count("unauthorized"))
+            status = exit_auth;
         else if (stats.failures.count("quota_exhausted"))
             status = exit_quota;
         else if (stats.failed > 0 || job.bad_lines() > 0 || earlier_errors > 0)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace sluice::cli {
 
@@ -17,6 +18,7 @@ inline constexpr int exit_usage = 2;         ///< bad flags, config or environme
 inline constexpr int exit_quota = 3;         ///< stopped: quota exhausted; rest not attempted
 inline constexpr int exit_io = 4;            ///< input or output file could not be read/written
 inline constexpr int exit_invalid_input = 5; ///< --strict found bad lines; nothing sent
+inline constexpr int exit_auth = 6;          ///< stopped: the server refused the API key (401)
 inline constexpr int exit_interrupted = 130; ///< stopped by SIGINT/SIGTERM; records written
 
 /// Thrown by a command's callback to end the process with `code` after it has reported.
@@ -77,8 +79,16 @@ struct run_options {
 };
 
 /// The engine options of a run: defaults, then the config file, the environment and the flags,
-/// each stronger than the one before. Throws config_error or std::invalid_argument.
-dispatcher_options build_options(const run_options& opts);
+/// each stronger than the one before. Throws config_error or std::invalid_argument. When
+/// `api_key_env` is given, it receives the name of the environment variable the key was
+/// looked up in.
+dispatcher_options build_options(const run_options& opts, std::string* api_key_env = nullptr);
+
+/// Why a run with `opts` must not start for want of an API key, or empty: a https endpoint
+/// off this machine is never sent a request without one (it could only answer 401, after the
+/// connection and handshake cost). Loopback and plain-http servers are local test peers and
+/// often take no key. `api_key_env` names the variable the message tells the user to set.
+std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env);
 
 /// Registers `sluice run`.
 void add_run_command(CLI::App& app);

@@ -111,7 +111,8 @@ bool redone(const record_fields& f, const journal_options& options) {
         return false;
     if (options.retry_failed)
         return true;
-    for (const errc e : {errc::not_attempted, errc::stopped, errc::quota_exhausted})
+    for (const errc e :
+         {errc::not_attempted, errc::stopped, errc::quota_exhausted, errc::unauthorized})
         if (f.code == error_kind(make_error_code(e)))
             return true;
     return false;

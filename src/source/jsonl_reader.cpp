@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace sluice {
@@ -84,6 +85,21 @@ line_fields read_fields(const sj::dom::object& root) {
             f.not_for_prompt = field.key;
     }
     return f;
+}
+
+// Why a body asking for a streamed answer is refused, or nothing. Until sluice reads
+// server-sent events, sending it would buy a generation whose answer cannot be recorded.
+std::string stream_refusal(const sj::dom::object& body) {
+    sj::dom::element value;
+    if (body["stream"].get(value))
+        return {};
+    bool on = false;
+    if (value.get_bool().get(on))
+        return "stream must be true or false";
+    if (on)
+        return "\"stream\": true is not supported yet (sluice records whole answers); remove "
+               "it or set it to false";
+    return {};
 }
 
 } // namespace
@@ -172,6 +188,8 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
 
     if (!f.body && f.has_messages) {
         // The line is itself a chat-completion body.
+        if (std::string why = stream_refusal(object); !why.empty())
+            return fail(std::move(why));
         req.body.assign(trim(line));
         req.model.assign(f.model.value_or(std::string_view{}));
         return;
@@ -207,6 +225,8 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     sj::dom::object body;
     if (f.body->get_object().get(body))
         return fail("body is not an object");
+    if (std::string why = stream_refusal(body); !why.empty())
+        return fail(std::move(why));
     std::string_view model;
     if (!body["model"].get_string().get(model))
         req.model.assign(model);

@@ -47,3 +47,36 @@ TEST_CASE("without a config file the flags alone set the limits") {
     CHECK(opts.limits.tpm == 60'000);
     CHECK(opts.pool.max_connections == 7);
 }
+
+TEST_CASE("a run to a remote https endpoint without an API key is refused, naming the variable") {
+    dispatcher_options opts;
+    opts.base_url = "https://api.example.com/v1";
+    const std::string why = missing_key_error(opts, "MY_KEY");
+    CHECK(why.find("no API key") != std::string::npos);
+    CHECK(why.find("MY_KEY") != std::string::npos);
+
+    opts.api_key = "sk-x";
+    CHECK(missing_key_error(opts, "MY_KEY").empty());
+
+    // Local peers (the mock, a server under test) often take no key.
+    opts.api_key.clear();
+    for (const char* url :
+         {"https://127.0.0.1:8443/v1", "https://localhost/v1", "http://10.1.2.3:8000/v1"}) {
+        INFO(url);
+        opts.base_url = url;
+        CHECK(missing_key_error(opts, "MY_KEY").empty());
+    }
+}
+
+TEST_CASE("build_options names the variable the key was read from") {
+    test::temp_dir dir;
+    std::string env;
+    run_options o = with_config(dir, "api_key_env = \"FROM_FILE_KEY\"\n");
+    build_options(o, &env);
+    CHECK(env == "FROM_FILE_KEY");
+    o.api_key_env = "FROM_FLAG_KEY";
+    build_options(o, &env);
+    CHECK(env == "FROM_FLAG_KEY");
+    build_options(run_options{}, &env);
+    CHECK(env == "OPENAI_API_KEY");
+}

@@ -161,6 +161,37 @@ TEST_CASE("jsonl_reader names what is wrong with each bad line") {
     CHECK(records[0].message.size() > std::string("not JSON: ").size());
 }
 
+TEST_CASE("jsonl_reader refuses lines asking for a streamed answer, naming the field") {
+    temp_dir dir;
+    const std::string path = dir.file("stream.jsonl");
+    test::write_file(
+        path,
+        R"({"custom_id":"s1","body":{"model":"m","messages":[],"stream":true}})"
+        "\n"
+        R"({"model":"m","messages":[],"stream":true})"
+        "\n"
+        R"({"custom_id":"s3","body":{"messages":[],"stream":"yes"}})"
+        "\n"
+        R"({"custom_id":"s4","body":{"messages":[],"stream":false}})"
+        "\n"
+        // Only the body's own field counts: a nested "stream" is content.
+        R"({"custom_id":"s5","body":{"messages":[{"role":"user","content":"x"}],"metadata":{"stream":true}}})"
+        "\n");
+    const auto records = read_path(path);
+    REQUIRE(records.size() == 5);
+    CHECK(records[0].ec == errc::bad_input_line);
+    CHECK(records[0].request.custom_id == "s1");
+    CHECK(records[0].message.find("\"stream\": true is not supported") != std::string::npos);
+    CHECK(records[0].request.body.empty()); // nothing left that could be sent
+    CHECK(records[1].ec == errc::bad_input_line);
+    CHECK(records[1].message == records[0].message);
+    CHECK(records[2].ec == errc::bad_input_line);
+    CHECK(records[2].message == "stream must be true or false");
+    CHECK_FALSE(records[3].ec);
+    CHECK(records[3].request.body == R"({"messages":[],"stream":false})");
+    CHECK_FALSE(records[4].ec);
+}
+
 TEST_CASE("jsonl_reader strips CRLF line endings and skips blank lines") {
     temp_dir dir;
     const std::string fixture = std::string(SLUICE_TEST_FIXTURES) + "/batch/crlf.jsonl";

@@ -67,6 +67,26 @@ TEST_CASE("base URLs split into scheme, host, port and path prefix") {
     CHECK(ep.target("/chat/completions") == "/openai/deployments/x/chat/completions");
 }
 
+TEST_CASE("loopback hosts are told from the rest") {
+    for (const char* url : {"http://127.0.0.1:8000/v1",
+                            "https://127.9.9.9/v1",
+                            "https://[::1]:8443/v1",
+                            "https://localhost/v1",
+                            "https://LocalHost./v1",
+                            "https://api.localhost:9000/v1"}) {
+        INFO(url);
+        CHECK(parse_ok(url).host_is_loopback());
+    }
+    for (const char* url : {"https://api.openai.com/v1",
+                            "https://10.0.0.1/v1",
+                            "https://[::2]/v1",
+                            "https://notlocalhost/v1",
+                            "https://localhost.example.com/v1"}) {
+        INFO(url);
+        CHECK_FALSE(parse_ok(url).host_is_loopback());
+    }
+}
+
 TEST_CASE("malformed or unsupported URLs are invalid_url") {
     for (const char* bad : {"",
                             "api.openai.com/v1",
