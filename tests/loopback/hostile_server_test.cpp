@@ -1,0 +1,456 @@
+// `sluice run` against servers that misbehave on purpose (tests/support/hostile_server.hpp):
+// interim responses, unsolicited responses, absurd retry-after hints, rate limits that no wait
+// can cure, a refused key, a server that echoes the key, a body without end, a broken chunk and
+// a TLS handshake that never completes. Every case runs the built binary on a 10-line batch and
+// checks that each line ends in exactly one record, that no record holds another line's answer,
+// how many attempts reached the server and that the run stays bounded.
+#include "support/hostile_server.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace sluice::test;
+
+namespace {
+
+constexpr int lines_in_batch = 10;
+constexpr const char* api_key = "sk-test-SECRET-0123456789";
+constexpr const char* secret = "SECRET-0123456789";
+
+std::string id_of(int n) {
+    return numbered("req-", static_cast<std::size_t>(n));
+}
+
+std::string write_input(const temp_dir& dir, bool stream = false) {
+    std::string text;
+    for (int n = 0; n < lines_in_batch; ++n) {
+        text += R"({"custom_id":")" + id_of(n) + R"(","body":{"model":"m",)";
+        if (stream)
+            text += R"("stream":true,)";
+        text += R"("messages":[{"role":"user","content":"echo )" + id_of(n) + R"("}]}})";
+        text += '\n';
+    }
+    const std::string path = dir.file("in.jsonl");
+    write_file(path, text);
+    return path;
+}
+
+struct record {
+    std::string custom_id;
+    std::int64_t status = 0; // 0: response null
+    std::string content;     // choices[0].message.content of a 200
+    std::string error_code;  // empty: no error
+    std::string error_message;
+    bool success() const { return status == 200 && error_code.empty(); }
+};
+
+std::string text_at(simdjson::dom::element doc, const char* pointer) {
+    std::string_view s;
+    if (doc.at_pointer(pointer).get(s) != simdjson::SUCCESS)
+        return {};
+    return std::string(s);
+}
+
+std::vector<record> parse_output(const std::string& path) {
+    std::vector<record> out;
+    simdjson::dom::parser parser;
+    for (const std::string& line : read_lines(path)) {
+        simdjson::dom::element doc;
+        if (parser.parse(line).get(doc) != simdjson::SUCCESS) {
+            FAIL_CHECK("not a JSON record: " << line.substr(0, 300));
+            continue;
+        }
+        record rec;
+        rec.custom_id = text_at(doc, "/custom_id");
+        std::int64_t status = 0;
+        if (doc.at_pointer("/response/status_code").get(status) == simdjson::SUCCESS)
+            rec.status = status;
+        rec.content = text_at(doc, "/response/body/choices/0/message/content");
+        rec.error_code = text_at(doc, "/error/code");
+        rec.error_message = text_at(doc, "/error/message");
+        out.push_back(std::move(rec));
+    }
+    return out;
+}
+
+struct run_result {
+    int status = -1;
+    double seconds = 0;
+};
+
+run_result run_timed(const std::string& command) {
+    const auto start = std::chrono::steady_clock::now();
+    run_result r;
+    r.status = run_shell(command);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return r;
+}
+
+/// `OPENAI_API_KEY=... timeout 60 [wrapper] sluice run in -o out --base-url URL FLAGS`, with
+/// stdout and stderr to files in `dir`.
+std::string sluice_command(const temp_dir& dir,
+                           const std::string& input,
+                           const std::string& url,
+                           const std::string& flags,
+                           const std::string& wrapper = "") {
+    return std::string("OPENAI_API_KEY=") + api_key + " timeout 60 " + wrapper + SLUICE_EXE +
+           " run " + input + " -o " + dir.file("out.jsonl") + " --base-url " + url + " " + flags +
+           " >" + dir.file("stdout.txt") + " 2>" + dir.file("err.txt");
+}
+
+std::string tail(const std::string& text, std::size_t n = 3000) {
+    return text.size() <= n ? text : text.substr(text.size() - n);
+}
+
+/// Exactly one record per input line; every success holds its own line's answer.
+void check_one_record_each(const std::vector<record>& recs) {
+    CHECK(recs.size() == lines_in_batch);
+    std::set<std::string> ids;
+    for (const record& r : recs) {
+        INFO("custom_id " << r.custom_id << " status " << r.status << " error " << r.error_code
+                          << ": " << r.error_message << " content " << r.content);
+        ids.insert(r.custom_id);
+        if (r.success()) {
+            CHECK(r.content == "answer " + r.custom_id);
+        }
+    }
+    CHECK(ids.size() == lines_in_batch);
+    for (int n = 0; n < lines_in_batch; ++n)
+        CHECK(ids.count(id_of(n)) == 1);
+}
+
+/// Every record is an error of kind `code`.
+void check_every_code(const std::vector<record>& recs, const std::string& code) {
+    for (const record& rec : recs) {
+        INFO("custom_id " << rec.custom_id << " error " << rec.error_code << ": "
+                          << rec.error_message);
+        CHECK(rec.error_code == code);
+    }
+}
+
+int count_code(const std::vector<record>& recs, const std::string& code) {
+    int n = 0;
+    for (const record& r : recs)
+        n += r.error_code == code ? 1 : 0;
+    return n;
+}
+
+int count_success(const std::vector<record>& recs) {
+    int n = 0;
+    for (const record& r : recs)
+        n += r.success() ? 1 : 0;
+    return n;
+}
+
+void check_attempts_each(const hostile_server& server, int expected) {
+    for (int n = 0; n < lines_in_batch; ++n) {
+        INFO("line " << id_of(n));
+        CHECK(server.attempts(n) == expected);
+    }
+}
+
+// The resume of a stopped run against a server that answers: every line ends in its own answer.
+void resume_against_normal_server(const temp_dir& dir, const std::string& input) {
+    hostile_server normal(behavior::normal);
+    const run_result r = run_timed(sluice_command(dir, input, normal.base_url(), ""));
+    INFO("resume stderr:\n" << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 0);
+    CHECK(r.seconds < 30);
+    CHECK(normal.total() == lines_in_batch);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    CHECK(count_success(recs) == lines_in_batch);
+    check_attempts_each(normal, 1);
+}
+
+// An unsolicited response never becomes some line's answer. With the default concurrency each
+// of the 10 lines may get a fresh connection of its own; with one connection, every request
+// after the first goes where a stray response may be waiting (or about to arrive).
+void check_unsolicited(behavior how, const std::string& flags) {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(how);
+    const run_result r = run_timed(sluice_command(dir, input, server.base_url(), flags));
+    INFO("flags '" << flags << "': exit " << r.status << " after " << r.seconds << " s, "
+                   << server.total() << " requests on " << server.connections()
+                   << " connections; stderr:\n"
+                   << tail(read_file(dir.file("err.txt"))));
+    CHECK((r.status == 0 || r.status == 1));
+    CHECK(r.seconds < 30);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    for (const record& r2 : recs) {
+        INFO("custom_id " << r2.custom_id << " content " << r2.content << " error "
+                          << r2.error_code);
+        CHECK(r2.content != "answer stray");
+        CHECK((r2.success() || !r2.error_code.empty()));
+    }
+    CHECK(count_success(recs) >= 1);
+    for (int n = 0; n < lines_in_batch; ++n) {
+        if (server.attempts(n) != 0)
+            continue;
+        for (const record& r2 : recs) {
+            INFO("line " << id_of(n) << " never reached the server");
+            if (r2.custom_id == id_of(n))
+                CHECK_FALSE(r2.success());
+        }
+    }
+    CHECK(server.attempts(-1) == 0);
+}
+
+// The key the server echoes back is in no file and no stream sluice writes.
+void check_key_never_written(behavior how) {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(how);
+    const run_result r = run_timed(sluice_command(dir,
+                                                  input,
+                                                  server.base_url(),
+                                                  "--errors " + dir.file("errors.jsonl") +
+                                                      " --summary " + dir.file("summary.json")));
+    const std::string out = read_file(dir.file("out.jsonl"));
+    const std::string err = read_file(dir.file("err.txt"));
+    INFO("exit " << r.status << "; stderr:\n" << tail(err) << "\nout.jsonl:\n" << tail(out));
+    CHECK(r.seconds < 30);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    CHECK(recs.size() == lines_in_batch);
+    std::set<std::string> ids;
+    for (const record& rec : recs)
+        ids.insert(rec.custom_id);
+    CHECK(ids.size() == lines_in_batch);
+    if (how == behavior::echo_key_200) {
+        CHECK(r.status == 0);
+        CHECK(count_success(recs) == lines_in_batch);
+        for (const record& rec : recs) {
+            INFO("custom_id " << rec.custom_id << " content " << rec.content);
+            CHECK(rec.content.rfind("answer " + rec.custom_id + ",", 0) == 0);
+        }
+    } else {
+        CHECK(r.status == 1);
+        CHECK(count_success(recs) == 0);
+    }
+    check_attempts_each(server, 1);
+    for (const char* name :
+         {"out.jsonl", "errors.jsonl", "summary.json", "stdout.txt", "err.txt"}) {
+        INFO("file " << name);
+        CHECK(read_file(dir.file(name)).find(secret) == std::string::npos);
+    }
+    CHECK(out.find("[REDACTED]") != std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("hostile: 100 Continue and 103 Early Hints before every answer") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(behavior::early_hints);
+    const run_result r = run_timed(sluice_command(dir, input, server.base_url(), ""));
+    INFO("exit " << r.status << "; stderr:\n" << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 0);
+    CHECK(r.seconds < 30);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    CHECK(count_success(recs) == lines_in_batch);
+    check_attempts_each(server, 1);
+}
+
+TEST_CASE("hostile: an unsolicited response in the same write as the answer") {
+    SECTION("default concurrency") {
+        check_unsolicited(behavior::unsolicited_now, "");
+    }
+    SECTION("one connection: every answer after the first is on a reused connection") {
+        check_unsolicited(behavior::unsolicited_now, "--concurrency 1");
+    }
+}
+
+TEST_CASE("hostile: an unsolicited response 50 ms after the answer") {
+    SECTION("default concurrency") {
+        check_unsolicited(behavior::unsolicited_late, "");
+    }
+    SECTION("one connection: every answer after the first is on a reused connection") {
+        check_unsolicited(behavior::unsolicited_late, "--concurrency 1");
+    }
+}
+
+TEST_CASE("hostile: retry-after 999999999 is capped by max_retry_after_ms") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    write_file(dir.file("c.toml"), "[retry]\nmax_retry_after_ms = 2000\n");
+    hostile_server server(behavior::huge_retry_after);
+    const run_result r = run_timed(sluice_command(
+        dir, input, server.base_url(), "--config " + dir.file("c.toml") + " --max-attempts 2"));
+    INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n"
+                 << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 20);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    CHECK(count_code(recs, "rate_limited") == lines_in_batch);
+    check_attempts_each(server, 2);
+}
+
+TEST_CASE("hostile: SIGTERM during a huge retry-after wait stops at once, and a resume finishes") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    {
+        hostile_server server(behavior::huge_retry_after);
+        const std::string cmd = sluice_command(dir, input, server.base_url(), "--concurrency 2") +
+                                " & pid=$!; sleep 1.5; kill -TERM $pid; wait $pid; echo $? > " +
+                                dir.file("status");
+        const run_result r = run_timed(cmd);
+        INFO("after " << r.seconds << " s; stderr:\n" << tail(read_file(dir.file("err.txt"))));
+        CHECK(read_file(dir.file("status")) == "130\n");
+        CHECK(r.seconds < 11.5); // 1.5 s before the signal, then at most 10 s
+        const auto recs = parse_output(dir.file("out.jsonl"));
+        check_one_record_each(recs);
+        for (const record& rec : recs) {
+            INFO("custom_id " << rec.custom_id << " error " << rec.error_code << ": "
+                              << rec.error_message);
+            CHECK((rec.error_code == "stopped" || rec.error_code == "not_attempted"));
+        }
+        CHECK(server.total() >= 1);
+    }
+    resume_against_normal_server(dir, input);
+}
+
+TEST_CASE("hostile: a 429 'Request too large' fails every line after one request") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(behavior::too_large);
+    const run_result r =
+        run_timed(sluice_command(dir, input, server.base_url(), "--concurrency 1"));
+    INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n"
+                 << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 30);
+    CHECK(server.total() == 1);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    check_every_code(recs, "request_too_large");
+}
+
+TEST_CASE("hostile: streaming lines are bad lines and are never sent") {
+    temp_dir dir;
+    const std::string input = write_input(dir, true);
+    hostile_server server(behavior::normal);
+    const run_result r = run_timed(sluice_command(dir, input, server.base_url(), ""));
+    INFO("exit " << r.status << "; stderr:\n" << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 30);
+    CHECK(server.total() == 0);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    for (const record& rec : recs) {
+        INFO("custom_id " << rec.custom_id << " error " << rec.error_code << ": "
+                          << rec.error_message);
+        CHECK(rec.error_code == "invalid_input");
+        CHECK(rec.error_message.find("stream") != std::string::npos);
+    }
+}
+
+TEST_CASE("hostile: a 401 stops the run after one request, and a resume sends everything") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    {
+        hostile_server server(behavior::unauthorized);
+        const run_result r =
+            run_timed(sluice_command(dir, input, server.base_url(), "--concurrency 1"));
+        const std::string err = read_file(dir.file("err.txt"));
+        INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n" << tail(err));
+        CHECK(r.status == 6);
+        CHECK(r.seconds < 30);
+        CHECK(server.total() == 1);
+        CHECK(err.find("OPENAI_API_KEY") != std::string::npos);
+        const auto recs = parse_output(dir.file("out.jsonl"));
+        check_one_record_each(recs);
+        CHECK(count_code(recs, "unauthorized") == 1);
+        CHECK(count_code(recs, "not_attempted") == lines_in_batch - 1);
+    }
+    resume_against_normal_server(dir, input);
+}
+
+TEST_CASE("hostile: a 400 echoing the Authorization header does not leak the key") {
+    check_key_never_written(behavior::echo_key_400);
+}
+
+TEST_CASE("hostile: a 200 echoing the Authorization header does not leak the key") {
+    check_key_never_written(behavior::echo_key_200);
+}
+
+TEST_CASE("hostile: a 100 MiB chunked body fails as body_too_large in bounded memory") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(behavior::huge_chunked);
+    const std::string rss_file = dir.file("rss.txt");
+    const run_result r = run_timed(sluice_command(dir,
+                                                  input,
+                                                  server.base_url(),
+                                                  "--concurrency 16 --max-attempts 3",
+                                                  "/usr/bin/time -f %M -o " + rss_file + " "));
+    INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n"
+                 << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 30);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    check_every_code(recs, "body_too_large");
+    check_attempts_each(server, 1);
+#ifndef SLUICE_SANITIZED
+    // GNU time writes "Command exited with non-zero status 1" before the figure.
+    const auto rss_lines = read_lines(rss_file);
+    INFO("time -f %M wrote: " << read_file(rss_file));
+    REQUIRE(!rss_lines.empty());
+    REQUIRE(!rss_lines.back().empty());
+    REQUIRE(rss_lines.back().find_first_not_of("0123456789") == std::string::npos);
+    CHECK(std::stol(rss_lines.back()) < 262144);
+#endif
+}
+
+TEST_CASE("hostile: a bad chunk-size line is an error naming the chunk") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(behavior::bad_chunk);
+    const run_result r = run_timed(sluice_command(dir, input, server.base_url(), ""));
+    INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n"
+                 << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 30);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    for (const record& rec : recs) {
+        INFO("custom_id " << rec.custom_id << " error " << rec.error_code << ": "
+                          << rec.error_message);
+        CHECK_FALSE(rec.success());
+        CHECK(rec.error_message.find("chunk") != std::string::npos);
+    }
+    for (int n = 0; n < lines_in_batch; ++n) {
+        INFO("line " << id_of(n));
+        CHECK(server.attempts(n) >= 1);
+        CHECK(server.attempts(n) <= 5); // the default max_attempts
+    }
+}
+
+TEST_CASE("hostile: a TLS handshake that never completes times out") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(behavior::stall_tls);
+    const run_result r = run_timed(sluice_command(
+        dir, input, server.https_base_url(), "--request-timeout-ms 1500 --max-attempts 1"));
+    INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n"
+                 << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 6);
+    CHECK(server.total() == 0);
+    CHECK(server.connections() >= 1);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    check_every_code(recs, "timeout");
+}
