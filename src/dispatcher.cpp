@@ -1,5 +1,4 @@
-#include <sluice/admission/admission_queue.hpp>
-#include <sluice/admission/retry_budget.hpp>
+#include <sluice/admission/scope.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/parse/completion_parser.hpp>
 
@@ -62,7 +61,7 @@ struct request_op {
     result_handler handler;
     result res;
     std::uint64_t cost = 0;
-    struct scope* scope = nullptr;
+    struct engine_scope* scope = nullptr;
     std::optional<asio::steady_timer> retry_timer;
     std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
     error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
@@ -93,37 +92,32 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
     return msg + ec.message();
 }
 
-// One rate-limit scope: the endpoint, or the endpoint and one model. Each has its buckets,
-// its retry budget, its FIFO of waiting requests and the timer that wakes the first of them.
-struct scope {
-    scope(const limit_options& limits,
-          const retry_options& retry,
-          asio::any_io_executor ex,
-          std::string key)
-        : name(std::move(key))
-        , queue(limits, clock::now())
-        , budget(retry.budget_ratio, retry.budget_min_per_second, retry.budget_window, clock::now())
+// One rate-limit scope (the endpoint, or the endpoint and one model): its rules, sans I/O,
+// and the timer that wakes the first of its waiting requests.
+struct engine_scope {
+    engine_scope(const limit_options& limits,
+                 const retry_options& retry,
+                 asio::any_io_executor ex,
+                 std::string key)
+        : rules(std::move(key), limits, retry, clock::now())
         , timer(std::move(ex)) {}
 
-    std::string name;              // empty for the endpoint scope
-    admission_queue<op_ptr> queue; // its buckets and its FIFO
-    retry_budget budget;
+    scope<op_ptr> rules;
     asio::steady_timer timer;
     bool timer_armed = false;
-    bool reported_server_limits = false;
 };
 
 // Once per scope, on stderr: the limits now in use came from the server's headers (lower than
 // configured, or not configured), so a run that is slower than expected says why. The
 // figures are the account's, as the server sent them, not this engine's share.
-void report_server_limits(const scope& sc, const limit_options& l) {
+void report_server_limits(const engine_scope& sc, const limit_options& l) {
     auto per_minute = [&](double v, const char* unit) {
         return v > 0 ? std::to_string(std::llround(v / l.share)) + " " + unit + "s/min"
                      : std::string("no ") + unit + " limit";
     };
     std::cerr << "sluice: using the server's rate limits"
-              << (sc.name.empty() ? "" : " for " + sc.name) << ": " << per_minute(l.rpm, "request")
-              << ", " << per_minute(l.tpm, "token")
+              << (sc.rules.name().empty() ? "" : " for " + sc.rules.name()) << ": "
+              << per_minute(l.rpm, "request") << ", " << per_minute(l.tpm, "token")
               << " (its x-ratelimit-limit-* headers: lower than configured, or not configured)\n";
 }
 
@@ -136,24 +130,24 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         , ep(parse_endpoint(opts.base_url))
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
-        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr)
-        , retry(opts.retry) {
+        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr) {
         for (const auto& [model, limits] : opts.model_limits)
-            scopes.emplace(model, std::make_unique<scope>(limits, opts.retry, ex, model));
+            scopes.emplace(model, std::make_unique<engine_scope>(limits, opts.retry, ex, model));
         scopes.emplace(std::string(),
-                       std::make_unique<scope>(opts.limits, opts.retry, ex, std::string()));
+                       std::make_unique<engine_scope>(opts.limits, opts.retry, ex, std::string()));
     }
 
     // A request's scope: its model's when that model has limits of its own (or every model
     // does, with per_model_limits), else the endpoint's.
-    scope& scope_for(const request& r) {
+    engine_scope& scope_for(const request& r) {
         if (!r.model.empty()) {
             if (auto it = scopes.find(r.model); it != scopes.end())
                 return *it->second;
             if (opts.per_model_limits)
                 return *scopes
                             .emplace(r.model,
-                                     std::make_unique<scope>(opts.limits, opts.retry, ex, r.model))
+                                     std::make_unique<engine_scope>(
+                                         opts.limits, opts.retry, ex, r.model))
                             .first->second;
         }
         return *scopes.at(std::string());
@@ -212,32 +206,15 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.submitted;
         }
         op->scope = &scope_for(op->req);
-        if (op->scope->queue.limiter().too_large(op->cost)) {
-            refuse_too_large(std::move(op));
+        if (std::string why = op->scope->rules.refusal(op->cost); !why.empty()) {
+            op->res.message = std::move(why);
+            finish(std::move(op), errc::request_too_large);
             return;
         }
-        scope& sc = *op->scope;
+        engine_scope& sc = *op->scope;
         const std::uint64_t cost = op->cost;
-        sc.queue.push_back(std::move(op), cost);
+        sc.rules.push_back(std::move(op), cost);
         pump();
-    }
-
-    // Fails a request that can never be admitted, saying which bound it is over.
-    void refuse_too_large(op_ptr op) {
-        const rate_limiter& limiter = op->scope->queue.limiter();
-        const limit_options& l = limiter.limits();
-        const double tpm = l.tpm / l.share;
-        const double cap = limiter.request_cap();
-        if (cap > 0 && (tpm <= 0 || cap < tpm))
-            op->res.message = "estimated cost of " + std::to_string(op->cost) +
-                              " tokens exceeds the largest request the server accepts (about " +
-                              std::to_string(std::llround(cap)) +
-                              " estimated tokens, learned from an earlier refusal)";
-        else
-            op->res.message = "estimated cost of " + std::to_string(op->cost) +
-                              " tokens exceeds the limit of " + std::to_string(std::llround(tpm)) +
-                              " tokens per minute";
-        finish(std::move(op), errc::request_too_large);
     }
 
     // Admits waiting requests while a connection is free: in order within each scope, taking
@@ -252,31 +229,28 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 if (on_wire >= opts.pool.max_connections)
                     return;
                 const auto now = clock::now();
-                auto step = sc->queue.next(now);
-                if (std::holds_alternative<admission_queue<op_ptr>::empty>(step))
+                auto step = sc->rules.next(now);
+                if (std::holds_alternative<scope<op_ptr>::idle>(step))
                     continue;
                 if (const auto* wait = std::get_if<clock::duration>(&step)) {
                     arm_timer(*sc, now + *wait);
                     continue;
                 }
-                op_ptr op = std::move(std::get<op_ptr>(step));
-                op->res.times.admitted = now;
-                op->ticket = sc->queue.limiter().last_ticket();
-                // The server may have taught a request cap (learn_too_large) while this one
-                // waited: sending it would only buy another refusal.
-                if (sc->queue.limiter().too_large(op->cost)) {
-                    sc->queue.limiter().refused(op->ticket);
-                    refuse_too_large(std::move(op));
-                    admitted = true;
+                admitted = true;
+                if (auto* no = std::get_if<scope<op_ptr>::refused>(&step)) {
+                    no->item->res.message = std::move(no->reason);
+                    finish(std::move(no->item), errc::request_too_large);
                     continue;
                 }
-                start_attempt(std::move(op));
-                admitted = true;
+                auto& yes = std::get<scope<op_ptr>::admitted>(step);
+                yes.item->res.times.admitted = now;
+                yes.item->ticket = yes.ticket;
+                start_attempt(std::move(yes.item));
             }
         }
     }
 
-    void arm_timer(scope& sc, clock::time_point when) {
+    void arm_timer(engine_scope& sc, clock::time_point when) {
         if (sc.timer_armed)
             return;
         sc.timer_armed = true;
@@ -294,8 +268,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             std::lock_guard lock(stats_mutex);
             ++counters.admitted;
         }
-        if (++op->res.attempts == 1)
-            op->scope->budget.on_request(clock::now());
+        op->scope->rules.on_attempt(clock::now(), ++op->res.attempts);
         ++on_wire;
         const std::string_view body = op->req.body;
         pool.async_exchange(
@@ -308,13 +281,16 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 }));
     }
 
+    // Turns the response into the facts the scope rules take (response_event) and carries out
+    // their answer.
     void on_response(op_ptr op, http_response resp) {
         const auto now = clock::now();
         op->res.times.sent = resp.sent;
         op->res.times.first_byte = resp.first_byte;
 
         const auto meta = resp.meta();
-        attempt_outcome outcome;
+        response_event event;
+        attempt_outcome& outcome = event.outcome;
         completion& parsed = op->res.completion;
         parsed = completion{};
         if (resp.ec) {
@@ -330,87 +306,65 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                     parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
                 outcome.provider_message = parsed.error->message;
             }
-            // Capped before any use: the hold of the whole scope as much as this request's
-            // delay. A raw hint of years would stop every line of the endpoint.
             outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
-            if (outcome.retry_after)
-                outcome.retry_after = std::min<std::chrono::nanoseconds>(
-                    *outcome.retry_after, opts.retry.max_retry_after);
             if (meta.should_retry == "true")
                 outcome.should_retry = true;
             else if (meta.should_retry == "false")
                 outcome.should_retry = false;
+            if (success_status && !pec && parsed.usage)
+                event.usage_tokens = parsed.usage->total_tokens;
         }
+        event.headers = parse_rate_limit_headers(meta);
+        event.sent = resp.sent != timings::time_point{} ? resp.sent : op->res.times.admitted;
+        event.ticket = op->ticket;
+        event.cost = op->cost;
+        event.attempts = op->res.attempts;
+        event.stopping = stopped;
 
-        // The server's view wins: when it says how many tokens remain, that is the truth
-        // (a server that charges the whole completion budget does not refund it when the answer
-        // is short); only without that header are the books corrected from usage.
-        const auto limits = parse_rate_limit_headers(meta);
-        if (!limits.remaining_tokens && !outcome.transport_error && parsed.usage &&
-            outcome.status >= 200 && outcome.status < 300)
-            op->scope->queue.limiter().settle(now, op->cost, parsed.usage->total_tokens);
-        rate_limiter& limiter = op->scope->queue.limiter();
-        // A 429 that paces the client was not counted by the server; its retry pays again.
-        if (classify(outcome) == errc::rate_limited)
-            limiter.refused(op->ticket);
-        const auto seen = resp.sent != timings::time_point{} ? resp.sent : op->res.times.admitted;
-        const bool adopted = !limits.empty() && limiter.reconcile(now, limits, seen, op->ticket);
-        limiter.complete(op->ticket);
-        if (adopted && !op->scope->reported_server_limits) {
-            op->scope->reported_server_limits = true;
-            report_server_limits(*op->scope, limiter.limits());
-        }
-
-        const retry_decision decision = retry.decide(outcome, op->res.attempts);
-        if (decision.ec == errc::rate_limited) {
+        engine_scope& sc = *op->scope;
+        const response_action action = sc.rules.on_response(now, event);
+        if (action.limits_learned)
+            report_server_limits(sc, sc.rules.limits());
+        if (action.rate_limited) {
             std::lock_guard lock(stats_mutex);
             ++counters.rate_limited;
         }
-        if (decision.ec == errc::rate_limited && outcome.retry_after)
-            op->scope->queue.limiter().hold_until(
-                now + std::chrono::duration_cast<clock::duration>(*outcome.retry_after));
-        // The server's count of a request too large for it, against its limit, teaches the
-        // scope to refuse the like of it before sending (see pump()).
-        if (decision.ec == errc::request_too_large)
-            if (auto hint = parse_too_large(outcome.provider_message))
-                limiter.learn_too_large(op->cost, *hint);
 
         op->res.status = resp.status;
         op->res.request_id = std::move(resp.request_id);
         op->res.body = std::move(resp.body);
 
-        switch (decision.what) {
-        case retry_decision::action::done:
+        using kind = response_action::kind;
+        switch (action.what) {
+        case kind::deliver:
             finish(std::move(op), {});
             return;
-        case retry_decision::action::retry:
-            // A 429 is the server pacing the client (admission holds for its hint), not an
-            // outage: it does not spend the budget, and a batch waits rather than gives up.
-            if (!stopped && decision.ec != errc::rate_limited &&
-                !op->scope->budget.try_retry(now)) {
-                // The endpoint is failing more than the budget allows: no retry storm.
-                op->res.message = "retry budget spent; last failure: " +
-                                  describe_failure(decision.ec, resp, parsed);
-                finish(std::move(op), errc::retry_budget_exhausted);
-                return;
-            }
-            op->last_error = decision.ec;
-            op->res.message = describe_failure(decision.ec, resp, parsed);
-            if (!stopped) {
-                schedule_retry(std::move(op), decision.delay, decision.ec);
-                return;
-            }
+        case kind::retry:
+            op->last_error = action.ec;
+            op->res.message = describe_failure(action.ec, resp, parsed);
+            schedule_retry(std::move(op), action.delay, action.ec);
+            return;
+        case kind::stopped:
             // Stopped before it could be retried: the line is not answered, so a resumed run
             // must send it again; the last failure stays in the message.
+            op->last_error = action.ec;
+            op->res.message = describe_failure(action.ec, resp, parsed);
             finish_stopped(std::move(op));
             return;
-        case retry_decision::action::give_up:
-            op->res.message = describe_failure(decision.ec, resp, parsed);
-            if (op->res.attempts > 1)
-                op->res.message += " (after " + std::to_string(op->res.attempts) + " attempts)";
-            if (is_fatal(decision.ec))
-                on_fatal(decision.ec);
-            finish(std::move(op), decision.ec);
+        case kind::give_up:
+        case kind::stop_run:
+            if (action.cause) {
+                // The endpoint is failing more than the budget allows: no retry storm.
+                op->res.message = "retry budget spent; last failure: " +
+                                  describe_failure(action.cause, resp, parsed);
+            } else {
+                op->res.message = describe_failure(action.ec, resp, parsed);
+                if (op->res.attempts > 1)
+                    op->res.message += " (after " + std::to_string(op->res.attempts) + " attempts)";
+            }
+            if (action.what == kind::stop_run)
+                on_fatal(action.ec);
+            finish(std::move(op), action.ec);
             return;
         }
     }
@@ -435,9 +389,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 }
                 // A retry goes back through admission: failed requests count against the
                 // limits too. It joins the front, having waited longest.
-                scope& sc = *op->scope;
+                engine_scope& sc = *op->scope;
                 const std::uint64_t cost = op->cost;
-                sc.queue.push_front(std::move(op), cost);
+                sc.rules.push_front(std::move(op), cost);
                 self->pump();
             });
     }
@@ -576,7 +530,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         std::deque<op_ptr> queued;
         for (auto& [key, sc] : scopes) {
-            for (auto& op : sc->queue.drain())
+            for (auto& op : sc->rules.drain())
                 queued.push_back(std::move(op));
         }
         for (auto& op : queued) {
@@ -609,15 +563,14 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     endpoint ep;
     std::optional<asio::ssl::context> tls;
     connection_pool pool;
-    retry_policy retry;
     completion_parser parser; // one per dispatcher: all parsing happens on `ex`
     detail::secret_scrubber secrets{opts.api_key};
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did
 
-    std::map<std::string, std::unique_ptr<scope>> scopes;    // "" is the endpoint's
-    std::deque<std::pair<request, result_handler>> overflow; // submissions beyond queue_limit
-    std::unordered_set<request_op*> sleeping;                // waiting out a retry delay
+    std::map<std::string, std::unique_ptr<engine_scope>> scopes; // "" is the endpoint's
+    std::deque<std::pair<request, result_handler>> overflow;     // submissions beyond queue_limit
+    std::unordered_set<request_op*> sleeping;                    // waiting out a retry delay
     std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;
     std::size_t pending = 0; // accepted, not yet delivered
     std::size_t on_wire = 0; // handed to the pool

@@ -47,6 +47,16 @@ public:
         return item;
     }
 
+    /// The cost of the head, which must exist.
+    std::uint64_t head_cost() const { return items_.front().second; }
+
+    /// Takes the head out without charging anything (it is refused, not admitted).
+    T pop_front() {
+        T item = std::move(items_.front().first);
+        items_.pop_front();
+        return item;
+    }
+
     /// Takes every waiting item out, in order (the job is stopping).
     std::deque<T> drain() {
         std::deque<T> out;
@@ -59,6 +69,7 @@ public:
     bool is_empty() const noexcept { return items_.empty(); }
     std::size_t size() const noexcept { return items_.size(); }
     rate_limiter& limiter() noexcept { return limiter_; }
+    const rate_limiter& limiter() const noexcept { return limiter_; }
 
 private:
     rate_limiter limiter_;
