@@ -13,7 +13,6 @@
 
 #include <cmath>
 #include <deque>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -107,18 +106,18 @@ struct engine_scope {
     bool timer_armed = false;
 };
 
-// Once per scope, on stderr: the limits now in use came from the server's headers (lower than
-// configured, or not configured), so a run that is slower than expected says why. The
-// figures are the account's, as the server sent them, not this engine's share.
-void report_server_limits(const engine_scope& sc, const limit_options& l) {
+// Once per scope: the limits now in use came from the server's headers (lower than
+// configured, or not configured), so a run that is slower than expected says why. The figures
+// are the account's, as the server sent them, not this engine's share.
+std::string server_limits_message(const engine_scope& sc, const limit_options& l) {
     auto per_minute = [&](double v, const char* unit) {
         return v > 0 ? std::to_string(std::llround(v / l.share)) + " " + unit + "s/min"
                      : std::string("no ") + unit + " limit";
     };
-    std::cerr << "sluice: using the server's rate limits"
-              << (sc.rules.name().empty() ? "" : " for " + sc.rules.name()) << ": "
-              << per_minute(l.rpm, "request") << ", " << per_minute(l.tpm, "token")
-              << " (its x-ratelimit-limit-* headers: lower than configured, or not configured)\n";
+    return "using the server's rate limits" +
+           (sc.rules.name().empty() ? std::string() : " for " + sc.rules.name()) + ": " +
+           per_minute(l.rpm, "request") + ", " + per_minute(l.tpm, "token") +
+           " (its x-ratelimit-limit-* headers: lower than configured, or not configured)";
 }
 
 } // namespace
@@ -324,7 +323,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         engine_scope& sc = *op->scope;
         const response_action action = sc.rules.on_response(now, event);
         if (action.limits_learned)
-            report_server_limits(sc, sc.rules.limits());
+            opts.log.log(log_level::info, server_limits_message(sc, sc.rules.limits()));
         if (action.rate_limited) {
             std::lock_guard lock(stats_mutex);
             ++counters.rate_limited;
@@ -401,7 +400,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     void on_fatal(const error_code& ec) {
         if (!stopped) {
             stopped_by = ec;
-            std::cerr << "sluice: " << ec.message() << "; no further requests are sent\n";
+            opts.log.log(log_level::error, ec.message() + "; no further requests are sent");
         }
         do_stop(true);
     }

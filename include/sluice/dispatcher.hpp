@@ -3,6 +3,7 @@
 #include <sluice/admission/rate_limiter.hpp>
 #include <sluice/admission/retry_policy.hpp>
 #include <sluice/error.hpp>
+#include <sluice/logger.hpp>
 #include <sluice/metrics.hpp>
 #include <sluice/request.hpp>
 #include <sluice/result.hpp>
@@ -54,6 +55,10 @@ struct dispatcher_options {
     /// Most requests accepted and not yet delivered (queued, waiting or in flight).
     std::size_t queue_limit = 100'000;
     overflow_policy on_full = overflow_policy::wait;
+
+    /// Where the engine's messages go (limits learned from the server, the fatal stop of a
+    /// run); by default nowhere.
+    logger log;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;

@@ -4,6 +4,7 @@
 // source -> admission -> transport -> parse -> sink, wired by the dispatcher.
 
 #include <sluice/error.hpp>
+#include <sluice/logger.hpp>
 #include <sluice/request.hpp>
 #include <sluice/result.hpp>
 
@@ -16,6 +17,7 @@
 #include <sluice/admission/rate_limiter.hpp>
 #include <sluice/admission/retry_budget.hpp>
 #include <sluice/admission/retry_policy.hpp>
+#include <sluice/admission/scope.hpp>
 #include <sluice/admission/token_bucket.hpp>
 
 #include <sluice/transport/connection_pool.hpp>

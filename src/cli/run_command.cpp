@@ -148,6 +148,14 @@ int run(const run_options& o) {
         std::cerr << "sluice run: " << e.what() << '\n';
         return exit_usage;
     }
+    // The library never prints: its messages come here, one whole line per write so that
+    // the loops of --threads do not interleave them.
+    opts.log.sink = [](log_level, std::string_view message) {
+        std::string line = "sluice: ";
+        line.append(message);
+        line += '\n';
+        std::cerr << line << std::flush;
+    };
     reader_options ropts;
     ropts.model = o.model;
     ropts.system = o.system;

@@ -164,8 +164,17 @@ TEST_CASE("insufficient_quota stops admission and the rest are not attempted") {
     auto opts = mock.client_options();
     opts.pool.max_connections = 2;
     opts.limits.rpm = 600; // 10 per second: the rest are still queued when the 429 comes
+    std::vector<std::pair<log_level, std::string>> logged;
+    opts.log.sink = [&](log_level level, std::string_view m) {
+        logged.emplace_back(level, m);
+    };
     const int n = 50;
     const auto out = run_batch(opts, n);
+    // The stop is said once, through the logger: the library prints nothing itself.
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].first == log_level::error);
+    CHECK(logged[0].second ==
+          "quota exhausted: retrying cannot help; no further requests are sent");
     require_each_once(out, n);
     int quota = 0, not_attempted = 0;
     for (const auto& [id, r] : out.last) {

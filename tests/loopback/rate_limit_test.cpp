@@ -105,7 +105,9 @@ TEST_CASE("an RPM-bound load uses the limit without 429s") {
     // One second's burst, then the refill: (1000 - 200) / 200 = 4 s at least.
     const double floor_s = (n - 200) / 200.0;
     CHECK(r.seconds >= floor_s * 0.99);
-    CHECK(r.seconds <= floor_s / 0.95); // at least 95% of the limit
+    // At least 90% of the limit. The exact pacing is the limiter's, tested with a manual clock
+    // (rate_limiter_test, scope_test); here a loaded machine may deliver answers late.
+    CHECK(r.seconds <= floor_s / 0.9);
     CHECK(mock.server().stats().rate_limited * 200 < static_cast<std::uint64_t>(n)); // < 0.5%
 }
 
@@ -124,7 +126,7 @@ TEST_CASE("a TPM-bound load uses the token limit without 429s") {
     CHECK(tokens == 273.0 * n);
     const double floor_s = (tokens - 10'000) / 10'000;
     CHECK(r.seconds >= floor_s * 0.9);
-    CHECK(r.seconds <= floor_s / 0.95);
+    CHECK(r.seconds <= floor_s / 0.9); // as above
     CHECK(mock.server().stats().rate_limited * 200 < static_cast<std::uint64_t>(n));
 }
 
@@ -163,9 +165,17 @@ TEST_CASE("limits not configured are learned from the server's headers") {
     auto opts = mock.client_options(); // no rpm, no tpm: learn_from_headers
     REQUIRE(opts.limits.learn_from_headers);
     opts.retry.max_attempts = 10;
+    std::vector<std::string> logged;
+    opts.log.sink = [&](log_level level, std::string_view m) {
+        CHECK(level == log_level::info);
+        logged.emplace_back(m);
+    };
     const int n = 500;
     const auto r = run_load(mock, opts, n, 16);
     check_converged(r, n, 100, 1, opts.pool.max_connections);
+    // Said once, with the server's figures, through the logger.
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].rfind("using the server's rate limits: 6000 requests/min", 0) == 0);
 }
 
 TEST_CASE("a first wave far over the server's bucket does not stall admission") {
