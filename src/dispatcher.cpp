@@ -68,6 +68,19 @@ struct request_op {
 
 using op_ptr = std::unique_ptr<request_op>;
 
+// A Content-Type that names something other than JSON (an event stream, an HTML error page
+// of a proxy). No Content-Type, or a JSON one (application/json, application/problem+json, with
+// parameters), says nothing against the body.
+bool says_not_json(std::string_view content_type) {
+    if (content_type.empty())
+        return false;
+    std::string lower(content_type.substr(0, content_type.find(';')));
+    for (char& c : lower)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    return lower.find("json") == std::string::npos;
+}
+
 std::string describe_failure(const error_code& ec, const http_response& resp, const completion& c) {
     std::string msg;
     if (resp.ec) {
@@ -75,6 +88,8 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
         // ("read: bad chunk"), not just the status of a response that never completed.
         msg = resp.failed_step && *resp.failed_step ? std::string(resp.failed_step) + ": " : "";
         msg += resp.ec.message();
+        if (resp.failed_reason && *resp.failed_reason)
+            msg += std::string(" (") + resp.failed_reason + ")";
         if (resp.status != 0)
             msg += " (after the head of an HTTP " + std::to_string(resp.status) + " response)";
         return msg;
@@ -83,6 +98,8 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
         msg = "HTTP " + std::to_string(resp.status);
         if (c.error && !c.error->message.empty())
             msg += ": " + c.error->message;
+        else if (ec == errc::unexpected_content_type)
+            msg += " with Content-Type " + resp.content_type + ": " + ec.message();
         else if (ec == errc::malformed_response)
             msg += ": " + ec.message();
         return msg;
@@ -299,7 +316,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             const error_code pec = parser.parse(resp.body, parsed);
             const bool success_status = resp.status >= 200 && resp.status < 300;
             if (success_status && pec)
-                outcome.transport_error = pec;
+                outcome.transport_error =
+                    says_not_json(resp.content_type) ? errc::unexpected_content_type : pec;
             if (parsed.error) {
                 outcome.provider_code =
                     parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
@@ -362,7 +380,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                     op->res.message += " (after " + std::to_string(op->res.attempts) + " attempts)";
             }
             if (action.what == kind::stop_run)
-                on_fatal(action.ec);
+                on_fatal(action.ec, op->res.message);
             finish(std::move(op), action.ec);
             return;
         }
@@ -397,10 +415,14 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     // Quota exhaustion cannot be fixed by waiting: stop admitting, let the wire drain, and
     // hand back everything not yet sent as not attempted.
-    void on_fatal(const error_code& ec) {
+    void on_fatal(const error_code& ec, const std::string& why) {
         if (!stopped) {
             stopped_by = ec;
-            opts.log.log(log_level::error, ec.message() + "; no further requests are sent");
+            // `why` is the result's message, scrubbed of the key like everything delivered.
+            std::string detail = why;
+            secrets.scrub(detail);
+            opts.log.log(log_level::error,
+                         ec.message() + " (" + detail + "); no further requests are sent");
         }
         do_stop(true);
     }

@@ -44,6 +44,10 @@ const char* errc_name(errc e) noexcept {
         return "unauthorized";
     case errc::unexpected_bytes:
         return "unexpected_bytes";
+    case errc::certificate_rejected:
+        return "certificate_rejected";
+    case errc::unexpected_content_type:
+        return "unexpected_content_type";
     }
     return "unknown";
 }
@@ -86,6 +90,10 @@ public:
             return "the server refused the API key (401)";
         case errc::unexpected_bytes:
             return "the server sent bytes no request asked for on a reused connection";
+        case errc::certificate_rejected:
+            return "the server's TLS certificate was rejected";
+        case errc::unexpected_content_type:
+            return "the answer is not JSON (its Content-Type says so); not retried";
         }
         return "unknown sluice error";
     }
@@ -122,7 +130,8 @@ bool is_retryable(const error_code& ec) noexcept {
 }
 
 bool is_fatal(const error_code& ec) noexcept {
-    return ec == errc::quota_exhausted || ec == errc::unauthorized;
+    return ec == errc::quota_exhausted || ec == errc::unauthorized ||
+           ec == errc::certificate_rejected;
 }
 
 const char* error_kind(const error_code& ec) noexcept {

@@ -48,6 +48,13 @@ enum class errc {
     /// idle connection) on a connection that had served earlier requests: the answer read
     /// there could belong to another request, so it is not trusted and the request is retried.
     unexpected_bytes,
+    /// The server's TLS certificate failed verification (untrusted, expired, another name).
+    /// Every connection would fail alike, so the job stops (a wrong CA must not cost a
+    /// handshake per line) and a resumed run, with the right CA, sends again.
+    certificate_rejected,
+    /// A 2xx answer that is not JSON and says so in its Content-Type (an event stream, an
+    /// HTML page from a proxy): asking again would get the same, so it is not retried.
+    unexpected_content_type,
 };
 
 /// The category of `sluice::errc`; its `name()` is "sluice".

@@ -112,7 +112,11 @@ bool redone(const record_fields& f, const journal_options& options) {
     if (options.retry_failed)
         return true;
     for (const errc e :
-         {errc::not_attempted, errc::stopped, errc::quota_exhausted, errc::unauthorized})
+         {errc::not_attempted,
+                           errc::stopped,
+                           errc::quota_exhausted,
+                           errc::unauthorized,
+                           errc::certificate_rejected})
         if (f.code == error_kind(make_error_code(e)))
             return true;
     return false;

@@ -355,8 +355,18 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     }
 
     void on_handshake(exchange_ptr x, error_code ec) {
-        if (ec)
+        if (ec) {
+            // A certificate that does not verify fails every connection alike: said as such,
+            // with OpenSSL's reason, so that the engine stops instead of retrying.
+            SSL* ssl = x->conn->tls->native_handle();
+            const long verify = ::SSL_get_verify_result(ssl);
+            if (ec.category() == asio::error::get_ssl_category() &&
+                (::SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0 && verify != X509_V_OK) {
+                x->resp.failed_reason = ::X509_verify_cert_error_string(verify);
+                return fail(std::move(x), errc::certificate_rejected, "handshake");
+            }
             return fail(std::move(x), ec, "handshake");
+        }
         if (closed)
             return fail(std::move(x), asio::error::operation_aborted, "handshake");
         start_write(std::move(x));

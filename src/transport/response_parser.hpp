@@ -130,6 +130,8 @@ private:
             return nullptr;
         if (iequals(name, "x-request-id"))
             return &out_.request_id;
+        if (iequals(name, "content-type"))
+            return &out_.content_type;
         if (iequals(name, "retry-after"))
             return &out_.retry_after;
         if (iequals(name, "retry-after-ms"))

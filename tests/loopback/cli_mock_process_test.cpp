@@ -43,8 +43,14 @@ TEST_CASE("with 5% of each fault kind every line ends in exactly one record") {
     CHECK(t.per_id.size() == static_cast<std::size_t>(n));
     for (const auto& [id, count] : t.per_id)
         REQUIRE(count == 1);
-    // Five attempts against a 25% fault rate: failures are rare, and each is named.
-    CHECK(t.by_code.at("ok") >= n * 99 / 100);
+    // Five attempts against a 25% fault rate: failures are rare, and each is named. A garbled
+    // answer is retried once only (about 0.3 x 0.05 of the lines end malformed_response).
+    CHECK(t.by_code.at("ok") >= n * 97 / 100);
+    for (const auto& [code, count] : t.by_code) {
+        INFO(code << ": " << count);
+        CHECK((code == "ok" || code == "malformed_response" || code == "server_error" ||
+               code == "connection_reset" || code == "connection_closed" || code == "timeout"));
+    }
     CHECK(status == (t.by_code.at("ok") == n ? 0 : 1));
 }
 

@@ -111,12 +111,20 @@ TEST_CASE("with 5% of each transient fault, every request ends in exactly one re
     require_each_once(out, n);
     CHECK(out.stats.succeeded + out.stats.failed == static_cast<std::uint64_t>(n));
     CHECK(out.stats.retries > 0);
-    // With five attempts and a 25% chance of a fault per attempt, nearly all succeed.
-    CHECK(out.stats.succeeded >= static_cast<std::uint64_t>(n) * 99 / 100);
+    // With five attempts and a 25% chance of a fault per attempt, nearly all succeed. A
+    // garbled answer is retried once only, so a second one on a later attempt (about 0.3 x
+    // 0.05 of the requests) is final.
+    CHECK(out.stats.succeeded >= static_cast<std::uint64_t>(n) * 97 / 100);
     for (const auto& [id, r] : out.last) {
         if (!r.ok()) {
+            INFO(id << ": " << r.message);
             CHECK(is_retryable(r.ec));
-            CHECK(r.attempts == opts.retry.max_attempts);
+            if (r.ec == errc::malformed_response) {
+                CHECK(r.attempts >= 2);
+                CHECK(r.attempts <= opts.retry.max_attempts);
+            } else {
+                CHECK(r.attempts == opts.retry.max_attempts);
+            }
             CHECK_FALSE(r.message.empty());
         }
     }
@@ -173,8 +181,8 @@ TEST_CASE("insufficient_quota stops admission and the rest are not attempted") {
     // The stop is said once, through the logger: the library prints nothing itself.
     REQUIRE(logged.size() == 1);
     CHECK(logged[0].first == log_level::error);
-    CHECK(logged[0].second ==
-          "quota exhausted: retrying cannot help; no further requests are sent");
+    CHECK(logged[0].second.rfind("quota exhausted: retrying cannot help (HTTP 429: ", 0) == 0);
+    CHECK(logged[0].second.find("; no further requests are sent") != std::string::npos);
     require_each_once(out, n);
     int quota = 0, not_attempted = 0;
     for (const auto& [id, r] : out.last) {

@@ -356,6 +356,23 @@ TEST_CASE("hostile: streaming lines are bad lines and are never sent") {
     }
 }
 
+TEST_CASE("hostile: an event stream to a request that asked for none is not retried") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server server(behavior::event_stream);
+    const run_result r = run_timed(sluice_command(dir, input, server.base_url(), ""));
+    INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n"
+                 << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 1);
+    CHECK(r.seconds < 30);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    check_every_code(recs, "unexpected_content_type");
+    for (const record& rec : recs)
+        CHECK(rec.error_message.find("text/event-stream") != std::string::npos);
+    check_attempts_each(server, 1); // each generation paid for once, not five times
+}
+
 TEST_CASE("hostile: a 401 stops the run after one request, and a resume sends everything") {
     temp_dir dir;
     const std::string input = write_input(dir);

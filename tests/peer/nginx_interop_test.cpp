@@ -53,18 +53,34 @@ TEST_CASE("sluice run against nginx over verified TLS writes every canned answer
     CHECK(ids.size() == static_cast<std::size_t>(n));
 }
 
-TEST_CASE("sluice run refuses nginx's certificate when it is not trusted") {
+TEST_CASE("sluice run refuses nginx's certificate when it is not trusted, and stops") {
     test::nginx_peer nginx;
     test::temp_dir dir;
-    const std::string input = make_input(dir, 5), output = dir.file("out.jsonl");
-    const int status =
-        test::run_shell(std::string(SLUICE_EXE) + " run " + input + " -o " + output +
-                        " --base-url " + nginx.base_url() + " --max-attempts 1 -q 2>/dev/null");
+    const std::string input = make_input(dir, 50), output = dir.file("out.jsonl");
+    const std::string run = std::string(SLUICE_EXE) + " run " + input + " -o " + output +
+                            " --base-url " + nginx.base_url() + " --concurrency 1 -q";
+    const int status = test::run_shell(run + " 2>" + dir.file("err.txt"));
     CHECK(status == 1);
-    const auto lines = test::read_lines(output);
-    REQUIRE(lines.size() == 5);
+    auto lines = test::read_lines(output);
+    REQUIRE(lines.size() == 50);
+    // One handshake, not five per line: the first refusal stops the job, the rest wait for a
+    // resume with the right CA.
+    int rejected = 0, not_attempted = 0;
+    for (const auto& line : lines) {
+        rejected += line.find(R"("code":"certificate_rejected")") != std::string::npos;
+        not_attempted += line.find(R"("code":"not_attempted")") != std::string::npos;
+    }
+    CHECK(rejected == 1);
+    CHECK(not_attempted == 49);
+    const std::string err = test::read_file(dir.file("err.txt"));
+    CHECK(err.find("certificate was rejected") != std::string::npos);
+    CHECK(err.find("self-signed") != std::string::npos);
+
+    CHECK(test::run_shell(run + " --ca-file " + nginx.ca_file() + " 2>/dev/null") == 0);
+    lines = test::read_lines(output);
+    CHECK(lines.size() == 50);
     for (const auto& line : lines)
-        CHECK(line.find(R"("code":"tls_error")") != std::string::npos);
+        CHECK(line.find(R"("status_code":200)") != std::string::npos);
 }
 
 TEST_CASE("the library against nginx closing every 50th connection loses nothing") {

@@ -36,6 +36,7 @@ enum class behavior {
     huge_chunked,     // 200 chunked, 100 MiB of body, until the client goes away
     bad_chunk,        // 200 chunked whose first chunk-size line is "zz"
     stall_tls,        // accepts, then reads and writes nothing (a TLS handshake stalls)
+    event_stream,     // 200 text/event-stream (SSE chunks) to a request that asked for none
 };
 
 struct hostile_options {
@@ -215,6 +216,17 @@ private:
                 break;
             case behavior::stall_tls:
                 co_return;
+            case behavior::event_stream: {
+                const std::string events =
+                    "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":"
+                    "{\"content\":\"" +
+                    answer_content(id) + "\"}}]}\n\ndata: [DONE]\n\n";
+                co_await write(socket,
+                               "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Content-Length: " +
+                                   std::to_string(events.size()) + "\r\n\r\n" + events);
+                break;
+            }
             }
         }
     }

@@ -72,6 +72,8 @@ struct http_response {
     error_code ec;
     /// Which step failed ("connect", "handshake", "write", "read"), for messages.
     const char* failed_step = "";
+    /// More on why, when the step knows (a certificate's verification error); static text.
+    const char* failed_reason = "";
     unsigned status = 0;
     /// Body bytes, with at least `parse_padding` spare capacity for the parser.
     std::string body;
@@ -79,6 +81,8 @@ struct http_response {
     std::string request_id, retry_after, retry_after_ms, should_retry;
     std::string limit_requests, limit_tokens, remaining_requests, remaining_tokens;
     std::string reset_requests, reset_tokens;
+    /// Content-Type, to tell a JSON answer from an event stream or a proxy's HTML page.
+    std::string content_type;
     /// When the request was written and when the response header arrived.
     std::chrono::steady_clock::time_point sent, first_byte;
 

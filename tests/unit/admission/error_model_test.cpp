@@ -1,0 +1,90 @@
+// The error model as one table: for every sluice errc and the transport's own codes, whether a
+// failure is retried, whether it stops the run, and the kind written in records.
+#include <sluice/admission/retry_policy.hpp>
+#include <sluice/error.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace sluice;
+
+namespace {
+
+struct row {
+    error_code ec;
+    bool retryable;
+    bool fatal;
+    const char* kind;
+};
+
+} // namespace
+
+TEST_CASE("every failure has one meaning for retrying and stopping") {
+    namespace asio = boost::asio;
+    namespace http = boost::beast::http;
+    const row table[] = {
+        {errc::bad_input_line, false, false, "bad_input_line"},
+        {errc::duplicate_custom_id, false, false, "duplicate_custom_id"},
+        {errc::malformed_response, true, false, "malformed_response"},
+        {errc::body_too_large, false, false, "body_too_large"},
+        {errc::rate_limited, true, false, "rate_limited"},
+        {errc::quota_exhausted, false, true, "quota_exhausted"},
+        {errc::server_error, true, false, "server_error"},
+        {errc::client_error, false, false, "client_error"},
+        {errc::retry_budget_exhausted, false, false, "retry_budget_exhausted"},
+        {errc::request_too_large, false, false, "request_too_large"},
+        {errc::queue_full, false, false, "queue_full"},
+        {errc::stopped, false, false, "stopped"},
+        {errc::not_attempted, false, false, "not_attempted"},
+        {errc::invalid_url, false, false, "invalid_url"},
+        {errc::unauthorized, false, true, "unauthorized"},
+        {errc::unexpected_bytes, true, false, "unexpected_bytes"},
+        {errc::certificate_rejected, false, true, "certificate_rejected"},
+        {errc::unexpected_content_type, false, false, "unexpected_content_type"},
+        // The transport's own: a fresh attempt may succeed, except when we cancelled it or the
+        // body was over the cap.
+        {asio::error::connection_reset, true, false, "connection_reset"},
+        {asio::error::connection_refused, true, false, "connection_refused"},
+        {asio::error::eof, true, false, "connection_closed"},
+        {boost::beast::error::timeout, true, false, "timeout"},
+        {http::error::partial_message, true, false, "connection_closed"},
+        {asio::ssl::error::stream_truncated, true, false, "connection_closed"},
+        {http::error::body_limit, false, false, "body_too_large"},
+        {asio::error::operation_aborted, false, false, "cancelled"},
+    };
+    for (const row& r : table) {
+        INFO(r.ec.message() << " (" << r.kind << ")");
+        CHECK(is_retryable(r.ec) == r.retryable);
+        CHECK(is_fatal(r.ec) == r.fatal);
+        CHECK(std::string(error_kind(r.ec)) == r.kind);
+    }
+    CHECK_FALSE(is_retryable(error_code{}));
+    CHECK_FALSE(is_fatal(error_code{}));
+}
+
+TEST_CASE("a malformed answer is retried once, not max_attempts times") {
+    retry_policy policy({}, 1);
+    attempt_outcome o;
+    o.transport_error = errc::malformed_response;
+    CHECK(policy.decide(o, 1).what == retry_decision::action::retry);
+    const retry_decision second = policy.decide(o, 2);
+    CHECK(second.what == retry_decision::action::give_up);
+    CHECK(second.ec == errc::malformed_response);
+    // A server error keeps the whole allowance.
+    o.transport_error = errc::server_error;
+    CHECK(policy.decide(o, 4).what == retry_decision::action::retry);
+}
+
+TEST_CASE("an answer of the wrong content type is not retried") {
+    retry_policy policy({}, 1);
+    attempt_outcome o;
+    o.transport_error = errc::unexpected_content_type;
+    o.status = 200;
+    CHECK(policy.decide(o, 1).what == retry_decision::action::give_up);
+}
