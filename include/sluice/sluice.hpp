@@ -4,6 +4,7 @@
 // source -> admission -> transport -> parse -> sink, wired by the dispatcher.
 
 #include <sluice/error.hpp>
+#include <sluice/http_response.hpp>
 #include <sluice/logger.hpp>
 #include <sluice/request.hpp>
 #include <sluice/result.hpp>

@@ -134,7 +134,10 @@ void batch_job::write(const record& rec) {
         append_output_record(line_, *r, out_.next_record_id());
         failed = !r->ok();
     } else {
-        append_input_error_record(line_, std::get<input_record>(rec), out_.next_record_id());
+        const input_record& in = std::get<input_record>(rec);
+        append_input_error_record(line_,
+                                  {in.line_number, in.request.custom_id, in.ec, in.message},
+                                  out_.next_record_id());
     }
     out_.write_line(line_);
     if (failed && errors_)

@@ -84,18 +84,16 @@ void append_output_record(std::string& out, const result& r, std::string_view re
     });
 }
 
-void append_input_error_record(std::string& out,
-                               const input_record& bad,
-                               std::string_view record_id) {
+void append_input_error_record(std::string& out, const bad_line& bad, std::string_view record_id) {
     append_whole(out, [&] {
         const std::string line = std::to_string(bad.line_number);
         out += "{\"id\":";
         append_json_string(out, record_id);
         out += ",\"custom_id\":";
         append_json_string(out,
-                           bad.request.custom_id.empty() ? "line-" + line : bad.request.custom_id);
+                           bad.custom_id.empty() ? "line-" + line : std::string(bad.custom_id));
         out += ",\"response\":null,\"error\":";
-        const std::string why = bad.message.empty() ? bad.ec.message() : bad.message;
+        const std::string why = bad.message.empty() ? bad.ec.message() : std::string(bad.message);
         // A repeated custom_id is its own kind: the line itself may be fine.
         const char* code =
             bad.ec == errc::duplicate_custom_id ? error_kind(bad.ec) : "invalid_input";
@@ -145,7 +143,7 @@ void jsonl_writer::write(const result& r) {
     written();
 }
 
-void jsonl_writer::write(const input_record& bad) {
+void jsonl_writer::write(const bad_line& bad) {
     append_input_error_record(buffer_, bad, next_record_id());
     written();
 }

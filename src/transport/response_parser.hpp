@@ -1,6 +1,6 @@
 #pragma once
 
-#include <sluice/parse/completion_parser.hpp>
+#include <sluice/http_response.hpp>
 #include <sluice/transport/connection_pool.hpp>
 
 #include <boost/beast/core/string.hpp>

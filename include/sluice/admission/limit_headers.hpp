@@ -1,25 +1,12 @@
 #pragma once
 
+#include <sluice/http_response.hpp>
+
 #include <chrono>
 #include <optional>
 #include <string_view>
 
 namespace sluice {
-
-/// The rate-limit and retry headers of one response, as raw strings borrowed from it
-/// (empty when absent). Filled by the transport, read by admission and the retry policy.
-struct response_meta_view {
-    std::string_view request_id;         ///< x-request-id
-    std::string_view retry_after;        ///< retry-after (seconds or an HTTP date)
-    std::string_view retry_after_ms;     ///< retry-after-ms
-    std::string_view should_retry;       ///< x-should-retry ("true"/"false")
-    std::string_view limit_requests;     ///< x-ratelimit-limit-requests
-    std::string_view limit_tokens;       ///< x-ratelimit-limit-tokens
-    std::string_view remaining_requests; ///< x-ratelimit-remaining-requests
-    std::string_view remaining_tokens;   ///< x-ratelimit-remaining-tokens
-    std::string_view reset_requests;     ///< x-ratelimit-reset-requests ("20ms", "1s", "6m0s")
-    std::string_view reset_tokens;       ///< x-ratelimit-reset-tokens
-};
 
 /// The server's view of its limits, parsed from `x-ratelimit-*` headers; each member is empty
 /// when its header was missing or not sane (negative, garbage).

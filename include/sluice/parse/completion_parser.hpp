@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sluice/error.hpp>
+#include <sluice/http_response.hpp>
 #include <sluice/result.hpp>
 
 #include <cstddef>
@@ -8,10 +9,6 @@
 #include <string>
 
 namespace sluice {
-
-/// Bytes that must be readable past the end of a body handed to `completion_parser`
-/// (simdjson's SIMDJSON_PADDING; checked at compile time in the implementation).
-inline constexpr std::size_t parse_padding = 64;
 
 /// The simdjson on-demand fast path over a chat-completion response body. It reads the body
 /// in place (no copy) and extracts `id`, `model`, `choices[]` (index, content or null,

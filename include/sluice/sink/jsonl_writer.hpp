@@ -1,13 +1,24 @@
 #pragma once
 
+#include <sluice/error.hpp>
 #include <sluice/result.hpp>
-#include <sluice/source/jsonl_reader.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace sluice {
+
+/// An input line that could not be sent, as the output records it: its number, its
+/// `custom_id` (empty: `line-N`), why (errc::bad_input_line or duplicate_custom_id) and the
+/// reason in words. Views: valid for the call they are passed to.
+struct bad_line {
+    std::uint64_t line_number = 0;
+    std::string_view custom_id;
+    error_code ec;
+    std::string_view message;
+};
 
 /// Appends one Batch API output line for `r` to `out`, newline included:
 /// `{"id":"batch_req_...","custom_id":...,"response":{"status_code":...,"request_id":...,
@@ -17,9 +28,7 @@ namespace sluice {
 void append_output_record(std::string& out, const result& r, std::string_view record_id);
 
 /// Appends the output line for a bad input line: `response` null and `error` naming the line.
-void append_input_error_record(std::string& out,
-                               const input_record& bad,
-                               std::string_view record_id);
+void append_input_error_record(std::string& out, const bad_line& bad, std::string_view record_id);
 
 /// Writes output records to a file descriptor in large writes: records are buffered and
 /// written whole (never a partial line on a clean stop), flushed when the buffer passes
@@ -35,7 +44,7 @@ public:
     jsonl_writer& operator=(const jsonl_writer&) = delete;
 
     void write(const result& r);
-    void write(const input_record& bad);
+    void write(const bad_line& bad);
 
     /// Writes one record already formatted by `append_output_record` or
     /// `append_input_error_record` (newline included), so that the same line, with the same id,

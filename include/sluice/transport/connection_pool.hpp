@@ -1,7 +1,7 @@
 #pragma once
 
-#include <sluice/admission/limit_headers.hpp>
 #include <sluice/error.hpp>
+#include <sluice/http_response.hpp>
 #include <sluice/transport/endpoint.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -63,41 +63,6 @@ struct request_headers {
     std::string project;
     /// User-Agent value.
     std::string user_agent = "sluice";
-};
-
-/// One HTTP response, or the failure that prevented it.
-struct http_response {
-    /// Transport failure (connect, TLS, write, read, timeout, body too large); empty when a
-    /// full response arrived, whatever its status.
-    error_code ec;
-    /// Which step failed ("connect", "handshake", "write", "read"), for messages.
-    const char* failed_step = "";
-    /// More on why, when the step knows (a certificate's verification error); static text.
-    const char* failed_reason = "";
-    unsigned status = 0;
-    /// Body bytes, with at least `parse_padding` spare capacity for the parser.
-    std::string body;
-    /// Headers of interest, owned here; `meta()` views them.
-    std::string request_id, retry_after, retry_after_ms, should_retry;
-    std::string limit_requests, limit_tokens, remaining_requests, remaining_tokens;
-    std::string reset_requests, reset_tokens;
-    /// Content-Type, to tell a JSON answer from an event stream or a proxy's HTML page.
-    std::string content_type;
-    /// When the request was written and when the response header arrived.
-    std::chrono::steady_clock::time_point sent, first_byte;
-
-    response_meta_view meta() const noexcept {
-        return {request_id,
-                retry_after,
-                retry_after_ms,
-                should_retry,
-                limit_requests,
-                limit_tokens,
-                remaining_requests,
-                remaining_tokens,
-                reset_requests,
-                reset_tokens};
-    }
 };
 
 /// Counters of the pool, for stats.

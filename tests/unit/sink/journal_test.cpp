@@ -53,10 +53,10 @@ std::string failure(const std::string& id, errc e, unsigned status = 0) {
     return out;
 }
 
-std::string bad_line(std::uint64_t line, const std::string& custom_id = "") {
-    input_record bad;
+std::string bad_line_text(std::uint64_t line, const std::string& custom_id = "") {
+    sluice::bad_line bad;
     bad.line_number = line;
-    bad.request.custom_id = custom_id;
+    bad.custom_id = custom_id;
     bad.ec = custom_id.empty() ? errc::bad_input_line : errc::duplicate_custom_id;
     bad.message = custom_id.empty() ? "not JSON" : "";
     std::string out;
@@ -161,7 +161,7 @@ TEST_CASE("unfinished requests are dropped, the file compacted and final records
         failure("b", errc::not_attempted),
         failure("c", errc::server_error, 500),
         failure("d", errc::stopped),
-        bad_line(5),
+        bad_line_text(5),
         failure("e", errc::quota_exhausted, 429),
         failure("f", errc::client_error, 400),
         success("g"),
@@ -211,8 +211,8 @@ TEST_CASE("retry_failed drops every error record, bad lines included") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     write_file(out,
-               success("a") + failure("b", errc::server_error, 502) + bad_line(3) +
-                   bad_line(4, "a") + failure("c", errc::client_error, 400) + success("d"));
+               success("a") + failure("b", errc::server_error, 502) + bad_line_text(3) +
+                   bad_line_text(4, "a") + failure("c", errc::client_error, 400) + success("d"));
     reported seen;
     journal_options opts;
     opts.retry_failed = true;
@@ -230,7 +230,7 @@ TEST_CASE("a bad-line record is reported by its line, not by its custom_id") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     // Line 2 repeated r1's custom_id: its record carries "r1" but is about line 2 only.
-    write_file(out, success("r1") + bad_line(2, "r1") + bad_line(3));
+    write_file(out, success("r1") + bad_line_text(2, "r1") + bad_line_text(3));
     reported seen;
     const journal_recovery rec = recover(out, seen);
     CHECK(rec.kept_bad_lines == 2);
@@ -317,7 +317,7 @@ TEST_CASE("the error file is rebuilt to hold exactly the kept error records, in 
     const std::string out = dir.file("out.jsonl");
     const std::string errors = dir.file("errors.jsonl");
     const std::string c = failure("c", errc::server_error, 500);
-    const std::string bad = bad_line(4);
+    const std::string bad = bad_line_text(4);
     const std::string f = failure("f", errc::client_error, 400);
     write_file(out,
                success("a") + failure("b", errc::not_attempted) + c + bad + success("e") + f +
@@ -440,7 +440,7 @@ TEST_CASE("a big output is streamed record by record") {
             const std::string id = test::numbered("r", i);
             // Every 10th record was cut short by a stop; every 100th is a bad line.
             const std::string rec = i % 10 == 3    ? failure(id, errc::not_attempted)
-                                    : i % 100 == 7 ? bad_line(i + 1)
+                                    : i % 100 == 7 ? bad_line_text(i + 1)
                                                    : success(id);
             chunk += rec;
             if (i % 10 != 3)

@@ -158,7 +158,7 @@ TEST_CASE("custom_ids and messages with quotes, controls and bad UTF-8 are escap
 }
 
 TEST_CASE("an input error record names the line") {
-    input_record bad;
+    bad_line bad;
     bad.line_number = 7;
     bad.ec = errc::bad_input_line;
     bad.message = "not JSON: TAPE_ERROR";
@@ -172,9 +172,9 @@ TEST_CASE("an input error record names the line") {
     CHECK(j["error"]["message"] == "line 7: not JSON: TAPE_ERROR");
     CHECK(j["line"] == 7);
 
-    bad.request.custom_id = "dup\"1";
+    bad.custom_id = "dup\"1";
     bad.ec = errc::duplicate_custom_id;
-    bad.message.clear();
+    bad.message = {};
     out.clear();
     append_input_error_record(out, bad, "batch_req_y");
     j = parse_line(out);
@@ -192,7 +192,7 @@ TEST_CASE("jsonl_writer buffers whole records and writes them on flush") {
         jsonl_writer writer(fd); // 1 MiB threshold: nothing reaches the file yet
         for (int i = 0; i < 100; ++i)
             writer.write(success(test::numbered("c", i), R"({"ok":true})"));
-        input_record bad;
+        bad_line bad;
         bad.line_number = 101;
         bad.ec = errc::bad_input_line;
         bad.message = "missing body";

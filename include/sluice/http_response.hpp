@@ -1,0 +1,69 @@
+#pragma once
+
+#include <sluice/error.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+// The response as the transport hands it on: neutral types that transport, admission and
+// parse each know without knowing each other (the build lets each of those stages depend on
+// core only).
+namespace sluice {
+
+/// Bytes that must be readable past the end of a body handed to `completion_parser`
+/// (simdjson's SIMDJSON_PADDING; checked at compile time in the implementation).
+inline constexpr std::size_t parse_padding = 64;
+
+/// The rate-limit and retry headers of one response, as raw strings borrowed from it
+/// (empty when absent). Filled by the transport, read by admission and the retry policy.
+struct response_meta_view {
+    std::string_view request_id;         ///< x-request-id
+    std::string_view retry_after;        ///< retry-after (seconds or an HTTP date)
+    std::string_view retry_after_ms;     ///< retry-after-ms
+    std::string_view should_retry;       ///< x-should-retry ("true"/"false")
+    std::string_view limit_requests;     ///< x-ratelimit-limit-requests
+    std::string_view limit_tokens;       ///< x-ratelimit-limit-tokens
+    std::string_view remaining_requests; ///< x-ratelimit-remaining-requests
+    std::string_view remaining_tokens;   ///< x-ratelimit-remaining-tokens
+    std::string_view reset_requests;     ///< x-ratelimit-reset-requests ("20ms", "1s", "6m0s")
+    std::string_view reset_tokens;       ///< x-ratelimit-reset-tokens
+};
+
+/// One HTTP response, or the failure that prevented it.
+struct http_response {
+    /// Transport failure (connect, TLS, write, read, timeout, body too large); empty when a
+    /// full response arrived, whatever its status.
+    error_code ec;
+    /// Which step failed ("connect", "handshake", "write", "read"), for messages.
+    const char* failed_step = "";
+    /// More on why, when the step knows (a certificate's verification error); static text.
+    const char* failed_reason = "";
+    unsigned status = 0;
+    /// Body bytes, with at least `parse_padding` spare capacity for the parser.
+    std::string body;
+    /// Headers of interest, owned here; `meta()` views them.
+    std::string request_id, retry_after, retry_after_ms, should_retry;
+    std::string limit_requests, limit_tokens, remaining_requests, remaining_tokens;
+    std::string reset_requests, reset_tokens;
+    /// Content-Type, to tell a JSON answer from an event stream or a proxy's HTML page.
+    std::string content_type;
+    /// When the request was written and when the response header arrived.
+    std::chrono::steady_clock::time_point sent, first_byte;
+
+    response_meta_view meta() const noexcept {
+        return {request_id,
+                retry_after,
+                retry_after_ms,
+                should_retry,
+                limit_requests,
+                limit_tokens,
+                remaining_requests,
+                remaining_tokens,
+                reset_requests,
+                reset_tokens};
+    }
+};
+
+} // namespace sluice
