@@ -1,12 +1,12 @@
 #include "cli/run_command.hpp"
 
-#include "cli/batch_job.hpp"
 #include "cli/config_file.hpp"
 #include "cli/dry_run.hpp"
-#include "cli/engine_shards.hpp"
-#include "cli/input_scan.hpp"
 #include "cli/progress.hpp"
 #include "cli/summary.hpp"
+#include <sluice/batch/batch_job.hpp>
+#include <sluice/batch/engine_shards.hpp>
+#include <sluice/batch/input_files.hpp>
 
 #include <sluice/dispatcher.hpp>
 #include <sluice/mock/mock_server.hpp>
@@ -210,8 +210,19 @@ int run(const run_options& o) {
         }
         if (!streaming) {
             total = scan_ids(o.input, ropts, index);
-            if (o.strict && !validate_all(o.input, ropts, index))
-                return exit_invalid_input;
+            if (o.strict) {
+                const input_problems found = find_bad_lines(o.input, ropts, index);
+                for (const auto& [line, why] : found.first)
+                    std::cerr << "sluice run: line " << line << ": " << why << '\n';
+                if (found.bad > found.first.size())
+                    std::cerr << "sluice run: ... and " << found.bad - found.first.size()
+                              << " more bad lines\n";
+                if (found.bad > 0) {
+                    std::cerr << "sluice run: --strict: " << found.bad
+                              << " bad lines; nothing was sent\n";
+                    return exit_invalid_input;
+                }
+            }
         }
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';

@@ -1,8 +1,8 @@
-#include "cli/engine_shards.hpp"
+#include <sluice/batch/engine_shards.hpp>
 
 #include <algorithm>
 
-namespace sluice::cli {
+namespace sluice {
 
 namespace asio = boost::asio;
 
@@ -89,4 +89,4 @@ stats_snapshot engine_shards::stats() const {
     return total;
 }
 
-} // namespace sluice::cli
+} // namespace sluice

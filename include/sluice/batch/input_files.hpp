@@ -8,12 +8,13 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
-namespace sluice::cli {
+namespace sluice {
 
-// The input side of `sluice run` before and around the run: opening files, the planning pass
-// that tells the id_index every line's custom_id, and --strict validation.
+// The input side of a batch job before and around the run: opening files, the planning pass
+// that tells the id_index every line's custom_id, and validation of the whole input.
 
 /// Opens the input for reading; "-" is stdin. Throws std::system_error naming the path.
 int open_input(const std::string& path);
@@ -60,8 +61,18 @@ void mark_repeat(input_record& rec, id_index& index, bool streaming);
 /// Makes `rec` the error record of a line whose custom_id an earlier line already used.
 void mark_duplicate(input_record& rec);
 
-/// --strict: reads the whole input and reports every bad line (the first 20 on stderr), repeated
-/// custom_ids included. True when there is none.
-bool validate_all(const std::string& path, const reader_options& ropts, id_index& index);
+/// The bad lines of an input: how many, and the first few with their reasons.
+struct input_problems {
+    std::uint64_t bad = 0;
+    /// (line number, reason) of the first bad lines, in input order.
+    std::vector<std::pair<std::uint64_t, std::string>> first;
+};
 
-} // namespace sluice::cli
+/// Reads the whole input after the planning pass and finds every bad line, repeated
+/// custom_ids included, keeping the reasons of the first `keep` (`sluice run --strict`).
+input_problems find_bad_lines(const std::string& path,
+                              const reader_options& ropts,
+                              id_index& index,
+                              std::size_t keep = 20);
+
+} // namespace sluice

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace sluice::cli {
+namespace sluice {
 
 /// `threads` dispatchers, each on an event loop of its own: shard 0 on the caller's
 /// io_context, the others on threads started here. The endpoint's connections, rate limits and
@@ -55,4 +55,4 @@ private:
 /// the server's headers too.
 dispatcher_options shard_options(const dispatcher_options& opts, unsigned index, unsigned count);
 
-} // namespace sluice::cli
+} // namespace sluice

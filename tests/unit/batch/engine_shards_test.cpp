@@ -1,12 +1,11 @@
-#include "cli/engine_shards.hpp"
 #include "support/manual_clock.hpp"
+#include <sluice/batch/engine_shards.hpp>
 
 #include <sluice/admission/rate_limiter.hpp>
 
 #include <catch2/catch.hpp>
 
 using namespace sluice;
-using namespace sluice::cli;
 using namespace std::chrono_literals;
 
 namespace {

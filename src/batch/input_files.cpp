@@ -1,14 +1,13 @@
-#include "cli/input_scan.hpp"
+#include <sluice/batch/input_files.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <iostream>
 #include <system_error>
 
-namespace sluice::cli {
+namespace sluice {
 
 int open_input(const std::string& path) {
     if (path == "-")
@@ -76,21 +75,20 @@ void mark_duplicate(input_record& rec) {
         "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line; not sent";
 }
 
-bool validate_all(const std::string& path, const reader_options& ropts, id_index& index) {
-    std::uint64_t bad = 0;
+input_problems find_bad_lines(const std::string& path,
+                              const reader_options& ropts,
+                              id_index& index,
+                              std::size_t keep) {
+    input_problems found;
     for_each_record(path, ropts, [&](input_record& rec) {
         mark_repeat(rec, index, false);
         if (!rec.ec)
             return;
-        if (++bad <= 20)
-            std::cerr << "sluice run: line " << rec.line_number << ": "
-                      << (rec.message.empty() ? rec.ec.message() : rec.message) << '\n';
+        if (++found.bad <= keep)
+            found.first.emplace_back(rec.line_number,
+                                     rec.message.empty() ? rec.ec.message() : rec.message);
     });
-    if (bad > 20)
-        std::cerr << "sluice run: ... and " << bad - 20 << " more bad lines\n";
-    if (bad > 0)
-        std::cerr << "sluice run: --strict: " << bad << " bad lines; nothing was sent\n";
-    return bad == 0;
+    return found;
 }
 
-} // namespace sluice::cli
+} // namespace sluice

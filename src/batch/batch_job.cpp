@@ -1,12 +1,12 @@
-#include "cli/batch_job.hpp"
-#include "cli/input_scan.hpp"
+#include <sluice/batch/batch_job.hpp>
+#include <sluice/batch/input_files.hpp>
 
 #include <sluice/error.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 
-namespace sluice::cli {
+namespace sluice {
 
 namespace asio = boost::asio;
 
@@ -218,4 +218,4 @@ void batch_job::finish() {
         on_done_();
 }
 
-} // namespace sluice::cli
+} // namespace sluice

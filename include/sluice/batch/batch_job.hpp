@@ -1,6 +1,6 @@
 #pragma once
 
-#include "cli/engine_shards.hpp"
+#include <sluice/batch/engine_shards.hpp>
 
 #include <sluice/result.hpp>
 #include <sluice/sink/jsonl_writer.hpp>
@@ -18,7 +18,7 @@
 #include <optional>
 #include <variant>
 
-namespace sluice::cli {
+namespace sluice {
 
 /// How a batch job paces, orders and persists its records.
 struct batch_job_options {
@@ -122,4 +122,4 @@ private:
     std::exception_ptr error_;
 };
 
-} // namespace sluice::cli
+} // namespace sluice
