@@ -4,16 +4,11 @@
 #include "cli/dry_run.hpp"
 #include "cli/progress.hpp"
 #include "cli/summary.hpp"
-#include <sluice/batch/batch_job.hpp>
-#include <sluice/batch/engine_shards.hpp>
-#include <sluice/batch/input_files.hpp>
 
+#include <sluice/batch/batch_run.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/mock/mock_server.hpp>
-#include <sluice/sink/journal.hpp>
-#include <sluice/sink/jsonl_writer.hpp>
 #include <sluice/source/id_index.hpp>
-#include <sluice/source/jsonl_reader.hpp>
 #include <sluice/transport/endpoint.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -139,215 +134,141 @@ private:
 
 } // namespace
 
-int run(const run_options& o) {
-    dispatcher_options opts;
-    std::string key_env;
-    try {
-        opts = build_options(o, &key_env);
-    } catch (const std::exception& e) {
-        std::cerr << "sluice run: " << e.what() << '\n';
-        return exit_usage;
-    }
-    // The library never prints: its messages come here, one whole line per write so that
-    // the loops of --threads do not interleave them.
-    opts.log.sink = [](log_level, std::string_view message) {
-        std::string line = "sluice: ";
-        line.append(message);
-        line += '\n';
-        std::cerr << line << std::flush;
-    };
-    reader_options ropts;
-    ropts.model = o.model;
-    ropts.system = o.system;
-    const bool streaming = !readable_twice(o.input);
+namespace {
 
-    if (o.dry_run) {
-        try {
-            return dry_run(o, opts, ropts);
-        } catch (const config_error& e) {
-            std::cerr << "sluice run: " << e.what() << '\n';
-            return exit_usage;
-        } catch (const std::exception& e) {
-            std::cerr << "sluice run: " << e.what() << '\n';
-            return exit_io;
-        }
-    }
+// The library never prints: its messages come here, one whole line per write so that the
+// loops of --threads do not interleave them.
+void log_to_stderr(log_level, std::string_view message) {
+    std::string line = "sluice: ";
+    line.append(message);
+    line += '\n';
+    std::cerr << line << std::flush;
+}
+
+// Checks what can be checked before a file is touched; prints why not and returns false.
+bool usable(const run_options& o) {
     if (o.output.empty()) {
         std::cerr << "sluice run: -o/--output is required (except with --dry-run)\n";
-        return exit_usage;
+        return false;
     }
-    if (o.strict && streaming) {
+    if (o.strict && !readable_twice(o.input)) {
         std::cerr << "sluice run: --strict needs an input file: stdin or a pipe cannot be read "
                      "twice\n";
-        return exit_usage;
+        return false;
     }
     if (!o.errors_file.empty() && o.errors_file == o.output) {
         std::cerr << "sluice run: --errors must name another file than the output\n";
-        return exit_usage;
+        return false;
+    }
+    return true;
+}
+
+void say_recovered(const run_options& o, const journal_recovery& r) {
+    if (r.records > 0 && !o.quiet)
+        std::cerr << "sluice run: resuming " << o.output << ": " << r.records - r.dropped
+                  << " records kept, " << r.dropped << " to redo\n";
+    if (r.torn_bytes > 0)
+        std::cerr << "sluice run: cut a torn last line (" << r.torn_bytes << " bytes) off "
+                  << o.output << '\n';
+}
+
+// --strict: every bad line is found before anything is sent.
+bool strict_check(batch_run& job) {
+    const input_problems found = job.find_bad_lines();
+    for (const auto& [line, why] : found.first)
+        std::cerr << "sluice run: line " << line << ": " << why << '\n';
+    if (found.bad > found.first.size())
+        std::cerr << "sluice run: ... and " << found.bad - found.first.size()
+                  << " more bad lines\n";
+    if (found.bad > 0)
+        std::cerr << "sluice run: --strict: " << found.bad << " bad lines; nothing was sent\n";
+    return found.bad == 0;
+}
+
+// Not movable: emplaced into the caller's optional.
+void make_progress(std::optional<progress_display>& progress,
+                   const run_options& o,
+                   asio::io_context& ioc,
+                   batch_run& job) {
+    if (o.quiet)
+        return;
+    progress_options po;
+    po.interval = std::chrono::milliseconds(static_cast<long>(o.progress_interval_s * 1000));
+    // Records on the same terminal would tear a redrawn line apart.
+    if (o.output == "-" && ::isatty(STDOUT_FILENO))
+        po.tty = false;
+    progress.emplace(
+        ioc,
+        [&job] {
+            progress_sample s = sample_of(job.stats());
+            s.done += job.bad_lines();
+            s.failed += job.bad_lines();
+            s.skipped = job.skipped();
+            if (const auto total = job.total_lines())
+                s.total = *total;
+            return s;
+        },
+        STDERR_FILENO,
+        po);
+}
+
+// SIGINT/SIGTERM: stop reading, let the requests on the wire finish (for the grace period) and
+// write every record; a second signal, or the end of the grace period, cancels those too.
+// Nothing already answered is lost.
+class signal_stop {
+public:
+    signal_stop(asio::io_context& ioc,
+                batch_run& job,
+                std::optional<progress_display>& progress,
+                double grace_period_s)
+        : signals_(ioc, SIGINT, SIGTERM)
+        , grace_(ioc)
+        , job_(job)
+        , progress_(progress)
+        , grace_period_s_(grace_period_s) {
+        watch();
+    }
+    void cancel() {
+        signals_.cancel();
+        grace_.cancel();
     }
 
-    // The output is the journal: what it already holds is not sent again.
-    id_index index(streaming ? id_index_mode::one_pass : id_index_mode::two_pass);
-    journal_recovery recovered;
-    std::uint64_t total = 0;
-    try {
-        if (o.output != "-") {
-            journal_options jo;
-            jo.retry_failed = o.retry_failed;
-            jo.errors_path = o.errors_file;
-            recovered = recover_journal(
-                o.output,
-                jo,
-                [&](std::string_view id) { index.add_done_id(id); },
-                [&](std::uint64_t line) { index.add_done_line(line); });
-            if (recovered.records > 0 && !o.quiet)
-                std::cerr << "sluice run: resuming " << o.output << ": "
-                          << recovered.records - recovered.dropped << " records kept, "
-                          << recovered.dropped << " to redo\n";
-            if (recovered.torn_bytes > 0)
-                std::cerr << "sluice run: cut a torn last line (" << recovered.torn_bytes
-                          << " bytes) off " << o.output << '\n';
-        }
-        if (!streaming) {
-            total = scan_ids(o.input, ropts, index);
-            if (o.strict) {
-                const input_problems found = find_bad_lines(o.input, ropts, index);
-                for (const auto& [line, why] : found.first)
-                    std::cerr << "sluice run: line " << line << ": " << why << '\n';
-                if (found.bad > found.first.size())
-                    std::cerr << "sluice run: ... and " << found.bad - found.first.size()
-                              << " more bad lines\n";
-                if (found.bad > 0) {
-                    std::cerr << "sluice run: --strict: " << found.bad
-                              << " bad lines; nothing was sent\n";
-                    return exit_invalid_input;
-                }
-            }
-        }
-    } catch (const std::exception& e) {
-        std::cerr << "sluice run: " << e.what() << '\n';
-        return exit_io;
-    }
-
-    std::optional<embedded_mock> mock;
-    if (o.mock) {
-        mock.emplace(o.mock_latency_ms);
-        opts.base_url = mock->base_url();
-        opts.tls.ca_pem = mock->certificate_pem();
-        if (opts.api_key.empty())
-            opts.api_key = "sk-mock";
-    }
-    if (const std::string why = missing_key_error(opts, key_env); !why.empty()) {
-        std::cerr << "sluice run: " << why << '\n';
-        return exit_usage;
-    }
-    if (opts.tls.insecure)
-        std::cerr << "sluice run: WARNING: --insecure: TLS certificates are NOT verified\n";
-
-    fd_guard fds;
-    int in_fd = -1;
-    int out_fd = -1;
-    int err_fd = -1;
-    try {
-        in_fd = fds.add(open_input(o.input));
-        out_fd = fds.add(open_output(o.output));
-        // Without a journal to rebuild it from, the errors file starts afresh.
-        if (!o.errors_file.empty())
-            err_fd = fds.add(open_output(o.errors_file, o.output == "-"));
-    } catch (const std::exception& e) {
-        std::cerr << "sluice run: " << e.what() << '\n';
-        return exit_io;
-    }
-
-    asio::io_context ioc(1);
-    std::optional<engine_shards> engines;
-    try {
-        engines.emplace(ioc, opts, o.threads);
-    } catch (const std::exception& e) {
-        std::cerr << "sluice run: " << e.what() << '\n';
-        return exit_usage;
-    }
-
-    jsonl_reader reader(in_fd, ropts);
-    jsonl_writer writer(out_fd);
-    std::optional<jsonl_writer> errors;
-    if (err_fd >= 0)
-        errors.emplace(err_fd);
-    batch_job_options jo;
-    jo.window = std::max<std::size_t>(256, opts.pool.max_connections * 4);
-    jo.ordered = o.ordered;
-    jo.reorder_window = std::max(o.reorder_window, jo.window);
-    jo.flush_interval = std::chrono::milliseconds(o.flush_interval_ms);
-    jo.fsync_interval = std::chrono::milliseconds(o.fsync_interval_ms);
-    batch_job job(ioc, *engines, reader, index, streaming, writer, errors ? &*errors : nullptr, jo);
-
-    std::optional<progress_display> progress;
-    if (!o.quiet) {
-        progress_options po;
-        po.interval = std::chrono::milliseconds(static_cast<long>(o.progress_interval_s * 1000));
-        // Records on the same terminal would tear a redrawn line apart.
-        if (o.output == "-" && ::isatty(STDOUT_FILENO))
-            po.tty = false;
-        progress.emplace(
-            ioc,
-            [&] {
-                progress_sample s = sample_of(engines->stats());
-                s.done += job.bad_lines();
-                s.failed += job.bad_lines();
-                s.skipped = job.skipped();
-                if (!streaming)
-                    s.total = total;
-                return s;
-            },
-            STDERR_FILENO,
-            po);
-    }
-
-    const auto started = std::chrono::steady_clock::now();
-    // SIGINT/SIGTERM: stop reading, let the requests on the wire finish (for the grace period)
-    // and write every record; a second signal, or the end of the grace period, cancels those
-    // too. Nothing already answered is lost.
-    asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    asio::steady_timer grace(ioc);
-    std::function<void()> watch = [&] {
-        signals.async_wait([&](error_code ec, int) {
+private:
+    void watch() {
+        signals_.async_wait([this](error_code ec, int) {
             if (ec)
                 return;
-            const bool again = job.interrupted();
-            if (progress)
-                progress->clear();
+            const bool again = job_.interrupted();
+            if (progress_)
+                progress_->clear();
             std::cerr << (again ? "sluice run: stopping now\n"
                                 : "sluice run: stopping; waiting for requests in flight "
                                   "(signal again to stop at once)\n");
-            job.interrupt(again);
+            job_.interrupt(again);
             if (!again) {
-                grace.expires_after(
-                    std::chrono::milliseconds(static_cast<long>(o.grace_period_s * 1000)));
-                grace.async_wait([&](error_code gec) {
+                grace_.expires_after(
+                    std::chrono::milliseconds(static_cast<long>(grace_period_s_ * 1000)));
+                grace_.async_wait([this](error_code gec) {
                     if (gec)
                         return;
-                    std::cerr << "sluice run: grace period over; cancelling " << job.in_flight()
+                    std::cerr << "sluice run: grace period over; cancelling " << job_.in_flight()
                               << " requests in flight\n";
-                    job.interrupt(true);
+                    job_.interrupt(true);
                 });
             }
             watch();
         });
-    };
-    watch();
-    asio::post(ioc, [&] {
-        if (progress)
-            progress->start();
-        job.start([&] {
-            signals.cancel();
-            grace.cancel();
-            if (progress)
-                progress->stop();
-        });
-    });
-    ioc.run();
-    const auto wall = std::chrono::steady_clock::now() - started;
+    }
 
+    asio::signal_set signals_;
+    asio::steady_timer grace_;
+    batch_run& job_;
+    std::optional<progress_display>& progress_;
+    double grace_period_s_;
+};
+
+// The summary, the exit status and the --summary file of a finished job.
+int finish(const run_options& o, batch_run& job, const std::string& key_env) {
     int status = exit_ok;
     try {
         job.sync();
@@ -363,40 +284,123 @@ int run(const run_options& o) {
         }
         status = exit_io;
     }
-
-    const stats_snapshot stats = engines->stats();
-    const job_counts counts{job.lines(), job.bad_lines(), job.skipped()};
+    const batch_report r = job.report();
+    const job_counts counts{r.lines, r.bad_lines, r.skipped};
     if (!o.quiet)
-        print_summary(std::cerr, stats, counts, wall);
-    if (stats.failures.count("unauthorized"))
+        print_summary(std::cerr, r.stats, counts, r.wall);
+    if (r.stats.failures.count("unauthorized"))
         std::cerr << "sluice run: the server refused the API key from " << key_env
                   << " (HTTP 401); the job stopped and the lines not sent are recorded as "
                      "not attempted: set a valid key and run the same command again to "
                      "resume\n";
-    const std::uint64_t earlier_errors = recovered.kept_errors + recovered.kept_bad_lines;
+    const std::uint64_t earlier_errors = r.recovered.kept_errors + r.recovered.kept_bad_lines;
     if (earlier_errors > 0 && !o.quiet)
         std::cerr << "  " << earlier_errors
                   << " error records from earlier runs kept (--retry-failed redoes them)\n";
-
     if (status == exit_ok) {
-        if (job.interrupted())
+        if (r.interrupted)
             status = exit_interrupted;
-        else if (stats.failures.count("unauthorized"))
+        else if (r.stats.failures.count("unauthorized"))
             status = exit_auth;
-        else if (stats.failures.count("quota_exhausted"))
+        else if (r.stats.failures.count("quota_exhausted"))
             status = exit_quota;
-        else if (stats.failed > 0 || job.bad_lines() > 0 || earlier_errors > 0)
+        else if (r.stats.failed > 0 || r.bad_lines > 0 || earlier_errors > 0)
             status = exit_failures;
     }
     if (!o.summary_file.empty()) {
         std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
-        write_summary_json(out, stats, counts, wall, status);
+        write_summary_json(out, r.stats, counts, r.wall, status);
         if (!out) {
             std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
             return exit_io;
         }
     }
     return status;
+}
+
+} // namespace
+
+int run(const run_options& o) {
+    batch_options bo;
+    std::string key_env;
+    try {
+        bo.engine = build_options(o, &key_env);
+    } catch (const std::exception& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_usage;
+    }
+    bo.engine.log.sink = log_to_stderr;
+    bo.reader.model = o.model;
+    bo.reader.system = o.system;
+    if (o.dry_run) {
+        try {
+            return dry_run(o, bo.engine, bo.reader);
+        } catch (const config_error& e) {
+            std::cerr << "sluice run: " << e.what() << '\n';
+            return exit_usage;
+        } catch (const std::exception& e) {
+            std::cerr << "sluice run: " << e.what() << '\n';
+            return exit_io;
+        }
+    }
+    if (!usable(o))
+        return exit_usage;
+
+    std::optional<embedded_mock> mock;
+    if (o.mock) {
+        mock.emplace(o.mock_latency_ms);
+        bo.engine.base_url = mock->base_url();
+        bo.engine.tls.ca_pem = mock->certificate_pem();
+        if (bo.engine.api_key.empty())
+            bo.engine.api_key = "sk-mock";
+    }
+    if (const std::string why = missing_key_error(bo.engine, key_env); !why.empty()) {
+        std::cerr << "sluice run: " << why << '\n';
+        return exit_usage;
+    }
+    if (bo.engine.tls.insecure)
+        std::cerr << "sluice run: WARNING: --insecure: TLS certificates are NOT verified\n";
+
+    bo.threads = o.threads;
+    bo.retry_failed = o.retry_failed;
+    bo.job.ordered = o.ordered;
+    bo.job.reorder_window = o.reorder_window;
+    bo.job.flush_interval = std::chrono::milliseconds(o.flush_interval_ms);
+    bo.job.fsync_interval = std::chrono::milliseconds(o.fsync_interval_ms);
+    asio::io_context ioc(1);
+    std::optional<batch_run> job;
+    try {
+        job.emplace(ioc, batch_files{o.input, o.output, o.errors_file}, std::move(bo));
+    } catch (const batch_setup_error& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_usage;
+    } catch (const std::exception& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_io;
+    }
+    say_recovered(o, job->recovered());
+    try {
+        if (o.strict && !strict_check(*job))
+            return exit_invalid_input;
+    } catch (const std::exception& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_io;
+    }
+
+    std::optional<progress_display> progress;
+    make_progress(progress, o, ioc, *job);
+    signal_stop signals(ioc, *job, progress, o.grace_period_s);
+    asio::post(ioc, [&] {
+        if (progress)
+            progress->start();
+        job->start([&] {
+            signals.cancel();
+            if (progress)
+                progress->stop();
+        });
+    });
+    ioc.run();
+    return finish(o, *job, key_env);
 }
 
 void add_run_command(CLI::App& app) {
