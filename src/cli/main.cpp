@@ -7,6 +7,7 @@
 int main(int argc, char** argv) {
     CLI::App app{"sluice: push chat-completion requests through OpenAI-compatible APIs as fast as "
                  "the rate limits allow"};
+    app.name("sluice"); // not the path it was started by
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
     sluice::cli::add_run_command(app);

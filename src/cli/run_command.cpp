@@ -64,8 +64,12 @@ dispatcher_options build_options(const run_options& o, std::string* api_key_env)
         opts.limits.tpm = *o.tpm;
     if (o.max_attempts)
         opts.retry.max_attempts = *o.max_attempts;
-    if (o.retry_budget)
+    if (o.retry_budget) {
         opts.retry.budget_ratio = *o.retry_budget;
+        // 0 means no retries of failures: the floor of the budget goes too.
+        if (*o.retry_budget == 0)
+            opts.retry.budget_min_per_second = 0;
+    }
     if (o.request_timeout_ms)
         opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
     return opts;
@@ -412,7 +416,7 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("-o,--output",
                     opts->output,
                     "Output JSONL (Batch API output format), - for stdout; an existing file is "
-                    "resumed");
+                    "resumed. Required, except with --dry-run");
     cmd->add_option("--config", opts->config_file, "TOML config file (see configs/default.toml)");
     cmd->add_option("--base-url",
                     opts->base_url,
@@ -425,21 +429,30 @@ void add_run_command(CLI::App& app) {
     cmd->add_flag(
         "--insecure", opts->insecure, "Do not verify TLS certificates (loud; local tests only)");
     cmd->add_option("--concurrency", opts->concurrency, "Maximum connections (default 64)");
-    cmd->add_option("--rpm", opts->rpm, "Requests per minute limit");
-    cmd->add_option("--tpm", opts->tpm, "Tokens per minute limit");
+    cmd->add_option("--rpm",
+                    opts->rpm,
+                    "Requests per minute limit (default none: learned from the server's "
+                    "x-ratelimit headers)");
+    cmd->add_option("--tpm",
+                    opts->tpm,
+                    "Tokens per minute limit (default none: learned from the server's "
+                    "x-ratelimit headers)");
     cmd->add_option(
         "--tier", opts->tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
     cmd->add_option("--threads",
                     opts->threads,
                     "Event loops, each with its own share of connections and limits (default 1)")
-        ->check(CLI::Range(1u, 64u));
+        ->check(CLI::Range(1u, 64u).description(""));
     cmd->add_option(
         "--max-attempts", opts->max_attempts, "Attempts per request, first included (default 5)");
     cmd->add_option("--retry-budget",
                     opts->retry_budget,
-                    "Retries allowed per request sent, over 10 s (default 0.2)");
-    cmd->add_option(
-        "--request-timeout-ms", opts->request_timeout_ms, "Whole-request timeout (default 600000)");
+                    "Retries of failures allowed per request sent, over 10 s, plus 10 a second "
+                    "(default 0.2); 0: none (429s are still waited out)");
+    cmd->add_option("--request-timeout-ms",
+                    opts->request_timeout_ms,
+                    "Timeout of one attempt: connect, TLS handshake, request and whole answer "
+                    "(default 600000)");
     cmd->add_flag("--mock", opts->mock, "Run against the embedded mock server on a loopback port");
     cmd->add_option(
         "--mock-latency-ms", opts->mock_latency_ms, "Latency of the embedded mock's answers");
@@ -461,7 +474,7 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--reorder-window",
                     opts->reorder_window,
                     "With --ordered: records held waiting for an earlier one (default 4096)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::PositiveNumber.description(""));
     cmd->add_option("--flush-interval-ms",
                     opts->flush_interval_ms,
                     "Write finished records to the output within this many ms (default 10)");
@@ -472,11 +485,24 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--grace-period",
                     opts->grace_period_s,
                     "Seconds requests in flight may take after SIGINT/SIGTERM (default 30)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::NonNegativeNumber.description(""));
     cmd->add_option("--progress-interval",
                     opts->progress_interval_s,
                     "Seconds between progress lines when stderr is not a terminal (default 10)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::PositiveNumber.description(""));
+    cmd->footer(R"(Environment:
+  OPENAI_API_KEY      the API key (another variable with --api-key-env or api_key_env)
+  OPENAI_BASE_URL     the endpoint, when --base-url and the config file name none
+  OPENAI_ORG_ID       sent as OpenAI-Organization
+  OPENAI_PROJECT_ID   sent as OpenAI-Project
+
+Exit status:
+  0  every line has a success record       4  input or output could not be read/written
+  1  some lines have error records         5  --strict or --dry-run found bad lines
+  2  bad flags, config or environment      6  stopped: the server refused the key (401)
+  3  stopped: quota exhausted              130  stopped by SIGINT/SIGTERM (resume to finish)
+
+Options are documented in docs/options.md; precedence: defaults < config < environment < flags.)");
     cmd->callback([opts] {
         const int code = run(*opts);
         if (code != exit_ok)

@@ -106,6 +106,31 @@ TEST_CASE("sluice run refuses an unknown tier before sending anything") {
     CHECK(read_file(err).find("platinum") != std::string::npos);
 }
 
+TEST_CASE("a bad --base-url exits 2 and leaves no output file behind") {
+    temp_dir dir;
+    const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
+    const std::string out = dir.file("o.jsonl"), err = dir.file("stderr.txt");
+    CHECK(run_shell(sluice_cmd("run " + input + " -o " + out + " --base-url ftp://x/v1 2>" + err)) ==
+          2);
+    CHECK(read_file(err).find("ftp://x/v1") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(out)); // nothing was sent, and nothing written
+}
+
+TEST_CASE("sluice run --help names the command, the environment and the exit statuses") {
+    temp_dir dir;
+    const std::string out = dir.file("help.txt");
+    CHECK(run_shell(sluice_cmd("run --help >" + out)) == 0);
+    const std::string help = read_file(out);
+    CHECK(help.find("Usage: sluice run [OPTIONS] input") != std::string::npos);
+    for (const char* word :
+         {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+          "Exit status", "130", "Required, except with --dry-run", "learned from the server"}) {
+        INFO(word);
+        CHECK(help.find(word) != std::string::npos);
+    }
+    CHECK(help.find("UINT:UINT") == std::string::npos); // no validator noise
+}
+
 TEST_CASE("sluice run reports an unreadable input file") {
     temp_dir dir;
     const int status = run_shell(sluice_cmd("run " + dir.file("missing.jsonl") + " -o " +

@@ -68,6 +68,16 @@ TEST_CASE("a run to a remote https endpoint without an API key is refused, namin
     }
 }
 
+TEST_CASE("--retry-budget 0 turns retries of failures off, floor included") {
+    run_options o;
+    o.retry_budget = 0.5;
+    CHECK(build_options(o).retry.budget_min_per_second > 0);
+    o.retry_budget = 0;
+    const dispatcher_options opts = build_options(o);
+    CHECK(opts.retry.budget_ratio == 0);
+    CHECK(opts.retry.budget_min_per_second == 0);
+}
+
 TEST_CASE("build_options names the variable the key was read from") {
     test::temp_dir dir;
     std::string env;
