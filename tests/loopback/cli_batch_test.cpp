@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
@@ -21,6 +22,25 @@ using namespace sluice::test;
 using namespace std::chrono_literals;
 
 namespace {
+
+std::uintmax_t size_of(const std::string& path) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path, ec);
+    return ec ? 0 : n;
+}
+
+// Waits until the file at `path` has grown by `bytes` past `from` (the job wrote records),
+// for at most 60 s: a signal sent at a wall-clock moment could land before a slow build (the
+// sanitizer one, a loaded machine) has written anything.
+bool wait_for_growth(const std::string& path, std::uintmax_t from, std::uintmax_t bytes) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (size_of(path) < from + bytes) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
 
 // A command run through the shell in the background, stopped by its PID.
 class child_process {
@@ -118,14 +138,19 @@ TEST_CASE("killed with SIGKILL at 20 moments and resumed, every line ends in exa
     const std::string cmd =
         run_command(mock, input, output, "--concurrency 16 --retry-budget 1 --max-attempts 8 -q");
 
+    // Each kill comes after the run has written some records (about 1 to 150 of them), then a
+    // random few ms more, so that it lands anywhere: mid-batch, mid-write, mid-retry.
     std::mt19937 rng(2026);
-    std::uniform_int_distribution<int> pause_ms(40, 260);
+    std::uniform_int_distribution<std::uintmax_t> grow_bytes(1, 40'000);
+    std::uniform_int_distribution<int> extra_ms(0, 30);
     int killed = 0;
     std::size_t first_size = 0;
     journal_state state;
     for (int k = 0; k < 20; ++k) {
+        const std::uintmax_t before = size_of(output);
         child_process run(cmd);
-        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
+        REQUIRE(wait_for_growth(output, before, grow_bytes(rng)));
+        std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(rng)));
         run.signal(SIGKILL);
         killed += run.wait() == 128 + SIGKILL;
         state = check_journal(output);
@@ -156,7 +181,7 @@ TEST_CASE("SIGINT stops gracefully with a summary, and the resumed run completes
     const std::string err = dir.file("err.txt");
     {
         child_process run(run_command(mock, input, output, "--concurrency 8") + " 2> " + err);
-        std::this_thread::sleep_for(500ms);
+        REQUIRE(wait_for_growth(output, 0, 1));
         run.signal(SIGINT);
         CHECK(run.wait() == 130);
     }

@@ -110,8 +110,8 @@ TEST_CASE("a bad --base-url exits 2 and leaves no output file behind") {
     temp_dir dir;
     const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
     const std::string out = dir.file("o.jsonl"), err = dir.file("stderr.txt");
-    CHECK(run_shell(sluice_cmd("run " + input + " -o " + out + " --base-url ftp://x/v1 2>" + err)) ==
-          2);
+    CHECK(run_shell(
+              sluice_cmd("run " + input + " -o " + out + " --base-url ftp://x/v1 2>" + err)) == 2);
     CHECK(read_file(err).find("ftp://x/v1") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(out)); // nothing was sent, and nothing written
 }
@@ -122,9 +122,14 @@ TEST_CASE("sluice run --help names the command, the environment and the exit sta
     CHECK(run_shell(sluice_cmd("run --help >" + out)) == 0);
     const std::string help = read_file(out);
     CHECK(help.find("Usage: sluice run [OPTIONS] input") != std::string::npos);
-    for (const char* word :
-         {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-          "Exit status", "130", "Required, except with --dry-run", "learned from the server"}) {
+    for (const char* word : {"OPENAI_API_KEY",
+                             "OPENAI_BASE_URL",
+                             "OPENAI_ORG_ID",
+                             "OPENAI_PROJECT_ID",
+                             "Exit status",
+                             "130",
+                             "Required, except with --dry-run",
+                             "learned from the server"}) {
         INFO(word);
         CHECK(help.find(word) != std::string::npos);
     }
@@ -156,11 +161,16 @@ TEST_CASE("SIGINT stops sluice run gracefully: every record written is whole") {
                 R"(","body":{"model":"m","messages":[{"role":"user","content":"hi"}]}})" + "\n";
     const std::string input = dir.file("in.jsonl"), output = dir.file("out.jsonl");
     write_file(input, text);
-    // 100 ms per answer and 4 connections: about 3 s of work, interrupted after 1 s.
+    // 100 ms per answer and 4 connections: about 3 s of work, interrupted once the first
+    // records are written (waiting for them, not for a moment: a slow build may not be there
+    // yet), and at most 60 s.
     const std::string cmd =
         std::string(SLUICE_EXE) + " run " + input + " -o " + output +
         " --mock --mock-latency-ms 100 --concurrency 4 2>" + dir.file("err.txt") +
-        " & pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $? > " + dir.file("status");
+        " & pid=$!; n=0; while [ ! -s " + output +
+        " ] && [ $n -lt 6000 ]; do sleep 0.01; n=$((n+1)); done; kill -INT $pid; wait $pid; "
+        "echo $? > " +
+        dir.file("status");
     run_shell("sh -c '" + cmd + "'");
     CHECK(read_file(dir.file("status")) == "130\n");
     const auto lines = read_lines(output);
