@@ -292,6 +292,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             asio::bind_executor(
                 ex, [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
                     --self->on_wire;
+                    self->copy_pool_stats();
                     self->on_response(std::move(op), std::move(resp));
                     self->pump();
                 }));
@@ -568,6 +569,16 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             op->retry_timer->cancel();
         if (!graceful || on_wire == 0)
             pool.close();
+    }
+
+    // The pool's counters live on `ex`; stats() may be called from any thread, so they are
+    // copied under the lock as each exchange ends.
+    void copy_pool_stats() {
+        const pool_stats p = pool.stats();
+        std::lock_guard lock(stats_mutex);
+        counters.connections_opened = p.connects;
+        counters.replayed = p.replayed;
+        counters.untrusted_connections = p.untrusted;
     }
 
     stats_snapshot snapshot() {

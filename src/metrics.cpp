@@ -73,6 +73,9 @@ void merge(stats_snapshot& into, const stats_snapshot& from) {
     into.admitted += from.admitted;
     into.prompt_tokens += from.prompt_tokens;
     into.completion_tokens += from.completion_tokens;
+    into.connections_opened += from.connections_opened;
+    into.replayed += from.replayed;
+    into.untrusted_connections += from.untrusted_connections;
     for (const auto& [kind, n] : from.failures)
         into.failures[kind] += n;
     for (const auto& [kind, n] : from.retry_causes)

@@ -36,16 +36,20 @@ private:
 
 /// A snapshot of the dispatcher's counters, taken with `dispatcher::stats()`.
 struct stats_snapshot {
-    std::uint64_t submitted = 0;         ///< requests accepted by async_complete
-    std::uint64_t succeeded = 0;         ///< results delivered without error
-    std::uint64_t failed = 0;            ///< results delivered with an error
-    std::uint64_t attempts = 0;          ///< HTTP attempts made in all
-    std::uint64_t retries = 0;           ///< attempts beyond each request's first
-    std::uint64_t rate_limited = 0;      ///< 429 rate_limit_exceeded answers seen
-    std::uint64_t in_flight = 0;         ///< requests accepted and not yet delivered
-    std::uint64_t admitted = 0;          ///< attempts let through by the rate limiter
-    std::uint64_t prompt_tokens = 0;     ///< from usage of successful responses
-    std::uint64_t completion_tokens = 0; ///< from usage of successful responses
+    std::uint64_t submitted = 0;          ///< requests accepted by async_complete
+    std::uint64_t succeeded = 0;          ///< results delivered without error
+    std::uint64_t failed = 0;             ///< results delivered with an error
+    std::uint64_t attempts = 0;           ///< HTTP attempts made in all
+    std::uint64_t retries = 0;            ///< attempts beyond each request's first
+    std::uint64_t rate_limited = 0;       ///< 429 rate_limit_exceeded answers seen
+    std::uint64_t in_flight = 0;          ///< requests accepted and not yet delivered
+    std::uint64_t admitted = 0;           ///< attempts let through by the rate limiter
+    std::uint64_t prompt_tokens = 0;      ///< from usage of successful responses
+    std::uint64_t completion_tokens = 0;  ///< from usage of successful responses
+    std::uint64_t connections_opened = 0; ///< connections the pool opened in all
+    std::uint64_t replayed = 0; ///< attempts replayed on a fresh connection (keep-alive race)
+    /// Connections closed because the server sent bytes no request asked for.
+    std::uint64_t untrusted_connections = 0;
     /// Final failures by kind (error_kind of the result's error).
     std::map<std::string, std::uint64_t> failures;
     /// Retries by the kind of failure that caused them.

@@ -50,6 +50,15 @@ void print_summary(std::ostream& os,
        << format_ms(stats.latency.percentile(0.90)) << ", p99 "
        << format_ms(stats.latency.percentile(0.99)) << ", max " << format_ms(stats.latency.max())
        << '\n';
+    if (stats.ttfb.count() > 0)
+        os << "  time to first byte: p50 " << format_ms(stats.ttfb.percentile(0.50)) << ", p90 "
+           << format_ms(stats.ttfb.percentile(0.90)) << ", p99 "
+           << format_ms(stats.ttfb.percentile(0.99)) << '\n';
+    os << "  connections: " << stats.connections_opened << " opened, " << stats.replayed
+       << " replayed";
+    if (stats.untrusted_connections > 0)
+        os << ", " << stats.untrusted_connections << " closed for bytes no request asked for";
+    os << '\n';
 }
 
 namespace {
@@ -77,17 +86,22 @@ void write_summary_json(std::ostream& os,
     auto ms = [](std::chrono::nanoseconds d) {
         return static_cast<double>(d.count()) / 1e6;
     };
-    char numbers[256];
+    char numbers[512];
     std::snprintf(numbers,
                   sizeof numbers,
                   "\"wall_seconds\":%.3f,\"requests_per_second\":%.1f,"
-                  "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+                  "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+                  "\"ttfb_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
                   secs,
                   secs > 0 ? static_cast<double>(done) / secs : 0.0,
                   ms(stats.latency.percentile(0.5)),
                   ms(stats.latency.percentile(0.9)),
                   ms(stats.latency.percentile(0.99)),
-                  ms(stats.latency.max()));
+                  ms(stats.latency.max()),
+                  ms(stats.ttfb.percentile(0.5)),
+                  ms(stats.ttfb.percentile(0.9)),
+                  ms(stats.ttfb.percentile(0.99)),
+                  ms(stats.ttfb.max()));
     os << "{\"lines\":" << job.lines << ",\"requests\":" << done
        << ",\"succeeded\":" << stats.succeeded << ",\"failed\":" << stats.failed
        << ",\"bad_lines\":" << job.bad_lines << ",\"skipped\":" << job.skipped << ",\"failures\":";
@@ -102,8 +116,10 @@ void write_summary_json(std::ostream& os,
     }
     os << '}';
     os << ",\"rate_limited\":" << stats.rate_limited << ",\"prompt_tokens\":" << stats.prompt_tokens
-       << ",\"completion_tokens\":" << stats.completion_tokens << ',' << numbers
-       << ",\"exit_status\":" << exit_status << "}\n";
+       << ",\"completion_tokens\":" << stats.completion_tokens
+       << ",\"connections\":{\"opened\":" << stats.connections_opened
+       << ",\"replayed\":" << stats.replayed << ",\"untrusted\":" << stats.untrusted_connections
+       << "}," << numbers << ",\"exit_status\":" << exit_status << "}\n";
 }
 
 } // namespace sluice::cli

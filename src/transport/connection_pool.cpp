@@ -120,7 +120,9 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     // is acknowledged, so without this the real answer that follows a stray response would
     // come only after the quiet period is over. Linux resets the mode by itself, so it is set
     // again before each wait. Best effort: elsewhere it is a no-op.
-    static void ack_at_once([[maybe_unused]] connection& conn) {
+    void ack_at_once([[maybe_unused]] connection& conn) const {
+        if (opts.reuse_quiet_period.count() == 0)
+            return; // no window to arrive in: a syscall per wait saved
 #ifdef TCP_QUICKACK
         const int on = 1;
         ::setsockopt(
@@ -473,8 +475,9 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             conn->buffer.size() > 0 || (conn->tls && ::SSL_pending(conn->tls->native_handle()) > 0);
         const bool keep = conn->parser->keep_alive() && !extra;
         conn->parser.reset();
+        if (extra)
+            ++stats.untrusted; // never reused, whoever the answer is credited to
         if (extra && conn->reused) {
-            ++stats.untrusted;
             release_broken(std::move(conn));
             forget_answer(*x);
             return fail(std::move(x), errc::unexpected_bytes, "read (bytes after the answer)");

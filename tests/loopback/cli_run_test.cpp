@@ -205,6 +205,14 @@ TEST_CASE("sluice run --summary writes the summary as JSON") {
     CHECK(std::int64_t(doc["failed"]) == 0);
     CHECK(std::int64_t(doc["prompt_tokens"]) > 0);
     CHECK(double(doc["latency_ms"]["p99"]) > 0);
+    // Time to first byte is part of the latency, and reported beside it.
+    CHECK(double(doc["ttfb_ms"]["p50"]) > 0);
+    CHECK(double(doc["ttfb_ms"]["max"]) <= double(doc["latency_ms"]["max"]));
+    // The embedded mock keeps its connections: none replayed, none distrusted.
+    CHECK(std::int64_t(doc["connections"]["opened"]) >= 1);
+    CHECK(std::int64_t(doc["connections"]["opened"]) <= 64);
+    CHECK(std::int64_t(doc["connections"]["replayed"]) == 0);
+    CHECK(std::int64_t(doc["connections"]["untrusted"]) == 0);
     CHECK(std::int64_t(doc["exit_status"]) == 0);
     CHECK(simdjson::dom::object(doc["failures"]).size() == 0);
     CHECK(std::int64_t(doc["statuses"]["200"]) == lines);

@@ -178,7 +178,9 @@ void check_unsolicited(behavior how, const std::string& flags) {
     temp_dir dir;
     const std::string input = write_input(dir);
     hostile_server server(how);
-    const run_result r = run_timed(sluice_command(dir, input, server.base_url(), flags));
+    const std::string summary = dir.file("summary.json");
+    const run_result r =
+        run_timed(sluice_command(dir, input, server.base_url(), flags + " --summary " + summary));
     INFO("flags '" << flags << "': exit " << r.status << " after " << r.seconds << " s, "
                    << server.total() << " requests on " << server.connections()
                    << " connections; stderr:\n"
@@ -204,6 +206,12 @@ void check_unsolicited(behavior how, const std::string& flags) {
         }
     }
     CHECK(server.attempts(-1) == 0);
+    // On one connection every stray is seen, and the summary counts the connections it cost.
+    if (flags.find("--concurrency 1") != std::string::npos) {
+        simdjson::dom::parser p;
+        simdjson::dom::element doc = p.parse(read_file(summary));
+        CHECK(std::int64_t(doc["connections"]["untrusted"]) >= 1);
+    }
 }
 
 // The key the server echoes back is in no file and no stream sluice writes.

@@ -68,7 +68,7 @@ TEST_CASE("a run to a remote https endpoint without an API key is refused, namin
     }
 }
 
-TEST_CASE("--retry-budget 0 turns retries of failures off, floor included") {
+TEST_CASE("a retry budget of 0 turns retries of failures off with their floor") {
     run_options o;
     o.retry_budget = 0.5;
     CHECK(build_options(o).retry.budget_min_per_second > 0);
