@@ -65,7 +65,8 @@ struct connection {
     boost::beast::flat_buffer buffer;
     std::optional<response_parser> parser; // in place: no allocation per exchange
     bool reused = false;
-    bool open = true; // not yet discarded
+    bool open = true;        // not yet discarded
+    bool read_armed = false; // an async_read_some into `probe` is pending
     phase state = phase::busy;
     std::chrono::steady_clock::time_point idle_since;
     std::size_t slot = 0;         // index in the pool's list of open connections

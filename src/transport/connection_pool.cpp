@@ -73,9 +73,17 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    // An idle connection has a read armed: it is cancelled, and its handler (on_idle_read)
-    // starts the exchange once it knows that nothing arrived meanwhile.
+    // An idle connection with its read armed: the read is cancelled, and its handler
+    // (on_idle_read) starts the exchange once it knows that nothing arrived meanwhile. One
+    // lent again before its read was armed is checked on the spot.
     void lend(connection_ptr conn, exchange_ptr x) {
+        if (!conn->read_armed) {
+            if (!conn->has_unread_bytes())
+                return start_on(std::move(conn), std::move(x));
+            ++stats.untrusted;
+            discard(std::move(conn));
+            return submit(std::move(x));
+        }
         conn->state = connection::phase::lending;
         conn->next = std::move(x);
         error_code ignored;
@@ -108,8 +116,16 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
             }
             return start_on(std::move(conn), std::move(next));
         }
-        if (!read_armed)
-            arm_idle_read(conn);
+        if (!read_armed) {
+            // Armed once the handlers already queued have run: the answer's own handler
+            // usually submits the next request at once, and this connection then goes to it
+            // straight away (checked by a peek), without a read armed and cancelled for
+            // nothing.
+            asio::post(ex, [self = shared_from_this(), conn] {
+                if (conn->open && conn->state == connection::phase::idle && !conn->read_armed)
+                    self->arm_idle_read(conn);
+            });
+        }
         conn->idle_since = clock::now();
         idle.push_back(std::move(conn));
         arm_idle_timer();
@@ -133,6 +149,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     // Between exchanges a read stays armed, so that a byte or an EOF from the server is seen
     // when it comes, not taken later for the answer to the next request.
     void arm_idle_read(const connection_ptr& conn) {
+        conn->read_armed = true;
         conn->tcp().expires_never();
         ack_at_once(*conn);
         conn->with_stream([&](auto& s) {
@@ -144,6 +161,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
     }
 
     void on_idle_read(const connection_ptr& conn, error_code ec, std::size_t n) {
+        conn->read_armed = false;
         if (!conn->open)
             return; // discarded meanwhile (idle sweep, close)
         using phase = connection::phase;
