@@ -524,6 +524,24 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         if (stopped && on_wire == 0)
             pool.close();
+        complete_stop_waiters();
+    }
+
+    // async_stop completes once nothing is pending or on the wire and the pool is closed.
+    void complete_stop_waiters() {
+        if (!stopped || on_wire != 0 || pending != 0 || stop_waiters.empty())
+            return;
+        pool.close();
+        auto waiters = std::move(stop_waiters);
+        stop_waiters.clear();
+        for (auto& h : waiters)
+            complete_drain(std::move(h));
+    }
+
+    void stop_and_wait(bool graceful, asio::any_completion_handler<void(error_code)> h) {
+        stop_waiters.push_back(std::move(h));
+        do_stop(graceful);
+        complete_stop_waiters();
     }
 
     void complete_drain(asio::any_completion_handler<void(error_code)> h) {
@@ -604,6 +622,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     std::deque<std::pair<request, result_handler>> overflow;     // submissions beyond queue_limit
     std::unordered_set<request_op*> sleeping;                    // waiting out a retry delay
     std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;
+    std::vector<asio::any_completion_handler<void(error_code)>> stop_waiters;
     std::size_t pending = 0; // accepted, not yet delivered
     std::size_t on_wire = 0; // handed to the pool
 
@@ -629,6 +648,17 @@ void dispatcher::async_complete_erased(request req, result_handler h) {
 
 void dispatcher::async_drain_erased(asio::any_completion_handler<void(error_code)> h) {
     asio::post(impl_->ex, [i = impl_, h = std::move(h)]() mutable { i->drain(std::move(h)); });
+}
+
+void dispatcher::async_stop_erased(bool graceful,
+                                   asio::any_completion_handler<void(error_code)> h) {
+    asio::post(impl_->ex, [i = impl_, graceful, h = std::move(h)]() mutable {
+        i->stop_and_wait(graceful, std::move(h));
+    });
+}
+
+asio::any_io_executor dispatcher::get_executor() const noexcept {
+    return impl_->ex;
 }
 
 void dispatcher::stop(bool graceful) {

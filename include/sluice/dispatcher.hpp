@@ -13,7 +13,9 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
 
 #include <cstddef>
 #include <map>
@@ -105,6 +107,26 @@ public:
             std::move(req));
     }
 
+    /// Submits a request and completes with its result, failures included: handler signature
+    /// `void(result r)`, so that `asio::use_future` and `asio::use_awaitable` hand back the
+    /// provider's error object, the status and the message of a failed request instead of an
+    /// exception that carries only the code. Otherwise as `async_complete`.
+    template <class CompletionToken>
+    auto async_submit(request req, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(result)>(
+            [this](auto handler, request r) {
+                auto hex = boost::asio::get_associated_executor(handler, get_executor());
+                async_complete_erased(
+                    std::move(r),
+                    boost::asio::bind_executor(
+                        hex, [h = std::move(handler)](error_code, result res) mutable {
+                            std::move(h)(std::move(res));
+                        }));
+            },
+            token,
+            std::move(req));
+    }
+
     /// Completes when every request submitted so far has been delivered.
     /// Handler signature: `void(error_code)`.
     template <class CompletionToken>
@@ -122,6 +144,19 @@ public:
     /// resumed run should send them.
     void stop(bool graceful = true);
 
+    /// `stop(graceful)`, completing once every pending request has been delivered and the
+    /// connections are closed: for an embedder that shares its io_context and must know when
+    /// the dispatcher is done. Handler signature: `void(error_code)` (always success).
+    template <class CompletionToken>
+    auto async_stop(bool graceful, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code)>(
+            [this, graceful](auto handler) { async_stop_erased(graceful, std::move(handler)); },
+            token);
+    }
+
+    /// The executor the dispatcher runs on.
+    boost::asio::any_io_executor get_executor() const noexcept;
+
     /// A snapshot of the counters; safe from any thread.
     stats_snapshot stats() const;
 
@@ -131,6 +166,7 @@ private:
     void async_complete_erased(request req,
                                boost::asio::any_completion_handler<void(error_code, result)> h);
     void async_drain_erased(boost::asio::any_completion_handler<void(error_code)> h);
+    void async_stop_erased(bool graceful, boost::asio::any_completion_handler<void(error_code)> h);
 
     struct impl;
     std::shared_ptr<impl> impl_;

@@ -8,6 +8,7 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 // GCC 12 at -O1 (the sanitizer build) warns that Asio's promise_handler "may be used
 // uninitialized" inside this header: a false positive in code we do not own.
@@ -264,6 +265,68 @@ TEST_CASE("async_complete works with use_awaitable") {
     asio::co_spawn(ioc, task(engine, ok), asio::detached);
     ioc.run();
     CHECK(ok == 5);
+}
+
+TEST_CASE("async_submit hands a failed request's diagnostics to use_future") {
+    mock_options mo;
+    mo.faults.insufficient_quota = 1.0;
+    test::loopback_mock mock(mo);
+    asio::io_context ioc;
+    auto work = asio::make_work_guard(ioc);
+    std::thread loop([&] { ioc.run(); });
+    {
+        dispatcher engine(ioc.get_executor(), mock.client_options());
+        request req;
+        req.custom_id = "broke";
+        req.body = test::chat_body(1);
+        // With async_complete the future would throw, holding the code alone.
+        const result r = engine.async_submit(req, asio::use_future).get();
+        CHECK(r.ec == errc::quota_exhausted);
+        CHECK(r.custom_id == "broke");
+        CHECK(r.status == 429);
+        REQUIRE(r.completion.error);
+        CHECK(r.completion.error->code == "insufficient_quota");
+        CHECK_FALSE(r.completion.error->message.empty());
+        CHECK(r.message.find("HTTP 429") != std::string::npos);
+        engine.async_stop(true, asio::use_future).get();
+    }
+    work.reset();
+    loop.join();
+}
+
+TEST_CASE("async_stop completes once every pending request is delivered") {
+    mock_options mo;
+    mo.latency = std::chrono::milliseconds(50);
+    test::loopback_mock mock(mo);
+    for (const bool graceful : {true, false}) {
+        INFO("graceful " << graceful);
+        asio::io_context ioc;
+        dispatcher engine(ioc.get_executor(), mock.client_options());
+        int delivered = 0, succeeded = 0;
+        for (int i = 0; i < 20; ++i) {
+            request req;
+            req.custom_id = "s" + std::to_string(i);
+            req.body = test::chat_body(i);
+            engine.async_submit(req, [&](result r) {
+                ++delivered;
+                succeeded += r.ok();
+            });
+        }
+        bool stopped = false;
+        asio::steady_timer soon(ioc, std::chrono::milliseconds(10)); // all 20 on the wire
+        soon.async_wait([&](error_code) {
+            engine.async_stop(graceful, [&](error_code ec) {
+                CHECK_FALSE(ec);
+                CHECK(delivered == 20); // nothing left to deliver after this
+                CHECK(engine.stats().in_flight == 0);
+                stopped = true;
+            });
+        });
+        ioc.run();
+        CHECK(stopped);
+        // Graceful: the requests on the wire finish; at once: they are cancelled.
+        CHECK(succeeded == (graceful ? 20 : 0));
+    }
 }
 
 TEST_CASE("async_complete works with deferred: nothing is sent until the operation is started") {
