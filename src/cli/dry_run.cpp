@@ -288,8 +288,9 @@ void print_duration(std::ostream& os, const report& r) {
                << " TPM: requests that large are refused (request_too_large), not sent\n";
     }
     if (s.duration.binding == binding_limit::tpm)
-        os << "    (each completion is charged its whole budget until its usage arrives, then\n"
-              "    refunded what it did not use: a TPM-bound run can finish sooner)\n";
+        os << "    (each completion is charged its whole budget; a server that sends no\n"
+              "    x-ratelimit-remaining-tokens has the unused part refunded from usage, so\n"
+              "    against such a server a TPM-bound run can finish sooner)\n";
 }
 
 void print_cost(std::ostream& os, const dry_run_plan& plan, const report& r) {

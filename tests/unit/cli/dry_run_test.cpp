@@ -281,7 +281,7 @@ TEST_CASE("print_plan names the binding limit and prices what it can") {
                                    "tokens per minute (TPM)"));
         CHECK_THAT(text, Catch::Contains("101 requests at 500 RPM = 12 s"));
         CHECK_THAT(text, Catch::Contains("at 10,000 TPM = 11.1 min"));
-        CHECK_THAT(text, Catch::Contains("refunded what it did not use"));
+        CHECK_THAT(text, Catch::Contains("refunded from usage"));
         // 10,600 x 0.15 + 100,000 x 0.60 per million = $0.0016 + $0.06
         CHECK_THAT(text, Catch::Contains("$0.06 (priced as gpt-4o-mini)"));
         CHECK_THAT(text, Catch::Contains("not priced: my-model"));
