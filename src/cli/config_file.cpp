@@ -147,6 +147,50 @@ std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options
              o.pool.reuse_quiet_period = r.millis(n, k, 0);
          }},
     };
+    s["run"] = {
+        {"threads",
+         [&](N n, K k, R r) {
+             const auto v = r.integer(n, k, 1);
+             if (v > 64)
+                 r.fail(n, k, "expected at most 64 event loops");
+             f.run.threads = static_cast<unsigned>(v);
+         }},
+        {"ordered",
+         [&](N n, K k, R r) {
+             f.run.ordered = r.boolean(n, k);
+         }},
+        {"reorder_window",
+         [&](N n, K k, R r) {
+             f.run.reorder_window = static_cast<std::size_t>(r.integer(n, k, 1));
+         }},
+        {"flush_interval_ms",
+         [&](N n, K k, R r) {
+             f.run.flush_interval_ms = static_cast<std::uint64_t>(r.integer(n, k, 0));
+         }},
+        {"fsync_interval_ms",
+         [&](N n, K k, R r) {
+             f.run.fsync_interval_ms = static_cast<std::uint64_t>(r.integer(n, k, 0));
+         }},
+        {"grace_period_s",
+         [&](N n, K k, R r) {
+             f.run.grace_period_s = r.number(n, k, 0);
+         }},
+        {"progress_interval_s",
+         [&](N n, K k, R r) {
+             const double v = r.number(n, k, 0);
+             if (v <= 0)
+                 r.fail(n, k, "expected a number > 0");
+             f.run.progress_interval_s = v;
+         }},
+        {"model",
+         [&](N n, K k, R r) {
+             f.run.model = r.string(n, k);
+         }},
+        {"system",
+         [&](N n, K k, R r) {
+             f.run.system = r.string(n, k);
+         }},
+    };
     s["tls"] = {
         {"ca_file",
          [&](N n, K k, R r) {

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -62,6 +63,19 @@ price_table load_prices(const std::string& config_path);
 const model_price*
 find_price(const price_table& prices, std::string_view model, std::string* matched = nullptr);
 
+/// The `[run]` section: how `sluice run` runs a job, where the command line does not say.
+struct run_settings {
+    std::optional<unsigned> threads;
+    std::optional<bool> ordered;
+    std::optional<std::size_t> reorder_window;
+    std::optional<std::uint64_t> flush_interval_ms;
+    std::optional<std::uint64_t> fsync_interval_ms;
+    std::optional<double> grace_period_s;
+    std::optional<double> progress_interval_s;
+    std::optional<std::string> model;
+    std::optional<std::string> system;
+};
+
 /// Settings of a config file that are not engine options.
 struct file_settings {
     /// Environment variable that holds the API key.
@@ -71,6 +85,8 @@ struct file_settings {
     /// `[limits] rpm` / `tpm` were given: they override the same file's tier.
     bool rpm_set = false;
     bool tpm_set = false;
+    /// `[run]`.
+    run_settings run;
 };
 
 /// Applies the keys present in a TOML config file (format: configs/default.toml) onto

@@ -30,7 +30,8 @@ namespace asio = boost::asio;
 
 // Flags > environment > config file > defaults, in that order of strength; within the file
 // and within the flags, rpm/tpm override the tier's numbers.
-dispatcher_options build_options(const run_options& o, std::string* api_key_env) {
+dispatcher_options
+build_options(const run_options& o, std::string* api_key_env, run_settings* run_file) {
     dispatcher_options opts;
     file_settings file;
     if (!o.config_file.empty())
@@ -39,6 +40,8 @@ dispatcher_options build_options(const run_options& o, std::string* api_key_env)
     apply_environment(opts, key_env);
     if (api_key_env)
         *api_key_env = key_env;
+    if (run_file)
+        *run_file = file.run;
 
     const std::string tier_name = o.tier.value_or(file.tier);
     if (!tier_name.empty()) {
@@ -73,6 +76,22 @@ dispatcher_options build_options(const run_options& o, std::string* api_key_env)
     if (o.request_timeout_ms)
         opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
     return opts;
+}
+
+void apply_run_settings(run_options& o, const run_settings& file) {
+    auto take = [&](const char* flag, auto& target, const auto& value) {
+        if (value && !o.given.count(flag))
+            target = *value;
+    };
+    take("--threads", o.threads, file.threads);
+    take("--ordered", o.ordered, file.ordered);
+    take("--reorder-window", o.reorder_window, file.reorder_window);
+    take("--flush-interval-ms", o.flush_interval_ms, file.flush_interval_ms);
+    take("--fsync-interval-ms", o.fsync_interval_ms, file.fsync_interval_ms);
+    take("--grace-period", o.grace_period_s, file.grace_period_s);
+    take("--progress-interval", o.progress_interval_s, file.progress_interval_s);
+    take("--model", o.model, file.model);
+    take("--system", o.system, file.system);
 }
 
 std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {
@@ -324,11 +343,14 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env) {
 
 } // namespace
 
-int run(const run_options& o) {
+int run(const run_options& flags) {
+    run_options o = flags;
     batch_options bo;
     std::string key_env;
     try {
-        bo.engine = build_options(o, &key_env);
+        run_settings file_run;
+        bo.engine = build_options(o, &key_env, &file_run);
+        apply_run_settings(o, file_run);
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';
         return exit_usage;
@@ -503,7 +525,18 @@ Exit status:
   3  stopped: quota exhausted              130  stopped by SIGINT/SIGTERM (resume to finish)
 
 Options are documented in docs/options.md; precedence: defaults < config < environment < flags.)");
-    cmd->callback([opts] {
+    cmd->callback([opts, cmd] {
+        for (const char* flag : {"--threads",
+                                 "--ordered",
+                                 "--reorder-window",
+                                 "--flush-interval-ms",
+                                 "--fsync-interval-ms",
+                                 "--grace-period",
+                                 "--progress-interval",
+                                 "--model",
+                                 "--system"})
+            if (cmd->count(flag) > 0)
+                opts->given.insert(flag);
         const int code = run(*opts);
         if (code != exit_ok)
             throw command_exit{code};

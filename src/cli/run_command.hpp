@@ -1,11 +1,14 @@
 #pragma once
 
+#include "cli/config_file.hpp"
+
 #include <sluice/dispatcher.hpp>
 
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -76,13 +79,22 @@ struct run_options {
     double grace_period_s = 30;
     /// Seconds between plain progress lines when stderr is not a terminal.
     double progress_interval_s = 10;
+
+    /// The flags among those of the config file's `[run]` section that the command line gave
+    /// ("--ordered", ...): they outrank the file, which outranks the defaults above.
+    std::set<std::string> given;
 };
+
+/// Takes the `[run]` values of a config file for the options whose flags were not given.
+void apply_run_settings(run_options& o, const run_settings& file);
 
 /// The engine options of a run: defaults, then the config file, the environment and the flags,
 /// each stronger than the one before. Throws config_error or std::invalid_argument. When
 /// `api_key_env` is given, it receives the name of the environment variable the key was
 /// looked up in.
-dispatcher_options build_options(const run_options& opts, std::string* api_key_env = nullptr);
+dispatcher_options build_options(const run_options& opts,
+                                 std::string* api_key_env = nullptr,
+                                 run_settings* run_file = nullptr);
 
 /// Why a run with `opts` must not start for want of an API key, or empty: a https endpoint
 /// off this machine is never sent a request without one (it could only answer 401, after the

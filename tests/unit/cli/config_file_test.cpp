@@ -1,4 +1,5 @@
 #include "cli/config_file.hpp"
+#include "cli/run_command.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -42,6 +43,8 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.pool.request_timeout = std::chrono::milliseconds(1);
     loaded.pool.idle_timeout = std::chrono::milliseconds(1);
     loaded.pool.max_body_size = 1;
+    loaded.pool.max_body_bytes_in_flight = 1;
+    loaded.pool.reuse_quiet_period = std::chrono::milliseconds(1);
     loaded.tls.insecure = !loaded.tls.insecure;
     loaded.tls.ca_file = "changed.pem";
     loaded.organization = "changed";
@@ -74,6 +77,8 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.pool.request_timeout == d.pool.request_timeout);
     CHECK(loaded.pool.idle_timeout == d.pool.idle_timeout);
     CHECK(loaded.pool.max_body_size == d.pool.max_body_size);
+    CHECK(loaded.pool.max_body_bytes_in_flight == d.pool.max_body_bytes_in_flight);
+    CHECK(loaded.pool.reuse_quiet_period == d.pool.reuse_quiet_period);
     CHECK(loaded.tls.insecure == d.tls.insecure);
     CHECK(loaded.tls.ca_file == d.tls.ca_file);
     CHECK(loaded.organization == d.organization);
@@ -98,6 +103,17 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.estimate.default_max_tokens == d.estimate.default_max_tokens);
     CHECK(settings.api_key_env == "OPENAI_API_KEY");
     CHECK(settings.tier.empty());
+    // [run] states the defaults of `sluice run`'s own options.
+    const run_options r;
+    CHECK(settings.run.threads == r.threads);
+    CHECK(settings.run.ordered == r.ordered);
+    CHECK(settings.run.reorder_window == r.reorder_window);
+    CHECK(settings.run.flush_interval_ms == r.flush_interval_ms);
+    CHECK(settings.run.fsync_interval_ms == r.fsync_interval_ms);
+    CHECK(settings.run.grace_period_s == r.grace_period_s);
+    CHECK(settings.run.progress_interval_s == r.progress_interval_s);
+    CHECK(settings.run.model == r.model);
+    CHECK(settings.run.system == r.system);
 }
 
 TEST_CASE("the tiers compiled in are the provider's numbers") {

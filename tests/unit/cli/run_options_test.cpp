@@ -90,3 +90,39 @@ TEST_CASE("build_options names the variable the key was read from") {
     build_options(run_options{}, &env);
     CHECK(env == "OPENAI_API_KEY");
 }
+
+TEST_CASE("the config file's [run] section sets what the flags leave out") {
+    test::temp_dir dir;
+    run_options o = with_config(dir,
+                                "[run]\nthreads = 2\nordered = true\nreorder_window = 99\n"
+                                "flush_interval_ms = 0\nfsync_interval_ms = 5000\n"
+                                "grace_period_s = 2.5\nprogress_interval_s = 1\n"
+                                "model = \"gpt-4o-mini\"\nsystem = \"Be brief.\"\n");
+    o.threads = 3; // given on the command line: it wins
+    o.given.insert("--threads");
+    run_settings file;
+    build_options(o, nullptr, &file);
+    apply_run_settings(o, file);
+    CHECK(o.threads == 3);
+    CHECK(o.ordered);
+    CHECK(o.reorder_window == 99);
+    CHECK(o.flush_interval_ms == 0);
+    CHECK(o.fsync_interval_ms == 5000);
+    CHECK(o.grace_period_s == 2.5);
+    CHECK(o.progress_interval_s == 1);
+    CHECK(o.model == "gpt-4o-mini");
+    CHECK(o.system == "Be brief.");
+}
+
+TEST_CASE("the [run] section refuses unknown keys and values out of range") {
+    test::temp_dir dir;
+    for (const char* bad : {"[run]\nthreads = 65\n",
+                            "[run]\nthreads = 0\n",
+                            "[run]\nordred = true\n",
+                            "[run]\nprogress_interval_s = 0\n",
+                            "[run]\nmodel = 4\n"}) {
+        INFO(bad);
+        const run_options o = with_config(dir, bad);
+        CHECK_THROWS_AS(build_options(o), config_error);
+    }
+}
