@@ -59,30 +59,15 @@ void batch_job::fill() {
                 break;
             }
             ++lines_;
-            const std::uint64_t line = rec.line_number;
-            if (rec.ec) {
-                // Its error record is already in the output: a resumed run writes it once.
-                if (index_.line_done(line)) {
-                    ++skipped_;
-                    continue;
-                }
-                ++bad_lines_;
-                emit(order_ ? std::optional(order_->issue()) : std::nullopt, std::move(rec));
-                continue;
-            }
-            const line_verdict verdict =
-                streaming_ ? index_.classify_streaming(line, rec.request.custom_id)
-                           : index_.classify(line);
-            switch (verdict) {
-            case line_verdict::done:
+            switch (decide_line(rec, index_, streaming_)) {
+            case line_action::skip:
                 ++skipped_;
                 break;
-            case line_verdict::duplicate:
+            case line_action::record_error:
                 ++bad_lines_;
-                mark_duplicate(rec);
                 emit(order_ ? std::optional(order_->issue()) : std::nullopt, std::move(rec));
                 break;
-            case line_verdict::send:
+            case line_action::send:
                 dispatch(rec);
                 break;
             }

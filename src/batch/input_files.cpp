@@ -75,6 +75,25 @@ void mark_duplicate(input_record& rec) {
         "custom_id \"" + rec.request.custom_id + "\" was already used by an earlier line; not sent";
 }
 
+line_action decide_line(input_record& rec, id_index& index, bool streaming) {
+    if (rec.ec)
+        // A bad line's record already in the output is written once, not again.
+        return index.line_done(rec.line_number) ? line_action::skip : line_action::record_error;
+    const line_verdict v = streaming
+                               ? index.classify_streaming(rec.line_number, rec.request.custom_id)
+                               : index.classify(rec.line_number);
+    switch (v) {
+    case line_verdict::done:
+        return line_action::skip;
+    case line_verdict::duplicate:
+        mark_duplicate(rec);
+        return line_action::record_error;
+    case line_verdict::send:
+        break;
+    }
+    return line_action::send;
+}
+
 input_problems find_bad_lines(const std::string& path,
                               const reader_options& ropts,
                               id_index& index,

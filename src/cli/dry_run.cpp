@@ -351,6 +351,9 @@ void print_plan(std::ostream& os,
     os << "sluice run --dry-run: nothing sent\n";
     os << "  " << count(plan.lines) << " lines: " << count(plan.requests) << " requests, "
        << count(plan.bad_lines) << " bad lines\n";
+    if (plan.skipped > 0)
+        os << "  " << count(plan.skipped)
+           << " more lines already have their record in the output: a resumed run skips them\n";
     if (!plan.bad_samples.empty()) {
         os << "  bad lines";
         if (plan.bad_samples.size() < plan.bad_lines)
@@ -382,7 +385,7 @@ void write_plan_json(std::ostream& os,
     const report r = make_report(plan, opts, prices);
     const scope_plan* slowest = r.slowest ? &r.scopes[*r.slowest] : nullptr;
     os << R"({"lines":)" << plan.lines << R"(,"requests":)" << plan.requests << R"(,"bad_lines":)"
-       << plan.bad_lines << R"(,"bad_line_samples":[)";
+       << plan.bad_lines << R"(,"skipped":)" << plan.skipped << R"(,"bad_line_samples":[)";
     const char* sep = "";
     for (const bad_line_sample& b : plan.bad_samples) {
         os << sep << R"({"line":)" << b.line_number << R"(,"message":)" << json_string(b.message)

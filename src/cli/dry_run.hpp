@@ -56,6 +56,9 @@ struct dry_run_plan {
     std::uint64_t requests = 0;
     /// Bad lines, all of them counted.
     std::uint64_t bad_lines = 0;
+    /// Lines whose final record the output already holds: a resumed run skips them, so they
+    /// are not planned (and not counted in `lines`).
+    std::uint64_t skipped = 0;
     /// The first bad lines, at most plan_builder::max_bad_samples, in input order.
     std::vector<bad_line_sample> bad_samples;
     /// Requests by the model their body names; "" for requests that name none.
@@ -81,6 +84,8 @@ public:
 
     /// Adds what the reader made of a line: add() when good, add_bad() when not.
     void add(const input_record& record);
+    /// A line a resumed run skips (its final record exists).
+    void add_skipped() { ++plan_.skipped; }
 
     /// The plan so far.
     const dry_run_plan& plan() const noexcept { return plan_; }

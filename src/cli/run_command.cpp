@@ -8,6 +8,7 @@
 #include <sluice/batch/batch_run.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/mock/mock_server.hpp>
+#include <sluice/sink/journal.hpp>
 #include <sluice/source/id_index.hpp>
 #include <sluice/transport/endpoint.hpp>
 
@@ -112,11 +113,25 @@ int dry_run(const run_options& o, const dispatcher_options& opts, const reader_o
     plan_builder plan(opts.estimate);
     const bool streaming = !readable_twice(o.input);
     id_index index(streaming ? id_index_mode::one_pass : id_index_mode::two_pass);
+    // A half-finished job is planned for what is left: what its output already answers is
+    // read (and nothing in it changed) as a resume would judge it.
+    if (!o.output.empty() && o.output != "-") {
+        journal_options jo;
+        jo.retry_failed = o.retry_failed;
+        jo.read_only = true;
+        recover_journal(
+            o.output,
+            jo,
+            [&](std::string_view id) { index.add_done_id(id); },
+            [&](std::uint64_t line) { index.add_done_line(line); });
+    }
     if (!streaming)
         scan_ids(o.input, ropts, index);
     for_each_record(o.input, ropts, [&](input_record& rec) {
-        mark_repeat(rec, index, streaming);
-        plan.add(rec);
+        if (decide_line(rec, index, streaming) == line_action::skip)
+            plan.add_skipped();
+        else
+            plan.add(rec);
     });
     print_plan(std::cout, plan.plan(), opts, prices);
     if (!o.summary_file.empty()) {

@@ -111,12 +111,11 @@ bool redone(const record_fields& f, const journal_options& options) {
         return false;
     if (options.retry_failed)
         return true;
-    for (const errc e :
-         {errc::not_attempted,
-                           errc::stopped,
-                           errc::quota_exhausted,
-                           errc::unauthorized,
-                           errc::certificate_rejected})
+    for (const errc e : {errc::not_attempted,
+                         errc::stopped,
+                         errc::quota_exhausted,
+                         errc::unauthorized,
+                         errc::certificate_rejected})
         if (f.code == error_kind(make_error_code(e)))
             return true;
     return false;
@@ -172,7 +171,7 @@ journal_recovery recover_journal(const std::string& output_path,
     journal_recovery rec;
     const file_state output = inspect(output_path);
     std::optional<file_state> errors;
-    if (!options.errors_path.empty()) {
+    if (!options.errors_path.empty() && !options.read_only) {
         errors = inspect(options.errors_path);
         if (options.errors_path == output_path ||
             (output.real_path && errors->real_path && output.st.st_dev == errors->st.st_dev &&
@@ -191,7 +190,7 @@ journal_recovery recover_journal(const std::string& output_path,
     }
 
     const std::string& target = *output.real_path;
-    file_handle in(::open(target.c_str(), O_RDWR | O_CLOEXEC));
+    file_handle in(::open(target.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
     if (in.get() < 0)
         fail_io("cannot open output ", output_path);
 
@@ -227,6 +226,8 @@ journal_recovery recover_journal(const std::string& output_path,
             if (on_final_id)
                 on_final_id(f.custom_id);
         }
+        if (options.read_only)
+            continue;
         if (!keep && !compacted) {
             compacted.emplace(target, output.st.st_mode & 07777);
             compacted->copy_prefix(in.get(), reader.line_offset(), output_path);
@@ -245,6 +246,8 @@ journal_recovery recover_journal(const std::string& output_path,
     if (!tail.empty() && !looks_unfinished(tail))
         throw not_ours(output_path, number + 1, "an unfinished last line that no record begins");
     rec.torn_bytes = tail.size();
+    if (options.read_only)
+        return rec;
 
     // Every line was read and judged: only now is anything changed.
     if (compacted) {

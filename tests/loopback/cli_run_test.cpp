@@ -136,6 +136,30 @@ TEST_CASE("sluice run --help names the command, the environment and the exit sta
     CHECK(help.find("UINT:UINT") == std::string::npos); // no validator noise
 }
 
+TEST_CASE("a dry run of a half-finished job plans what is left and changes nothing") {
+    temp_dir dir;
+    const std::string input = std::string(SLUICE_SOURCE_DIR) + "/docs/examples/sample-batch.jsonl";
+    const std::string out = dir.file("o.jsonl"), plan = dir.file("plan.json");
+    REQUIRE(run_shell(sluice_cmd("run " + input + " -o " + out + " --mock -q")) == 0);
+    // Keep 15 of the 20 records, the last one torn, as a killed job leaves them.
+    auto lines = read_lines(out);
+    REQUIRE(lines.size() == 20);
+    std::string kept;
+    for (std::size_t i = 0; i < 15; ++i)
+        kept += lines[i] + "\n";
+    kept += lines[15].substr(0, 30);
+    write_file(out, kept);
+    CHECK(run_shell(sluice_cmd("run " + input + " -o " + out + " --dry-run --summary " + plan +
+                               " >" + dir.file("stdout.txt"))) == 0);
+    simdjson::dom::parser p;
+    simdjson::dom::element doc = p.parse(read_file(plan));
+    CHECK(std::int64_t(doc["requests"]) == 5);
+    CHECK(std::int64_t(doc["skipped"]) == 15);
+    CHECK(read_file(dir.file("stdout.txt")).find("15 more lines already have their record") !=
+          std::string::npos);
+    CHECK(read_file(out) == kept); // the torn tail is still there: nothing was changed
+}
+
 TEST_CASE("sluice run reports an unreadable input file") {
     temp_dir dir;
     const int status = run_shell(sluice_cmd("run " + dir.file("missing.jsonl") + " -o " +

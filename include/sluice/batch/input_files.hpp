@@ -61,6 +61,18 @@ void mark_repeat(input_record& rec, id_index& index, bool streaming);
 /// Makes `rec` the error record of a line whose custom_id an earlier line already used.
 void mark_duplicate(input_record& rec);
 
+/// What a batch job does with one input line.
+enum class line_action {
+    send,         ///< a request with no final record yet
+    skip,         ///< its final record is already in the output (a resumed run)
+    record_error, ///< write its error record: a bad line, or a repeated custom_id (marked)
+};
+
+/// Decides `line_action` for `rec` from what `index` knows (the output's final records, the
+/// ids of earlier lines); a repeated custom_id is marked (mark_duplicate). The one rule that
+/// the run and its plan (`--dry-run`) share.
+line_action decide_line(input_record& rec, id_index& index, bool streaming);
+
 /// The bad lines of an input: how many, and the first few with their reasons.
 struct input_problems {
     std::uint64_t bad = 0;

@@ -21,6 +21,11 @@ struct journal_options {
     /// name the output file itself; a file that is not a regular one (a pipe, /dev/stderr) is
     /// left alone.
     std::string errors_path;
+
+    /// Only read: report the final records and count what a resume would redo, but change no
+    /// file (no torn tail cut, nothing compacted, the error file untouched). For a plan of
+    /// what is left (`--dry-run` on a half-finished job).
+    bool read_only = false;
 };
 
 /// What recover_journal() found in the output and what it changed there, for the run's log
