@@ -80,7 +80,7 @@ struct connection_pool::impl : std::enable_shared_from_this<impl> {
         if (!conn->read_armed) {
             if (!conn->has_unread_bytes())
                 return start_on(std::move(conn), std::move(x));
-            ++stats.untrusted;
+            // Not counted as untrusted: the peek cannot tell stray bytes from a plain close.
             discard(std::move(conn));
             return submit(std::move(x));
         }
