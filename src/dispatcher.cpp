@@ -292,7 +292,6 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             asio::bind_executor(
                 ex, [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
                     --self->on_wire;
-                    self->copy_pool_stats();
                     self->on_response(std::move(op), std::move(resp));
                     self->pump();
                 }));
@@ -451,6 +450,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         scrub_secrets(r);
         {
             std::lock_guard lock(stats_mutex);
+            copy_pool_stats();
             counters.attempts += r.attempts;
             ++counters.statuses[r.status];
             if (ec) {
@@ -590,10 +590,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     }
 
     // The pool's counters live on `ex`; stats() may be called from any thread, so they are
-    // copied under the lock as each exchange ends.
+    // copied as each result is delivered, by finish() under the lock it takes anyway (the
+    // caller holds stats_mutex).
     void copy_pool_stats() {
         const pool_stats p = pool.stats();
-        std::lock_guard lock(stats_mutex);
         counters.connections_opened = p.connects;
         counters.replayed = p.replayed;
         counters.untrusted_connections = p.untrusted;
