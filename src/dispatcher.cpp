@@ -9,7 +9,6 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <cmath>
 #include <deque>
@@ -23,7 +22,6 @@
 namespace sluice {
 
 namespace asio = boost::asio;
-using clock = std::chrono::steady_clock;
 
 void dispatcher_options::validate() const {
     error_code ec;
@@ -61,7 +59,7 @@ struct request_op {
     result res;
     std::uint64_t cost = 0;
     struct engine_scope* scope = nullptr;
-    std::optional<asio::steady_timer> retry_timer;
+    std::unique_ptr<engine_timer> retry_timer;
     std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
     error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
 };
@@ -113,13 +111,14 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
 struct engine_scope {
     engine_scope(const limit_options& limits,
                  const retry_options& retry,
+                 engine_clock& clock,
                  asio::any_io_executor ex,
                  std::string key)
-        : rules(std::move(key), limits, retry, clock::now())
-        , timer(std::move(ex)) {}
+        : rules(std::move(key), limits, retry, clock.now())
+        , timer(clock.make_timer(std::move(ex))) {}
 
     scope<op_ptr> rules;
-    asio::steady_timer timer;
+    std::unique_ptr<engine_timer> timer;
     bool timer_armed = false;
 };
 
@@ -142,15 +141,18 @@ std::string server_limits_message(const engine_scope& sc, const limit_options& l
 struct dispatcher::impl : std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor executor, dispatcher_options o)
         : opts(std::move(o))
+        , clock(opts.clock ? opts.clock : steady_engine_clock())
         , ex(std::move(executor))
         , ep(parse_endpoint(opts.base_url))
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
         , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr) {
         for (const auto& [model, limits] : opts.model_limits)
-            scopes.emplace(model, std::make_unique<engine_scope>(limits, opts.retry, ex, model));
-        scopes.emplace(std::string(),
-                       std::make_unique<engine_scope>(opts.limits, opts.retry, ex, std::string()));
+            scopes.emplace(model,
+                           std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, model));
+        scopes.emplace(
+            std::string(),
+            std::make_unique<engine_scope>(opts.limits, opts.retry, *clock, ex, std::string()));
     }
 
     // A request's scope: its model's when that model has limits of its own (or every model
@@ -163,7 +165,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 return *scopes
                             .emplace(r.model,
                                      std::make_unique<engine_scope>(
-                                         opts.limits, opts.retry, ex, r.model))
+                                         opts.limits, opts.retry, *clock, ex, r.model))
                             .first->second;
         }
         return *scopes.at(std::string());
@@ -212,7 +214,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     void accept(request req, result_handler h) {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
-        op->res.times.queued = clock::now();
+        op->res.times.queued = clock->now();
         op->cost =
             req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
         op->req = std::move(req);
@@ -244,11 +246,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             for (auto& [key, sc] : scopes) {
                 if (on_wire >= opts.pool.max_connections)
                     return;
-                const auto now = clock::now();
+                const auto now = clock->now();
                 auto step = sc->rules.next(now);
                 if (std::holds_alternative<scope<op_ptr>::idle>(step))
                     continue;
-                if (const auto* wait = std::get_if<clock::duration>(&step)) {
+                if (const auto* wait = std::get_if<engine_clock::duration>(&step)) {
                     arm_timer(*sc, now + *wait);
                     continue;
                 }
@@ -266,12 +268,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    void arm_timer(engine_scope& sc, clock::time_point when) {
+    void arm_timer(engine_scope& sc, engine_clock::time_point when) {
         if (sc.timer_armed)
             return;
         sc.timer_armed = true;
-        sc.timer.expires_at(when);
-        sc.timer.async_wait([self = shared_from_this(), &sc](error_code) {
+        sc.timer->async_wait_until(when, [self = shared_from_this(), &sc](error_code) {
             sc.timer_armed = false;
             self->pump();
         });
@@ -284,7 +285,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             std::lock_guard lock(stats_mutex);
             ++counters.admitted;
         }
-        op->scope->rules.on_attempt(clock::now(), ++op->res.attempts);
+        op->scope->rules.on_attempt(clock->now(), ++op->res.attempts);
         ++on_wire;
         const std::string_view body = op->req.body;
         pool.async_exchange(
@@ -300,7 +301,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     // Turns the response into the facts the scope rules take (response_event) and carries out
     // their answer.
     void on_response(op_ptr op, http_response resp) {
-        const auto now = clock::now();
+        const auto now = clock->now();
         op->res.times.sent = resp.sent;
         op->res.times.first_byte = resp.first_byte;
 
@@ -332,7 +333,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 event.usage_tokens = parsed.usage->total_tokens;
         }
         event.headers = parse_rate_limit_headers(meta);
-        event.sent = resp.sent != timings::time_point{} ? resp.sent : op->res.times.admitted;
+        // The admission moment stands for the send: it is on the engine's clock, as `now` is,
+        // and precedes the write by no more than the connection's setup.
+        event.sent = op->res.times.admitted;
         event.ticket = op->ticket;
         event.cost = op->cost;
         event.attempts = op->res.attempts;
@@ -393,10 +396,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++counters.retry_causes[error_kind(cause)];
         }
         request_op* raw = op.get();
-        raw->retry_timer.emplace(ex);
-        raw->retry_timer->expires_after(delay);
+        raw->retry_timer = clock->make_timer(ex);
         sleeping.insert(raw);
-        raw->retry_timer->async_wait(
+        raw->retry_timer->async_wait_until(
+            clock->now() + std::chrono::duration_cast<engine_clock::duration>(delay),
             [self = shared_from_this(), op = std::move(op)](error_code) mutable {
                 self->sleeping.erase(op.get());
                 op->retry_timer.reset();
@@ -444,7 +447,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     void finish(op_ptr op, error_code ec) {
         result& r = op->res;
         r.ec = ec;
-        r.times.done = clock::now();
+        r.times.done = clock->now();
         if (ec && r.message.empty())
             r.message = ec.message();
         scrub_secrets(r);
@@ -500,7 +503,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         r.message = r.ec.message();
         if (stopped_by)
             r.message += " (" + stopped_by.message() + ")";
-        r.times.queued = r.times.done = clock::now();
+        r.times.queued = r.times.done = clock->now();
         auto rp = std::make_unique<result>(std::move(r));
         // The executor is taken before the handler moves into the function.
         auto hex = asio::get_associated_executor(h, ex);
@@ -562,7 +565,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             return;
         stopped = true;
         for (auto& [key, sc] : scopes)
-            sc->timer.cancel();
+            sc->timer->cancel();
         while (!overflow.empty()) {
             auto [req, h] = std::move(overflow.front());
             overflow.pop_front();
@@ -607,6 +610,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     }
 
     dispatcher_options opts;
+    std::shared_ptr<engine_clock> clock; // admission, retry and hold decisions; never null
     // Everything below is touched only from handlers on `ex`, which must not run them
     // concurrently (a single-threaded io_context, or a strand).
     asio::any_io_executor ex;

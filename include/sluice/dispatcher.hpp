@@ -2,6 +2,7 @@
 
 #include <sluice/admission/rate_limiter.hpp>
 #include <sluice/admission/retry_policy.hpp>
+#include <sluice/engine_clock.hpp>
 #include <sluice/error.hpp>
 #include <sluice/logger.hpp>
 #include <sluice/metrics.hpp>
@@ -61,6 +62,11 @@ struct dispatcher_options {
     /// Where the engine's messages go (limits learned from the server, the fatal stop of a
     /// run); by default nowhere.
     logger log;
+
+    /// The clock of admission, retry delays and 429 holds; null (the default) is the steady
+    /// clock. A `manual_clock` makes a test of the engine's timing exact. Connection and
+    /// request timeouts always run on the steady clock.
+    std::shared_ptr<engine_clock> clock;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;

@@ -51,8 +51,10 @@ struct completion {
     std::optional<provider_error> error;
 };
 
-/// When each step of a request's life happened, on the steady clock. Steps not reached hold
-/// the epoch (a default-constructed time point).
+/// When each step of a request's life happened. `queued`, `admitted` and `done` are on the
+/// engine's clock (`dispatcher_options::clock`, the steady clock by default); `sent` and
+/// `first_byte` are the transport's, always the steady clock. Steps not reached hold the epoch
+/// (a default-constructed time point).
 struct timings {
     using time_point = std::chrono::steady_clock::time_point;
     time_point queued;     ///< accepted by async_complete
