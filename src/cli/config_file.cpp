@@ -1,11 +1,8 @@
 #include "cli/config_file.hpp"
+#include "cli/toml_value.hpp"
 
-#include <toml++/toml.h>
-
-#include <cmath>
-#include <functional>
+#include <array>
 #include <limits>
-#include <map>
 #include <optional>
 
 namespace sluice::cli {
@@ -15,313 +12,211 @@ extern const char* const builtin_prices_toml; // generated from configs/prices.t
 
 namespace {
 
-using namespace std::string_literals;
+using detail::parse_file;
+using detail::parse_toml;
+using detail::toml_value;
+using detail::where;
 
-std::string where(const std::string& path, const toml::node& n) {
-    return path + ":" + std::to_string(n.source().begin.line) + ": ";
-}
-
-// Reads typed values out of one section, failing with "file:line: [section] key: what".
-struct section_reader {
-    const std::string& path;
-    std::string section;
-
-    [[noreturn]] void fail(const toml::node& n, std::string_view key, std::string_view what) const {
-        std::string msg = where(path, n);
-        if (!section.empty())
-            msg += "[" + section + "] ";
-        msg += std::string(key) + ": " + std::string(what);
-        throw config_error(msg);
-    }
-
-    std::int64_t integer(const toml::node& n, std::string_view key, std::int64_t min) const {
-        const auto v = n.value<std::int64_t>();
-        if (!n.is_integer() || !v)
-            fail(n, key, "expected an integer >= " + std::to_string(min));
-        if (*v < min)
-            fail(n,
-                 key,
-                 "expected an integer >= " + std::to_string(min) + ", got " + std::to_string(*v));
-        return *v;
-    }
-
-    double number(const toml::node& n, std::string_view key, double min) const {
-        if (!n.is_number())
-            fail(n, key, "expected a number");
-        const double v = *n.value<double>();
-        if (!std::isfinite(v) || v < min)
-            fail(n, key, "expected a number >= " + std::to_string(min));
-        return v;
-    }
-
-    bool boolean(const toml::node& n, std::string_view key) const {
-        if (!n.is_boolean())
-            fail(n, key, "expected true or false");
-        return *n.value<bool>();
-    }
-
-    std::string string(const toml::node& n, std::string_view key) const {
-        if (!n.is_string())
-            fail(n, key, "expected a string");
-        return *n.value<std::string>();
-    }
-
-    std::chrono::milliseconds
-    millis(const toml::node& n, std::string_view key, std::int64_t min) const {
-        return std::chrono::milliseconds(integer(n, key, min));
-    }
+// Where a config file's keys are stored.
+struct targets {
+    dispatcher_options& o;
+    file_settings& f;
 };
 
-using setter = std::function<void(const toml::node&, std::string_view, const section_reader&)>;
-using section_table = std::map<std::string, setter, std::less<>>;
+// Short names, so that a key of the tables below fits on one line.
+using V = const toml_value&;
+using T = targets&;
 
-std::map<std::string, section_table, std::less<>> make_schema(dispatcher_options& o,
-                                                              file_settings& f) {
-    using R = const section_reader&;
-    using N = const toml::node&;
-    using K = std::string_view;
-    std::map<std::string, section_table, std::less<>> s;
-    s[""] = {
-        {"base_url",
-         [&](N n, K k, R r) {
-             o.base_url = r.string(n, k);
-         }},
-        {"api_key_env",
-         [&](N n, K k, R r) {
-             f.api_key_env = r.string(n, k);
-         }},
-        {"organization",
-         [&](N n, K k, R r) {
-             o.organization = r.string(n, k);
-         }},
-        {"project",
-         [&](N n, K k, R r) {
-             o.project = r.string(n, k);
-         }},
-        {"queue_limit",
-         [&](N n, K k, R r) {
-             o.queue_limit = static_cast<std::size_t>(r.integer(n, k, 1));
-         }},
-        {"on_full",
-         [&](N n, K k, R r) {
-             const std::string v = r.string(n, k);
-             if (v == "wait")
-                 o.on_full = overflow_policy::wait;
-             else if (v == "fail")
-                 o.on_full = overflow_policy::fail;
-             else
-                 r.fail(n, k, "expected \"wait\" or \"fail\", got \"" + v + "\"");
-         }},
-    };
-    s["pool"] = {
-        {"max_connections",
-         [&](N n, K k, R r) {
-             o.pool.max_connections = static_cast<std::size_t>(r.integer(n, k, 1));
-         }},
-        {"connect_timeout_ms",
-         [&](N n, K k, R r) {
-             o.pool.connect_timeout = r.millis(n, k, 1);
-         }},
-        {"handshake_timeout_ms",
-         [&](N n, K k, R r) {
-             o.pool.handshake_timeout = r.millis(n, k, 1);
-         }},
-        {"request_timeout_ms",
-         [&](N n, K k, R r) {
-             o.pool.request_timeout = r.millis(n, k, 1);
-         }},
-        {"idle_timeout_ms",
-         [&](N n, K k, R r) {
-             o.pool.idle_timeout = r.millis(n, k, 1);
-         }},
-        {"max_body_size",
-         [&](N n, K k, R r) {
-             o.pool.max_body_size = static_cast<std::size_t>(r.integer(n, k, 1));
-         }},
-        {"max_body_bytes_in_flight",
-         [&](N n, K k, R r) {
-             o.pool.max_body_bytes_in_flight = static_cast<std::size_t>(r.integer(n, k, 0));
-         }},
-        {"reuse_quiet_period_ms",
-         [&](N n, K k, R r) {
-             o.pool.reuse_quiet_period = r.millis(n, k, 0);
-         }},
-    };
-    s["run"] = {
-        {"threads",
-         [&](N n, K k, R r) {
-             const auto v = r.integer(n, k, 1);
-             if (v > 64)
-                 r.fail(n, k, "expected at most 64 event loops");
-             f.run.threads = static_cast<unsigned>(v);
-         }},
-        {"ordered",
-         [&](N n, K k, R r) {
-             f.run.ordered = r.boolean(n, k);
-         }},
-        {"reorder_window",
-         [&](N n, K k, R r) {
-             f.run.reorder_window = static_cast<std::size_t>(r.integer(n, k, 1));
-         }},
-        {"flush_interval_ms",
-         [&](N n, K k, R r) {
-             f.run.flush_interval_ms = static_cast<std::uint64_t>(r.integer(n, k, 0));
-         }},
-        {"fsync_interval_ms",
-         [&](N n, K k, R r) {
-             f.run.fsync_interval_ms = static_cast<std::uint64_t>(r.integer(n, k, 0));
-         }},
-        {"grace_period_s",
-         [&](N n, K k, R r) {
-             f.run.grace_period_s = r.number(n, k, 0);
-         }},
-        {"progress_interval_s",
-         [&](N n, K k, R r) {
-             const double v = r.number(n, k, 0);
-             if (v <= 0)
-                 r.fail(n, k, "expected a number > 0");
-             f.run.progress_interval_s = v;
-         }},
-        {"model",
-         [&](N n, K k, R r) {
-             f.run.model = r.string(n, k);
-         }},
-        {"system",
-         [&](N n, K k, R r) {
-             f.run.system = r.string(n, k);
-         }},
-    };
-    s["tls"] = {
-        {"ca_file",
-         [&](N n, K k, R r) {
-             o.tls.ca_file = r.string(n, k);
-         }},
-        {"insecure",
-         [&](N n, K k, R r) {
-             o.tls.insecure = r.boolean(n, k);
-         }},
-    };
-    s["limits"] = {
-        {"tier",
-         [&](N n, K k, R r) {
-             f.tier = r.string(n, k);
-         }},
-        {"rpm",
-         [&](N n, K k, R r) {
-             o.limits.rpm = r.number(n, k, 0);
-             f.rpm_set = true;
-         }},
-        {"tpm",
-         [&](N n, K k, R r) {
-             o.limits.tpm = r.number(n, k, 0);
-             f.tpm_set = true;
-         }},
-        {"burst_seconds",
-         [&](N n, K k, R r) {
-             const double v = r.number(n, k, 0);
-             if (v <= 0 || v > 60)
-                 r.fail(n, k, "expected seconds in (0, 60]");
-             o.limits.burst = std::chrono::duration<double>(v);
-         }},
-        {"learn_from_headers",
-         [&](N n, K k, R r) {
-             o.limits.learn_from_headers = r.boolean(n, k);
-         }},
-        {"per_model",
-         [&](N n, K k, R r) {
-             o.per_model_limits = r.boolean(n, k);
-         }},
-        {"models",
-         [&](N n, K k, R r) {
-             // [limits.models."gpt-4o"] rpm = ..., tpm = ..., burst_seconds = ...,
-             // learn_from_headers = ...; a key left out takes the struct's default.
-             const toml::table* models = n.as_table();
-             if (!models)
-                 r.fail(n, k, "expected tables [limits.models.NAME]");
-             for (const auto& [model, node] : *models) {
-                 const toml::table* t = node.as_table();
-                 section_reader mr{r.path, "limits.models." + std::string(model.str())};
-                 if (!t)
-                     mr.fail(node, model.str(), "expected a table");
-                 limit_options l;
-                 for (const auto& [key, value] : *t) {
-                     if (key == "rpm")
-                         l.rpm = mr.number(value, key.str(), 0);
-                     else if (key == "tpm")
-                         l.tpm = mr.number(value, key.str(), 0);
-                     else if (key == "burst_seconds")
-                         l.burst = std::chrono::duration<double>(mr.number(value, key.str(), 0));
-                     else if (key == "learn_from_headers")
-                         l.learn_from_headers = mr.boolean(value, key.str());
-                     else
-                         mr.fail(value, key.str(), "unknown key");
-                 }
-                 o.model_limits[std::string(model.str())] = l;
-             }
-         }},
-    };
-    s["retry"] = {
-        {"max_attempts",
-         [&](N n, K k, R r) {
-             o.retry.max_attempts = static_cast<unsigned>(r.integer(n, k, 1));
-         }},
-        {"initial_backoff_ms",
-         [&](N n, K k, R r) {
-             o.retry.initial_backoff = r.millis(n, k, 0);
-         }},
-        {"max_backoff_ms",
-         [&](N n, K k, R r) {
-             o.retry.max_backoff = r.millis(n, k, 0);
-         }},
-        {"max_retry_after_ms",
-         [&](N n, K k, R r) {
-             o.retry.max_retry_after = r.millis(n, k, 0);
-         }},
-        {"budget_ratio",
-         [&](N n, K k, R r) {
-             o.retry.budget_ratio = r.number(n, k, 0);
-         }},
-        {"budget_min_per_second",
-         [&](N n, K k, R r) {
-             o.retry.budget_min_per_second = r.number(n, k, 0);
-         }},
-        {"budget_window_s",
-         [&](N n, K k, R r) {
-             o.retry.budget_window = std::chrono::seconds(r.integer(n, k, 1));
-         }},
-    };
-    s["estimate"] = {
-        {"chars_per_token",
-         [&](N n, K k, R r) {
-             const double v = r.number(n, k, 0);
-             if (v <= 0)
-                 r.fail(n, k, "expected a positive number");
-             o.estimate.chars_per_token = v;
-         }},
-        {"per_message_overhead",
-         [&](N n, K k, R r) {
-             o.estimate.per_message_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0));
-         }},
-        {"per_request_overhead",
-         [&](N n, K k, R r) {
-             o.estimate.per_request_overhead = static_cast<std::uint32_t>(r.integer(n, k, 0));
-         }},
-        {"default_max_tokens",
-         [&](N n, K k, R r) {
-             o.estimate.default_max_tokens = static_cast<std::uint32_t>(r.integer(n, k, 1));
-         }},
-    };
-    return s;
+// One key of the config file: its section ("" at the top level), its name, and a reader that
+// checks its type and range and stores it.
+struct key_spec {
+    std::string_view section;
+    std::string_view name;
+    void (*read)(V, T);
+};
+
+// A key of a table whose target is one struct, such as a model's limits or a tier.
+template <class Target>
+struct field {
+    std::string_view name;
+    void (*read)(V, Target&);
+};
+
+// Reads `v` with its entry of `fields`; false when `fields` has none.
+template <class Target, std::size_t N>
+bool read_field(const std::array<field<Target>, N>& fields, V v, Target& target) {
+    for (const field<Target>& f : fields) {
+        if (f.name == v.key) {
+            f.read(v, target);
+            return true;
+        }
+    }
+    return false;
 }
 
-toml::table parse_toml(std::string_view text, const std::string& path) {
-    try {
-        return toml::parse(text, path);
-    } catch (const toml::parse_error& e) {
-        throw config_error(path + ":" + std::to_string(e.source().begin.line) + ": " +
-                           std::string(e.description()));
+// Reads the table `table` (its name the key, its keys in `table.section`) into `target` with
+// `fields`; a key not in `fields` is an error.
+template <class Target, std::size_t N>
+void read_fields(V table, const std::array<field<Target>, N>& fields, Target& target) {
+    const toml::table* t = table.node.as_table();
+    if (!t)
+        table.fail("expected a table");
+    for (const auto& [key, value] : *t) {
+        const toml_value v{table.path, table.section, key.str(), value};
+        if (!read_field(fields, v, target))
+            v.fail("unknown key");
     }
 }
+
+// The keys [limits] and every [limits.models.NAME] share, read by the same entries, so a key
+// means and checks the same in both.
+using L = limit_options&;
+using limit_field = field<limit_options>;
+// clang-format off
+constexpr std::array limit_fields{
+    limit_field{"rpm", [](V v, L l) { l.rpm = v.number(0); }},
+    limit_field{"tpm", [](V v, L l) { l.tpm = v.number(0); }},
+    limit_field{"burst_seconds", [](V v, L l) {
+        l.burst = std::chrono::duration<double>(v.number_in(0, 60, "expected seconds in (0, 60]"));
+    }},
+    limit_field{"learn_from_headers", [](V v, L l) { l.learn_from_headers = v.boolean(); }},
+};
+// clang-format on
+
+overflow_policy read_on_full(V v) {
+    const std::string s = v.string();
+    if (s == "wait")
+        return overflow_policy::wait;
+    if (s == "fail")
+        return overflow_policy::fail;
+    v.fail("expected \"wait\" or \"fail\", got \"" + s + "\"");
+}
+
+unsigned read_threads(V v) {
+    const auto n = v.integer<unsigned>(1);
+    if (n > 64)
+        v.fail("expected at most 64 event loops");
+    return n;
+}
+
+// [limits.models."gpt-4o"]: a key left out takes limit_options' default, not [limits]' value.
+void read_model_limits(V v, T t) {
+    const toml::table* models = v.node.as_table();
+    if (!models)
+        v.fail("expected tables [limits.models.NAME]");
+    for (const auto& [model, node] : *models) {
+        const std::string name(model.str());
+        limit_options l;
+        read_fields(toml_value{v.path, "limits.models." + name, name, node}, limit_fields, l);
+        t.o.model_limits[name] = l;
+    }
+}
+
+using u32 = std::uint32_t;
+using u64 = std::uint64_t;
+using usize = std::size_t;
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+// Every key of configs/default.toml but the [limits] ones in limit_fields and the [prices]
+// tables; a key not here (or there) is an error.
+// clang-format off
+constexpr key_spec keys[] = {
+    {"", "base_url", [](V v, T t) { t.o.base_url = v.string(); }},
+    {"", "api_key_env", [](V v, T t) { t.f.api_key_env = v.string(); }},
+    {"", "organization", [](V v, T t) { t.o.organization = v.string(); }},
+    {"", "project", [](V v, T t) { t.o.project = v.string(); }},
+    {"", "queue_limit", [](V v, T t) { t.o.queue_limit = v.integer<usize>(1); }},
+    {"", "on_full", [](V v, T t) { t.o.on_full = read_on_full(v); }},
+
+    {"pool", "max_connections", [](V v, T t) { t.o.pool.max_connections = v.integer<usize>(1); }},
+    {"pool", "connect_timeout_ms", [](V v, T t) { t.o.pool.connect_timeout = v.millis(1); }},
+    {"pool", "handshake_timeout_ms", [](V v, T t) { t.o.pool.handshake_timeout = v.millis(1); }},
+    {"pool", "request_timeout_ms", [](V v, T t) { t.o.pool.request_timeout = v.millis(1); }},
+    {"pool", "idle_timeout_ms", [](V v, T t) { t.o.pool.idle_timeout = v.millis(1); }},
+    {"pool", "max_body_size", [](V v, T t) { t.o.pool.max_body_size = v.integer<usize>(1); }},
+    {"pool", "max_body_bytes_in_flight",
+        [](V v, T t) { t.o.pool.max_body_bytes_in_flight = v.integer<usize>(0); }},
+    {"pool", "reuse_quiet_period_ms", [](V v, T t) { t.o.pool.reuse_quiet_period = v.millis(0); }},
+
+    {"run", "threads", [](V v, T t) { t.f.run.threads = read_threads(v); }},
+    {"run", "ordered", [](V v, T t) { t.f.run.ordered = v.boolean(); }},
+    {"run", "reorder_window", [](V v, T t) { t.f.run.reorder_window = v.integer<usize>(1); }},
+    {"run", "flush_interval_ms", [](V v, T t) { t.f.run.flush_interval_ms = v.integer<u64>(0); }},
+    {"run", "fsync_interval_ms", [](V v, T t) { t.f.run.fsync_interval_ms = v.integer<u64>(0); }},
+    {"run", "grace_period_s", [](V v, T t) { t.f.run.grace_period_s = v.number(0); }},
+    {"run", "progress_interval_s", [](V v, T t) {
+        t.f.run.progress_interval_s = v.number_in(0, inf, "expected a number > 0");
+    }},
+    {"run", "model", [](V v, T t) { t.f.run.model = v.string(); }},
+    {"run", "system", [](V v, T t) { t.f.run.system = v.string(); }},
+
+    {"tls", "ca_file", [](V v, T t) { t.o.tls.ca_file = v.string(); }},
+    {"tls", "insecure", [](V v, T t) { t.o.tls.insecure = v.boolean(); }},
+
+    // rpm, tpm, burst_seconds, learn_from_headers: limit_fields.
+    {"limits", "tier", [](V v, T t) { t.f.tier = v.string(); }},
+    {"limits", "per_model", [](V v, T t) { t.o.per_model_limits = v.boolean(); }},
+    {"limits", "models", read_model_limits},
+
+    {"retry", "max_attempts", [](V v, T t) { t.o.retry.max_attempts = v.integer<unsigned>(1); }},
+    {"retry", "initial_backoff_ms", [](V v, T t) { t.o.retry.initial_backoff = v.millis(0); }},
+    {"retry", "max_backoff_ms", [](V v, T t) { t.o.retry.max_backoff = v.millis(0); }},
+    {"retry", "max_retry_after_ms", [](V v, T t) { t.o.retry.max_retry_after = v.millis(0); }},
+    {"retry", "budget_ratio", [](V v, T t) { t.o.retry.budget_ratio = v.number(0); }},
+    {"retry", "budget_min_per_second",
+        [](V v, T t) { t.o.retry.budget_min_per_second = v.number(0); }},
+    {"retry", "budget_window_s",
+        [](V v, T t) { t.o.retry.budget_window = std::chrono::seconds(v.integer(1)); }},
+
+    {"estimate", "chars_per_token", [](V v, T t) {
+        t.o.estimate.chars_per_token = v.number_in(0, inf, "expected a positive number");
+    }},
+    {"estimate", "per_message_overhead",
+        [](V v, T t) { t.o.estimate.per_message_overhead = v.integer<u32>(0); }},
+    {"estimate", "per_request_overhead",
+        [](V v, T t) { t.o.estimate.per_request_overhead = v.integer<u32>(0); }},
+    {"estimate", "default_max_tokens",
+        [](V v, T t) { t.o.estimate.default_max_tokens = v.integer<u32>(1); }},
+};
+// clang-format on
+
+// A table at the top level: a section of `keys` (not "", which holds the top-level keys).
+bool is_section(std::string_view name) {
+    if (name.empty())
+        return false;
+    for (const key_spec& k : keys) {
+        if (k.section == name)
+            return true;
+    }
+    return false;
+}
+
+void read_key(V v, T t) {
+    if (v.section == "limits" && read_field(limit_fields, v, t.o.limits))
+        return;
+    for (const key_spec& k : keys) {
+        if (k.section == v.section && k.name == v.key)
+            return k.read(v, t);
+    }
+    v.fail("unknown key");
+}
+
+void read_section(const std::string& path, std::string_view name, const toml::node& node, T t) {
+    if (!is_section(name))
+        throw config_error(where(path, node) + "unknown section [" + std::string(name) + "]");
+    for (const auto& [key, value] : *node.as_table())
+        read_key(toml_value{path, name, key.str(), value}, t);
+}
+
+// The keys of a [tiers.NAME] table of configs/tiers.toml.
+using tier_ref = tier&;
+// clang-format off
+constexpr std::array tier_fields{
+    field<tier>{"rpm", [](V v, tier_ref t) { t.rpm = v.number(0); }},
+    field<tier>{"tpm", [](V v, tier_ref t) { t.tpm = v.number(0); }},
+    field<tier>{"description", [](V v, tier_ref t) { t.description = v.string(); }},
+};
+// clang-format on
 
 std::vector<tier> tiers_from(const toml::table& root, const std::string& path) {
     std::vector<tier> out;
@@ -329,22 +224,9 @@ std::vector<tier> tiers_from(const toml::table& root, const std::string& path) {
     if (!tiers)
         throw config_error(path + ": no [tiers.NAME] tables");
     for (const auto& [name, node] : *tiers) {
-        const toml::table* t = node.as_table();
-        section_reader r{path, "tiers." + std::string(name.str())};
-        if (!t)
-            r.fail(node, name.str(), "expected a table");
         tier entry;
         entry.name = std::string(name.str());
-        for (const auto& [key, value] : *t) {
-            if (key == "rpm")
-                entry.rpm = r.number(value, key.str(), 0);
-            else if (key == "tpm")
-                entry.tpm = r.number(value, key.str(), 0);
-            else if (key == "description")
-                entry.description = r.string(value, key.str());
-            else
-                r.fail(value, key.str(), "unknown key");
-        }
+        read_fields(toml_value{path, "tiers." + entry.name, name.str(), node}, tier_fields, entry);
         out.push_back(std::move(entry));
     }
     return out;
@@ -356,34 +238,34 @@ void prices_from(const toml::table& root, const std::string& path, price_table& 
     const toml::node* node = root.get("prices");
     if (!node)
         return;
-    const section_reader r{path, ""};
     const toml::table* models = node->as_table();
     if (!models)
-        r.fail(*node, "prices", "expected tables [prices.\"MODEL\"]");
+        toml_value{path, "", "prices", *node}.fail("expected tables [prices.\"MODEL\"]");
     for (const auto& [name, entry] : *models) {
         const std::string model(name.str());
-        const section_reader mr{path, "prices.\"" + model + "\""};
+        const std::string section = "prices.\"" + model + "\"";
         const toml::table* t = entry.as_table();
         if (!t)
-            r.fail(entry, "prices." + model, "expected a table with input and output");
+            toml_value{path, "", "prices." + model, entry}.fail(
+                "expected a table with input and output");
         if (model.empty())
-            r.fail(entry, "prices", "a model name must not be empty");
+            toml_value{path, "", "prices", entry}.fail("a model name must not be empty");
         std::optional<double> input;
         std::optional<double> output;
         for (const auto& [key, value] : *t) {
+            const toml_value v{path, section, key.str(), value};
             if (key == "input")
-                input = mr.number(value, key.str(), 0);
+                input = v.number(0);
             else if (key == "output")
-                output = mr.number(value, key.str(), 0);
+                output = v.number(0);
             else
-                mr.fail(value, key.str(), "unknown key (expected input, output)");
+                v.fail("unknown key (expected input, output)");
         }
         auto it = into.find(model);
         if (it == into.end()) {
             if (!input || !output)
-                mr.fail(entry,
-                        input ? "output" : "input",
-                        "missing (a model without a built-in price needs input and output)");
+                toml_value{path, section, input ? "output" : "input", entry}.fail(
+                    "missing (a model without a built-in price needs input and output)");
             into.emplace(model, model_price{*input, *output});
             continue;
         }
@@ -391,18 +273,6 @@ void prices_from(const toml::table& root, const std::string& path, price_table& 
             it->second.input = *input;
         if (output)
             it->second.output = *output;
-    }
-}
-
-toml::table parse_file(const std::string& path) {
-    try {
-        return toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        const auto& src = e.source();
-        if (src.begin.line == 0)
-            throw config_error(path + ": " + std::string(e.description()));
-        throw config_error(path + ":" + std::to_string(src.begin.line) + ": " +
-                           std::string(e.description()));
     }
 }
 
@@ -414,12 +284,7 @@ std::vector<tier> builtin_tiers() {
 }
 
 std::vector<tier> load_tiers(const std::string& path) {
-    try {
-        return tiers_from(toml::parse_file(path), path);
-    } catch (const toml::parse_error& e) {
-        throw config_error(path + ":" + std::to_string(e.source().begin.line) + ": " +
-                           std::string(e.description()));
-    }
+    return tiers_from(parse_file(path), path);
 }
 
 const tier& find_tier(const std::vector<tier>& tiers, std::string_view name) {
@@ -475,34 +340,21 @@ file_settings apply_config_file(const std::string& path, dispatcher_options& opt
     const toml::table root = parse_file(path);
     file_settings settings;
     dispatcher_options updated = opts;
-    const auto schema = make_schema(updated, settings);
-    const section_table& top = schema.at("");
+    targets t{updated, settings};
     for (const auto& [key, node] : root) {
         if (key.str() == "prices") {
             // Read by load_prices for --dry-run; checked here so a typo fails every command.
             price_table prices = builtin_prices();
             prices_from(root, path, prices);
-            continue;
+        } else if (node.is_table()) {
+            read_section(path, key.str(), node, t);
+        } else {
+            read_key(toml_value{path, "", key.str(), node}, t);
         }
-        if (node.is_table()) {
-            auto section = schema.find(key.str());
-            if (section == schema.end() || key.str().empty())
-                throw config_error(where(path, node) + "unknown section [" +
-                                   std::string(key.str()) + "]");
-            section_reader reader{path, std::string(key.str())};
-            for (const auto& [sub, value] : *node.as_table()) {
-                auto it = section->second.find(sub.str());
-                if (it == section->second.end())
-                    reader.fail(value, sub.str(), "unknown key");
-                it->second(value, sub.str(), reader);
-            }
-            continue;
-        }
-        section_reader reader{path, ""};
-        auto it = top.find(key.str());
-        if (it == top.end())
-            reader.fail(node, key.str(), "unknown key");
-        it->second(node, key.str(), reader);
+    }
+    if (const toml::table* limits = root["limits"].as_table()) {
+        settings.rpm_set = limits->contains("rpm");
+        settings.tpm_set = limits->contains("tpm");
     }
     try {
         updated.validate();

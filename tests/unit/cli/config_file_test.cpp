@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 using namespace sluice;
 using namespace sluice::cli;
@@ -251,4 +254,141 @@ learn_from_headers = false
     CHECK_THAT(e, Catch::Contains("learn_from_headers") && Catch::Contains("true or false"));
     const auto share = error_of(write_config(dir, "[limits]\nshare = 0.5\n"));
     CHECK_THAT(share, Catch::Contains("share") && Catch::Contains("unknown key"));
+}
+
+TEST_CASE("a key of [limits] reads and checks the same in a model's table") {
+    test::temp_dir dir;
+    const auto path = write_config(dir, R"(
+[limits]
+rpm = 100
+tpm = 2000
+burst_seconds = 3
+learn_from_headers = false
+[limits.models.m]
+rpm = 100
+tpm = 2000
+burst_seconds = 3
+learn_from_headers = false
+)");
+    dispatcher_options o;
+    apply_config_file(path, o);
+    const limit_options& m = o.model_limits.at("m");
+    CHECK(m.rpm == o.limits.rpm);
+    CHECK(m.tpm == o.limits.tpm);
+    CHECK(m.burst == o.limits.burst);
+    CHECK(m.learn_from_headers == o.limits.learn_from_headers);
+    CHECK(m.rpm == 100);
+    CHECK(m.burst == std::chrono::duration<double>(3));
+    CHECK_FALSE(m.learn_from_headers);
+
+    // The same bad value fails both ways, naming the line and the table it is in.
+    const auto complaint = [](const std::string& e) {
+        const auto at = e.find(": expected");
+        return at == std::string::npos ? std::string() : e.substr(at);
+    };
+    for (const char* line : {"burst_seconds = 0",
+                             "burst_seconds = 61",
+                             "rpm = -1",
+                             "tpm = \"many\"",
+                             "learn_from_headers = 1"}) {
+        const std::string bad = line;
+        const std::string key = bad.substr(0, bad.find(' '));
+        const auto in_limits = error_of(write_config(dir, "[limits]\n" + bad + "\n"));
+        CHECK_THAT(in_limits, Catch::Contains("c.toml:2: [limits] " + key + ": expected"));
+        const auto in_model =
+            error_of(write_config(dir, "[limits]\n[limits.models.m]\n" + bad + "\n"));
+        CHECK_THAT(in_model, Catch::Contains("c.toml:3: [limits.models.m] " + key + ": expected"));
+        CHECK(complaint(in_model) == complaint(in_limits));
+    }
+}
+
+TEST_CASE("a model's table refuses keys it does not have, naming them") {
+    test::temp_dir dir;
+    // Keys of [limits] that are not limits of a model, and a typo.
+    for (const std::string& key : std::vector<std::string>{"tier", "per_model", "share", "burst"}) {
+        const auto e = error_of(write_config(dir, "[limits.models.\"gpt-4o\"]\n" + key + " = 1\n"));
+        CHECK_THAT(e, Catch::Contains("c.toml:2: [limits.models.gpt-4o] " + key + ": unknown key"));
+    }
+    auto e = error_of(write_config(dir, "[limits]\nmodels = 3\n"));
+    CHECK_THAT(e, Catch::Contains("c.toml:2: [limits] models: expected tables"));
+    e = error_of(write_config(dir, "[limits.models]\no1 = 3\n"));
+    CHECK_THAT(e, Catch::Contains("c.toml:2: [limits.models.o1] o1: expected a table"));
+}
+
+TEST_CASE("a value of the wrong type names the file, the line, the section and the key") {
+    test::temp_dir dir;
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"queue_limit = 1.5\n", "c.toml:1: queue_limit: expected an integer >= 1"},
+        {"\nproject = 7\n", "c.toml:2: project: expected a string"},
+        {"[run]\nordered = \"yes\"\n", "c.toml:2: [run] ordered: expected true or false"},
+        {"[run]\n\ngrace_period_s = \"1s\"\n", "c.toml:3: [run] grace_period_s: expected a number"},
+        {"[tls]\nca_file = 3\n", "c.toml:2: [tls] ca_file: expected a string"},
+        {"[pool]\nidle_timeout_ms = 1.0\n",
+         "c.toml:2: [pool] idle_timeout_ms: expected an integer"},
+        {"[estimate]\nchars_per_token = true\n",
+         "c.toml:2: [estimate] chars_per_token: expected a number"},
+        {"[retry]\nbudget_window_s = [1]\n",
+         "c.toml:2: [retry] budget_window_s: expected an integer"},
+    };
+    for (const auto& [text, message] : cases) {
+        INFO(text);
+        CHECK_THAT(error_of(write_config(dir, text)), Catch::Contains(message));
+    }
+}
+
+TEST_CASE("a value out of range is refused") {
+    test::temp_dir dir;
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"[run]\nthreads = 65\n", "[run] threads: expected at most 64"},
+        {"[run]\nthreads = 0\n", "[run] threads: expected an integer >= 1, got 0"},
+        {"[run]\nprogress_interval_s = 0\n", "[run] progress_interval_s: expected a number > 0"},
+        {"[run]\nflush_interval_ms = -1\n", "[run] flush_interval_ms: expected an integer >= 0"},
+        {"[pool]\nmax_body_bytes_in_flight = -1\n",
+         "[pool] max_body_bytes_in_flight: expected an integer >= 0"},
+        {"[retry]\nbudget_ratio = nan\n", "[retry] budget_ratio: expected a number >= 0"},
+        {"[estimate]\nchars_per_token = 0\n",
+         "[estimate] chars_per_token: expected a positive number"},
+        // Would wrap around in the 32-bit field.
+        {"[estimate]\nper_message_overhead = 4294967296\n",
+         "[estimate] per_message_overhead: expected an integer <= 4294967295, got 4294967296"},
+        {"[retry]\nmax_attempts = 4294967296\n",
+         "[retry] max_attempts: expected an integer <= 4294967295"},
+    };
+    for (const auto& [text, message] : cases) {
+        INFO(text);
+        CHECK_THAT(error_of(write_config(dir, text)), Catch::Contains("c.toml:2: " + message));
+    }
+    // The largest value that fits is taken as it is.
+    dispatcher_options o;
+    apply_config_file(write_config(dir, "[estimate]\nper_message_overhead = 4294967295\n"), o);
+    CHECK(o.estimate.per_message_overhead == 4294967295u);
+}
+
+TEST_CASE("rpm and tpm count as set only when [limits] itself names them") {
+    test::temp_dir dir;
+    dispatcher_options o;
+    auto s = apply_config_file(write_config(dir, "[limits]\nrpm = 0\n"), o);
+    CHECK(s.rpm_set);
+    CHECK_FALSE(s.tpm_set);
+    s = apply_config_file(write_config(dir, "[limits.models.m]\nrpm = 5\ntpm = 5\n"), o);
+    CHECK_FALSE(s.rpm_set);
+    CHECK_FALSE(s.tpm_set);
+    CHECK(o.model_limits.at("m").tpm == 5);
+}
+
+TEST_CASE("a tiers file is read with the same checks") {
+    test::temp_dir dir;
+    const std::string path = dir.file("tiers.toml");
+    test::write_file(path, "[tiers.x]\nrpm = 10\ntpm = 20\ndescription = \"d\"\n");
+    const auto tiers = load_tiers(path);
+    REQUIRE(tiers.size() == 1);
+    CHECK(tiers[0].name == "x");
+    CHECK(tiers[0].rpm == 10);
+    CHECK(tiers[0].tpm == 20);
+    CHECK(tiers[0].description == "d");
+    test::write_file(path, "[tiers.x]\nrpm = 10\ncolour = \"red\"\n");
+    CHECK_THROWS_WITH(load_tiers(path),
+                      Catch::Contains("tiers.toml:3: [tiers.x] colour: unknown key"));
+    test::write_file(path, "[tiers.x]\nrpm = -10\n");
+    CHECK_THROWS_WITH(load_tiers(path), Catch::Contains("tiers.toml:2: [tiers.x] rpm: expected"));
 }
