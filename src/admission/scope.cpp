@@ -5,6 +5,27 @@
 
 namespace sluice {
 
+const std::string& scope_key(const std::string& model,
+                             const std::map<std::string, limit_options>& model_limits,
+                             bool per_model_limits) {
+    static const std::string endpoint;
+    // A request that names no model has nothing to be limited by but the endpoint.
+    if (model.empty())
+        return endpoint;
+    if (per_model_limits || model_limits.count(model) > 0)
+        return model;
+    return endpoint;
+}
+
+const limit_options& scope_limits(const std::string& key,
+                                  const limit_options& endpoint,
+                                  const std::map<std::string, limit_options>& model_limits) {
+    if (key.empty())
+        return endpoint;
+    const auto it = model_limits.find(key);
+    return it != model_limits.end() ? it->second : endpoint;
+}
+
 scope_rules::scope_rules(std::string name,
                          const retry_options& retry,
                          time_point now,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sluice/batch/model_prices.hpp>
 #include <sluice/dispatcher.hpp>
 
 #include <functional>
@@ -35,19 +36,8 @@ std::vector<tier> load_tiers(const std::string& path);
 /// The tier called `name`; throws config_error listing the known names.
 const tier& find_tier(const std::vector<tier>& tiers, std::string_view name);
 
-/// What one model costs, in US dollars per million tokens (configs/prices.toml).
-struct model_price {
-    /// USD per 1M prompt (input) tokens.
-    double input = 0;
-    /// USD per 1M completion (output) tokens.
-    double output = 0;
-};
-
-/// Prices by model name, as configs/prices.toml and a config file's `[prices."MODEL"]` tables
-/// state them.
-using price_table = std::map<std::string, model_price, std::less<>>;
-
-/// The prices of configs/prices.toml, compiled into the binary.
+/// The prices of configs/prices.toml, compiled into the binary (`model_price`, `price_table`
+/// and `find_price` are the library's: <sluice/batch/model_prices.hpp>).
 price_table builtin_prices();
 
 /// The built-in prices with the `[prices."MODEL"]` tables of the config file at `config_path`
@@ -55,13 +45,6 @@ price_table builtin_prices();
 /// table leaves out keeps the built-in value. An empty path gives the built-in prices. Throws
 /// config_error (a new model needs both `input` and `output`).
 price_table load_prices(const std::string& config_path);
-
-/// The price of `model`: its exact name, else the longest name in `prices` that `model` starts
-/// with followed by '-' or ':', so dated snapshots ("gpt-4o-mini-2024-07-18") find their model
-/// ("gpt-4o-mini") while "gpt-4.1" never takes the price of a "gpt-4". Sets `matched` to the
-/// name found when given. Null when none matches.
-const model_price*
-find_price(const price_table& prices, std::string_view model, std::string* matched = nullptr);
 
 /// The `[run]` section: how `sluice run` runs a job, where the command line does not say.
 struct run_settings {

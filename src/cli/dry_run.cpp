@@ -1,142 +1,20 @@
 #include "cli/dry_run.hpp"
 
+#include "cli/config_file.hpp"
+#include "cli/exit_status.hpp"
+#include "cli/run_options.hpp"
 #include "detail/json_string.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <optional>
+#include <fstream>
+#include <iostream>
 #include <ostream>
 
 namespace sluice::cli {
 
-plan_builder::plan_builder(const estimate_options& estimate)
-    : estimate_(estimate) {}
-
-void plan_builder::add(const request& req) {
-    // Always estimated from the body, even with token_cost set: the split into prompt and
-    // completion is what prices need, and only the body has it.
-    const token_estimate e = estimate_tokens(req.body, estimate_);
-    model_plan& m = plan_.models[req.model];
-    ++m.requests;
-    m.prompt_tokens += e.prompt;
-    m.completion_budget += e.completion;
-    m.largest_request = std::max(m.largest_request, e.total());
-    ++plan_.requests;
-    ++plan_.lines;
-}
-
-void plan_builder::add_bad(std::uint64_t line_number, std::string_view message) {
-    ++plan_.bad_lines;
-    ++plan_.lines;
-    if (plan_.bad_samples.size() < max_bad_samples)
-        plan_.bad_samples.push_back({line_number, std::string(message)});
-}
-
-void plan_builder::add(const input_record& record) {
-    if (record.ec)
-        add_bad(record.line_number, record.message);
-    else
-        add(record.request);
-}
-
-duration_estimate
-minimum_duration(std::uint64_t requests, std::uint64_t tokens, const limit_options& limits) {
-    duration_estimate d;
-    if (limits.rpm > 0)
-        d.rpm_minutes = static_cast<double>(requests) / limits.rpm;
-    if (limits.tpm > 0)
-        d.tpm_minutes = static_cast<double>(tokens) / limits.tpm;
-    if (limits.rpm > 0 || limits.tpm > 0) {
-        const bool tpm_binds = limits.tpm > 0 && (limits.rpm <= 0 || d.tpm_minutes > d.rpm_minutes);
-        d.binding = tpm_binds ? binding_limit::tpm : binding_limit::rpm;
-        d.minutes = std::max(d.rpm_minutes, d.tpm_minutes);
-    }
-    return d;
-}
-
-cost_estimate estimate_cost(const model_plan& model, const model_price& price) {
-    constexpr double per_million = 1e-6;
-    cost_estimate c;
-    c.prompt = static_cast<double>(model.prompt_tokens) * price.input * per_million;
-    c.completion = static_cast<double>(model.completion_budget) * price.output * per_million;
-    return c;
-}
-
 namespace {
-
-// The requests one rate-limit scope would admit, grouped as dispatcher::scope_for does.
-struct scope_plan {
-    std::string name; // a model, or "" for the endpoint's scope
-    limit_options limits;
-    std::uint64_t requests = 0;
-    std::uint64_t tokens = 0;
-    std::uint64_t largest_request = 0;
-    duration_estimate duration;
-};
-
-// What the report says, worked out once for the text and the JSON form.
-struct report {
-    std::vector<scope_plan> scopes;     // the endpoint's first, then models by name
-    std::optional<std::size_t> slowest; // index into scopes; empty when no scope has a limit
-    struct priced {
-        std::string name; // price table entry used, "" when not priced
-        std::optional<cost_estimate> cost;
-    };
-    std::map<std::string, priced> models;
-    cost_estimate total_cost; // over the priced models
-    std::vector<std::string> unpriced;
-};
-
-report
-make_report(const dry_run_plan& plan, const dispatcher_options& opts, const price_table& prices) {
-    report r;
-    std::map<std::string, scope_plan> scopes;
-    for (const auto& [model, m] : plan.models) {
-        std::string scope;
-        const limit_options* limits = &opts.limits;
-        if (!model.empty()) {
-            if (auto it = opts.model_limits.find(model); it != opts.model_limits.end()) {
-                scope = model;
-                limits = &it->second;
-            } else if (opts.per_model_limits) {
-                scope = model;
-            }
-        }
-        scope_plan& s = scopes[scope];
-        s.name = scope;
-        s.limits = *limits;
-        s.requests += m.requests;
-        s.tokens += m.tokens();
-        s.largest_request = std::max(s.largest_request, m.largest_request);
-
-        report::priced& p = r.models[model];
-        if (const model_price* price = find_price(prices, model, &p.name)) {
-            p.cost = estimate_cost(m, *price);
-            r.total_cost.prompt += p.cost->prompt;
-            r.total_cost.completion += p.cost->completion;
-        } else {
-            r.unpriced.push_back(model);
-        }
-    }
-    for (auto& [name, s] : scopes) {
-        s.duration = minimum_duration(s.requests, s.tokens, s.limits);
-        r.scopes.push_back(std::move(s));
-    }
-    for (std::size_t i = 0; i < r.scopes.size(); ++i) {
-        const duration_estimate& d = r.scopes[i].duration;
-        if (d.binding != binding_limit::none &&
-            (!r.slowest || d.minutes > r.scopes[*r.slowest].duration.minutes))
-            r.slowest = i;
-    }
-    return r;
-}
-
-dispatcher_options one_scope(const limit_options& limits) {
-    dispatcher_options opts;
-    opts.limits = limits;
-    return opts;
-}
 
 // 1234567 -> "1,234,567": token counts run to millions and are read at a glance.
 std::string count(std::uint64_t n) {
@@ -202,7 +80,7 @@ std::string pad_left(std::string s, std::size_t width) {
     return s;
 }
 
-void print_models(std::ostream& os, const dry_run_plan& plan, const report& r) {
+void print_models(std::ostream& os, const batch_plan& plan, const plan_estimate& r) {
     std::size_t name_width = std::string_view("total").size();
     for (const auto& [model, m] : plan.models)
         name_width = std::max(name_width, model_label(model).size());
@@ -222,12 +100,12 @@ void print_models(std::ostream& os, const dry_run_plan& plan, const report& r) {
     row("model", "requests", "prompt tokens", "completion budget", "cost (USD, at most)");
     model_plan total;
     for (const auto& [model, m] : plan.models) {
-        const report::priced& p = r.models.at(model);
+        const model_cost& p = r.models.at(model);
         std::string cost = "not priced";
         if (p.cost) {
             cost = usd(p.cost->total());
-            if (p.name != model)
-                cost += " (priced as " + p.name + ")";
+            if (p.priced_as != model)
+                cost += " (priced as " + p.priced_as + ")";
         }
         row(model_label(model),
             count(m.requests),
@@ -252,20 +130,20 @@ void print_models(std::ostream& os, const dry_run_plan& plan, const report& r) {
     }
 }
 
-void print_duration(std::ostream& os, const report& r) {
+void print_duration(std::ostream& os, const plan_estimate& r) {
     if (!r.slowest) {
         os << "  minimum duration: no limits configured (the run goes as fast as the connections "
               "allow, or at the limits the server's x-ratelimit-* headers name)\n";
         return;
     }
-    const scope_plan& s = r.scopes[*r.slowest];
+    const scope_estimate& s = *r.slowest_scope();
     os << "  minimum duration at the limits: " << duration_text(s.duration.minutes) << ", bound by "
        << (s.duration.binding == binding_limit::rpm ? "requests per minute (RPM)"
                                                     : "tokens per minute (TPM)");
     if (r.scopes.size() > 1)
         os << " of the " << scope_label(s.name) << " scope";
     os << '\n';
-    for (const scope_plan& scope : r.scopes) {
+    for (const scope_estimate& scope : r.scopes) {
         os << "    " << scope_label(scope.name) << ": " << count(scope.requests) << " requests";
         if (scope.limits.rpm > 0)
             os << " at " << rate(scope.limits.rpm)
@@ -280,8 +158,8 @@ void print_duration(std::ostream& os, const report& r) {
             os << " (no TPM limit)";
         os << '\n';
     }
-    for (const scope_plan& scope : r.scopes) {
-        if (scope.limits.tpm > 0 && static_cast<double>(scope.largest_request) > scope.limits.tpm)
+    for (const scope_estimate& scope : r.scopes) {
+        if (scope.too_large)
             os << "    warning: the largest request of the " << scope_label(scope.name)
                << " scope (" << count(scope.largest_request) << " tokens) exceeds its "
                << rate(scope.limits.tpm)
@@ -293,7 +171,7 @@ void print_duration(std::ostream& os, const report& r) {
               "    against such a server a TPM-bound run can finish sooner)\n";
 }
 
-void print_cost(std::ostream& os, const dry_run_plan& plan, const report& r) {
+void print_cost(std::ostream& os, const batch_plan& plan, const plan_estimate& r) {
     if (r.unpriced.size() < plan.models.size()) {
         os << "  estimated cost: at most " << usd(r.total_cost.total()) << " (prompt "
            << usd(r.total_cost.prompt) << " + completion budget " << usd(r.total_cost.completion)
@@ -343,11 +221,7 @@ std::string json_cost(const cost_estimate& c) {
 
 } // namespace
 
-void print_plan(std::ostream& os,
-                const dry_run_plan& plan,
-                const dispatcher_options& opts,
-                const price_table& prices) {
-    const report r = make_report(plan, opts, prices);
+void print_plan(std::ostream& os, const batch_plan& plan, const plan_estimate& r) {
     os << "sluice run --dry-run: nothing sent\n";
     os << "  " << count(plan.lines) << " lines: " << count(plan.requests) << " requests, "
        << count(plan.bad_lines) << " bad lines\n";
@@ -371,19 +245,8 @@ void print_plan(std::ostream& os,
     print_cost(os, plan, r);
 }
 
-void print_plan(std::ostream& os,
-                const dry_run_plan& plan,
-                const limit_options& limits,
-                const price_table& prices) {
-    print_plan(os, plan, one_scope(limits), prices);
-}
-
-void write_plan_json(std::ostream& os,
-                     const dry_run_plan& plan,
-                     const dispatcher_options& opts,
-                     const price_table& prices) {
-    const report r = make_report(plan, opts, prices);
-    const scope_plan* slowest = r.slowest ? &r.scopes[*r.slowest] : nullptr;
+void write_plan_json(std::ostream& os, const batch_plan& plan, const plan_estimate& r) {
+    const scope_estimate* slowest = r.slowest_scope();
     os << R"({"lines":)" << plan.lines << R"(,"requests":)" << plan.requests << R"(,"bad_lines":)"
        << plan.bad_lines << R"(,"skipped":)" << plan.skipped << R"(,"bad_line_samples":[)";
     const char* sep = "";
@@ -395,12 +258,12 @@ void write_plan_json(std::ostream& os,
     os << R"(],"models":{)";
     sep = "";
     for (const auto& [model, m] : plan.models) {
-        const report::priced& p = r.models.at(model);
+        const model_cost& p = r.models.at(model);
         os << sep << json_string(model) << R"(:{"requests":)" << m.requests
            << R"(,"prompt_tokens":)" << m.prompt_tokens << R"(,"completion_budget":)"
            << m.completion_budget << R"(,"largest_request":)" << m.largest_request
-           << R"(,"priced_as":)" << (p.cost ? json_string(p.name) : "null") << R"(,"cost_usd":)"
-           << (p.cost ? json_cost(*p.cost) : "null") << '}';
+           << R"(,"priced_as":)" << (p.cost ? json_string(p.priced_as) : "null")
+           << R"(,"cost_usd":)" << (p.cost ? json_cost(*p.cost) : "null") << '}';
         sep = ",";
     }
     os << R"(},"duration":{"minimum_minutes":)"
@@ -408,7 +271,7 @@ void write_plan_json(std::ostream& os,
        << binding_name(slowest ? slowest->duration.binding : binding_limit::none) << R"(","scope":)"
        << (slowest ? json_string(slowest->name) : "null") << R"(,"scopes":[)";
     sep = "";
-    for (const scope_plan& s : r.scopes) {
+    for (const scope_estimate& s : r.scopes) {
         os << sep << R"({"scope":)" << json_string(s.name) << R"(,"requests":)" << s.requests
            << R"(,"tokens":)" << s.tokens << R"(,"rpm":)" << json_number(s.limits.rpm)
            << R"(,"tpm":)" << json_number(s.limits.tpm) << R"(,"rpm_minutes":)"
@@ -425,6 +288,30 @@ void write_plan_json(std::ostream& os,
         sep = ",";
     }
     os << "]}}\n";
+}
+
+int dry_run(const run_options& o, const batch_options& bo) {
+    try {
+        const price_table prices = load_prices(o.config_file);
+        const batch_plan plan = plan_batch(batch_files{o.input, o.output, {}}, bo);
+        const plan_estimate estimate = estimate_plan(plan, bo.engine, prices);
+        print_plan(std::cout, plan, estimate);
+        if (!o.summary_file.empty()) {
+            std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
+            write_plan_json(out, plan, estimate);
+            if (!out) {
+                std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
+                return exit_io;
+            }
+        }
+        return plan.bad_lines > 0 ? exit_invalid_input : exit_ok;
+    } catch (const config_error& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_usage;
+    } catch (const std::exception& e) {
+        std::cerr << "sluice run: " << e.what() << '\n';
+        return exit_io;
+    }
 }
 
 } // namespace sluice::cli

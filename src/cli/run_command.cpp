@@ -2,175 +2,27 @@
 
 #include "cli/config_file.hpp"
 #include "cli/dry_run.hpp"
+#include "cli/embedded_mock.hpp"
 #include "cli/progress.hpp"
+#include "cli/signal_stop.hpp"
 #include "cli/summary.hpp"
 
 #include <sluice/batch/batch_run.hpp>
-#include <sluice/dispatcher.hpp>
-#include <sluice/mock/mock_server.hpp>
 #include <sluice/sink/journal.hpp>
-#include <sluice/source/id_index.hpp>
-#include <sluice/transport/endpoint.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <unistd.h>
 
-#include <csignal>
 #include <fstream>
-#include <functional>
 #include <iostream>
-#include <thread>
+#include <memory>
+#include <optional>
 
 namespace sluice::cli {
 
 namespace asio = boost::asio;
-
-// Flags > environment > config file > defaults, in that order of strength; within the file
-// and within the flags, rpm/tpm override the tier's numbers.
-dispatcher_options
-build_options(const run_options& o, std::string* api_key_env, run_settings* run_file) {
-    dispatcher_options opts;
-    file_settings file;
-    if (!o.config_file.empty())
-        file = apply_config_file(o.config_file, opts);
-    const std::string key_env = o.api_key_env.value_or(file.api_key_env);
-    apply_environment(opts, key_env);
-    if (api_key_env)
-        *api_key_env = key_env;
-    if (run_file)
-        *run_file = file.run;
-
-    const std::string tier_name = o.tier.value_or(file.tier);
-    if (!tier_name.empty()) {
-        const auto tiers = builtin_tiers();
-        const tier& t = find_tier(tiers, tier_name);
-        // A --tier flag outranks the whole file; the file's own tier only what it leaves out.
-        if (o.tier || !file.rpm_set)
-            opts.limits.rpm = t.rpm;
-        if (o.tier || !file.tpm_set)
-            opts.limits.tpm = t.tpm;
-    }
-    if (o.base_url)
-        opts.base_url = *o.base_url;
-    if (o.ca_file)
-        opts.tls.ca_file = *o.ca_file;
-    if (o.insecure)
-        opts.tls.insecure = true;
-    if (o.concurrency)
-        opts.pool.max_connections = *o.concurrency;
-    if (o.rpm)
-        opts.limits.rpm = *o.rpm;
-    if (o.tpm)
-        opts.limits.tpm = *o.tpm;
-    if (o.max_attempts)
-        opts.retry.max_attempts = *o.max_attempts;
-    if (o.retry_budget) {
-        opts.retry.budget_ratio = *o.retry_budget;
-        // 0 means no retries of failures: the floor of the budget goes too.
-        if (*o.retry_budget == 0)
-            opts.retry.budget_min_per_second = 0;
-    }
-    if (o.request_timeout_ms)
-        opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
-    return opts;
-}
-
-void apply_run_settings(run_options& o, const run_settings& file) {
-    auto take = [&](const char* flag, auto& target, const auto& value) {
-        if (value && !o.given.count(flag))
-            target = *value;
-    };
-    take("--threads", o.threads, file.threads);
-    take("--ordered", o.ordered, file.ordered);
-    take("--reorder-window", o.reorder_window, file.reorder_window);
-    take("--flush-interval-ms", o.flush_interval_ms, file.flush_interval_ms);
-    take("--fsync-interval-ms", o.fsync_interval_ms, file.fsync_interval_ms);
-    take("--grace-period", o.grace_period_s, file.grace_period_s);
-    take("--progress-interval", o.progress_interval_s, file.progress_interval_s);
-    take("--model", o.model, file.model);
-    take("--system", o.system, file.system);
-}
-
-std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {
-    if (!opts.api_key.empty())
-        return {};
-    error_code ec;
-    const endpoint ep = endpoint::parse(opts.base_url, ec);
-    if (ec || !ep.tls || ep.host_is_loopback())
-        return {}; // a bad URL is reported where the engine is built
-    return "no API key: set " + std::string(api_key_env) + " (or name another variable with " +
-           "--api-key-env) before sending to " + opts.base_url;
-}
-
-namespace {
-
-int dry_run(const run_options& o, const dispatcher_options& opts, const reader_options& ropts) {
-    const price_table prices = load_prices(o.config_file);
-    plan_builder plan(opts.estimate);
-    const bool streaming = !readable_twice(o.input);
-    id_index index(streaming ? id_index_mode::one_pass : id_index_mode::two_pass);
-    // A half-finished job is planned for what is left: what its output already answers is
-    // read (and nothing in it changed) as a resume would judge it.
-    if (!o.output.empty() && o.output != "-") {
-        journal_options jo;
-        jo.retry_failed = o.retry_failed;
-        jo.read_only = true;
-        recover_journal(
-            o.output,
-            jo,
-            [&](std::string_view id) { index.add_done_id(id); },
-            [&](std::uint64_t line) { index.add_done_line(line); });
-    }
-    if (!streaming)
-        scan_ids(o.input, ropts, index);
-    for_each_record(o.input, ropts, [&](input_record& rec) {
-        if (decide_line(rec, index, streaming) == line_action::skip)
-            plan.add_skipped();
-        else
-            plan.add(rec);
-    });
-    print_plan(std::cout, plan.plan(), opts, prices);
-    if (!o.summary_file.empty()) {
-        std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
-        write_plan_json(out, plan.plan(), opts, prices);
-        if (!out) {
-            std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
-            return exit_io;
-        }
-    }
-    return plan.plan().bad_lines > 0 ? exit_invalid_input : exit_ok;
-}
-
-// The embedded mock server on its own thread and io_context, so the client's event loop
-// measures only the client.
-class embedded_mock {
-public:
-    explicit embedded_mock(std::uint64_t latency_ms) {
-        mock_options mo;
-        mo.tls = true;
-        mo.latency = std::chrono::milliseconds(latency_ms);
-        server_.emplace(ioc_.get_executor(), mo);
-        server_->start();
-        thread_ = std::thread([this] { ioc_.run(); });
-    }
-    ~embedded_mock() {
-        asio::post(ioc_, [this] { server_->stop(); });
-        thread_.join();
-    }
-    std::string base_url() const { return server_->base_url(); }
-    const std::string& certificate_pem() const { return server_->certificate_pem(); }
-
-private:
-    asio::io_context ioc_;
-    std::optional<mock_server> server_;
-    std::thread thread_;
-};
-
-} // namespace
 
 namespace {
 
@@ -250,61 +102,6 @@ void make_progress(std::optional<progress_display>& progress,
         po);
 }
 
-// SIGINT/SIGTERM: stop reading, let the requests on the wire finish (for the grace period) and
-// write every record; a second signal, or the end of the grace period, cancels those too.
-// Nothing already answered is lost.
-class signal_stop {
-public:
-    signal_stop(asio::io_context& ioc,
-                batch_run& job,
-                std::optional<progress_display>& progress,
-                double grace_period_s)
-        : signals_(ioc, SIGINT, SIGTERM)
-        , grace_(ioc)
-        , job_(job)
-        , progress_(progress)
-        , grace_period_s_(grace_period_s) {
-        watch();
-    }
-    void cancel() {
-        signals_.cancel();
-        grace_.cancel();
-    }
-
-private:
-    void watch() {
-        signals_.async_wait([this](error_code ec, int) {
-            if (ec)
-                return;
-            const bool again = job_.interrupted();
-            if (progress_)
-                progress_->clear();
-            std::cerr << (again ? "sluice run: stopping now\n"
-                                : "sluice run: stopping; waiting for requests in flight "
-                                  "(signal again to stop at once)\n");
-            job_.interrupt(again);
-            if (!again) {
-                grace_.expires_after(
-                    std::chrono::milliseconds(static_cast<long>(grace_period_s_ * 1000)));
-                grace_.async_wait([this](error_code gec) {
-                    if (gec)
-                        return;
-                    std::cerr << "sluice run: grace period over; cancelling " << job_.in_flight()
-                              << " requests in flight\n";
-                    job_.interrupt(true);
-                });
-            }
-            watch();
-        });
-    }
-
-    asio::signal_set signals_;
-    asio::steady_timer grace_;
-    batch_run& job_;
-    std::optional<progress_display>& progress_;
-    double grace_period_s_;
-};
-
 // The summary, the exit status and the --summary file of a finished job.
 int finish(const run_options& o, batch_run& job, const std::string& key_env) {
     int status = exit_ok;
@@ -356,60 +153,50 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env) {
     return status;
 }
 
-} // namespace
-
-int run(const run_options& flags) {
-    run_options o = flags;
-    batch_options bo;
-    std::string key_env;
+// The engine's options and the job's, from the flags `o` completed with the config file's
+// `[run]` section; empty, having said why, when they are not usable.
+std::optional<batch_options> configure(run_options& o, std::string& key_env) {
     try {
         run_settings file_run;
-        bo.engine = build_options(o, &key_env, &file_run);
+        dispatcher_options engine = build_options(o, &key_env, &file_run);
         apply_run_settings(o, file_run);
+        batch_options bo = make_batch_options(o, std::move(engine));
+        bo.engine.log.sink = log_to_stderr;
+        return bo;
     } catch (const std::exception& e) {
         std::cerr << "sluice run: " << e.what() << '\n';
-        return exit_usage;
+        return std::nullopt;
     }
-    bo.engine.log.sink = log_to_stderr;
-    bo.reader.model = o.model;
-    bo.reader.system = o.system;
-    if (o.dry_run) {
-        try {
-            return dry_run(o, bo.engine, bo.reader);
-        } catch (const config_error& e) {
-            std::cerr << "sluice run: " << e.what() << '\n';
-            return exit_usage;
-        } catch (const std::exception& e) {
-            std::cerr << "sluice run: " << e.what() << '\n';
-            return exit_io;
-        }
-    }
-    if (!usable(o))
-        return exit_usage;
+}
 
-    std::optional<embedded_mock> mock;
+// Points the engine at the server (the embedded mock with --mock) and checks that it may be
+// sent to; false, having said why, when not.
+bool point_engine(const run_options& o,
+                  const std::string& key_env,
+                  dispatcher_options& engine,
+                  std::optional<embedded_mock>& mock) {
     if (o.mock) {
         mock.emplace(o.mock_latency_ms);
-        bo.engine.base_url = mock->base_url();
-        bo.engine.tls.ca_pem = mock->certificate_pem();
-        if (bo.engine.api_key.empty())
-            bo.engine.api_key = "sk-mock";
+        engine.base_url = mock->base_url();
+        engine.tls.ca_pem = mock->certificate_pem();
+        if (engine.api_key.empty())
+            engine.api_key = "sk-mock";
     }
-    if (const std::string why = missing_key_error(bo.engine, key_env); !why.empty()) {
+    if (const std::string why = missing_key_error(engine, key_env); !why.empty()) {
         std::cerr << "sluice run: " << why << '\n';
-        return exit_usage;
+        return false;
     }
-    if (bo.engine.tls.insecure)
+    if (engine.tls.insecure)
         std::cerr << "sluice run: WARNING: --insecure: TLS certificates are NOT verified\n";
+    return true;
+}
 
-    bo.threads = o.threads;
-    bo.retry_failed = o.retry_failed;
-    bo.job.ordered = o.ordered;
-    bo.job.reorder_window = o.reorder_window;
-    bo.job.flush_interval = std::chrono::milliseconds(o.flush_interval_ms);
-    bo.job.fsync_interval = std::chrono::milliseconds(o.fsync_interval_ms);
-    asio::io_context ioc(1);
-    std::optional<batch_run> job;
+// Builds the job into the caller's optional (it is not movable): the output's recovery, the
+// planning pass and, with --strict, the check of every line. Returns exit_ok or why not.
+int make_job(std::optional<batch_run>& job,
+             asio::io_context& ioc,
+             const run_options& o,
+             batch_options bo) {
     try {
         job.emplace(ioc, batch_files{o.input, o.output, o.errors_file}, std::move(bo));
     } catch (const batch_setup_error& e) {
@@ -427,6 +214,133 @@ int run(const run_options& flags) {
         std::cerr << "sluice run: " << e.what() << '\n';
         return exit_io;
     }
+    return exit_ok;
+}
+
+// The flags, registered in the order --help lists them: input, output and the endpoint...
+void add_endpoint_flags(CLI::App* cmd, run_options& o) {
+    cmd->add_option("input", o.input, "Input JSONL (Batch API format), - for stdin")->required();
+    cmd->add_option("-o,--output",
+                    o.output,
+                    "Output JSONL (Batch API output format), - for stdout; an existing file is "
+                    "resumed. Required, except with --dry-run");
+    cmd->add_option("--config", o.config_file, "TOML config file (see configs/default.toml)");
+    cmd->add_option("--base-url",
+                    o.base_url,
+                    "API base URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)");
+    cmd->add_option("--api-key-env",
+                    o.api_key_env,
+                    "Environment variable holding the API key (default OPENAI_API_KEY)");
+    cmd->add_option(
+        "--ca-file", o.ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
+    cmd->add_flag(
+        "--insecure", o.insecure, "Do not verify TLS certificates (loud; local tests only)");
+    cmd->add_option("--concurrency", o.concurrency, "Maximum connections (default 64)");
+    cmd->add_option("--rpm",
+                    o.rpm,
+                    "Requests per minute limit (default none: learned from the server's "
+                    "x-ratelimit headers)");
+    cmd->add_option("--tpm",
+                    o.tpm,
+                    "Tokens per minute limit (default none: learned from the server's "
+                    "x-ratelimit headers)");
+    cmd->add_option(
+        "--tier", o.tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
+}
+
+// ... the engine, the mock and what is printed ...
+void add_engine_flags(CLI::App* cmd, run_options& o) {
+    cmd->add_option("--threads",
+                    o.threads,
+                    "Event loops, each with its own share of connections and limits (default 1)")
+        ->check(CLI::Range(1u, 64u).description(""));
+    cmd->add_option(
+        "--max-attempts", o.max_attempts, "Attempts per request, first included (default 5)");
+    cmd->add_option("--retry-budget",
+                    o.retry_budget,
+                    "Retries of failures allowed per request sent, over 10 s, plus 10 a second "
+                    "(default 0.2); 0: none (429s are still waited out)");
+    cmd->add_option("--request-timeout-ms",
+                    o.request_timeout_ms,
+                    "Timeout of one attempt: connect, TLS handshake, request and whole answer "
+                    "(default 600000)");
+    cmd->add_flag("--mock", o.mock, "Run against the embedded mock server on a loopback port");
+    cmd->add_option(
+        "--mock-latency-ms", o.mock_latency_ms, "Latency of the embedded mock's answers");
+    cmd->add_option("--summary", o.summary_file, "Also write the summary as JSON to this file");
+    cmd->add_flag("-q,--quiet", o.quiet, "Print no progress and no summary");
+    cmd->add_option("--model", o.model, "Model of {\"prompt\": ...} lines that name none");
+    cmd->add_option("--system", o.system, "System message put before every prompt line");
+}
+
+// ... and how the job reads, checks and writes.
+void add_job_flags(CLI::App* cmd, run_options& o) {
+    cmd->add_flag("--dry-run",
+                  o.dry_run,
+                  "Read and validate the input, print the plan (tokens, time, cost); send nothing");
+    cmd->add_flag(
+        "--strict", o.strict, "Validate every line first; any bad line fails the run unsent");
+    cmd->add_flag("--retry-failed",
+                  o.retry_failed,
+                  "Resume: redo the error records already in the output too");
+    cmd->add_option(
+        "--errors", o.errors_file, "Also write failed requests and bad lines to this file");
+    cmd->add_flag("--ordered", o.ordered, "Write records in input order (bounded window)");
+    cmd->add_option("--reorder-window",
+                    o.reorder_window,
+                    "With --ordered: records held waiting for an earlier one (default 4096)")
+        ->check(CLI::PositiveNumber.description(""));
+    cmd->add_option("--flush-interval-ms",
+                    o.flush_interval_ms,
+                    "Write finished records to the output within this many ms (default 10)");
+    cmd->add_option(
+        "--fsync-interval-ms",
+        o.fsync_interval_ms,
+        "fsync the output this often, and at the end; 0: only at the end (default 1000)");
+    cmd->add_option("--grace-period",
+                    o.grace_period_s,
+                    "Seconds requests in flight may take after SIGINT/SIGTERM (default 30)")
+        ->check(CLI::NonNegativeNumber.description(""));
+    cmd->add_option("--progress-interval",
+                    o.progress_interval_s,
+                    "Seconds between progress lines when stderr is not a terminal (default 10)")
+        ->check(CLI::PositiveNumber.description(""));
+}
+
+constexpr const char* run_footer = R"(Environment:
+  OPENAI_API_KEY      the API key (another variable with --api-key-env or api_key_env)
+  OPENAI_BASE_URL     the endpoint, when --base-url and the config file name none
+  OPENAI_ORG_ID       sent as OpenAI-Organization
+  OPENAI_PROJECT_ID   sent as OpenAI-Project
+
+Exit status:
+  0  every line has a success record       4  input or output could not be read/written
+  1  some lines have error records         5  --strict or --dry-run found bad lines
+  2  bad flags, config or environment      6  stopped: the server refused the key (401)
+  3  stopped: quota exhausted              130  stopped by SIGINT/SIGTERM (resume to finish)
+
+Options are documented in docs/options.md; precedence: defaults < config < environment < flags.)";
+
+} // namespace
+
+int run(const run_options& flags) {
+    run_options o = flags;
+    std::string key_env;
+    std::optional<batch_options> bo = configure(o, key_env);
+    if (!bo)
+        return exit_usage;
+    if (o.dry_run)
+        return dry_run(o, *bo);
+    if (!usable(o))
+        return exit_usage;
+
+    std::optional<embedded_mock> mock;
+    if (!point_engine(o, key_env, bo->engine, mock))
+        return exit_usage;
+    asio::io_context ioc(1);
+    std::optional<batch_run> job;
+    if (const int status = make_job(job, ioc, o, std::move(*bo)); status != exit_ok)
+        return status;
 
     std::optional<progress_display> progress;
     make_progress(progress, o, ioc, *job);
@@ -448,98 +362,10 @@ void add_run_command(CLI::App& app) {
     auto opts = std::make_shared<run_options>();
     CLI::App* cmd = app.add_subcommand(
         "run", "Send every request of a Batch API JSONL file and write one result line for each");
-    cmd->add_option("input", opts->input, "Input JSONL (Batch API format), - for stdin")
-        ->required();
-    cmd->add_option("-o,--output",
-                    opts->output,
-                    "Output JSONL (Batch API output format), - for stdout; an existing file is "
-                    "resumed. Required, except with --dry-run");
-    cmd->add_option("--config", opts->config_file, "TOML config file (see configs/default.toml)");
-    cmd->add_option("--base-url",
-                    opts->base_url,
-                    "API base URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)");
-    cmd->add_option("--api-key-env",
-                    opts->api_key_env,
-                    "Environment variable holding the API key (default OPENAI_API_KEY)");
-    cmd->add_option(
-        "--ca-file", opts->ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
-    cmd->add_flag(
-        "--insecure", opts->insecure, "Do not verify TLS certificates (loud; local tests only)");
-    cmd->add_option("--concurrency", opts->concurrency, "Maximum connections (default 64)");
-    cmd->add_option("--rpm",
-                    opts->rpm,
-                    "Requests per minute limit (default none: learned from the server's "
-                    "x-ratelimit headers)");
-    cmd->add_option("--tpm",
-                    opts->tpm,
-                    "Tokens per minute limit (default none: learned from the server's "
-                    "x-ratelimit headers)");
-    cmd->add_option(
-        "--tier", opts->tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
-    cmd->add_option("--threads",
-                    opts->threads,
-                    "Event loops, each with its own share of connections and limits (default 1)")
-        ->check(CLI::Range(1u, 64u).description(""));
-    cmd->add_option(
-        "--max-attempts", opts->max_attempts, "Attempts per request, first included (default 5)");
-    cmd->add_option("--retry-budget",
-                    opts->retry_budget,
-                    "Retries of failures allowed per request sent, over 10 s, plus 10 a second "
-                    "(default 0.2); 0: none (429s are still waited out)");
-    cmd->add_option("--request-timeout-ms",
-                    opts->request_timeout_ms,
-                    "Timeout of one attempt: connect, TLS handshake, request and whole answer "
-                    "(default 600000)");
-    cmd->add_flag("--mock", opts->mock, "Run against the embedded mock server on a loopback port");
-    cmd->add_option(
-        "--mock-latency-ms", opts->mock_latency_ms, "Latency of the embedded mock's answers");
-    cmd->add_option("--summary", opts->summary_file, "Also write the summary as JSON to this file");
-    cmd->add_flag("-q,--quiet", opts->quiet, "Print no progress and no summary");
-    cmd->add_option("--model", opts->model, "Model of {\"prompt\": ...} lines that name none");
-    cmd->add_option("--system", opts->system, "System message put before every prompt line");
-    cmd->add_flag("--dry-run",
-                  opts->dry_run,
-                  "Read and validate the input, print the plan (tokens, time, cost); send nothing");
-    cmd->add_flag(
-        "--strict", opts->strict, "Validate every line first; any bad line fails the run unsent");
-    cmd->add_flag("--retry-failed",
-                  opts->retry_failed,
-                  "Resume: redo the error records already in the output too");
-    cmd->add_option(
-        "--errors", opts->errors_file, "Also write failed requests and bad lines to this file");
-    cmd->add_flag("--ordered", opts->ordered, "Write records in input order (bounded window)");
-    cmd->add_option("--reorder-window",
-                    opts->reorder_window,
-                    "With --ordered: records held waiting for an earlier one (default 4096)")
-        ->check(CLI::PositiveNumber.description(""));
-    cmd->add_option("--flush-interval-ms",
-                    opts->flush_interval_ms,
-                    "Write finished records to the output within this many ms (default 10)");
-    cmd->add_option(
-        "--fsync-interval-ms",
-        opts->fsync_interval_ms,
-        "fsync the output this often, and at the end; 0: only at the end (default 1000)");
-    cmd->add_option("--grace-period",
-                    opts->grace_period_s,
-                    "Seconds requests in flight may take after SIGINT/SIGTERM (default 30)")
-        ->check(CLI::NonNegativeNumber.description(""));
-    cmd->add_option("--progress-interval",
-                    opts->progress_interval_s,
-                    "Seconds between progress lines when stderr is not a terminal (default 10)")
-        ->check(CLI::PositiveNumber.description(""));
-    cmd->footer(R"(Environment:
-  OPENAI_API_KEY      the API key (another variable with --api-key-env or api_key_env)
-  OPENAI_BASE_URL     the endpoint, when --base-url and the config file name none
-  OPENAI_ORG_ID       sent as OpenAI-Organization
-  OPENAI_PROJECT_ID   sent as OpenAI-Project
-
-Exit status:
-  0  every line has a success record       4  input or output could not be read/written
-  1  some lines have error records         5  --strict or --dry-run found bad lines
-  2  bad flags, config or environment      6  stopped: the server refused the key (401)
-  3  stopped: quota exhausted              130  stopped by SIGINT/SIGTERM (resume to finish)
-
-Options are documented in docs/options.md; precedence: defaults < config < environment < flags.)");
+    add_endpoint_flags(cmd, *opts);
+    add_engine_flags(cmd, *opts);
+    add_job_flags(cmd, *opts);
+    cmd->footer(run_footer);
     cmd->callback([opts, cmd] {
         for (const char* flag : {"--threads",
                                  "--ordered",

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -16,6 +17,24 @@
 #include <variant>
 
 namespace sluice {
+
+/// The key of the rate-limit scope that admits a request naming `model`: `model` itself when
+/// `model_limits` gives it limits of its own, or when `per_model_limits` gives every named
+/// model its own buckets; else "" (the endpoint's scope, which also takes every request that
+/// names no model). The one rule by which the dispatcher picks a request's scope, shared with
+/// the batch plan (`estimate_plan`), so that a dry run times each request in the scope that
+/// will admit it. Returns `model` or a reference to a static empty string, so that a lookup
+/// by the key allocates nothing.
+const std::string& scope_key(const std::string& model,
+                             const std::map<std::string, limit_options>& model_limits,
+                             bool per_model_limits);
+
+/// The limits of the scope `key` (a `scope_key` result): the model's own in `model_limits`,
+/// else `endpoint` (the endpoint's scope itself, and a model's own scope under
+/// `per_model_limits`, whose buckets start at the endpoint's limits).
+const limit_options& scope_limits(const std::string& key,
+                                  const limit_options& endpoint,
+                                  const std::map<std::string, limit_options>& model_limits);
 
 /// What one attempt's response taught, as a scope needs to know it: the facts the transport
 /// and the parser found, with nothing of either. Filled by the engine for every attempt that

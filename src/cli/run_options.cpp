@@ -1,0 +1,98 @@
+#include "cli/run_options.hpp"
+
+#include <sluice/transport/endpoint.hpp>
+
+namespace sluice::cli {
+
+// Flags > environment > config file > defaults, in that order of strength; within the file
+// and within the flags, rpm/tpm override the tier's numbers.
+dispatcher_options
+build_options(const run_options& o, std::string* api_key_env, run_settings* run_file) {
+    dispatcher_options opts;
+    file_settings file;
+    if (!o.config_file.empty())
+        file = apply_config_file(o.config_file, opts);
+    const std::string key_env = o.api_key_env.value_or(file.api_key_env);
+    apply_environment(opts, key_env);
+    if (api_key_env)
+        *api_key_env = key_env;
+    if (run_file)
+        *run_file = file.run;
+
+    const std::string tier_name = o.tier.value_or(file.tier);
+    if (!tier_name.empty()) {
+        const auto tiers = builtin_tiers();
+        const tier& t = find_tier(tiers, tier_name);
+        // A --tier flag outranks the whole file; the file's own tier only what it leaves out.
+        if (o.tier || !file.rpm_set)
+            opts.limits.rpm = t.rpm;
+        if (o.tier || !file.tpm_set)
+            opts.limits.tpm = t.tpm;
+    }
+    if (o.base_url)
+        opts.base_url = *o.base_url;
+    if (o.ca_file)
+        opts.tls.ca_file = *o.ca_file;
+    if (o.insecure)
+        opts.tls.insecure = true;
+    if (o.concurrency)
+        opts.pool.max_connections = *o.concurrency;
+    if (o.rpm)
+        opts.limits.rpm = *o.rpm;
+    if (o.tpm)
+        opts.limits.tpm = *o.tpm;
+    if (o.max_attempts)
+        opts.retry.max_attempts = *o.max_attempts;
+    if (o.retry_budget) {
+        opts.retry.budget_ratio = *o.retry_budget;
+        // 0 means no retries of failures: the floor of the budget goes too.
+        if (*o.retry_budget == 0)
+            opts.retry.budget_min_per_second = 0;
+    }
+    if (o.request_timeout_ms)
+        opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
+    return opts;
+}
+
+void apply_run_settings(run_options& o, const run_settings& file) {
+    auto take = [&](const char* flag, auto& target, const auto& value) {
+        if (value && !o.given.count(flag))
+            target = *value;
+    };
+    take("--threads", o.threads, file.threads);
+    take("--ordered", o.ordered, file.ordered);
+    take("--reorder-window", o.reorder_window, file.reorder_window);
+    take("--flush-interval-ms", o.flush_interval_ms, file.flush_interval_ms);
+    take("--fsync-interval-ms", o.fsync_interval_ms, file.fsync_interval_ms);
+    take("--grace-period", o.grace_period_s, file.grace_period_s);
+    take("--progress-interval", o.progress_interval_s, file.progress_interval_s);
+    take("--model", o.model, file.model);
+    take("--system", o.system, file.system);
+}
+
+std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {
+    if (!opts.api_key.empty())
+        return {};
+    error_code ec;
+    const endpoint ep = endpoint::parse(opts.base_url, ec);
+    if (ec || !ep.tls || ep.host_is_loopback())
+        return {}; // a bad URL is reported where the engine is built
+    return "no API key: set " + std::string(api_key_env) + " (or name another variable with " +
+           "--api-key-env) before sending to " + opts.base_url;
+}
+
+batch_options make_batch_options(const run_options& o, dispatcher_options engine) {
+    batch_options bo;
+    bo.engine = std::move(engine);
+    bo.reader.model = o.model;
+    bo.reader.system = o.system;
+    bo.threads = o.threads;
+    bo.retry_failed = o.retry_failed;
+    bo.job.ordered = o.ordered;
+    bo.job.reorder_window = o.reorder_window;
+    bo.job.flush_interval = std::chrono::milliseconds(o.flush_interval_ms);
+    bo.job.fsync_interval = std::chrono::milliseconds(o.fsync_interval_ms);
+    return bo;
+}
+
+} // namespace sluice::cli

@@ -1,0 +1,42 @@
+#pragma once
+
+#include "cli/progress.hpp"
+
+#include <sluice/batch/batch_run.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <optional>
+
+namespace sluice::cli {
+
+/// SIGINT/SIGTERM for `sluice run`: the first signal stops reading and lets the requests on
+/// the wire finish for `grace_period_s` seconds while every record is written; a second
+/// signal, or the end of the grace period, cancels those too. Nothing already answered is
+/// lost. Says what it does on stderr, clearing the progress line first.
+///
+/// Object lifetimes: `job` and `progress` must outlive it; call `cancel()` when the job is
+/// done, so that the loop can end.
+class signal_stop {
+public:
+    signal_stop(boost::asio::io_context& ioc,
+                batch_run& job,
+                std::optional<progress_display>& progress,
+                double grace_period_s);
+
+    /// Stops waiting for signals and for the end of the grace period.
+    void cancel();
+
+private:
+    void watch();
+
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer grace_;
+    batch_run& job_;
+    std::optional<progress_display>& progress_;
+    double grace_period_s_;
+};
+
+} // namespace sluice::cli
