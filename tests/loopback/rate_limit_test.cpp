@@ -104,10 +104,10 @@ TEST_CASE("an RPM-bound load uses the limit without 429s") {
     CHECK(r.ok == n);
     // One second's burst, then the refill: (1000 - 200) / 200 = 4 s at least.
     const double floor_s = (n - 200) / 200.0;
+    // Never faster than the limit allows: a loaded machine can only make this slower. That it
+    // uses the whole limit is exact on a manual clock (engine_timing_test); a wall-clock upper
+    // bound here would only measure the machine's load.
     CHECK(r.seconds >= floor_s * 0.99);
-    // At least 90% of the limit. The exact pacing is the limiter's, tested with a manual clock
-    // (rate_limiter_test, scope_test); here a loaded machine may deliver answers late.
-    CHECK(r.seconds <= floor_s / 0.9);
     CHECK(mock.server().stats().rate_limited * 200 < static_cast<std::uint64_t>(n)); // < 0.5%
 }
 
@@ -125,8 +125,7 @@ TEST_CASE("a TPM-bound load uses the token limit without 429s") {
     const double tokens = charged_tokens(r.stats);
     CHECK(tokens == 273.0 * n);
     const double floor_s = (tokens - 10'000) / 10'000;
-    CHECK(r.seconds >= floor_s * 0.9);
-    CHECK(r.seconds <= floor_s / 0.9); // as above
+    CHECK(r.seconds >= floor_s * 0.9); // as above, the lower bound only
     CHECK(mock.server().stats().rate_limited * 200 < static_cast<std::uint64_t>(n));
 }
 

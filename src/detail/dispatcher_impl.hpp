@@ -1,0 +1,293 @@
+#pragma once
+
+// The dispatcher's state, shared by the files that implement it: dispatcher.cpp (submission,
+// admission, attempts), dispatcher_response.cpp (what a response leads to) and
+// dispatcher_delivery.cpp (results, stop and drain).
+#include <sluice/admission/scope.hpp>
+#include <sluice/dispatcher.hpp>
+#include <sluice/parse/completion_parser.hpp>
+
+#include "detail/complete.hpp"
+#include "detail/redact.hpp"
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cmath>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_set>
+#include <variant>
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+namespace detail {
+
+using result_handler = asio::any_completion_handler<void(error_code, result)>;
+
+// One request's life inside the engine, from acceptance to delivery. Ownership moves with
+// the request: admission queue -> pool completion -> retry timer -> delivery.
+struct request_op {
+    // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
+    // the handler in itself without end, so it is never assigned.
+    explicit request_op(result_handler h)
+        : handler(std::move(h)) {}
+
+    request req;
+    result_handler handler;
+    result res;
+    std::uint64_t cost = 0;
+    struct engine_scope* scope = nullptr;
+    std::unique_ptr<engine_timer> retry_timer;
+    std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
+    error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
+};
+
+using op_ptr = std::unique_ptr<request_op>;
+
+// One rate-limit scope (the endpoint, or the endpoint and one model): its rules, sans I/O,
+// and the timer that wakes the first of its waiting requests.
+struct engine_scope {
+    engine_scope(const limit_options& limits,
+                 const retry_options& retry,
+                 engine_clock& clock,
+                 asio::any_io_executor ex,
+                 std::string key)
+        : rules(std::move(key), limits, retry, clock.now())
+        , timer(clock.make_timer(std::move(ex))) {}
+
+    scope<op_ptr> rules;
+    std::unique_ptr<engine_timer> timer;
+    bool timer_armed = false;
+};
+
+} // namespace detail
+
+struct dispatcher::impl : std::enable_shared_from_this<impl> {
+    using result_handler = detail::result_handler;
+    using request_op = detail::request_op;
+    using op_ptr = detail::op_ptr;
+    using engine_scope = detail::engine_scope;
+
+    impl(asio::any_io_executor executor, dispatcher_options o)
+        : opts(std::move(o))
+        , clock(opts.clock ? opts.clock : steady_engine_clock())
+        , ex(std::move(executor))
+        , ep(parse_endpoint(opts.base_url))
+        , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
+                     : std::nullopt)
+        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr) {
+        for (const auto& [model, limits] : opts.model_limits)
+            scopes.emplace(model,
+                           std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, model));
+        scopes.emplace(
+            std::string(),
+            std::make_unique<engine_scope>(opts.limits, opts.retry, *clock, ex, std::string()));
+    }
+
+    // A request's scope: its model's when that model has limits of its own (or every model
+    // does, with per_model_limits), else the endpoint's.
+    engine_scope& scope_for(const request& r) {
+        const std::string& key = scope_key(r.model, opts.model_limits, opts.per_model_limits);
+        if (auto it = scopes.find(key); it != scopes.end())
+            return *it->second;
+        // Only a model under per_model_limits has no scope yet: its own buckets, endpoint limits.
+        const limit_options& limits = scope_limits(key, opts.limits, opts.model_limits);
+        return *scopes
+                    .emplace(key,
+                             std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, key))
+                    .first->second;
+    }
+
+    static endpoint parse_endpoint(const std::string& url) {
+        error_code ec;
+        auto ep = endpoint::parse(url, ec);
+        if (ec)
+            throw std::invalid_argument("base_url: not an http:// or https:// URL: " + url);
+        return ep;
+    }
+
+    request_headers make_headers() const {
+        request_headers h;
+        h.target = ep.target("/chat/completions");
+        if (!opts.api_key.empty())
+            h.authorization = "Bearer " + opts.api_key;
+        h.organization = opts.organization;
+        h.project = opts.project;
+        h.user_agent = "sluice/0.1";
+        return h;
+    }
+
+    // --- submission -------------------------------------------------------------------------
+
+    void submit(request req, result_handler h) {
+        if (stopped) {
+            // After a fatal error the request was refused, not failed: a resumed run sends it.
+            deliver_now(std::move(req.custom_id),
+                        stopped_by ? errc::not_attempted : errc::stopped,
+                        std::move(h));
+            return;
+        }
+        if (pending >= opts.queue_limit) {
+            if (opts.on_full == overflow_policy::fail) {
+                deliver_now(std::move(req.custom_id), errc::queue_full, std::move(h));
+                return;
+            }
+            overflow.emplace_back(std::move(req), std::move(h));
+            return;
+        }
+        accept(std::move(req), std::move(h));
+    }
+
+    void accept(request req, result_handler h) {
+        auto op = std::make_unique<request_op>(std::move(h));
+        op->res.custom_id = req.custom_id;
+        op->res.times.queued = clock->now();
+        op->cost =
+            req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
+        op->req = std::move(req);
+        ++pending;
+        {
+            std::lock_guard lock(stats_mutex);
+            ++counters.submitted;
+        }
+        op->scope = &scope_for(op->req);
+        if (std::string why = op->scope->rules.refusal(op->cost); !why.empty()) {
+            op->res.message = std::move(why);
+            finish(std::move(op), errc::request_too_large);
+            return;
+        }
+        engine_scope& sc = *op->scope;
+        const std::uint64_t cost = op->cost;
+        sc.rules.push_back(std::move(op), cost);
+        pump();
+    }
+
+    // Admits waiting requests while a connection is free: in order within each scope, taking
+    // the scopes in turn; a scope whose first request cannot pay yet arms its timer for the
+    // moment it can. Admitting no more than there are connections keeps each charge close to
+    // its send time and leaves nothing half-sent to cancel when the job stops.
+    void pump() {
+        bool admitted = true;
+        while (admitted && !stopped) {
+            admitted = false;
+            for (auto& [key, sc] : scopes) {
+                if (on_wire >= opts.pool.max_connections)
+                    return;
+                const auto now = clock->now();
+                auto step = sc->rules.next(now);
+                if (std::holds_alternative<scope<op_ptr>::idle>(step))
+                    continue;
+                if (const auto* wait = std::get_if<engine_clock::duration>(&step)) {
+                    arm_timer(*sc, now + *wait);
+                    continue;
+                }
+                admitted = true;
+                if (auto* no = std::get_if<scope<op_ptr>::refused>(&step)) {
+                    no->item->res.message = std::move(no->reason);
+                    finish(std::move(no->item), errc::request_too_large);
+                    continue;
+                }
+                auto& yes = std::get<scope<op_ptr>::admitted>(step);
+                yes.item->res.times.admitted = now;
+                yes.item->ticket = yes.ticket;
+                start_attempt(std::move(yes.item));
+            }
+        }
+    }
+
+    void arm_timer(engine_scope& sc, engine_clock::time_point when) {
+        if (sc.timer_armed)
+            return;
+        sc.timer_armed = true;
+        sc.timer->async_wait_until(when, [self = shared_from_this(), &sc](error_code) {
+            sc.timer_armed = false;
+            self->pump();
+        });
+    }
+
+    // --- one attempt ------------------------------------------------------------------------
+
+    void start_attempt(op_ptr op) {
+        {
+            std::lock_guard lock(stats_mutex);
+            ++counters.admitted;
+        }
+        op->scope->rules.on_attempt(clock->now(), ++op->res.attempts);
+        ++on_wire;
+        const std::string_view body = op->req.body;
+        pool.async_exchange(
+            body,
+            asio::bind_executor(
+                ex, [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
+                    --self->on_wire;
+                    self->on_response(std::move(op), std::move(resp));
+                    self->pump();
+                }));
+    }
+
+    void on_response(op_ptr op, http_response resp);
+
+    void schedule_retry(op_ptr op, std::chrono::nanoseconds delay, const error_code& cause);
+
+    void on_fatal(const error_code& ec, const std::string& why);
+
+    // --- delivery ---------------------------------------------------------------------------
+
+    void finish_stopped(op_ptr op);
+
+    void finish(op_ptr op, error_code ec);
+
+    void scrub_secrets(result& r) const;
+
+    void deliver_now(std::string custom_id, errc e, result_handler h);
+
+    void on_slot_freed();
+
+    void complete_stop_waiters();
+
+    void stop_and_wait(bool graceful, asio::any_completion_handler<void(error_code)> h);
+
+    void complete_drain(asio::any_completion_handler<void(error_code)> h);
+
+    void drain(asio::any_completion_handler<void(error_code)> h);
+
+    void do_stop(bool graceful);
+
+    void copy_pool_stats();
+
+    stats_snapshot snapshot();
+
+    dispatcher_options opts;
+    std::shared_ptr<engine_clock> clock; // admission, retry and hold decisions; never null
+    // Everything below is touched only from handlers on `ex`, which must not run them
+    // concurrently (a single-threaded io_context, or a strand).
+    asio::any_io_executor ex;
+    endpoint ep;
+    std::optional<asio::ssl::context> tls;
+    connection_pool pool;
+    completion_parser parser; // one per dispatcher: all parsing happens on `ex`
+    detail::secret_scrubber secrets{opts.api_key};
+    bool stopped = false;
+    error_code stopped_by; // the fatal error that stopped admission, if one did
+
+    std::map<std::string, std::unique_ptr<engine_scope>> scopes; // "" is the endpoint's
+    std::deque<std::pair<request, result_handler>> overflow;     // submissions beyond queue_limit
+    std::unordered_set<request_op*> sleeping;                    // waiting out a retry delay
+    std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;
+    std::vector<asio::any_completion_handler<void(error_code)>> stop_waiters;
+    std::size_t pending = 0; // accepted, not yet delivered
+    std::size_t on_wire = 0; // handed to the pool
+
+    mutable std::mutex stats_mutex;
+    stats_snapshot counters;
+};
+
+} // namespace sluice

@@ -1,0 +1,206 @@
+#include "detail/dispatcher_impl.hpp"
+
+#include <boost/asio/bind_executor.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <string>
+
+// What a response leads to: the facts the scope's rules take, their answer carried out, and
+// the failure message a result holds.
+
+namespace sluice {
+
+namespace {
+
+// A Content-Type that names something other than JSON (an event stream, an HTML error page
+// of a proxy). No Content-Type, or a JSON one (application/json, application/problem+json, with
+// parameters), says nothing against the body.
+bool says_not_json(std::string_view content_type) {
+    if (content_type.empty())
+        return false;
+    std::string lower(content_type.substr(0, content_type.find(';')));
+    for (char& c : lower)
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    return lower.find("json") == std::string::npos;
+}
+
+std::string describe_failure(const error_code& ec, const http_response& resp, const completion& c) {
+    std::string msg;
+    if (resp.ec) {
+        // A transport failure, perhaps after a head arrived: the step and the parser's reason
+        // ("read: bad chunk"), not just the status of a response that never completed.
+        msg = resp.failed_step && *resp.failed_step ? std::string(resp.failed_step) + ": " : "";
+        msg += resp.ec.message();
+        if (resp.failed_reason && *resp.failed_reason)
+            msg += std::string(" (") + resp.failed_reason + ")";
+        if (resp.status != 0)
+            msg += " (after the head of an HTTP " + std::to_string(resp.status) + " response)";
+        return msg;
+    }
+    if (resp.status != 0) {
+        msg = "HTTP " + std::to_string(resp.status);
+        if (c.error && !c.error->message.empty())
+            msg += ": " + c.error->message;
+        else if (ec == errc::unexpected_content_type)
+            msg += " with Content-Type " + resp.content_type + ": " + ec.message();
+        else if (ec == errc::malformed_response)
+            msg += ": " + ec.message();
+        return msg;
+    }
+    msg = resp.failed_step && *resp.failed_step ? std::string(resp.failed_step) + ": " : "";
+    return msg + ec.message();
+}
+
+// Once per scope: the limits now in use came from the server's headers (lower than
+// configured, or not configured), so a run that is slower than expected says why. The figures
+// are the account's, as the server sent them, not this engine's share.
+std::string server_limits_message(const detail::engine_scope& sc, const limit_options& l) {
+    auto per_minute = [&](double v, const char* unit) {
+        return v > 0 ? std::to_string(std::llround(v / l.share)) + " " + unit + "s/min"
+                     : std::string("no ") + unit + " limit";
+    };
+    return "using the server's rate limits" +
+           (sc.rules.name().empty() ? std::string() : " for " + sc.rules.name()) + ": " +
+           per_minute(l.rpm, "request") + ", " + per_minute(l.tpm, "token") +
+           " (its x-ratelimit-limit-* headers: lower than configured, or not configured)";
+}
+
+} // namespace
+
+// Turns the response into the facts the scope rules take (response_event) and carries out
+// their answer.
+void dispatcher::impl::on_response(op_ptr op, http_response resp) {
+    const auto now = clock->now();
+    op->res.times.sent = resp.sent;
+    op->res.times.first_byte = resp.first_byte;
+
+    const auto meta = resp.meta();
+    response_event event;
+    attempt_outcome& outcome = event.outcome;
+    completion& parsed = op->res.completion;
+    parsed = completion{};
+    if (resp.ec) {
+        outcome.transport_error = resp.ec;
+    } else {
+        outcome.status = resp.status;
+        const error_code pec = parser.parse(resp.body, parsed);
+        const bool success_status = resp.status >= 200 && resp.status < 300;
+        if (success_status && pec)
+            outcome.transport_error =
+                says_not_json(resp.content_type) ? errc::unexpected_content_type : pec;
+        if (parsed.error) {
+            outcome.provider_code =
+                parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
+            outcome.provider_message = parsed.error->message;
+        }
+        outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
+        if (meta.should_retry == "true")
+            outcome.should_retry = true;
+        else if (meta.should_retry == "false")
+            outcome.should_retry = false;
+        if (success_status && !pec && parsed.usage)
+            event.usage_tokens = parsed.usage->total_tokens;
+    }
+    event.headers = parse_rate_limit_headers(meta);
+    // The admission moment stands for the send: it is on the engine's clock, as `now` is,
+    // and precedes the write by no more than the connection's setup.
+    event.sent = op->res.times.admitted;
+    event.ticket = op->ticket;
+    event.cost = op->cost;
+    event.attempts = op->res.attempts;
+    event.stopping = stopped;
+
+    engine_scope& sc = *op->scope;
+    const response_action action = sc.rules.on_response(now, event);
+    if (action.limits_learned)
+        opts.log.log(log_level::info, server_limits_message(sc, sc.rules.limits()));
+    if (action.rate_limited) {
+        std::lock_guard lock(stats_mutex);
+        ++counters.rate_limited;
+    }
+
+    op->res.status = resp.status;
+    op->res.request_id = std::move(resp.request_id);
+    op->res.body = std::move(resp.body);
+
+    using kind = response_action::kind;
+    switch (action.what) {
+    case kind::deliver:
+        finish(std::move(op), {});
+        return;
+    case kind::retry:
+        op->last_error = action.ec;
+        op->res.message = describe_failure(action.ec, resp, parsed);
+        schedule_retry(std::move(op), action.delay, action.ec);
+        return;
+    case kind::stopped:
+        // Stopped before it could be retried: the line is not answered, so a resumed run
+        // must send it again; the last failure stays in the message.
+        op->last_error = action.ec;
+        op->res.message = describe_failure(action.ec, resp, parsed);
+        finish_stopped(std::move(op));
+        return;
+    case kind::give_up:
+    case kind::stop_run:
+        if (action.cause) {
+            // The endpoint is failing more than the budget allows: no retry storm.
+            op->res.message =
+                "retry budget spent; last failure: " + describe_failure(action.cause, resp, parsed);
+        } else {
+            op->res.message = describe_failure(action.ec, resp, parsed);
+            if (op->res.attempts > 1)
+                op->res.message += " (after " + std::to_string(op->res.attempts) + " attempts)";
+        }
+        if (action.what == kind::stop_run)
+            on_fatal(action.ec, op->res.message);
+        finish(std::move(op), action.ec);
+        return;
+    }
+}
+
+void dispatcher::impl::schedule_retry(op_ptr op,
+                                      std::chrono::nanoseconds delay,
+                                      const error_code& cause) {
+    {
+        std::lock_guard lock(stats_mutex);
+        ++counters.retries;
+        ++counters.retry_causes[error_kind(cause)];
+    }
+    request_op* raw = op.get();
+    raw->retry_timer = clock->make_timer(ex);
+    sleeping.insert(raw);
+    raw->retry_timer->async_wait_until(
+        clock->now() + std::chrono::duration_cast<engine_clock::duration>(delay),
+        [self = shared_from_this(), op = std::move(op)](error_code) mutable {
+            self->sleeping.erase(op.get());
+            op->retry_timer.reset();
+            if (self->stopped) {
+                self->finish_stopped(std::move(op));
+                return;
+            }
+            // A retry goes back through admission: failed requests count against the
+            // limits too. It joins the front, having waited longest.
+            engine_scope& sc = *op->scope;
+            const std::uint64_t cost = op->cost;
+            sc.rules.push_front(std::move(op), cost);
+            self->pump();
+        });
+}
+
+// Quota exhaustion cannot be fixed by waiting: stop admitting, let the wire drain, and
+// hand back everything not yet sent as not attempted.
+void dispatcher::impl::on_fatal(const error_code& ec, const std::string& why) {
+    if (!stopped) {
+        stopped_by = ec;
+        // `why` is the result's message, scrubbed of the key like everything delivered.
+        std::string detail = why;
+        secrets.scrub(detail);
+        opts.log.log(log_level::error,
+                     ec.message() + " (" + detail + "); no further requests are sent");
+    }
+    do_stop(true);
+}
+
+} // namespace sluice
