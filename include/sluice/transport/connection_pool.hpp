@@ -16,6 +16,10 @@
 
 namespace sluice {
 
+namespace detail {
+struct pool_impl;
+} // namespace detail
+
 /// Connection pool settings, one pool per endpoint.
 struct pool_options {
     /// Most connections open at once; requests beyond wait for a free one.
@@ -115,8 +119,7 @@ public:
     const pool_options& options() const noexcept;
 
 private:
-    struct impl;
-    std::shared_ptr<impl> impl_;
+    std::shared_ptr<detail::pool_impl> impl_;
 };
 
 } // namespace sluice

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <sluice/transport/connection_pool.hpp>
+
+#include "transport/connection.hpp"
+#include "transport/response_parser.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::detail {
+
+// The state of one connection_pool and the steps that move it, shared by the files that each
+// take one job of it:
+//   pool_bookkeeping.cpp  lending: the idle list, the waiters, the slots, the idle sweep, close
+//   pool_connect.cpp      a new connection: resolve, connect, handshake, each in its timeout
+//   pool_exchange.cpp     one request on a connection: write, read, and how it completes
+//   pool_reuse_checks.cpp whether a connection can be trusted again: the idle read, the quiet
+//                         period after an answer on a reused connection
+// Every step runs on the pool's executor; handlers hold the pool by shared_from_this, so it
+// outlives the connection_pool that owns it until the last of them has run.
+struct pool_impl : std::enable_shared_from_this<pool_impl> {
+    using clock = std::chrono::steady_clock;
+    using tcp = boost::asio::ip::tcp;
+
+    pool_impl(boost::asio::any_io_executor e,
+              endpoint endp,
+              request_headers h,
+              pool_options o,
+              boost::asio::ssl::context* t);
+
+    // --- bookkeeping (pool_bookkeeping.cpp) ------------------------------------------------
+    void submit(exchange_ptr x);
+    void lend(connection_ptr conn, exchange_ptr x);
+    void start_on(connection_ptr conn, exchange_ptr x);
+    void make_idle(connection_ptr conn, bool read_armed);
+    void on_slot_freed();
+    void release_broken(connection_ptr conn);
+    connection_ptr make_connection();
+    void discard(connection_ptr conn);
+    void arm_idle_timer();
+    void sweep_idle();
+    void close_all();
+
+    // --- reuse checks (pool_reuse_checks.cpp) ----------------------------------------------
+    void ack_at_once(connection& conn) const;
+    void arm_idle_read(const connection_ptr& conn);
+    void on_idle_read(const connection_ptr& conn, error_code ec, std::size_t n);
+    void hold_for_quiet_period(connection_ptr conn, exchange_ptr x);
+    void on_quiet_over(const connection_ptr& conn, error_code ec);
+
+    // --- connecting (pool_connect.cpp) -----------------------------------------------------
+    void open_connection(exchange_ptr x);
+    void do_resolve();
+    void on_resolve(std::uint64_t gen, error_code ec, tcp::resolver::results_type r);
+    clock::duration step_budget(const exchange& x, std::chrono::milliseconds step_timeout) const;
+    void do_connect(exchange_ptr x);
+    void on_connect(exchange_ptr x, error_code ec);
+    void on_handshake(exchange_ptr x, error_code ec);
+
+    // --- one exchange (pool_exchange.cpp) --------------------------------------------------
+    void start_write(exchange_ptr x);
+    void new_parser(exchange& x);
+    void on_write(exchange_ptr x, error_code ec);
+    void read_head(exchange_ptr x);
+    void on_header(exchange_ptr x, error_code ec);
+    void on_informational(exchange_ptr x);
+    static void forget_answer(exchange& x);
+    void on_body(exchange_ptr x, error_code ec);
+    void fail_or_replay(exchange_ptr x, error_code ec, const char* step);
+    void fail(exchange_ptr x, error_code ec, const char* step);
+    void complete(exchange_ptr x);
+    void complete_later(exchange_ptr x, const char* step);
+
+    boost::asio::any_io_executor ex;
+    endpoint ep;
+    pool_options opts;
+    boost::asio::ssl::context* tls;
+    tcp::resolver resolver;
+    boost::asio::steady_timer resolve_timer;
+    boost::asio::steady_timer idle_timer;
+    bool host_is_ip;
+    std::string head; // request line and fixed headers, built once
+    std::optional<tcp::resolver::results_type> resolved;
+    std::uint64_t resolve_gen = 0;
+    std::vector<exchange_ptr> resolving; // waiting for the resolution under way
+    std::vector<connection_ptr> idle;    // most recently used last
+    std::deque<exchange_ptr> waiters;    // waiting for a connection, FIFO
+    std::vector<connection*> live;       // every open connection; connection::slot indexes it
+    body_budget bodies;                  // body bytes of the responses being read
+    bool idle_timer_armed = false;
+    bool closed = false;
+    pool_stats stats;
+};
+
+} // namespace sluice::detail

@@ -1,0 +1,195 @@
+#include "transport/detail/pool_impl.hpp"
+#include "transport/request_head.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace sluice::detail {
+
+namespace asio = boost::asio;
+
+pool_impl::pool_impl(asio::any_io_executor e,
+                     endpoint endp,
+                     request_headers h,
+                     pool_options o,
+                     asio::ssl::context* t)
+    : ex(std::move(e))
+    , ep(std::move(endp))
+    , opts(o)
+    , tls(ep.tls ? t : nullptr)
+    , resolver(ex)
+    , resolve_timer(ex)
+    , idle_timer(ex)
+    , host_is_ip(ep.host_is_ip()) {
+    if (ep.tls && !tls)
+        throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
+    head = request_head(ep, h);
+    bodies.limit = opts.max_body_bytes_in_flight;
+    live.reserve(std::min<std::size_t>(opts.max_connections, 1024));
+}
+
+void pool_impl::submit(exchange_ptr x) {
+    if (!idle.empty()) {
+        connection_ptr conn = std::move(idle.back()); // the most recently used: the least
+        idle.pop_back();                              // likely to be stale
+        lend(std::move(conn), std::move(x));
+    } else if (live.size() < opts.max_connections) {
+        open_connection(std::move(x));
+    } else {
+        waiters.push_back(std::move(x));
+    }
+}
+
+// An idle connection with its read armed: the read is cancelled, and its handler
+// (on_idle_read) starts the exchange once it knows that nothing arrived meanwhile. One
+// lent again before its read was armed is checked on the spot.
+void pool_impl::lend(connection_ptr conn, exchange_ptr x) {
+    if (!conn->read_armed) {
+        if (!conn->has_unread_bytes())
+            return start_on(std::move(conn), std::move(x));
+        // Not counted as untrusted: the peek cannot tell stray bytes from a plain close.
+        discard(std::move(conn));
+        return submit(std::move(x));
+    }
+    conn->state = connection::phase::lending;
+    conn->next = std::move(x);
+    error_code ignored;
+    conn->tcp().socket().cancel(ignored);
+}
+
+// Starts `x` on `conn`, a connection that served an earlier exchange and has nothing
+// unread on it.
+void pool_impl::start_on(connection_ptr conn, exchange_ptr x) {
+    conn->state = connection::phase::busy;
+    x->conn = std::move(conn);
+    x->deadline = clock::now() + opts.request_timeout;
+    start_write(std::move(x));
+}
+
+// A connection whose exchange is over and whose answer is delivered (or held elsewhere)
+// goes to the longest waiter, or is parked idle with a read armed.
+void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
+    if (closed || !conn->open)
+        return discard(std::move(conn));
+    conn->state = connection::phase::idle;
+    if (!waiters.empty()) {
+        exchange_ptr next = std::move(waiters.front());
+        waiters.pop_front();
+        if (read_armed)
+            return lend(std::move(conn), std::move(next));
+        if (conn->has_unread_bytes()) {
+            discard(std::move(conn));
+            return open_connection(std::move(next));
+        }
+        return start_on(std::move(conn), std::move(next));
+    }
+    if (!read_armed) {
+        // Armed once the handlers already queued have run: the answer's own handler
+        // usually submits the next request at once, and this connection then goes to it
+        // straight away (checked by a peek), without a read armed and cancelled for
+        // nothing.
+        asio::post(ex, [self = shared_from_this(), conn] {
+            if (conn->open && conn->state == connection::phase::idle && !conn->read_armed)
+                self->arm_idle_read(conn);
+        });
+    }
+    conn->idle_since = clock::now();
+    idle.push_back(std::move(conn));
+    arm_idle_timer();
+}
+
+// A slot was freed by a closed connection: the longest waiter may open a new one.
+void pool_impl::on_slot_freed() {
+    if (!waiters.empty() && !closed && live.size() < opts.max_connections) {
+        exchange_ptr next = std::move(waiters.front());
+        waiters.pop_front();
+        open_connection(std::move(next));
+    }
+}
+
+// An exchange is done with `conn`, which cannot be reused (a failure, `Connection:
+// close`, bytes after the answer): it is closed and its slot goes to the longest waiter.
+void pool_impl::release_broken(connection_ptr conn) {
+    discard(std::move(conn));
+    on_slot_freed();
+}
+
+// Every open connection (connecting, busy or idle) is listed in `live`, so that close()
+// reaches the ones exchanges own; swap-and-pop keeps that free of allocation.
+connection_ptr pool_impl::make_connection() {
+    auto conn = std::make_shared<connection>(ex, tls);
+    conn->slot = live.size();
+    live.push_back(conn.get());
+    ++stats.connects;
+    return conn;
+}
+
+void pool_impl::discard(connection_ptr conn) {
+    if (!conn->open)
+        return;
+    conn->open = false;
+    conn->close();
+    live[conn->slot] = live.back();
+    live[conn->slot]->slot = conn->slot;
+    live.pop_back();
+}
+
+// One timer for the pool, due when the oldest idle connection (the front: idle
+// connections are kept most recently used last) reaches idle_timeout.
+void pool_impl::arm_idle_timer() {
+    if (idle_timer_armed || idle.empty())
+        return;
+    idle_timer_armed = true;
+    idle_timer.expires_at(idle.front()->idle_since + opts.idle_timeout);
+    idle_timer.async_wait([self = shared_from_this()](error_code ec) {
+        self->idle_timer_armed = false;
+        if (!ec && !self->closed)
+            self->sweep_idle();
+    });
+}
+
+void pool_impl::sweep_idle() {
+    const auto cutoff = clock::now() - opts.idle_timeout;
+    std::size_t stale = 0;
+    while (stale < idle.size() && idle[stale]->idle_since <= cutoff) {
+        idle[stale]->state = connection::phase::closing;
+        discard(std::move(idle[stale++]));
+    }
+    idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(stale));
+    arm_idle_timer();
+}
+
+void pool_impl::close_all() {
+    if (closed)
+        return;
+    closed = true;
+    idle_timer.cancel();
+    ++resolve_gen; // a resolution under way is forgotten
+    resolve_timer.cancel();
+    resolver.cancel();
+    for (auto& conn : idle) {
+        conn->state = connection::phase::closing;
+        discard(std::move(conn));
+    }
+    idle.clear();
+    for (auto& x : resolving) {
+        discard(std::move(x->conn));
+        complete_later(std::move(x), "connect");
+    }
+    resolving.clear();
+    for (auto& x : waiters)
+        complete_later(std::move(x), "");
+    waiters.clear();
+    // What is left belongs to running exchanges, to answers in their quiet period and to
+    // connections being lent: cutting the socket completes their operation with
+    // operation_aborted, and its handler (fail(), on_idle_read) releases the connection.
+    for (connection* c : live) {
+        error_code ignored;
+        c->tcp().socket().cancel(ignored);
+        c->tcp().socket().close(ignored);
+    }
+}
+
+} // namespace sluice::detail

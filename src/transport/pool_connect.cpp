@@ -1,0 +1,127 @@
+#include "transport/detail/pool_impl.hpp"
+#include "transport/tls_peer.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace sluice::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+void pool_impl::open_connection(exchange_ptr x) {
+    x->conn = make_connection();
+    // The request timeout covers connecting and the handshake too (each within its own
+    // timeout as well): a stalled handshake must not add its whole timeout to the request's.
+    x->deadline = clock::now() + opts.request_timeout;
+    if (resolved)
+        return do_connect(std::move(x));
+    // One resolution per pool: exchanges that need it meanwhile wait for the same one.
+    resolving.push_back(std::move(x));
+    if (resolving.size() == 1)
+        do_resolve();
+}
+
+// A resolver cannot abort a running getaddrinfo, so connect_timeout (which includes the
+// resolution) is kept by a timer, and a late answer is recognised by its generation.
+void pool_impl::do_resolve() {
+    const std::uint64_t gen = ++resolve_gen;
+    resolve_timer.expires_after(opts.connect_timeout);
+    resolve_timer.async_wait([self = shared_from_this(), gen](error_code ec) {
+        if (!ec)
+            self->on_resolve(gen, beast::error::timeout, {});
+    });
+    resolver.async_resolve(
+        ep.host,
+        std::to_string(ep.port),
+        [self = shared_from_this(), gen](error_code ec, tcp::resolver::results_type r) {
+            self->on_resolve(gen, ec, std::move(r));
+        });
+}
+
+void pool_impl::on_resolve(std::uint64_t gen, error_code ec, tcp::resolver::results_type r) {
+    if (gen != resolve_gen)
+        return; // the other half of a resolution already answered
+    ++resolve_gen;
+    resolve_timer.cancel();
+    if (!ec)
+        resolved = std::move(r);
+    auto batch = std::move(resolving);
+    resolving.clear();
+    for (auto& x : batch) {
+        if (ec)
+            fail(std::move(x), ec, "connect");
+        else
+            do_connect(std::move(x));
+    }
+}
+
+// What is left of the request timeout, but at most `step_timeout`; zero when it is over.
+pool_impl::clock::duration pool_impl::step_budget(const exchange& x,
+                                                  std::chrono::milliseconds step_timeout) const {
+    const auto left = x.deadline - clock::now();
+    return std::max(clock::duration::zero(), std::min<clock::duration>(left, step_timeout));
+}
+
+void pool_impl::do_connect(exchange_ptr x) {
+    const auto budget = step_budget(*x, opts.connect_timeout);
+    if (budget == clock::duration::zero())
+        return fail(std::move(x), beast::error::timeout, "connect");
+    beast::tcp_stream& s = x->conn->tcp();
+    s.expires_after(budget);
+    s.async_connect(
+        *resolved,
+        [self = shared_from_this(), x = std::move(x)](error_code ec, const tcp::endpoint&) mutable {
+            self->on_connect(std::move(x), ec);
+        });
+}
+
+void pool_impl::on_connect(exchange_ptr x, error_code ec) {
+    if (ec) {
+        resolved.reset(); // the address may have changed: resolve again next time
+        return fail(std::move(x), ec, "connect");
+    }
+    if (closed)
+        return fail(std::move(x), asio::error::operation_aborted, "connect");
+    error_code ignored; // without TCP_NODELAY the exchange still works, only slower
+    x->conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
+    if (!x->conn->tls)
+        return start_write(std::move(x));
+
+    set_peer_name(x->conn->tls->native_handle(), ep.host, host_is_ip, ec);
+    if (ec)
+        return fail(std::move(x), ec, "handshake");
+    const auto budget = step_budget(*x, opts.handshake_timeout);
+    if (budget == clock::duration::zero())
+        return fail(std::move(x), beast::error::timeout, "handshake");
+    x->conn->tcp().expires_after(budget);
+    auto& stream = *x->conn->tls;
+    stream.async_handshake(asio::ssl::stream_base::client,
+                           [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+                               self->on_handshake(std::move(x), ec);
+                           });
+}
+
+void pool_impl::on_handshake(exchange_ptr x, error_code ec) {
+    if (ec) {
+        // A certificate that does not verify fails every connection alike: said as such,
+        // with OpenSSL's reason, so that the engine stops instead of retrying.
+        SSL* ssl = x->conn->tls->native_handle();
+        const long verify = ::SSL_get_verify_result(ssl);
+        if (ec.category() == asio::error::get_ssl_category() &&
+            (::SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0 && verify != X509_V_OK) {
+            x->resp.failed_reason = ::X509_verify_cert_error_string(verify);
+            return fail(std::move(x), errc::certificate_rejected, "handshake");
+        }
+        return fail(std::move(x), ec, "handshake");
+    }
+    if (closed)
+        return fail(std::move(x), asio::error::operation_aborted, "handshake");
+    start_write(std::move(x));
+}
+
+} // namespace sluice::detail

@@ -1,0 +1,207 @@
+#include "detail/complete.hpp"
+#include "transport/detail/pool_impl.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include <array>
+#include <cstdio>
+
+namespace sluice::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+// More 1xx responses before one answer than any server sends for a reason.
+constexpr unsigned max_informational = 8;
+
+} // namespace
+
+// The fixed head, the Content-Length line and the caller's body go out as one gather
+// write: no serializer, no copy of the body.
+void pool_impl::start_write(exchange_ptr x) {
+    const int n = std::snprintf(x->length_line.data(),
+                                x->length_line.size(),
+                                "Content-Length: %zu\r\n\r\n",
+                                x->body.size());
+    x->length_line_size = static_cast<std::size_t>(n);
+    const std::array<asio::const_buffer, 3> buffers{
+        asio::buffer(head),
+        asio::buffer(x->length_line.data(), x->length_line_size),
+        asio::buffer(x->body.data(), x->body.size())};
+    connection& c = *x->conn;
+    // One deadline for connecting, writing the request and reading the whole response.
+    c.tcp().expires_at(x->deadline);
+    new_parser(*x);
+    auto on_written = [self = shared_from_this(), x = std::move(x)](error_code ec,
+                                                                    std::size_t) mutable {
+        self->on_write(std::move(x), ec);
+    };
+    c.with_stream([&](auto& s) { asio::async_write(s, buffers, std::move(on_written)); });
+}
+
+void pool_impl::new_parser(exchange& x) {
+    x.conn->parser.emplace(x.resp, bodies, x.body_charge, opts.max_body_size);
+}
+
+void pool_impl::on_write(exchange_ptr x, error_code ec) {
+    if (ec)
+        return fail_or_replay(std::move(x), ec, "write");
+    x->resp.sent = clock::now();
+    read_head(std::move(x));
+}
+
+void pool_impl::read_head(exchange_ptr x) {
+    connection& c = *x->conn;
+    ack_at_once(c);
+    auto on_head = [self = shared_from_this(), x = std::move(x)](error_code ec,
+                                                                 std::size_t) mutable {
+        self->on_header(std::move(x), ec);
+    };
+    c.with_stream(
+        [&](auto& s) { http::async_read_header(s, c.buffer, *c.parser, std::move(on_head)); });
+}
+
+void pool_impl::on_header(exchange_ptr x, error_code ec) {
+    if (ec)
+        return fail_or_replay(std::move(x), ec, "read");
+    if (x->resp.first_byte == clock::time_point{})
+        x->resp.first_byte = clock::now();
+    const unsigned status = x->resp.status;
+    if (status >= 100 && status < 200)
+        return on_informational(std::move(x));
+    connection& c = *x->conn;
+    auto on_rest = [self = shared_from_this(), x = std::move(x)](error_code ec,
+                                                                 std::size_t) mutable {
+        self->on_body(std::move(x), ec);
+    };
+    c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
+}
+
+// A 1xx response (100 Continue, 103 Early Hints) is not the answer (RFC 9110 section
+// 15.2): the final response follows on the same stream. 101 switches protocols, which no
+// request of ours asks for; and a server that sends 1xx without end is cut off.
+void pool_impl::on_informational(exchange_ptr x) {
+    if (x->resp.status == 101)
+        return fail(std::move(x),
+                    http::error::bad_status,
+                    "read (101 Switching Protocols, which no request asked for)");
+    if (++x->informational > max_informational)
+        return fail(std::move(x), http::error::bad_status, "read (endless 1xx responses)");
+    forget_answer(*x);
+    new_parser(*x);
+    read_head(std::move(x));
+}
+
+// Drops what was read of a response but its timings: its headers must not be taken for
+// those of the answer that replaces it.
+void pool_impl::forget_answer(exchange& x) {
+    const auto sent = x.resp.sent;
+    const auto first_byte = x.resp.first_byte;
+    x.resp = http_response{};
+    x.resp.sent = sent;
+    x.resp.first_byte = first_byte;
+}
+
+void pool_impl::on_body(exchange_ptr x, error_code ec) {
+    if (ec)
+        return fail(std::move(x), ec, "read");
+    connection_ptr conn = std::move(x->conn);
+    // keep_alive() is false for `Connection: close`, HTTP/1.0 without keep-alive, and a
+    // body that ended with the stream. Bytes past the response mean the stream is out of
+    // step with our requests (we never pipeline): on a connection that carried an earlier
+    // request, the answer just read may be a stray response and these bytes the real one.
+    const bool extra =
+        conn->buffer.size() > 0 || (conn->tls && ::SSL_pending(conn->tls->native_handle()) > 0);
+    const bool keep = conn->parser->keep_alive() && !extra;
+    conn->parser.reset();
+    if (extra)
+        ++stats.untrusted; // never reused, whoever the answer is credited to
+    if (extra && conn->reused) {
+        release_broken(std::move(conn));
+        forget_answer(*x);
+        return fail(std::move(x), errc::unexpected_bytes, "read (bytes after the answer)");
+    }
+    if (!keep) {
+        release_broken(std::move(conn));
+        return complete(std::move(x));
+    }
+    if (conn->reused && opts.reuse_quiet_period.count() > 0)
+        return hold_for_quiet_period(std::move(conn), std::move(x));
+    // The first answer on a connection is the answer to the only request written on it.
+    conn->reused = true;
+    make_idle(std::move(conn), false);
+    complete(std::move(x));
+}
+
+// A reused connection that fails before any response byte was most likely closed by the
+// server while idle (the keep-alive race): the request never reached the application, so
+// it is replayed once on a fresh connection. A timeout is not that race, and a fresh
+// connection failing so is an answer of the server: both are reported.
+void pool_impl::fail_or_replay(exchange_ptr x, error_code ec, const char* step) {
+    connection& c = *x->conn;
+    const bool nothing_received =
+        !c.parser->got_some() && c.buffer.size() == 0 && x->informational == 0;
+    if (c.reused && nothing_received && !x->replayed && !closed &&
+        ec != asio::error::operation_aborted && ec != beast::error::timeout) {
+        x->replayed = true;
+        ++stats.replayed;
+        c.parser.reset();
+        discard(std::move(x->conn));
+        forget_answer(*x);
+        open_connection(std::move(x));
+        return;
+    }
+    fail(std::move(x), ec, step);
+}
+
+void pool_impl::fail(exchange_ptr x, error_code ec, const char* step) {
+    if (x->conn && x->conn->parser && x->conn->parser->over_budget())
+        x->body_over_budget = true;
+    if (x->conn) {
+        x->conn->parser.reset();
+        release_broken(std::move(x->conn));
+    }
+    if (closed)
+        ec = asio::error::operation_aborted; // whatever the cut socket reported
+    // A Content-Length over the limit is refused while reading the header, a chunked
+    // body while reading it: either way it is the same failure for the caller.
+    if (ec == http::error::body_limit || ec == errc::body_too_large) {
+        step = x->body_over_budget ? "read (responses in flight reached "
+                                     "pool.max_body_bytes_in_flight)"
+                                   : "read (body over pool.max_body_size)";
+        ec = errc::body_too_large;
+    }
+    x->resp.ec = ec;
+    x->resp.failed_step = step;
+    complete(std::move(x));
+}
+
+void pool_impl::complete(exchange_ptr x) {
+    bodies.give(x->body_charge);
+    x->body_charge = 0;
+    const auto& handler = x->handler;
+    dispatch_to_handler(ex, handler, [x = std::move(x)]() mutable {
+        auto h = std::move(x->handler);
+        std::move(h)(std::move(x->resp));
+    });
+}
+
+// For completions started by a call of the user (async_exchange, close): never run the
+// handler inside that call.
+void pool_impl::complete_later(exchange_ptr x, const char* step) {
+    x->resp.ec = asio::error::operation_aborted;
+    x->resp.failed_step = step;
+    asio::post(ex, [self = shared_from_this(), x = std::move(x)]() mutable {
+        self->complete(std::move(x));
+    });
+}
+
+} // namespace sluice::detail
