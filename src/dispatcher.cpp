@@ -1,4 +1,4 @@
-#include "detail/dispatcher_impl.hpp"
+#include "dispatcher_impl.hpp"
 
 #include <boost/asio/post.hpp>
 
