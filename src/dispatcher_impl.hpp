@@ -150,8 +150,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
-        op->cost =
-            req.token_cost ? *req.token_cost : estimate_tokens(req.body, opts.estimate).total();
+        op->cost = req.token_cost ? *req.token_cost : estimator(req.body).total();
         op->req = std::move(req);
         ++pending;
         {
@@ -273,7 +272,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     endpoint ep;
     std::optional<asio::ssl::context> tls;
     connection_pool pool;
-    completion_parser parser; // one per dispatcher: all parsing happens on `ex`
+    completion_parser parser;                 // one per dispatcher: all parsing happens on `ex`
+    token_estimator estimator{opts.estimate}; // likewise
     detail::secret_scrubber secrets{opts.api_key};
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did

@@ -15,7 +15,7 @@ plan_builder::plan_builder(const estimate_options& estimate)
 void plan_builder::add(const request& req) {
     // Always estimated from the body, even with token_cost set: the split into prompt and
     // completion is what prices need, and only the body has it.
-    const token_estimate e = estimate_tokens(req.body, estimate_);
+    const token_estimate e = estimate_(req.body);
     model_plan& m = plan_.models[req.model];
     ++m.requests;
     m.prompt_tokens += e.prompt;

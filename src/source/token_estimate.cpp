@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace sluice {
 namespace {
@@ -215,17 +216,12 @@ std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) noexcept {
                                                   : product;
 }
 
-} // namespace
-
-token_estimate estimate_tokens(std::string_view body, const estimate_options& opts) {
+// The estimate of a parsed body (`ok`) or, for one that is not valid JSON, from its length.
+token_estimate
+finish_estimate(bool ok, const tally& t, std::size_t body_size, const estimate_options& opts) {
     token_estimate estimate;
-    // The body is the caller's bytes without simdjson's padding; copy once into a padded buffer.
-    sj::padded_string padded(body);
-    od::parser parser;
-    od::document doc;
-    tally t;
-    if (parser.iterate(padded).get(doc) || walk(doc, t)) {
-        estimate.prompt = tokens_for_chars(body.size(), opts.chars_per_token);
+    if (!ok) {
+        estimate.prompt = tokens_for_chars(body_size, opts.chars_per_token);
         estimate.completion = opts.default_max_tokens;
         return estimate;
     }
@@ -237,6 +233,41 @@ token_estimate estimate_tokens(std::string_view body, const estimate_options& op
                                                                  : opts.default_max_tokens;
     estimate.completion = saturating_mul(max_completion, t.n);
     return estimate;
+}
+
+} // namespace
+
+struct token_estimator::state {
+    od::parser parser;
+    std::string buffer; // the body plus simdjson's padding, reused
+};
+
+token_estimator::token_estimator(const estimate_options& opts)
+    : opts_(opts)
+    , state_(std::make_unique<state>()) {}
+
+token_estimator::~token_estimator() = default;
+token_estimator::token_estimator(token_estimator&&) noexcept = default;
+token_estimator& token_estimator::operator=(token_estimator&&) noexcept = default;
+
+token_estimate token_estimator::operator()(std::string_view body) {
+    // The caller's bytes have no padding: copied once into a buffer that keeps its capacity.
+    std::string& buf = state_->buffer;
+    if (buf.capacity() < body.size() + sj::SIMDJSON_PADDING)
+        buf.reserve(body.size() + sj::SIMDJSON_PADDING);
+    buf.assign(body);
+    od::document doc;
+    tally t;
+    const bool ok =
+        !state_->parser.iterate(sj::padded_string_view(buf.data(), body.size(), buf.capacity()))
+             .get(doc) &&
+        !walk(doc, t);
+    return finish_estimate(ok, t, body.size(), opts_);
+}
+
+token_estimate estimate_tokens(std::string_view body, const estimate_options& opts) {
+    token_estimator estimator(opts);
+    return estimator(body);
 }
 
 } // namespace sluice

@@ -92,7 +92,7 @@ public:
     const batch_plan& plan() const noexcept { return plan_; }
 
 private:
-    estimate_options estimate_;
+    token_estimator estimate_;
     batch_plan plan_;
 };
 

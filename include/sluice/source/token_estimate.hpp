@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 namespace sluice {
@@ -30,5 +31,24 @@ struct token_estimate {
 /// (max_completion_tokens, else max_tokens, else default_max_tokens) x n. A body that is not
 /// valid JSON is estimated from its length alone.
 token_estimate estimate_tokens(std::string_view body, const estimate_options& opts = {});
+
+/// `estimate_tokens` for a stream of bodies: it keeps one simdjson parser and one padded
+/// buffer, grown to the largest body seen, instead of allocating both per request (the
+/// engine estimates every request it accepts). Not thread-safe: one per thread or loop.
+class token_estimator {
+public:
+    explicit token_estimator(const estimate_options& opts = {});
+    ~token_estimator();
+    token_estimator(token_estimator&&) noexcept;
+    token_estimator& operator=(token_estimator&&) noexcept;
+
+    token_estimate operator()(std::string_view body);
+    const estimate_options& options() const noexcept { return opts_; }
+
+private:
+    struct state; // the parser and the buffer: simdjson stays out of this header
+    estimate_options opts_;
+    std::unique_ptr<state> state_;
+};
 
 } // namespace sluice

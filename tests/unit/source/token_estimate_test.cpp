@@ -8,6 +8,8 @@
 
 using sluice::estimate_options;
 using sluice::estimate_tokens;
+using sluice::token_estimate;
+using sluice::token_estimator;
 
 TEST_CASE("estimate_tokens counts characters, not bytes, of message text") {
     // "日本語abcde": 8 code points (14 bytes) -> 2 tokens; + 4 (one message) + 3.
@@ -96,4 +98,26 @@ TEST_CASE("estimate_tokens follows its options") {
         estimate_tokens(R"({"messages":[{"role":"user","content":"abcde"}],"n":2})", opts);
     CHECK(e.prompt == 3); // ceil(5 / 2)
     CHECK(e.completion == 14);
+}
+
+TEST_CASE("a reused token_estimator gives what estimate_tokens gives, body after body") {
+    estimate_options opts;
+    opts.default_max_tokens = 100;
+    token_estimator estimator(opts);
+    const std::string long_body = R"({"model":"m","messages":[{"role":"user","content":")" +
+                                  std::string(4000, 'x') + R"("}],"max_tokens":7})";
+    const std::string small_body = R"({"messages":[{"role":"user","content":"hi"}],"n":2})";
+    // A prefix of the long body: invalid on its own, though the buffer still holds the rest of
+    // the long body beyond it. Only its own bytes may be read.
+    const std::string cut_body = long_body.substr(0, 60);
+    for (const std::string* body : {&long_body, &small_body, &cut_body, &long_body, &cut_body}) {
+        const token_estimate want = estimate_tokens(*body, opts);
+        const token_estimate got = estimator(*body);
+        CHECK(got.prompt == want.prompt);
+        CHECK(got.completion == want.completion);
+    }
+    CHECK(estimator(long_body).completion == 7);
+    CHECK(estimator(small_body).completion == 200);
+    CHECK(estimator(cut_body).completion == 100); // not JSON: the default budget, by length
+    CHECK(estimator(cut_body).prompt == 15);      // 60 bytes / 4
 }
