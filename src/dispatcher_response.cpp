@@ -67,6 +67,41 @@ std::string server_limits_message(const detail::engine_scope& sc, const limit_op
            " (its x-ratelimit-limit-* headers: lower than configured, or not configured)";
 }
 
+// The facts of one response as the scope's rules take them: the outcome (transport error,
+// status, the provider's error, hints) and the server's rate-limit headers. `parsed` receives
+// the body's completion; the event's views point into it and into `resp`.
+void read_outcome(const http_response& resp,
+                  completion_parser& parser,
+                  completion& parsed,
+                  response_event& event) {
+    const auto meta = resp.meta();
+    attempt_outcome& outcome = event.outcome;
+    parsed = completion{};
+    event.headers = parse_rate_limit_headers(meta);
+    if (resp.ec) {
+        outcome.transport_error = resp.ec;
+        return;
+    }
+    outcome.status = resp.status;
+    const error_code pec = parser.parse(resp.body, parsed);
+    const bool success_status = resp.status >= 200 && resp.status < 300;
+    if (success_status && pec)
+        outcome.transport_error =
+            says_not_json(resp.content_type) ? errc::unexpected_content_type : pec;
+    if (parsed.error) {
+        outcome.provider_code =
+            parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
+        outcome.provider_message = parsed.error->message;
+    }
+    outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
+    if (meta.should_retry == "true")
+        outcome.should_retry = true;
+    else if (meta.should_retry == "false")
+        outcome.should_retry = false;
+    if (success_status && !pec && parsed.usage)
+        event.usage_tokens = parsed.usage->total_tokens;
+}
+
 } // namespace
 
 // Turns the response into the facts the scope rules take (response_event) and carries out
@@ -76,34 +111,9 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     op->res.times.sent = resp.sent;
     op->res.times.first_byte = resp.first_byte;
 
-    const auto meta = resp.meta();
     response_event event;
-    attempt_outcome& outcome = event.outcome;
     completion& parsed = op->res.completion;
-    parsed = completion{};
-    if (resp.ec) {
-        outcome.transport_error = resp.ec;
-    } else {
-        outcome.status = resp.status;
-        const error_code pec = parser.parse(resp.body, parsed);
-        const bool success_status = resp.status >= 200 && resp.status < 300;
-        if (success_status && pec)
-            outcome.transport_error =
-                says_not_json(resp.content_type) ? errc::unexpected_content_type : pec;
-        if (parsed.error) {
-            outcome.provider_code =
-                parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
-            outcome.provider_message = parsed.error->message;
-        }
-        outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
-        if (meta.should_retry == "true")
-            outcome.should_retry = true;
-        else if (meta.should_retry == "false")
-            outcome.should_retry = false;
-        if (success_status && !pec && parsed.usage)
-            event.usage_tokens = parsed.usage->total_tokens;
-    }
-    event.headers = parse_rate_limit_headers(meta);
+    read_outcome(resp, parser, parsed, event);
     // The admission moment stands for the send: it is on the engine's clock, as `now` is,
     // and precedes the write by no more than the connection's setup.
     event.sent = op->res.times.admitted;

@@ -1,5 +1,7 @@
 #include <sluice/admission/limit_headers.hpp>
 
+#include "detail/trim.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -10,11 +12,7 @@ namespace sluice {
 namespace {
 
 std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
+    return detail::trim(s, detail::http_blanks);
 }
 
 // A non-negative decimal number ("60000", "59.5", ".5"); the whole of `s` must be used.

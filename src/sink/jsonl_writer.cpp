@@ -1,6 +1,7 @@
 #include <sluice/sink/jsonl_writer.hpp>
 
 #include "detail/json_string.hpp"
+#include "detail/trim.hpp"
 #include "sink/json_text.hpp"
 
 #include <unistd.h>
@@ -20,10 +21,7 @@ using detail::append_json_string;
 // line breaks a pretty-printing server puts between tokens become spaces so the record stays
 // one line (inside valid JSON strings a raw CR or LF cannot occur). Anything else is quoted.
 void append_body(std::string& out, std::string_view body) {
-    const std::size_t first = body.find_first_not_of(" \t\r\n");
-    const std::size_t last = body.find_last_not_of(" \t\r\n");
-    const std::string_view trimmed =
-        first == std::string_view::npos ? std::string_view{} : body.substr(first, last - first + 1);
+    const std::string_view trimmed = detail::trim(body, detail::json_blanks);
     if (trimmed.empty() || !detail::is_json(trimmed)) {
         append_json_string(out, body);
         return;

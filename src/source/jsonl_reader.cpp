@@ -2,6 +2,7 @@
 
 #include "detail/json_string.hpp"
 #include "detail/line_reader.hpp"
+#include "detail/trim.hpp"
 
 #include <simdjson.h>
 
@@ -18,16 +19,9 @@ namespace od = simdjson::ondemand;
 constexpr std::string_view chat_url = "/v1/chat/completions";
 constexpr std::string_view chat_url_no_version = "/chat/completions";
 
-bool is_blank(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\r';
-}
-
+// Blank around a JSONL line: spaces, tabs and the CR of a CRLF file.
 std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && is_blank(s.front()))
-        s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back()))
-        s.remove_suffix(1);
-    return s;
+    return detail::trim(s, " \t\r");
 }
 
 // The top-level fields of one line, read from the validated DOM. Views point into the DOM

@@ -1,5 +1,6 @@
 #include <sluice/source/token_estimate.hpp>
 
+#include "detail/trim.hpp"
 #include <simdjson.h>
 
 #include <cmath>
@@ -37,10 +38,7 @@ std::uint64_t code_points(std::string_view s) noexcept {
 }
 
 std::string_view trim_right(std::string_view s) noexcept {
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
-        s.remove_suffix(1);
-    return s;
+    return detail::trim_right(s, detail::json_blanks);
 }
 
 // Length of a value's JSON text as written (tool definitions are billed as the text the
