@@ -232,35 +232,21 @@ mock_reply mock_behavior::on_request(std::string_view method,
     return r;
 }
 
-mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_point now) {
-    parsed_request req;
-    if (!parse_request(body, req)) {
-        ++counters_.client_errors;
-        return error_reply(
-            400, "We could not parse the JSON body of your request.", "invalid_request_error", "");
-    }
-
-    // One draw decides the fault, if any: the probabilities stack in a fixed order.
-    const double draw = std::uniform_real_distribution<double>(0, 1)(rng_);
+// The faults decided before the limits are looked at: a reset, a 500 or 503, a quota 429.
+std::optional<mock_reply> mock_behavior::early_fault(fault_draw& faults) {
     const mock_faults& f = opts_.faults;
-    double edge = 0;
-    auto hit = [&](double p) {
-        const bool h = draw >= edge && draw < edge + p;
-        edge += p;
-        return h;
-    };
-    if (hit(f.reset)) {
+    if (faults.hit(f.reset)) {
         ++counters_.resets;
         mock_reply r;
         r.what = mock_reply::action::reset;
         return r;
     }
-    if (hit(f.http_500)) {
+    if (faults.hit(f.http_500)) {
         ++counters_.server_errors;
         return error_reply(
             500, "The server had an error while processing your request.", "server_error", "");
     }
-    if (hit(f.http_503)) {
+    if (faults.hit(f.http_503)) {
         ++counters_.server_errors;
         mock_reply r = error_reply(503,
                                    "The engine is currently overloaded, please try again later.",
@@ -271,7 +257,7 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
         r.headers.emplace_back("retry-after", "1");
         return r;
     }
-    if (hit(f.insufficient_quota) ||
+    if (faults.hit(f.insufficient_quota) ||
         (opts_.quota_after > 0 && counters_.requests > opts_.quota_after)) {
         ++counters_.quota;
         return error_reply(
@@ -280,121 +266,163 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
             "insufficient_quota",
             "insufficient_quota");
     }
+    return std::nullopt;
+}
+
+// A 429 as OpenAI words it when either bucket cannot pay for `cost` now; else both are charged.
+std::optional<mock_reply> mock_behavior::over_limit(double cost, clock::time_point now) {
+    const auto req_wait = requests_.wait_for(now, 1);
+    const auto tok_wait = tokens_.wait_for(now, cost);
+    if (req_wait <= token_bucket::duration::zero() && tok_wait <= token_bucket::duration::zero()) {
+        requests_.try_take(now, 1);
+        tokens_.try_take(now, cost);
+        return std::nullopt;
+    }
+    ++counters_.rate_limited;
+    const bool by_requests = req_wait >= tok_wait;
+    const auto wait = std::max(req_wait, tok_wait);
+    std::string message = by_requests ? "Rate limit reached for requests per min (RPM): Limit "
+                                      : "Rate limit reached for tokens per min (TPM): Limit ";
+    message += std::to_string(static_cast<long long>(by_requests ? opts_.rpm : opts_.tpm));
+    message += ". Please try again later.";
+    mock_reply r =
+        error_reply(429, message, by_requests ? "requests" : "tokens", "rate_limit_exceeded");
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    r.headers.emplace_back("retry-after-ms", std::to_string(std::max<long long>(1, ms)));
+    r.headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
+    add_limit_headers(r, now);
+    return r;
+}
+
+std::chrono::microseconds mock_behavior::answer_delay(fault_draw& faults) {
+    if (faults.hit(opts_.faults.slow)) {
+        ++counters_.slow;
+        return std::chrono::duration_cast<std::chrono::microseconds>(opts_.faults.slow_delay);
+    }
+    if (opts_.latency.count() <= 0)
+        return std::chrono::microseconds(0);
+    if (!opts_.exponential_latency)
+        return opts_.latency;
+    std::exponential_distribution<double> d(1.0 / static_cast<double>(opts_.latency.count()));
+    return std::chrono::microseconds(static_cast<long long>(d(rng_)));
+}
+
+namespace {
+
+// What every form of one answer shares.
+struct answer_shape {
+    std::string id;
+    long long created = 0;
+    std::uint64_t completion_tokens = 0;
+    const char* finish = "stop";
+    std::string usage; // the "usage":{...} member
+};
+
+std::string stream_body(const parsed_request& req, const answer_shape& a) {
+    std::string body;
+    const std::string prefix = R"({"id":")" + a.id +
+                               R"(","object":"chat.completion.chunk","created":)" +
+                               std::to_string(a.created) + R"(,"model":)";
+    std::string model_json;
+    append_json_string(model_json, req.model);
+    for (std::uint64_t i = 0; i < req.n; ++i) {
+        const std::string idx = std::to_string(i);
+        body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                          R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
+        for (std::uint64_t w = 0; w < a.completion_tokens; ++w) {
+            std::string piece;
+            append_json_string(
+                piece, std::string(w ? " " : "") + std::string(words[w % std::size(words)]));
+            body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                              R"(,"delta":{"content":)" + piece + R"(},"finish_reason":null}]})");
+        }
+        body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
+                          R"(,"delta":{},"finish_reason":")" + a.finish + R"("}]})");
+    }
+    if (req.include_usage)
+        body += sse_event(prefix + model_json + R"(,"choices":[],)" + a.usage + "}");
+    body += "data: [DONE]\n\n";
+    return body;
+}
+
+std::string completion_body(const parsed_request& req, const answer_shape& a) {
+    const std::string text = answer_text(a.completion_tokens);
+    std::string body;
+    body.reserve(256 + text.size() * req.n);
+    body += R"({"id":")" + a.id + R"(","object":"chat.completion","created":)";
+    body += std::to_string(a.created);
+    body += R"(,"model":)";
+    append_json_string(body, req.model);
+    body += R"(,"choices":[)";
+    for (std::uint64_t i = 0; i < req.n; ++i) {
+        if (i)
+            body += ',';
+        body += R"({"index":)" + std::to_string(i) + R"(,"message":{"role":"assistant","content":)";
+        append_json_string(body, text);
+        body += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
+        body += a.finish;
+        body += "\"}";
+    }
+    body += "],";
+    body += a.usage;
+    body += R"(,"system_fingerprint":"fp_sluice_mock"})";
+    return body;
+}
+
+} // namespace
+
+mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_point now) {
+    parsed_request req;
+    if (!parse_request(body, req)) {
+        ++counters_.client_errors;
+        return error_reply(
+            400, "We could not parse the JSON body of your request.", "invalid_request_error", "");
+    }
+    fault_draw faults{std::uniform_real_distribution<double>(0, 1)(rng_)};
+    if (auto fault = early_fault(faults))
+        return std::move(*fault);
 
     // Enforced limits, charged like OpenAI does: the prompt plus the completion budget.
     const std::uint64_t prompt = (req.message_chars + 3) / 4 + 4 * req.messages + 3;
     const std::uint64_t budget = (req.max_tokens ? req.max_tokens : opts_.answer_tokens) * req.n;
-    const double cost = static_cast<double>(prompt + budget);
-    const auto req_wait = requests_.wait_for(now, 1);
-    const auto tok_wait = tokens_.wait_for(now, cost);
-    if (req_wait > token_bucket::duration::zero() || tok_wait > token_bucket::duration::zero()) {
-        ++counters_.rate_limited;
-        const bool by_requests = req_wait >= tok_wait;
-        const auto wait = std::max(req_wait, tok_wait);
-        std::string message = by_requests ? "Rate limit reached for requests per min (RPM): Limit "
-                                          : "Rate limit reached for tokens per min (TPM): Limit ";
-        message += std::to_string(static_cast<long long>(by_requests ? opts_.rpm : opts_.tpm));
-        message += ". Please try again later.";
-        mock_reply r =
-            error_reply(429, message, by_requests ? "requests" : "tokens", "rate_limit_exceeded");
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-        r.headers.emplace_back("retry-after-ms", std::to_string(std::max<long long>(1, ms)));
-        r.headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
-        add_limit_headers(r, now);
-        return r;
-    }
-    requests_.try_take(now, 1);
-    tokens_.try_take(now, cost);
+    if (auto refused = over_limit(static_cast<double>(prompt + budget), now))
+        return std::move(*refused);
 
-    const std::uint64_t completion_tokens =
-        req.max_tokens ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens)
-                       : opts_.answer_tokens;
-    const char* finish = req.max_tokens && req.max_tokens < opts_.answer_tokens ? "length" : "stop";
-    const std::string text = answer_text(completion_tokens);
-    const std::string id = "chatcmpl-mock" + std::to_string(next_id_++);
-    const long long created = static_cast<long long>(std::time(nullptr));
+    answer_shape a;
+    a.completion_tokens = req.max_tokens
+                              ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens)
+                              : opts_.answer_tokens;
+    a.finish = req.max_tokens && req.max_tokens < opts_.answer_tokens ? "length" : "stop";
+    a.id = "chatcmpl-mock" + std::to_string(next_id_++);
+    a.created = static_cast<long long>(std::time(nullptr));
+    const std::uint64_t completion = a.completion_tokens * req.n;
+    a.usage = R"("usage":{"prompt_tokens":)" + std::to_string(prompt) + R"(,"completion_tokens":)" +
+              std::to_string(completion) + R"(,"total_tokens":)" +
+              std::to_string(prompt + completion) +
+              R"(,"prompt_tokens_details":{"cached_tokens":0},)"
+              R"("completion_tokens_details":{"reasoning_tokens":0}})";
 
     mock_reply r;
     r.headers.emplace_back("x-request-id", "req_mock" + std::to_string(next_id_));
     add_limit_headers(r, now);
-    if (hit(f.slow)) {
-        ++counters_.slow;
-        r.delay = std::chrono::duration_cast<std::chrono::microseconds>(f.slow_delay);
-    } else if (opts_.latency.count() > 0) {
-        if (opts_.exponential_latency) {
-            std::exponential_distribution<double> d(1.0 /
-                                                    static_cast<double>(opts_.latency.count()));
-            r.delay = std::chrono::microseconds(static_cast<long long>(d(rng_)));
-        } else {
-            r.delay = opts_.latency;
-        }
-    }
-
-    std::string usage = R"("usage":{"prompt_tokens":)" + std::to_string(prompt) +
-                        R"(,"completion_tokens":)" + std::to_string(completion_tokens * req.n) +
-                        R"(,"total_tokens":)" + std::to_string(prompt + completion_tokens * req.n) +
-                        R"(,"prompt_tokens_details":{"cached_tokens":0},)"
-                        R"("completion_tokens_details":{"reasoning_tokens":0}})";
-    std::string head = R"({"id":")" + id + R"(","object":")";
-
+    r.delay = answer_delay(faults);
     if (req.stream) {
         ++counters_.streamed;
         ++counters_.ok;
         r.content_type = "text/event-stream";
         r.chunked = true;
-        const std::string prefix = head + R"(chat.completion.chunk","created":)" +
-                                   std::to_string(created) + R"(,"model":)";
-        std::string model_json;
-        append_json_string(model_json, req.model);
-        for (std::uint64_t i = 0; i < req.n; ++i) {
-            const std::string idx = std::to_string(i);
-            r.body +=
-                sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                          R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
-            for (std::uint64_t w = 0; w < completion_tokens; ++w) {
-                std::string piece;
-                append_json_string(
-                    piece, std::string(w ? " " : "") + std::string(words[w % std::size(words)]));
-                r.body +=
-                    sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                              R"(,"delta":{"content":)" + piece + R"(},"finish_reason":null}]})");
-            }
-            r.body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                                R"(,"delta":{},"finish_reason":")" + finish + R"("}]})");
-        }
-        if (req.include_usage)
-            r.body += sse_event(prefix + model_json + R"(,"choices":[],)" + usage + "}");
-        r.body += "data: [DONE]\n\n";
+        r.body = stream_body(req, a);
         return r;
     }
-
-    if (hit(f.malformed)) {
+    if (faults.hit(opts_.faults.malformed)) {
         ++counters_.malformed;
-        r.body = "{\"id\":\"" + id + "\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,";
+        r.body =
+            "{\"id\":\"" + a.id + "\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,";
         r.body += "<html>not json</html>";
         return r;
     }
-    r.body.reserve(256 + text.size() * req.n);
-    r.body += head;
-    r.body += R"(chat.completion","created":)";
-    r.body += std::to_string(created);
-    r.body += R"(,"model":)";
-    append_json_string(r.body, req.model);
-    r.body += R"(,"choices":[)";
-    for (std::uint64_t i = 0; i < req.n; ++i) {
-        if (i)
-            r.body += ',';
-        r.body +=
-            R"({"index":)" + std::to_string(i) + R"(,"message":{"role":"assistant","content":)";
-        append_json_string(r.body, text);
-        r.body += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
-        r.body += finish;
-        r.body += "\"}";
-    }
-    r.body += "],";
-    r.body += usage;
-    r.body += R"(,"system_fingerprint":"fp_sluice_mock"})";
-    if (hit(f.truncated)) {
+    r.body = completion_body(req, a);
+    if (faults.hit(opts_.faults.truncated)) {
         ++counters_.truncated;
         r.what = mock_reply::action::truncate;
         return r;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -50,7 +51,22 @@ public:
     mock_counters& counters() noexcept { return counters_; }
 
 private:
+    // Which injected fault, if any, one request gets: a single uniform draw against the
+    // fault probabilities stacked in a fixed order, so one seed replays the same faults.
+    struct fault_draw {
+        double draw = 0;
+        double edge = 0;
+        bool hit(double p) {
+            const bool h = draw >= edge && draw < edge + p;
+            edge += p;
+            return h;
+        }
+    };
+
     mock_reply chat_completion(std::string_view body, clock::time_point now);
+    std::optional<mock_reply> early_fault(fault_draw& faults);
+    std::optional<mock_reply> over_limit(double cost, clock::time_point now);
+    std::chrono::microseconds answer_delay(fault_draw& faults);
     void add_limit_headers(mock_reply& r, clock::time_point now);
     mock_reply error_reply(unsigned status,
                            std::string_view message,
