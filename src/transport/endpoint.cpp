@@ -24,6 +24,66 @@ bool valid_host_char(char c) {
            c == '.' || c == '_';
 }
 
+// The base path goes into the request line as it is: no query, no fragment, and nothing
+// that would end the line or the target (a CR/LF here would inject headers).
+bool valid_path(std::string_view path) noexcept {
+    if (!path.empty() && path.front() != '/')
+        return false; // a query or fragment in a base URL
+    for (char c : path)
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#')
+            return false;
+    return true;
+}
+
+// The host and port of an authority with no credentials: "[v6]:port" or "name:port". The
+// port is left empty, with `has_port` false, when there is none.
+bool split_authority(std::string_view authority,
+                     std::string_view& host,
+                     std::string_view& port,
+                     bool& has_port) {
+    has_port = false;
+    if (authority.front() == '[') {
+        const std::size_t close = authority.find(']');
+        if (close == std::string_view::npos)
+            return false;
+        host = authority.substr(1, close - 1);
+        const std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':')
+                return false;
+            port = after.substr(1);
+            has_port = true;
+        }
+        error_code aec;
+        boost::asio::ip::make_address_v6(std::string(host), aec);
+        // A zone ("fe80::1%eth0") names an interface of this machine: no use for a server's
+        // certificate or Host header.
+        return !aec && host.find('%') == std::string_view::npos;
+    }
+    const std::size_t colon = authority.rfind(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+        port = authority.substr(colon + 1);
+        has_port = true;
+    }
+    if (host.empty() || host.front() == '.' || host.find("..") != std::string_view::npos)
+        return false; // no host, or an empty label
+    for (char c : host)
+        if (!valid_host_char(c))
+            return false;
+    return true;
+}
+
+bool parse_port(std::string_view port, std::uint16_t& out) noexcept {
+    unsigned value = 0;
+    const auto [p, err] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || err != std::errc{} || p != port.data() + port.size() || value == 0 ||
+        value > 65535)
+        return false;
+    out = static_cast<std::uint16_t>(value);
+    return true;
+}
+
 } // namespace
 
 endpoint endpoint::parse(std::string_view url, error_code& ec) {
@@ -44,80 +104,18 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
     }
 
     const std::size_t slash = rest.find_first_of("/?#");
-    std::string_view authority = rest.substr(0, slash);
+    const std::string_view authority = rest.substr(0, slash);
     std::string_view path =
         slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-    if (authority.empty() || authority.find('@') != std::string_view::npos) {
-        ec = errc::invalid_url; // no host, or credentials in the URL (never send those)
-        return {};
-    }
-    if (!path.empty() && path.front() != '/') {
-        ec = errc::invalid_url; // a query or fragment in a base URL
-        return {};
-    }
-    for (char c : path) {
-        // The prefix goes into the request line as it is: no query, no fragment, and nothing
-        // that would end the line or the target (a CR/LF here would inject headers).
-        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#') {
-            ec = errc::invalid_url;
-            return {};
-        }
-    }
-
     std::string_view host;
     std::string_view port;
     bool has_port = false;
-    if (authority.front() == '[') {
-        const std::size_t close = authority.find(']');
-        if (close == std::string_view::npos) {
-            ec = errc::invalid_url;
-            return {};
-        }
-        host = authority.substr(1, close - 1);
-        std::string_view after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                ec = errc::invalid_url;
-                return {};
-            }
-            port = after.substr(1);
-            has_port = true;
-        }
-        error_code aec;
-        boost::asio::ip::make_address_v6(std::string(host), aec);
-        // A zone ("fe80::1%eth0") names an interface of this machine: no use for a server's
-        // certificate or Host header.
-        if (aec || host.find('%') != std::string_view::npos) {
-            ec = errc::invalid_url;
-            return {};
-        }
-    } else {
-        const std::size_t colon = authority.rfind(':');
-        host = authority.substr(0, colon);
-        if (colon != std::string_view::npos) {
-            port = authority.substr(colon + 1);
-            has_port = true;
-        }
-        if (host.empty() || host.front() == '.' || host.find("..") != std::string_view::npos) {
-            ec = errc::invalid_url; // no host, or an empty label
-            return {};
-        }
-        for (char c : host) {
-            if (!valid_host_char(c)) {
-                ec = errc::invalid_url;
-                return {};
-            }
-        }
-    }
-    if (has_port) {
-        unsigned value = 0;
-        const auto [p, err] = std::from_chars(port.data(), port.data() + port.size(), value);
-        if (port.empty() || err != std::errc{} || p != port.data() + port.size() || value == 0 ||
-            value > 65535) {
-            ec = errc::invalid_url;
-            return {};
-        }
-        ep.port = static_cast<std::uint16_t>(value);
+    // No host, credentials in the URL (never send those), a bad path, host or port.
+    if (authority.empty() || authority.find('@') != std::string_view::npos || !valid_path(path) ||
+        !split_authority(authority, host, port, has_port) ||
+        (has_port && !parse_port(port, ep.port))) {
+        ec = errc::invalid_url;
+        return {};
     }
     ep.host = std::string(host);
     while (!path.empty() && path.back() == '/')
