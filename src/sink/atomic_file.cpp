@@ -18,15 +18,11 @@ constexpr std::size_t write_threshold = std::size_t{1} << 20;
 constexpr std::string_view temp_suffix = ".sluice-tmp";
 
 void write_all(int fd, const char* data, std::size_t size, const std::string& name) {
-    while (size > 0) {
-        const ssize_t n = ::write(fd, data, size);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fail_io("write ", name);
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
+    int err = 0;
+    write_fully(fd, data, size, err);
+    if (err != 0) {
+        errno = err;
+        fail_io("write ", name);
     }
 }
 
@@ -37,13 +33,11 @@ void sync_directory_of(const std::string& path) {
     const file_handle fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0)
         fail_io("open directory ", dir);
-    while (::fsync(fd.get()) != 0) {
-        if (errno == EINTR)
-            continue;
-        if (errno == EINVAL) // file systems that cannot sync a directory order renames anyway
-            return;
-        fail_io("fsync directory ", dir);
-    }
+    const int err = fsync_retrying(fd.get());
+    if (err == 0 || err == EINVAL) // file systems that cannot sync a directory order renames anyway
+        return;
+    errno = err;
+    fail_io("fsync directory ", dir);
 }
 
 } // namespace
@@ -54,9 +48,32 @@ void fail_io(std::string_view what, std::string_view name) {
 }
 
 void sync_file(int fd, const std::string& name) {
+    if (const int err = fsync_retrying(fd); err != 0) {
+        errno = err;
+        fail_io("fsync ", name);
+    }
+}
+
+std::size_t write_fully(int fd, const char* data, std::size_t size, int& err) noexcept {
+    err = 0;
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = ::write(fd, data + done, size - done);
+        if (n >= 0) {
+            done += static_cast<std::size_t>(n);
+        } else if (errno != EINTR) {
+            err = errno;
+            break;
+        }
+    }
+    return done;
+}
+
+int fsync_retrying(int fd) noexcept {
     while (::fsync(fd) != 0)
         if (errno != EINTR)
-            fail_io("fsync ", name);
+            return errno;
+    return 0;
 }
 
 std::optional<std::string> resolve(const std::string& path) {

@@ -21,6 +21,14 @@ namespace sluice::detail {
 /// Syncs `fd` to stable storage, retrying on EINTR; `name` goes into the error.
 void sync_file(int fd, const std::string& name);
 
+/// Writes `size` bytes, retrying short writes and EINTR. Returns how many were written and
+/// sets `err` to the errno of the write that failed (0 when all were): a caller that keeps a
+/// buffer must drop what reached the file before it retries.
+std::size_t write_fully(int fd, const char* data, std::size_t size, int& err) noexcept;
+
+/// fsync, retried on EINTR: 0, or the errno it failed with.
+int fsync_retrying(int fd) noexcept;
+
 /// The file a path names, symlinks followed, so that replacing it keeps the user's link;
 /// nullopt when it does not exist.
 std::optional<std::string> resolve(const std::string& path);

@@ -2,6 +2,7 @@
 
 #include "detail/json_string.hpp"
 #include "detail/trim.hpp"
+#include "sink/atomic_file.hpp"
 #include "sink/json_text.hpp"
 
 #include <unistd.h>
@@ -158,16 +159,9 @@ void jsonl_writer::written() {
 }
 
 void jsonl_writer::flush() {
-    std::size_t done = 0;
-    while (done < buffer_.size()) {
-        const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
-        if (n >= 0) {
-            done += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        const int err = errno;
+    int err = 0;
+    const std::size_t done = detail::write_fully(fd_, buffer_.data(), buffer_.size(), err);
+    if (err != 0) {
         buffer_.erase(0, done); // what reached the file must not be written twice on a retry
         throw std::system_error(err, std::generic_category(), "write output");
     }
@@ -180,13 +174,9 @@ void jsonl_writer::flush() {
 void jsonl_writer::sync() {
     flush();
     // Pipes and terminals cannot be synced; that is not a failure of the output.
-    while (::fsync(fd_) != 0) {
-        if (errno == EINTR)
-            continue;
-        if (errno == EINVAL || errno == EROFS)
-            return;
-        throw std::system_error(errno, std::generic_category(), "fsync output");
-    }
+    const int err = detail::fsync_retrying(fd_);
+    if (err != 0 && err != EINVAL && err != EROFS)
+        throw std::system_error(err, std::generic_category(), "fsync output");
 }
 
 } // namespace sluice
