@@ -23,12 +23,22 @@ namespace {
 
 // A per-minute limit refills continuously at limit/60 per second; the bucket holds `burst`
 // seconds of refill, and at least one unit so that a limit below 60/min still admits.
+struct bucket_shape {
+    double rate = 0;     // units a second
+    double capacity = 0; // units
+};
+
+bucket_shape shape_of(double per_minute, std::chrono::duration<double> burst) noexcept {
+    const double rate = per_minute / 60.0;
+    return {rate, std::max(1.0, rate * burst.count())};
+}
+
 token_bucket
 make_bucket(double per_minute, std::chrono::duration<double> burst, token_bucket::time_point now) {
     if (per_minute <= 0)
         return {};
-    const double rate = per_minute / 60.0;
-    return {rate, std::max(1.0, rate * burst.count()), now};
+    const bucket_shape b = shape_of(per_minute, burst);
+    return {b.rate, b.capacity, now};
 }
 
 } // namespace
@@ -142,14 +152,13 @@ bool rate_limiter::reconcile(time_point now,
         if (unset ? !opts_.learn_from_headers : *server >= configured)
             return;
         configured = *server;
-        const double rate = configured / 60.0;
-        const double capacity = std::max(1.0, rate * opts_.burst.count());
         if (unset) {
             // From unlimited: full, then clamped below like a configured bucket.
-            bucket = token_bucket(rate, capacity, now);
+            bucket = make_bucket(configured, opts_.burst, now);
             learned = true;
         } else {
-            bucket.reconfigure(now, rate, capacity);
+            const bucket_shape b = shape_of(configured, opts_.burst);
+            bucket.reconfigure(now, b.rate, b.capacity);
         }
         changed = true;
     };
