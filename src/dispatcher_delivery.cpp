@@ -56,10 +56,12 @@ void dispatcher::impl::finish(op_ptr op, error_code ec) {
 
 // Servers echo request headers, the key among them, in error messages (and may in any
 // body): it is cut out of everything a result carries before anyone can write it.
-void dispatcher::impl::scrub_secrets(result& r) const {
+void dispatcher::impl::scrub_secrets(result& r) {
     if (!secrets.active())
         return;
-    secrets.scrub(r.body);
+    // "[REDACTED]" in place of the key keeps JSON valid, except right after a backslash.
+    if (secrets.scrub(r.body) && r.completion.body_is_json)
+        r.completion.body_is_json = parser.is_json(r.body);
     secrets.scrub(r.message);
     if (r.completion.error) {
         secrets.scrub(r.completion.error->message);

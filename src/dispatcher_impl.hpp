@@ -244,7 +244,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     void finish(op_ptr op, error_code ec);
 
-    void scrub_secrets(result& r) const;
+    void scrub_secrets(result& r);
 
     void deliver_now(std::string custom_id, errc e, result_handler h);
 

@@ -49,6 +49,10 @@ struct completion {
     std::optional<sluice::usage> usage;
     /// Present when the body was an error object.
     std::optional<provider_error> error;
+    /// The whole body is one valid JSON value (RFC 8259; checked by the same pass that reads
+    /// the fields above, also when they are missing). The sink embeds such a body as JSON and
+    /// quotes anything else as a string.
+    bool body_is_json = false;
 };
 
 /// When each step of a request's life happened. `queued`, `admitted` and `done` are on the

@@ -1,5 +1,7 @@
 #include <sluice/parse/completion_parser.hpp>
 
+#include "detail/trim.hpp"
+
 #include <simdjson.h>
 
 #include <cstring>
@@ -17,6 +19,61 @@ namespace od = simdjson::ondemand;
 // A field's value, or the error that reaching it produced: every accessor on it reports that
 // error, so the readers below need no separate check.
 using value_result = simdjson::simdjson_result<od::value>;
+
+// True when the value is valid JSON all the way down. The fast path reads only some fields; the
+// rest go through here instead of being skipped, because on-demand skipping counts brackets
+// without checking what it passes over, and the sink embeds the body as JSON only when all of
+// it is. On-demand does not bound nesting, so this does (as RFC 8259 allows), keeping the
+// recursion off a hostile body's depth.
+constexpr int max_depth = 1024;
+
+bool valid(value_result v, int depth = 0) {
+    if (++depth > max_depth)
+        return false;
+    od::json_type t;
+    if (v.type().get(t))
+        return false;
+    switch (t) {
+    case od::json_type::object: {
+        od::object object;
+        if (v.get_object().get(object))
+            return false;
+        for (auto field : object) {
+            std::string_view key; // unescaped, so that its escapes are checked too
+            if (field.unescaped_key().get(key) || !valid(field.value(), depth))
+                return false;
+        }
+        return true;
+    }
+    case od::json_type::array: {
+        od::array array;
+        if (v.get_array().get(array))
+            return false;
+        for (auto element : array)
+            if (!valid(element, depth))
+                return false;
+        return true;
+    }
+    case od::json_type::string: {
+        std::string_view s;
+        return !v.get_string().get(s);
+    }
+    case od::json_type::number: {
+        // get_double, not get_number: integers beyond 64 bits are valid JSON too.
+        double d = 0;
+        return !v.get_double().get(d);
+    }
+    case od::json_type::boolean: {
+        bool b = false;
+        return !v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+        bool is_null = false;
+        return !v.is_null().get(is_null) && is_null;
+    }
+    }
+    return false;
+}
 
 bool read_string(value_result v, std::string& out) {
     std::string_view s;
@@ -41,11 +98,10 @@ bool read_string_or_null(value_result v, std::string& out) {
         return read_string(v, out);
     case od::json_type::number: {
         std::string_view raw;
-        if (v.raw_json_token().get(raw))
+        double d = 0;
+        if (v.raw_json_token().get(raw) || v.get_double().get(d))
             return false;
-        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' ||
-                                raw.back() == '\t'))
-            raw.remove_suffix(1);
+        raw = detail::trim(raw, detail::json_blanks); // the token runs up to the next one
         out.assign(raw.data(), raw.size());
         return true;
     }
@@ -54,12 +110,30 @@ bool read_string_or_null(value_result v, std::string& out) {
     }
 }
 
-// True when the value is present and not null; the value is left unconsumed otherwise.
-bool present(value_result v, bool& out) {
+// A field the fast path does not read: checked, not skipped (see `valid`).
+bool valid_field(simdjson::simdjson_result<od::field>& field) {
+    std::string_view key;
+    return !field.unescaped_key().get(key) && valid(field.value());
+}
+
+// `tool_calls`: an array (vLLM sends an empty one when there are none), null, or anything else
+// taken as present.
+bool read_tool_calls(value_result v, bool& out) {
     od::json_type t;
     if (v.type().get(t))
         return false;
-    out = t != od::json_type::null;
+    if (t != od::json_type::array) {
+        out = t != od::json_type::null;
+        return valid(v);
+    }
+    od::array array;
+    if (v.get_array().get(array))
+        return false;
+    for (auto element : array) {
+        if (!valid(element))
+            return false;
+        out = true;
+    }
     return true;
 }
 
@@ -71,34 +145,28 @@ bool read_message(value_result v, choice& c) {
         od::raw_json_string key;
         if (field.key().get(key))
             return false;
+        bool ok = true;
         if (key == "content") {
             od::json_type t;
             if (field.value().type().get(t))
                 return false;
-            if (t == od::json_type::null)
-                continue;
             std::string text;
-            if (!read_string(field.value(), text))
-                return false;
-            c.content = std::move(text);
+            ok = t == od::json_type::null ? valid(field.value()) : read_string(field.value(), text);
+            if (ok && t != od::json_type::null)
+                c.content = std::move(text);
         } else if (key == "tool_calls") {
-            // vLLM sends an empty array when there are none.
-            value_result v = field.value();
-            od::json_type t;
-            if (v.type().get(t))
-                return false;
-            if (t == od::json_type::array) {
-                std::size_t n = 0;
-                if (v.count_elements().get(n))
-                    return false;
-                c.has_tool_calls = n > 0;
-            } else {
-                c.has_tool_calls = t != od::json_type::null;
-            }
+            ok = read_tool_calls(field.value(), c.has_tool_calls);
         } else if (key == "refusal") {
-            if (!present(field.value(), c.has_refusal))
+            od::json_type t;
+            if (field.value().type().get(t))
                 return false;
+            c.has_refusal = t != od::json_type::null;
+            ok = valid(field.value());
+        } else {
+            ok = valid_field(field);
         }
+        if (!ok)
+            return false;
     }
     return true;
 }
@@ -111,18 +179,20 @@ bool read_choice(value_result v, choice& c) {
         od::raw_json_string key;
         if (field.key().get(key))
             return false;
+        bool ok = true;
         if (key == "index") {
             std::uint64_t index = 0;
-            if (field.value().get_uint64().get(index) || index > UINT32_MAX)
-                return false;
+            ok = !field.value().get_uint64().get(index) && index <= UINT32_MAX;
             c.index = static_cast<std::uint32_t>(index);
         } else if (key == "message") {
-            if (!read_message(field.value(), c))
-                return false;
+            ok = read_message(field.value(), c);
         } else if (key == "finish_reason") {
-            if (!read_string_or_null(field.value(), c.finish_reason))
-                return false;
+            ok = read_string_or_null(field.value(), c.finish_reason);
+        } else {
+            ok = valid_field(field);
         }
+        if (!ok)
+            return false;
     }
     return true;
 }
@@ -158,7 +228,8 @@ bool read_usage(value_result v, std::optional<usage>& out) {
                                 : key == "completion_tokens" ? &u.completion_tokens
                                 : key == "total_tokens"      ? &u.total_tokens
                                                              : nullptr;
-        if (target && field.value().get_uint64().get(*target))
+        if (target ? field.value().get_uint64().get(*target) != simdjson::SUCCESS
+                   : !valid_field(field))
             return false;
     }
     out = u;
@@ -179,7 +250,7 @@ bool read_error(value_result v, std::optional<provider_error>& out) {
                               : key == "code"  ? &e.code
                               : key == "param" ? &e.param
                                                : nullptr;
-        if (target && !read_string_or_null(field.value(), *target))
+        if (!(target ? read_string_or_null(field.value(), *target) : valid_field(field)))
             return false;
     }
     out = std::move(e);
@@ -226,10 +297,55 @@ struct completion_parser::impl {
                 ok = read_usage(field.value(), out.usage);
             else if (key == "error")
                 ok = read_error(field.value(), out.error);
+            else
+                ok = valid_field(field);
             if (!ok)
                 return false;
         }
-        return true;
+        return at_end(doc);
+    }
+
+    // Whether a body the fast path refused is still one valid JSON value (an error page's
+    // `{"detail": ...}`, an array): the sink embeds such a body as JSON rather than as text.
+    bool is_json(const char* data, std::size_t size, std::size_t capacity) {
+        od::document doc;
+        od::json_type t;
+        if (parser.iterate(data, size, capacity).get(doc) || doc.type().get(t))
+            return false;
+        bool ok = false;
+        switch (t) {
+        case od::json_type::object:
+        case od::json_type::array:
+            ok = valid(doc.get_value());
+            break;
+        case od::json_type::string: {
+            std::string_view s;
+            ok = !doc.get_string().get(s);
+            break;
+        }
+        case od::json_type::number: {
+            double d = 0;
+            ok = !doc.get_double().get(d);
+            break;
+        }
+        case od::json_type::boolean: {
+            bool b = false;
+            ok = !doc.get_bool().get(b);
+            break;
+        }
+        case od::json_type::null: {
+            bool is_null = false;
+            ok = !doc.is_null().get(is_null) && is_null;
+            break;
+        }
+        }
+        return ok && at_end(doc);
+    }
+
+    // Nothing but whitespace after the root value (`{"a":1} x` is not JSON).
+    static bool at_end(od::document& doc) {
+        const char* where = nullptr;
+        return doc.current_location().get(where) != simdjson::SUCCESS;
     }
 };
 
@@ -250,14 +366,25 @@ error_code completion_parser::parse(const char* data,
     }
     if (!impl_->walk(data, size, capacity, out)) {
         out = completion{};
+        out.body_is_json = impl_->is_json(data, size, capacity);
         return errc::malformed_response;
     }
     // A body with neither choices nor an error object is not a chat completion.
     if (out.choices.empty() && !out.error) {
         out = completion{};
+        out.body_is_json = true;
         return errc::malformed_response;
     }
+    out.body_is_json = true;
     return {};
+}
+
+bool completion_parser::is_json(const char* data, std::size_t size, std::size_t capacity) {
+    if (capacity < size + parse_padding) {
+        data = impl_->padded_copy(data, size);
+        capacity = impl_->scratch_capacity;
+    }
+    return impl_->is_json(data, size, capacity);
 }
 
 } // namespace sluice

@@ -3,7 +3,6 @@
 #include "detail/json_string.hpp"
 #include "detail/trim.hpp"
 #include "sink/atomic_file.hpp"
-#include "sink/json_text.hpp"
 
 #include <unistd.h>
 
@@ -18,12 +17,13 @@ namespace {
 
 using detail::append_json_string;
 
-// Embeds a response body. Valid JSON goes in as written, minus surrounding whitespace; the
-// line breaks a pretty-printing server puts between tokens become spaces so the record stays
-// one line (inside valid JSON strings a raw CR or LF cannot occur). Anything else is quoted.
-void append_body(std::string& out, std::string_view body) {
+// Embeds a response body. A body the parser found to be valid JSON goes in as written, minus
+// surrounding whitespace; the line breaks a pretty-printing server puts between tokens become
+// spaces so the record stays one line (inside valid JSON strings a raw CR or LF cannot occur).
+// Anything else is quoted.
+void append_body(std::string& out, std::string_view body, bool is_json) {
     const std::string_view trimmed = detail::trim(body, detail::json_blanks);
-    if (trimmed.empty() || !detail::is_json(trimmed)) {
+    if (trimmed.empty() || !is_json) {
         append_json_string(out, body);
         return;
     }
@@ -71,7 +71,7 @@ void append_output_record(std::string& out, const result& r, std::string_view re
             out += ",\"request_id\":";
             append_json_string(out, r.request_id);
             out += ",\"body\":";
-            append_body(out, r.body);
+            append_body(out, r.body, r.completion.body_is_json);
             out += '}';
         }
         out += ",\"error\":";

@@ -15,6 +15,8 @@ namespace sluice {
 /// finish_reason, presence of tool_calls and refusal), `usage`, and for error bodies
 /// `error.message/type/code/param`. Unknown fields are ignored; a missing `usage` is allowed.
 /// A body that is not JSON or not of the expected shape yields `errc::malformed_response`.
+/// The fields it does not read are checked rather than skipped, so the one pass also tells
+/// whether the whole body is valid JSON (`completion::body_is_json`).
 ///
 /// Thread safety: distinct objects are independent; one object must not be used from two
 /// threads at once. Keep one parser per connection or per thread: it reuses its buffers.
@@ -33,6 +35,16 @@ public:
     /// Parses a body held in a string, using its spare capacity as padding when there is enough.
     error_code parse(const std::string& body, completion& out) {
         return parse(body.data(), body.size(), body.capacity(), out);
+    }
+
+    /// True when the `size` bytes at `data` are exactly one valid JSON value (RFC 8259;
+    /// surrounding whitespace allowed, nesting at most 1024 deep). For a body changed after
+    /// `parse` (a secret cut out of it); `parse` already says this of the body it read.
+    bool is_json(const char* data, std::size_t size, std::size_t capacity);
+
+    /// `is_json` of a body held in a string.
+    bool is_json(const std::string& body) {
+        return is_json(body.data(), body.size(), body.capacity());
     }
 
 private:

@@ -131,6 +131,86 @@ TEST_CASE("bodies that are not a chat completion are malformed_response, never a
     }
 }
 
+// The sink embeds a body as JSON only on the parser's word, so the word must hold for every
+// byte, also in the fields the fast path does not read.
+TEST_CASE("the parse says whether the whole body is valid JSON, read fields or not") {
+    const std::string completion_head = R"({"choices":[{"index":0,"message":{"content":"hi"}}],)";
+    const std::vector<std::string> not_json = {
+        "<html>\r\n<b>502 Bad Gateway</b>\n</html>",
+        R"({"a":1} x)",
+        R"({"a":tru})",
+        R"({"a":01})",
+        R"({"a":1,})",
+        R"([1 2])",
+        R"({"a":"\ud800"})", // lone surrogate
+        R"({"a":"\x"})",
+        "{\"a\":\"tab\there\"}", // raw control character inside a string
+        R"({"a":1)",
+        "",
+        "   ",
+        std::string(2000, '[') + std::string(2000, ']'), // deeper than 1024
+        std::string(1'000'000, '['),                     // no recursion that deep
+        completion_head + R"("x":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}",
+        // A valid completion around an invalid field the fast path never reads.
+        completion_head + R"("x":[1,2,]})",
+        completion_head + R"("x":{"y":nul}})",
+        completion_head + R"("x":"\q"})",
+        completion_head + R"("\q":1})",
+        completion_head + R"("usage":{"total_tokens":3,"details":{"a":-}}})",
+        R"({"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":tru}]}}]})",
+        R"({"choices":[{"index":0,"message":{"refusal":nulx}}]})",
+        R"({"choices":[{"index":0,"logprobs":{"content":[1,]}}]})",
+        R"({"error":{"message":"m","code":01}})",
+        R"({"error":{"message":"m","extra":[}})",
+        completion_head + R"("usage":null} {})",
+    };
+    const std::vector<std::string> json = {
+        R"({})",
+        R"([])",
+        R"("just a string")",
+        R"(-0.5e+10)",
+        R"(null)",
+        R"(true)",
+        R"({"big":123456789012345678901234567890})",
+        R"({"a":[true,false,null,0,1.5,-2E-3,"x\"\\\/\b\f\n\r\t\u00E9\ud83d\ude00"]})",
+        "{\"emoji\":\"\xF0\x9F\x98\x80\",\"deep\":" + std::string(100, '[') +
+            std::string(100, ']') + "}",
+        "\n{\r\n  \"id\": \"x\",\n  \"n\": [1,\n 2]\n}\n",
+        completion_head + R"("x":{"y":[null,true,{"z":"\u00e9"}]},"usage":{"total_tokens":1}})",
+    };
+    completion_parser p;
+    for (const auto& body : not_json) {
+        INFO(body.substr(0, 80));
+        completion c;
+        CHECK(p.parse(body, c) == errc::malformed_response);
+        CHECK_FALSE(c.body_is_json);
+        CHECK_FALSE(p.is_json(body));
+    }
+    for (const auto& body : json) {
+        INFO(body.substr(0, 80));
+        completion c;
+        (void)p.parse(body, c);
+        CHECK(c.body_is_json);
+        CHECK(p.is_json(body));
+    }
+    for (const char* name : {"plain.json",
+                             "n3.json",
+                             "tool_calls.json",
+                             "refusal.json",
+                             "vllm.json",
+                             "llamacpp.json",
+                             "reordered.json",
+                             "unicode.json",
+                             "error_quota.json",
+                             "error_server.json",
+                             "array.json"}) {
+        INFO(name);
+        completion c;
+        (void)p.parse(fixture(name), c);
+        CHECK(c.body_is_json);
+    }
+}
+
 TEST_CASE("the zero-copy and the copying path give the same answer") {
     std::string tight = fixture("n3.json");
     tight.shrink_to_fit();

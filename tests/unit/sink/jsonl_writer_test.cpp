@@ -28,6 +28,7 @@ result success(std::string custom_id, std::string body) {
     r.status = 200;
     r.request_id = "req_abc123";
     r.body = std::move(body);
+    r.completion.body_is_json = true; // as the parser finds the bodies these tests embed
     r.attempts = 1;
     return r;
 }
@@ -88,25 +89,20 @@ TEST_CASE("a request that got no response has response null and the error's own 
     CHECK(j["error"]["message"] == r.ec.message());
 }
 
+// Whether a body is JSON is the parser's finding (completion_parser_test checks it); the
+// writer trusts it, so a body it was told is not JSON is quoted even when it looks like JSON.
 TEST_CASE("a body that is not JSON is embedded as a string") {
     const std::vector<std::string> bodies = {
         "<html>\r\n<b>502 Bad Gateway</b>\n</html>",
         R"({"a":1} x)",
-        R"({"a":tru})",
-        R"({"a":01})",
-        R"({"a":1,})",
-        R"([1 2])",
-        R"({"a":"\ud800"})", // lone surrogate
-        R"({"a":"\x"})",
-        "{\"a\":\"tab\there\"}", // raw control character inside a string
-        R"({"a":1)",
+        R"({"a":"\ud800"})",
         "",
         "   ",
-        std::string(2000, '[') + std::string(2000, ']'), // deeper than 1024
     };
     for (const auto& body : bodies) {
-        INFO(body.substr(0, 40));
+        INFO(body);
         result r = success("s", body);
+        r.completion.body_is_json = false;
         r.status = 502;
         r.ec = errc::server_error;
         const json j = parse_line(record_of(r));
