@@ -131,81 +131,101 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
             tcp_layer.expires_after(read_timeout);
             auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
             if (ec == http::error::body_limit) {
-                http::response<http::string_body> res{http::status::payload_too_large, 11};
-                res.set(http::field::content_type, "application/json");
-                res.body() =
-                    R"({"error":{"message":"Request too large","type":"invalid_request_error","param":null,"code":null}})";
-                res.keep_alive(false);
-                res.prepare_payload();
-                co_await http::async_write(stream, res, use_tuple);
+                co_await refuse_too_large(stream);
                 co_return;
             }
             if (ec || handle.stopped)
                 co_return;
             const auto& req = parser.get();
-
-            mock_reply reply;
-            {
-                std::lock_guard lock(mutex);
-                reply = behavior.on_request(std::string_view(req.method_string()),
-                                            std::string_view(req.target()),
-                                            req.body(),
-                                            std::chrono::steady_clock::now());
-            }
-            if (reply.delay.count() > 0) {
-                asio::steady_timer timer(handle.strand);
-                handle.timer = &timer;
-                timer.expires_after(reply.delay);
-                co_await timer.async_wait(use_tuple);
-                handle.timer = nullptr;
-                if (handle.stopped)
-                    co_return;
-            }
-
+            mock_reply reply = decide(req);
+            if (reply.delay.count() > 0 && !co_await wait_out(reply.delay, handle))
+                co_return;
             if (reply.what == mock_reply::action::reset) {
-                // SO_LINGER 0 makes close() send RST: the peer sees a reset, not an EOF.
-                error_code ignored;
-                tcp_layer.socket().set_option(asio::socket_base::linger(true, 0), ignored);
-                tcp_layer.socket().close(ignored);
+                reset(tcp_layer);
                 co_return;
             }
-
-            http::response<http::string_body> res{static_cast<http::status>(reply.status),
-                                                  req.version()};
-            res.set(http::field::server, "sluice-mock");
-            res.set(http::field::content_type, reply.content_type);
-            for (auto& [name, value] : reply.headers)
-                res.set(name, value);
-            const bool keep = req.keep_alive() && !reply.close;
-            res.keep_alive(keep);
-
+            http::response<http::string_body> res = head_of(reply, req);
             if (reply.what == mock_reply::action::truncate) {
-                // A full Content-Length with half the body, then the connection goes away.
-                res.content_length(reply.body.size());
-                http::response_serializer<http::string_body> sr(res);
-                auto [hec, hn] = co_await http::async_write_header(stream, sr, use_tuple);
-                if (!hec) {
-                    const std::size_t half = reply.body.size() / 2;
-                    co_await asio::async_write(
-                        stream, asio::buffer(reply.body.data(), half), use_tuple);
-                }
-                error_code ignored;
-                tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
-                tcp_layer.socket().close(ignored);
+                co_await send_half(stream, res, reply.body);
                 co_return;
             }
-
             res.body() = std::move(reply.body);
             if (reply.chunked)
                 res.chunked(true);
             else
                 res.prepare_payload();
+            const bool keep = res.keep_alive();
             auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
             if (wec || !keep)
                 break;
         }
         error_code ignored;
         tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+
+    mock_reply decide(const http::request<http::string_body>& req) {
+        std::lock_guard lock(mutex);
+        return behavior.on_request(std::string_view(req.method_string()),
+                                   std::string_view(req.target()),
+                                   req.body(),
+                                   std::chrono::steady_clock::now());
+    }
+
+    // False when the server was stopped during the wait.
+    static asio::awaitable<bool> wait_out(std::chrono::nanoseconds delay,
+                                          connection_handle& handle) {
+        asio::steady_timer timer(handle.strand);
+        handle.timer = &timer;
+        timer.expires_after(delay);
+        co_await timer.async_wait(use_tuple);
+        handle.timer = nullptr;
+        co_return !handle.stopped;
+    }
+
+    static http::response<http::string_body> head_of(const mock_reply& reply,
+                                                     const http::request<http::string_body>& req) {
+        http::response<http::string_body> res{static_cast<http::status>(reply.status),
+                                              req.version()};
+        res.set(http::field::server, "sluice-mock");
+        res.set(http::field::content_type, reply.content_type);
+        for (auto& [name, value] : reply.headers)
+            res.set(name, value);
+        res.keep_alive(req.keep_alive() && !reply.close);
+        return res;
+    }
+
+    template <class Stream>
+    static asio::awaitable<void> refuse_too_large(Stream& stream) {
+        http::response<http::string_body> res{http::status::payload_too_large, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() =
+            R"({"error":{"message":"Request too large","type":"invalid_request_error","param":null,"code":null}})";
+        res.keep_alive(false);
+        res.prepare_payload();
+        co_await http::async_write(stream, res, use_tuple);
+    }
+
+    // SO_LINGER 0 makes close() send RST: the peer sees a reset, not an EOF.
+    static void reset(beast::tcp_stream& tcp_layer) {
+        error_code ignored;
+        tcp_layer.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+        tcp_layer.socket().close(ignored);
+    }
+
+    // A full Content-Length with half the body, then the connection goes away.
+    template <class Stream>
+    static asio::awaitable<void>
+    send_half(Stream& stream, http::response<http::string_body>& res, const std::string& body) {
+        res.content_length(body.size());
+        http::response_serializer<http::string_body> sr(res);
+        auto [hec, hn] = co_await http::async_write_header(stream, sr, use_tuple);
+        if (!hec)
+            co_await asio::async_write(
+                stream, asio::buffer(body.data(), body.size() / 2), use_tuple);
+        beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+        error_code ignored;
+        tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        tcp_layer.socket().close(ignored);
     }
 
     void forget(const std::shared_ptr<connection_handle>& handle) {

@@ -111,6 +111,9 @@ struct jsonl_reader::impl {
     }
 
     void parse_line(std::string_view line, input_record& out);
+    std::string take_line(std::string_view line, sj::dom::object object, request& req);
+    std::string take_prompt_line(const line_fields& f, request& req);
+    std::string take_batch_line(std::string_view line, const line_fields& f, request& req);
     void build_prompt_body(std::string_view model, std::string_view prompt, std::string& body);
     std::string_view raw_body(std::string_view line, sj::error_code& err);
 
@@ -157,70 +160,85 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     req.custom_id = "line-" + std::to_string(out.line_number);
     out.ec = {};
     out.message.clear();
-    auto fail = [&](std::string message) {
+
+    std::string why;
+    sj::dom::element root;
+    sj::dom::object object;
+    if (auto err = validator.parse(line.data(), line.size(), false).get(root))
+        why = std::string("not JSON: ") + sj::error_message(err);
+    else if (root.get_object().get(object))
+        why = "not a JSON object";
+    else
+        why = take_line(line, object, req);
+    if (!why.empty()) {
         req.body.clear();
         req.model.clear();
         out.ec = errc::bad_input_line;
-        out.message = std::move(message);
-    };
+        out.message = std::move(why);
+    }
+}
 
-    sj::dom::element root;
-    if (auto err = validator.parse(line.data(), line.size(), false).get(root))
-        return fail(std::string("not JSON: ") + sj::error_message(err));
-    sj::dom::object object;
-    if (root.get_object().get(object))
-        return fail("not a JSON object");
+// The request a valid JSON object line makes, in whichever of the three forms it is written;
+// the reason it makes none otherwise.
+std::string
+jsonl_reader::impl::take_line(std::string_view line, sj::dom::object object, request& req) {
     const line_fields f = read_fields(object);
-
     if (f.custom_id_not_string)
-        return fail("custom_id must be a string");
+        return "custom_id must be a string";
     if (f.custom_id) {
         if (f.custom_id->empty())
-            return fail("custom_id is empty");
+            return "custom_id is empty";
         req.custom_id.assign(*f.custom_id);
     }
-
     if (!f.body && f.has_messages) {
         // The line is itself a chat-completion body.
         if (std::string why = stream_refusal(object); !why.empty())
-            return fail(std::move(why));
+            return why;
         req.body.assign(trim(line));
         req.model.assign(f.model.value_or(std::string_view{}));
-        return;
+        return {};
     }
-    if (!f.body && (f.prompt || f.prompt_not_string)) {
-        if (f.prompt_not_string)
-            return fail("prompt must be a string");
-        if (!f.not_for_prompt.empty())
-            return fail("prompt line has key \"" + std::string(f.not_for_prompt) +
-                        "\"; only prompt, custom_id and model are read (write a chat body to "
-                        "set other fields)");
-        if (f.model_not_string)
-            return fail("model must be a string");
-        const std::string_view model =
-            f.model && !f.model->empty() ? *f.model : std::string_view(default_model);
-        if (model.empty())
-            return fail("prompt line needs a model (--model)");
-        build_prompt_body(model, *f.prompt, req.body);
-        req.model.assign(model);
-        return;
-    }
+    if (!f.body && (f.prompt || f.prompt_not_string))
+        return take_prompt_line(f, req);
     if (!f.body)
-        return fail("missing body (or messages, or prompt)");
-    // Batch API form. A missing method or url means the only one sluice serves.
+        return "missing body (or messages, or prompt)";
+    return take_batch_line(line, f, req);
+}
+
+std::string jsonl_reader::impl::take_prompt_line(const line_fields& f, request& req) {
+    if (f.prompt_not_string)
+        return "prompt must be a string";
+    if (!f.not_for_prompt.empty())
+        return "prompt line has key \"" + std::string(f.not_for_prompt) +
+               "\"; only prompt, custom_id and model are read (write a chat body to set other "
+               "fields)";
+    if (f.model_not_string)
+        return "model must be a string";
+    const std::string_view model =
+        f.model && !f.model->empty() ? *f.model : std::string_view(default_model);
+    if (model.empty())
+        return "prompt line needs a model (--model)";
+    build_prompt_body(model, *f.prompt, req.body);
+    req.model.assign(model);
+    return {};
+}
+
+// The Batch API form. A missing method or url means the only one sluice serves.
+std::string
+jsonl_reader::impl::take_batch_line(std::string_view line, const line_fields& f, request& req) {
     if (f.method_not_string)
-        return fail("method must be a string");
+        return "method must be a string";
     if (f.method && *f.method != "POST")
-        return fail("unsupported method " + std::string(*f.method));
+        return "unsupported method " + std::string(*f.method);
     if (f.url_not_string)
-        return fail("url must be a string");
+        return "url must be a string";
     if (f.url && *f.url != chat_url && *f.url != chat_url_no_version)
-        return fail("unsupported url " + std::string(*f.url));
+        return "unsupported url " + std::string(*f.url);
     sj::dom::object body;
     if (f.body->get_object().get(body))
-        return fail("body is not an object");
+        return "body is not an object";
     if (std::string why = stream_refusal(body); !why.empty())
-        return fail(std::move(why));
+        return why;
     std::string_view model;
     if (!body["model"].get_string().get(model))
         req.model.assign(model);
@@ -228,8 +246,9 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     sj::error_code err = sj::SUCCESS;
     const std::string_view raw = raw_body(line, err);
     if (err)
-        return fail(std::string("body could not be extracted: ") + sj::error_message(err));
+        return std::string("body could not be extracted: ") + sj::error_message(err);
     req.body.assign(raw);
+    return {};
 }
 
 // Strings come unescaped from the parser and are quoted again here, so any escape or UTF-8 the

@@ -147,87 +147,65 @@ private:
             in.erase(0, head_end + length);
             const int id = line_id(body);
             count(id);
-            const std::string authorization = header_value(head, "authorization");
-
-            switch (opts_.how) {
-            case behavior::normal:
-                co_await write(socket, ok(answer_content(id)));
-                break;
-            case behavior::early_hints:
-                co_await write(socket,
-                               "HTTP/1.1 100 Continue\r\n\r\n"
-                               "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n" +
-                                   ok(answer_content(id)));
-                break;
-            case behavior::unsolicited_now:
-                co_await write(socket, ok(answer_content(id)) + ok("answer stray"));
-                break;
-            case behavior::unsolicited_late: {
-                co_await write(socket, ok(answer_content(id)));
+            if (opts_.how == behavior::huge_chunked) {
+                co_await stream_huge(socket);
+                co_return;
+            }
+            co_await write(socket, reply_to(id, header_value(head, "authorization")));
+            if (opts_.how == behavior::unsolicited_late) {
                 boost::asio::steady_timer wait(ioc_, std::chrono::milliseconds(50));
                 co_await wait.async_wait(use_awaitable);
                 co_await write(socket, ok("answer stray"));
-                break;
             }
-            case behavior::huge_retry_after:
-                co_await write(
-                    socket,
-                    response(
-                        "429 Too Many Requests",
-                        "retry-after: 999999999\r\n",
-                        R"({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}})"));
-                break;
-            case behavior::too_large:
-                co_await write(
-                    socket,
-                    response(
-                        "429 Too Many Requests",
-                        "",
-                        R"({"error":{"message":"Request too large for gpt-4o-mini in organization org-x on tokens per min (TPM): Limit 10, Requested 30000. The input or output tokens must be reduced in order to run successfully.","type":"tokens","param":null,"code":"rate_limit_exceeded"}})"));
-                break;
-            case behavior::unauthorized:
-                co_await write(
-                    socket,
-                    response(
-                        "401 Unauthorized",
-                        "",
-                        R"({"error":{"message":"Incorrect API key provided: sk-test...","type":"invalid_request_error","code":"invalid_api_key"}})"));
-                break;
-            case behavior::echo_key_400:
-                co_await write(socket,
-                               response("400 Bad Request",
-                                        "",
-                                        R"({"error":{"message":"bad request from Authorization: )" +
-                                            json_escape(authorization) +
-                                            R"(","type":"invalid_request_error","code":null}})"));
-                break;
-            case behavior::echo_key_200:
-                co_await write(socket,
-                               ok(answer_content(id) + ", you sent " + json_escape(authorization)));
-                break;
-            case behavior::huge_chunked:
-                co_await stream_huge(socket);
-                co_return;
-            case behavior::bad_chunk:
-                co_await write(
-                    socket,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\nzz\r\n{\"id\":\"c\"}\r\n0\r\n\r\n");
-                break;
-            case behavior::stall_tls:
-                co_return;
-            case behavior::event_stream: {
-                const std::string events =
-                    "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":"
-                    "{\"content\":\"" +
-                    answer_content(id) + "\"}}]}\n\ndata: [DONE]\n\n";
-                co_await write(socket,
-                               "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                               "Content-Length: " +
-                                   std::to_string(events.size()) + "\r\n\r\n" + events);
-                break;
-            }
-            }
+        }
+    }
+
+    // The bytes written for one request, for every behaviour that answers with fixed bytes.
+    std::string reply_to(int id, const std::string& authorization) const {
+        switch (opts_.how) {
+        case behavior::early_hints:
+            return "HTTP/1.1 100 Continue\r\n\r\n"
+                   "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n" +
+                   ok(answer_content(id));
+        case behavior::unsolicited_now:
+            return ok(answer_content(id)) + ok("answer stray");
+        case behavior::huge_retry_after:
+            return response(
+                "429 Too Many Requests",
+                "retry-after: 999999999\r\n",
+                R"({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}})");
+        case behavior::too_large:
+            return response(
+                "429 Too Many Requests",
+                "",
+                R"({"error":{"message":"Request too large for gpt-4o-mini in organization org-x on tokens per min (TPM): Limit 10, Requested 30000. The input or output tokens must be reduced in order to run successfully.","type":"tokens","param":null,"code":"rate_limit_exceeded"}})");
+        case behavior::unauthorized:
+            return response(
+                "401 Unauthorized",
+                "",
+                R"({"error":{"message":"Incorrect API key provided: sk-test...","type":"invalid_request_error","code":"invalid_api_key"}})");
+        case behavior::echo_key_400:
+            return response("400 Bad Request",
+                            "",
+                            R"({"error":{"message":"bad request from Authorization: )" +
+                                json_escape(authorization) +
+                                R"(","type":"invalid_request_error","code":null}})");
+        case behavior::echo_key_200:
+            return ok(answer_content(id) + ", you sent " + json_escape(authorization));
+        case behavior::bad_chunk:
+            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\nzz\r\n{\"id\":\"c\"}\r\n0\r\n\r\n";
+        case behavior::event_stream: {
+            const std::string events =
+                "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":"
+                "{\"content\":\"" +
+                answer_content(id) + "\"}}]}\n\ndata: [DONE]\n\n";
+            return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                   "Content-Length: " +
+                   std::to_string(events.size()) + "\r\n\r\n" + events;
+        }
+        default: // normal, unsolicited_late (its stray answer follows)
+            return ok(answer_content(id));
         }
     }
 
