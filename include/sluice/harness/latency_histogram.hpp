@@ -1,0 +1,85 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sluice {
+
+/// A distribution of latencies in fixed memory, however many are recorded: a log-linear
+/// histogram in the manner of HdrHistogram. Values are kept in microseconds; below
+/// `exact_below` each microsecond has its own bucket, above it every power of two is cut into
+/// 128 equal buckets, so a bucket is at most 1/128 of the values in it wide. A percentile is
+/// reported as the middle of its bucket, which puts it within `relative_error` (1/256, about
+/// 0.4%) of the exact nearest-rank value, or within half a microsecond below `exact_below`.
+/// Values up to `max_trackable` (about 19 hours) are bucketed; longer ones count in the last
+/// bucket. Count, minimum, maximum, mean and standard deviation are exact (nanoseconds).
+///
+/// Memory: `bucket_count` 8-byte counters (30 KiB), allocated once by the constructor.
+///
+/// Thread safety: none; record into one histogram per thread and merge() them.
+class latency_histogram {
+public:
+    using duration = std::chrono::nanoseconds;
+
+    /// Sub-buckets per power of two above `exact_below`.
+    static constexpr std::size_t sub_buckets = 128;
+    /// Values under this many microseconds are bucketed exactly.
+    static constexpr std::uint64_t exact_below = 2 * sub_buckets;
+    /// Bit width of the largest bucketed value in microseconds.
+    static constexpr unsigned max_bits = 36;
+    /// Largest value bucketed by its size (2^36 - 1 microseconds, about 19 hours).
+    static constexpr duration max_trackable =
+        std::chrono::microseconds((std::uint64_t(1) << max_bits) - 1);
+    /// Number of counters.
+    static constexpr std::size_t bucket_count = exact_below + (max_bits - 8) * sub_buckets;
+    /// Bound on the relative error of a percentile above `exact_below` microseconds.
+    static constexpr double relative_error = 1.0 / (2 * sub_buckets);
+
+    latency_histogram();
+
+    /// Adds one value; a negative one counts as zero.
+    void record(duration value) noexcept;
+
+    /// Adds every value of `other`, as if each had been recorded here.
+    void merge(const latency_histogram& other) noexcept;
+
+    /// Forgets every value, keeping the memory.
+    void reset() noexcept;
+
+    std::uint64_t count() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+
+    /// Exact smallest and largest values; zero when empty.
+    duration min() const noexcept { return count_ ? min_ : duration::zero(); }
+    duration max() const noexcept { return max_; }
+
+    /// Exact mean and population standard deviation (numpy's std), in nanoseconds; 0 when
+    /// empty.
+    double mean_ns() const noexcept;
+    double stddev_ns() const noexcept;
+
+    /// The nearest-rank percentile `p` in [0, 100]: the value with rank ceil(p/100 x count)
+    /// among the sorted values, within the documented error and never outside [min, max];
+    /// p = 0 gives the exact min, p = 100 the exact max; zero when empty.
+    duration percentile(double p) const noexcept;
+
+private:
+    static std::size_t index_of(std::uint64_t micros) noexcept;
+    // The value reported for bucket `index`: its middle, in nanoseconds.
+    static duration middle_of(std::size_t index) noexcept;
+
+    std::vector<std::uint64_t> buckets_;
+    std::uint64_t count_ = 0;
+    duration min_ = duration::zero();
+    duration max_ = duration::zero();
+    // Exact while the total stays under 584 years of summed latency.
+    std::uint64_t sum_ns_ = 0;
+    // Welford's running mean and sum of squared deviations, for the standard deviation
+    // without the cancellation of sum(x^2) - n mean^2 when the spread is small.
+    double mean_ns_ = 0;
+    double m2_ns_ = 0;
+};
+
+} // namespace sluice

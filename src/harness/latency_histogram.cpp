@@ -1,0 +1,104 @@
+#include <sluice/harness/latency_histogram.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+namespace sluice {
+
+latency_histogram::latency_histogram()
+    : buckets_(bucket_count, 0) {}
+
+std::size_t latency_histogram::index_of(std::uint64_t micros) noexcept {
+    if (micros < exact_below)
+        return static_cast<std::size_t>(micros);
+    micros = std::min<std::uint64_t>(micros, (std::uint64_t(1) << max_bits) - 1);
+    // The top 8 bits pick the bucket: the highest bit is the power of two (the group), the 7
+    // below it the sub-bucket within the group.
+    const unsigned shift = static_cast<unsigned>(std::bit_width(micros)) - 8;
+    const std::uint64_t sub = (micros >> shift) - sub_buckets;
+    return exact_below + (shift - 1) * sub_buckets + static_cast<std::size_t>(sub);
+}
+
+latency_histogram::duration latency_histogram::middle_of(std::size_t index) noexcept {
+    if (index < exact_below)
+        return duration(static_cast<std::int64_t>(index) * 1000 + 500);
+    const std::size_t group = (index - exact_below) / sub_buckets;
+    const std::uint64_t sub = (index - exact_below) % sub_buckets + sub_buckets;
+    const unsigned shift = static_cast<unsigned>(group) + 1;
+    const std::uint64_t lower = sub << shift;
+    const std::uint64_t width = std::uint64_t(1) << shift;
+    return duration(static_cast<std::int64_t>(lower * 1000 + width * 500));
+}
+
+void latency_histogram::record(duration value) noexcept {
+    if (value < duration::zero())
+        value = duration::zero();
+    const auto ns = static_cast<std::uint64_t>(value.count());
+    ++buckets_[index_of(ns / 1000)];
+    if (count_ == 0 || value < min_)
+        min_ = value;
+    max_ = std::max(max_, value);
+    ++count_;
+    sum_ns_ += ns;
+    const double x = static_cast<double>(ns);
+    const double delta = x - mean_ns_;
+    mean_ns_ += delta / static_cast<double>(count_);
+    m2_ns_ += delta * (x - mean_ns_);
+}
+
+void latency_histogram::merge(const latency_histogram& other) noexcept {
+    if (other.count_ == 0)
+        return;
+    for (std::size_t i = 0; i < bucket_count; ++i)
+        buckets_[i] += other.buckets_[i];
+    min_ = count_ == 0 ? other.min_ : std::min(min_, other.min_);
+    max_ = std::max(max_, other.max_);
+    // Chan et al.'s combination of two partial Welford states.
+    const double na = static_cast<double>(count_);
+    const double nb = static_cast<double>(other.count_);
+    const double delta = other.mean_ns_ - mean_ns_;
+    mean_ns_ += delta * nb / (na + nb);
+    m2_ns_ += other.m2_ns_ + delta * delta * na * nb / (na + nb);
+    count_ += other.count_;
+    sum_ns_ += other.sum_ns_;
+}
+
+void latency_histogram::reset() noexcept {
+    std::fill(buckets_.begin(), buckets_.end(), 0);
+    count_ = 0;
+    min_ = max_ = duration::zero();
+    sum_ns_ = 0;
+    mean_ns_ = m2_ns_ = 0;
+}
+
+double latency_histogram::mean_ns() const noexcept {
+    return count_ ? static_cast<double>(sum_ns_) / static_cast<double>(count_) : 0.0;
+}
+
+double latency_histogram::stddev_ns() const noexcept {
+    return count_ ? std::sqrt(std::max(0.0, m2_ns_ / static_cast<double>(count_))) : 0.0;
+}
+
+latency_histogram::duration latency_histogram::percentile(double p) const noexcept {
+    if (count_ == 0)
+        return duration::zero();
+    if (!(p > 0))
+        return min_;
+    if (p >= 100)
+        return max_;
+    // p / 100 x count is often an integer that the product misses by an ulp (99.9 has no exact
+    // double): shave the rounding off before taking the ceiling, so rank 999 of 1000 stays 999.
+    const double exact = p / 100 * static_cast<double>(count_);
+    auto rank = static_cast<std::uint64_t>(std::ceil(exact * (1 - 1e-12)));
+    rank = std::clamp<std::uint64_t>(rank, 1, count_);
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        seen += buckets_[i];
+        if (seen >= rank)
+            return std::clamp(middle_of(i), min_, max_);
+    }
+    return max_;
+}
+
+} // namespace sluice

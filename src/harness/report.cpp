@@ -1,0 +1,234 @@
+#include "detail/json_string.hpp"
+#include "harness/report_metrics.hpp"
+
+#include <sluice/harness/report.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace sluice {
+
+namespace detail {
+
+std::string percentile_word(double p) {
+    char buf[32];
+    const auto res = std::to_chars(buf, buf + sizeof buf, p);
+    return std::string(buf, res.ptr);
+}
+
+std::string_view process_name(arrival_process p) noexcept {
+    switch (p) {
+    case arrival_process::constant:
+        return "constant";
+    case arrival_process::poisson:
+        return "poisson";
+    case arrival_process::gamma:
+        return "gamma";
+    }
+    return "unknown";
+}
+
+} // namespace detail
+
+namespace {
+
+// Writes the fields of one JSON object, commas and quoting included.
+class json_fields {
+public:
+    explicit json_fields(std::string& out)
+        : out_(out) {
+        out_ += '{';
+    }
+
+    void string(std::string_view k, std::string_view v) {
+        key(k);
+        detail::append_json_string(out_, v);
+    }
+    void number(std::string_view k, double v) {
+        key(k);
+        // JSON has no NaN or infinity; none should arise, but a report must stay parseable.
+        if (!std::isfinite(v)) {
+            out_ += "null";
+            return;
+        }
+        char buf[32];
+        const auto res = std::to_chars(buf, buf + sizeof buf, v);
+        out_.append(buf, res.ptr);
+    }
+    void integer(std::string_view k, std::uint64_t v) {
+        key(k);
+        char buf[24];
+        const auto res = std::to_chars(buf, buf + sizeof buf, v);
+        out_.append(buf, res.ptr);
+    }
+    void null(std::string_view k) {
+        key(k);
+        out_ += "null";
+    }
+    json_fields object(std::string_view k) {
+        key(k);
+        return json_fields(out_);
+    }
+    void close() { out_ += '}'; }
+
+private:
+    void key(std::string_view k) {
+        if (!first_)
+            out_ += ',';
+        first_ = false;
+        detail::append_json_string(out_, k);
+        out_ += ':';
+    }
+
+    std::string& out_;
+    bool first_ = true;
+};
+
+void json_context(json_fields& f, const report_context& ctx) {
+    if (!ctx.date.empty())
+        f.string("date", ctx.date);
+    if (!ctx.backend.empty())
+        f.string("backend", ctx.backend);
+    if (!ctx.model_id.empty())
+        f.string("model_id", ctx.model_id);
+    const arrivals_options& load = ctx.load;
+    if (load.max_requests)
+        f.integer("num_prompts", load.max_requests);
+    else
+        f.null("num_prompts");
+    if (load.rate > 0)
+        f.number("request_rate", load.rate);
+    else
+        f.string("request_rate", "inf");
+    f.string("arrivals", detail::process_name(load.process));
+    f.number("burstiness", load.burstiness);
+    if (load.concurrency)
+        f.integer("max_concurrency", load.concurrency);
+    else
+        f.null("max_concurrency");
+}
+
+void json_metric(json_fields& f, const detail::report_metric& m, const latency_histogram& h) {
+    const std::string stem = std::string(m.key) + "_ms";
+    f.integer("count_" + std::string(m.key), h.count());
+    f.number("mean_" + stem, detail::to_ms(h.mean_ns()));
+    f.number("median_" + stem, detail::to_ms(static_cast<double>(h.percentile(50).count())));
+    f.number("std_" + stem, detail::to_ms(h.stddev_ns()));
+    f.number("min_" + stem, detail::to_ms(static_cast<double>(h.min().count())));
+    f.number("max_" + stem, detail::to_ms(static_cast<double>(h.max().count())));
+    for (double p : report_percentiles) {
+        const double v = static_cast<double>(h.percentile(p).count());
+        f.number("p" + detail::percentile_word(p) + "_" + stem, detail::to_ms(v));
+    }
+}
+
+// One "label: value" line of the text table, vLLM's 40-column label.
+void text_line(std::string& out, std::string_view label, std::string_view value) {
+    out.append(label);
+    out.append(label.size() < 41 ? 41 - label.size() : 1, ' ');
+    out.append(value);
+    out += '\n';
+}
+
+std::string fixed2(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    return buf;
+}
+
+// `title` centred in a 50-column rule of `fill`, as Python's "{:{c}^50}" does.
+void text_rule(std::string& out, std::string_view title, char fill) {
+    const std::size_t width = 50;
+    const std::size_t pad = title.size() < width ? width - title.size() : 0;
+    out.append(pad / 2, fill);
+    out.append(title);
+    out.append(pad - pad / 2, fill);
+    out += '\n';
+}
+
+void text_metric(std::string& out, const detail::report_metric& m, const latency_histogram& h) {
+    text_rule(out, m.header, '-');
+    const std::string name(m.name);
+    const auto ms = [](latency_histogram::duration d) {
+        return fixed2(detail::to_ms(static_cast<double>(d.count())));
+    };
+    text_line(out, "Mean " + name + " (ms):", fixed2(detail::to_ms(h.mean_ns())));
+    text_line(out, "Median " + name + " (ms):", ms(h.percentile(50)));
+    for (double p : report_percentiles)
+        if (p != 50)
+            text_line(
+                out, "P" + detail::percentile_word(p) + " " + name + " (ms):", ms(h.percentile(p)));
+    text_line(out, "Max " + name + " (ms):", ms(h.max()));
+}
+
+void text_load(std::string& out, const report_context& ctx) {
+    const arrivals_options& load = ctx.load;
+    if (!ctx.backend.empty())
+        text_line(out, "Backend:", ctx.backend);
+    if (!ctx.model_id.empty())
+        text_line(out, "Model:", ctx.model_id);
+    text_line(out, "Traffic request rate:", load.rate > 0 ? fixed2(load.rate) : "inf");
+    std::string process(detail::process_name(load.process));
+    if (load.process == arrival_process::gamma)
+        process += ", burstiness " + fixed2(load.burstiness);
+    text_line(out, "Arrival process:", load.rate > 0 ? process : "none (unpaced)");
+    text_line(out,
+              "Maximum request concurrency:",
+              load.concurrency ? std::to_string(load.concurrency) : "None");
+}
+
+} // namespace
+
+std::string report_json(const recorder& rec, const report_context& ctx) {
+    std::string out;
+    json_fields f(out);
+    json_context(f, ctx);
+    f.number("duration", std::chrono::duration<double>(rec.wall()).count());
+    f.integer("completed", rec.completed());
+    f.integer("failed", rec.failed());
+    json_fields failures = f.object("failures");
+    for (const auto& [kind, n] : rec.failures())
+        failures.integer(kind, n);
+    failures.close();
+    f.integer("total_input_tokens", rec.input_tokens());
+    f.integer("total_output_tokens", rec.output_tokens());
+    f.number("request_throughput", rec.request_throughput());
+    f.number("output_throughput", rec.output_throughput());
+    f.number("total_token_throughput", rec.total_token_throughput());
+    for (const auto& m : detail::report_metrics)
+        json_metric(f, m, (rec.*m.histogram)());
+    f.close();
+    return out;
+}
+
+std::string report_text(const recorder& rec, const report_context& ctx) {
+    std::string out;
+    text_rule(out, " Serving Benchmark Result ", '=');
+    text_load(out, ctx);
+    text_line(out, "Successful requests:", std::to_string(rec.completed()));
+    text_line(out, "Failed requests:", std::to_string(rec.failed()));
+    text_line(
+        out, "Benchmark duration (s):", fixed2(std::chrono::duration<double>(rec.wall()).count()));
+    text_line(out, "Total input tokens:", std::to_string(rec.input_tokens()));
+    text_line(out, "Total generated tokens:", std::to_string(rec.output_tokens()));
+    text_line(out, "Request throughput (req/s):", fixed2(rec.request_throughput()));
+    text_line(out, "Output token throughput (tok/s):", fixed2(rec.output_throughput()));
+    text_line(out, "Total Token throughput (tok/s):", fixed2(rec.total_token_throughput()));
+    // A metric with no values (TTFT of a run without streaming) says nothing: left out here,
+    // reported with its zero count in the JSON.
+    for (const auto& m : detail::report_metrics) {
+        const latency_histogram& h = (rec.*m.histogram)();
+        if (!h.empty())
+            text_metric(out, m, h);
+    }
+    if (!rec.failures().empty()) {
+        text_rule(out, "Failures", '-');
+        for (const auto& [kind, n] : rec.failures())
+            text_line(out, kind + ":", std::to_string(n));
+    }
+    text_rule(out, "", '=');
+    return out;
+}
+
+} // namespace sluice
