@@ -270,12 +270,25 @@ std::optional<mock_reply> mock_behavior::early_fault(fault_draw& faults) {
 }
 
 // A 429 as OpenAI words it when either bucket cannot pay for `cost` now; else both are charged.
+// A request above the whole per-minute token limit can never be served ("Request too large");
+// one above a bucket's burst but within the limit waits for a full bucket and leaves a debt.
 std::optional<mock_reply> mock_behavior::over_limit(double cost, clock::time_point now) {
+    if (opts_.tpm > 0 && cost > opts_.tpm) {
+        ++counters_.rate_limited;
+        return error_reply(429,
+                           "Request too large for tokens per min (TPM): Limit " +
+                               std::to_string(static_cast<long long>(opts_.tpm)) + ", Requested " +
+                               std::to_string(static_cast<long long>(cost)) +
+                               ". The input or output tokens must be reduced in order to run "
+                               "successfully.",
+                           "tokens",
+                           "rate_limit_exceeded");
+    }
     const auto req_wait = requests_.wait_for(now, 1);
     const auto tok_wait = tokens_.wait_for(now, cost);
     if (req_wait <= token_bucket::duration::zero() && tok_wait <= token_bucket::duration::zero()) {
-        requests_.try_take(now, 1);
-        tokens_.try_take(now, cost);
+        requests_.take(now, 1);
+        tokens_.take(now, cost);
         return std::nullopt;
     }
     ++counters_.rate_limited;
@@ -393,7 +406,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
                               ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens)
                               : opts_.answer_tokens;
     a.finish = req.max_tokens && req.max_tokens < opts_.answer_tokens ? "length" : "stop";
-    a.id = "chatcmpl-mock" + std::to_string(next_id_++);
+    const std::string serial = std::to_string(next_id_++);
+    a.id = "chatcmpl-mock" + serial;
     a.created = static_cast<long long>(std::time(nullptr));
     const std::uint64_t completion = a.completion_tokens * req.n;
     a.usage = R"("usage":{"prompt_tokens":)" + std::to_string(prompt) + R"(,"completion_tokens":)" +
@@ -403,7 +417,7 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
               R"("completion_tokens_details":{"reasoning_tokens":0}})";
 
     mock_reply r;
-    r.headers.emplace_back("x-request-id", "req_mock" + std::to_string(next_id_));
+    r.headers.emplace_back("x-request-id", "req_mock" + serial);
     add_limit_headers(r, now);
     r.delay = answer_delay(faults);
     if (req.stream) {

@@ -10,6 +10,7 @@
 
 #include <sstream>
 #include <string>
+#include <utility>
 
 using namespace sluice;
 using namespace sluice::cli;
@@ -67,29 +68,28 @@ TEST_CASE("the built-in prices are compiled in") {
     CHECK(load_prices("").size() == prices.size());
 }
 
+// The matching rule itself is batch_plan_test's; here, that the built-in table holds the
+// names it must so that the snapshots users send find their model.
 TEST_CASE("the built-in prices find dated snapshots of their models") {
     const price_table prices = builtin_prices();
-    std::string matched;
-    REQUIRE(find_price(prices, "gpt-4o", &matched));
-    CHECK(matched == "gpt-4o");
-    // Dated snapshots take their model's price, not a shorter family name's.
-    REQUIRE(find_price(prices, "gpt-4o-mini-2024-07-18", &matched));
-    CHECK(matched == "gpt-4o-mini");
+    const std::pair<const char*, const char*> snapshots[] = {
+        {"gpt-4o-mini-2024-07-18", "gpt-4o-mini"},
+        {"gpt-4o-2024-08-06", "gpt-4o"},
+        {"gpt-4.1-nano-2025-04-14", "gpt-4.1-nano"},
+        {"o3-mini-2025-01-31", "o3-mini"},
+        {"gpt-3.5-turbo-0125", "gpt-3.5-turbo"},
+    };
+    for (const auto& [model, family] : snapshots) {
+        INFO(model);
+        std::string matched;
+        REQUIRE(find_price(prices, model, &matched));
+        CHECK(matched == family);
+    }
     CHECK(find_price(prices, "gpt-4o-mini-2024-07-18")->input == Approx(0.15));
-    REQUIRE(find_price(prices, "gpt-4o-2024-08-06", &matched));
-    CHECK(matched == "gpt-4o");
-    REQUIRE(find_price(prices, "gpt-4.1-nano-2025-04-14", &matched));
-    CHECK(matched == "gpt-4.1-nano");
-    REQUIRE(find_price(prices, "o3-mini-2025-01-31", &matched));
-    CHECK(matched == "o3-mini");
-    REQUIRE(find_price(prices, "gpt-3.5-turbo-0125", &matched));
-    CHECK(matched == "gpt-3.5-turbo");
-    // A prefix that does not end at '-' or ':' is another model.
-    CHECK_FALSE(find_price(prices, "gpt-4.10"));
+    // No family entry so short that it would price another model.
     CHECK_FALSE(find_price(prices, "gpt-4"));
     CHECK_FALSE(find_price(prices, "o3"));
     CHECK_FALSE(find_price(prices, "llama-3.1-8b"));
-    CHECK_FALSE(find_price(prices, ""));
 }
 
 TEST_CASE("a config file's [prices] tables override and extend the built-in prices") {

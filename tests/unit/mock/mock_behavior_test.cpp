@@ -191,6 +191,36 @@ TEST_CASE("over the TPM limit the answer is 429 naming tokens") {
     CHECK(b.on_request("POST", path, body, clock.now()).status == 200);
 }
 
+TEST_CASE("a request above the TPM limit is too large; one above the burst leaves a debt") {
+    test::manual_clock clock;
+    mock_options o;
+    o.tpm = 6000; // 100 a second, capacity 100
+    mock_behavior b(o, clock.now());
+    simdjson::dom::parser p;
+
+    // 8 prompt tokens + 6000 = 6008 > 6000: never servable, whatever the wait.
+    auto r = b.on_request("POST", path, chat("hi", R"("max_tokens":6000)"), clock.now());
+    REQUIRE(r.status == 429);
+    auto doc = parse(p, r.body);
+    CHECK(std::string_view(doc["error"]["code"]) == "rate_limit_exceeded");
+    CHECK(std::string_view(doc["error"]["message"]).find("Request too large") == 0);
+    CHECK(std::string_view(doc["error"]["message"]).find("Limit 6000, Requested 6008") !=
+          std::string_view::npos);
+    CHECK_FALSE(header(r, "retry-after-ms"));
+
+    // 8 + 492 = 500 tokens, five times the burst: served from a full bucket and paid in full.
+    r = b.on_request("POST", path, chat("hi", R"("max_tokens":492)"), clock.now());
+    REQUIRE(r.status == 200);
+    CHECK(header_number(r, "x-ratelimit-remaining-tokens") <= 0);
+    // The next request waits out the debt: 400 tokens below empty, plus its own 13, at 100/s.
+    r = b.on_request("POST", path, chat("hi", R"("max_tokens":5)"), clock.now());
+    REQUIRE(r.status == 429);
+    const long long ms = header_number(r, "retry-after-ms");
+    CHECK(ms >= 4130);
+    CHECK(ms <= 4131);
+    CHECK(b.counters().rate_limited == 2);
+}
+
 TEST_CASE("a request's usage is computed from its messages, max_tokens and n") {
     test::manual_clock clock;
     mock_options o;
@@ -264,7 +294,8 @@ TEST_CASE("an answer echoes the request's model and carries ids of its own") {
         ids.insert(id);
         const auto rid = header(r, "x-request-id");
         REQUIRE(rid);
-        CHECK(rid->rfind("req_mock", 0) == 0);
+        // One serial per answer: the request id names the same one as the completion id.
+        CHECK(*rid == "req_mock" + id.substr(std::string_view("chatcmpl-mock").size()));
         request_ids.insert(*rid);
     }
     CHECK(ids.size() == 3);
