@@ -1,34 +1,53 @@
 #!/usr/bin/env bash
-# End-to-end throughput: `sluice run` against a local nginx serving a canned completion over
-# TLS keep-alive, side by side with wrk against the same nginx with the same connection count.
-# Every sluice response is parsed and written to the output file. Prints both rates, the
-# ratio (target: sluice >= 0.8x wrk) and sluice's peak RSS.
+# End to end: `sluice run` against a local nginx serving a canned completion over TLS
+# keep-alive, side by side with wrk (and h2load --h1 when installed) against the same nginx with
+# the same connection count. Every sluice response is parsed and written to the output file.
 #
-# usage: bench/e2e/vs_wrk.sh [--sluice PATH] [--lines N] [--connections C] [--wrk-seconds S]
-#                            [--threads T]
+# The machine is shared and noisy, so: nginx is pinned to one core and every client to another
+# (taskset), the clients take turns within each round and the rounds are interleaved, and the
+# figure to compare is CPU per request (user + system time of the client over its requests),
+# printed beside the rate. With --baseline, a second sluice binary (an earlier build) runs in
+# every round too, for a before/after comparison in one run.
+#
+# usage: bench/e2e/vs_wrk.sh [--sluice PATH] [--baseline PATH] [--lines N] [--connections C]
+#                            [--rounds R] [--wrk-seconds S] [--threads T]
+#                            [--server-core K] [--client-core K]
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 sluice="$root/build/bench/sluice"
+baseline=""
 lines=200000
 connections=64
+rounds=3
 wrk_seconds=10
 threads=1
+server_core=0
+client_core=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --sluice) sluice=$2; shift 2 ;;
+        --baseline) baseline=$2; shift 2 ;;
         --lines) lines=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --wrk-seconds) wrk_seconds=$2; shift 2 ;;
         --threads) threads=$2; shift 2 ;;
+        --server-core) server_core=$2; shift 2 ;;
+        --client-core) client_core=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for tool in nginx wrk openssl python3; do
+for tool in nginx wrk openssl python3 taskset; do
     command -v "$tool" >/dev/null || { echo "missing $tool (run .ci/install-deps)" >&2; exit 2; }
 done
-[ -x "$sluice" ] || { echo "no sluice binary at $sluice (cmake --build --preset bench)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "missing GNU time (run .ci/install-deps)" >&2; exit 2; }
+for bin in "$sluice" ${baseline:+"$baseline"}; do
+    [ -x "$bin" ] || { echo "no sluice binary at $bin (cmake --build --preset bench)" >&2; exit 2; }
+done
+have_h2load=0
+command -v h2load >/dev/null && have_h2load=1
 
 dir=$(mktemp -d)
 nginx_pid=""
@@ -47,7 +66,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@BODY@|$body|" "$here/nginx.conf.in" > "$dir/nginx.conf"
-nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" &
+taskset -c "$server_core" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" &
 nginx_pid=$!
 for _ in $(seq 100); do
     (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -60,30 +79,87 @@ for i in range(int(sys.argv[1])):
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Say hello to line {i}"}], "max_tokens": 16}
     print(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}, separators=(",", ":")))
 PY
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to line 1"}],"max_tokens":16}' > "$dir/post.json"
 
 url="https://127.0.0.1:$port/v1"
-echo "nginx on $url (1 worker), $lines lines, $connections connections, $(nproc) cores"
-
-wrk_out=$(wrk -t2 -c"$connections" -d"${wrk_seconds}s" -s "$here/post.lua" "$url/chat/completions")
-wrk_rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')
+echo "nginx on $url (1 worker, core $server_core); clients on core $client_core; $connections connections"
+echo "sluice: $lines lines per run; wrk: ${wrk_seconds} s per run; $rounds interleaved rounds; $(nproc) cores"
 
 # wrk trusts every response it reads; so does sluice here (no quiet period on reused
 # connections: pool.reuse_quiet_period_ms, docs/architecture.md#misbehaving-servers), or the
 # comparison would time a check wrk does not make. SLUICE_ARGS="--config other.toml" overrides.
 printf '[pool]\nreuse_quiet_period_ms = 0\n' > "$dir/trusted.toml"
-/usr/bin/time -f "%M" -o "$dir/rss" "$sluice" run "$dir/in.jsonl" -o "$dir/out.jsonl" \
-    --base-url "$url" --ca-file "$dir/cert.pem" --concurrency "$connections" --threads "$threads" \
-    --config "$dir/trusted.toml" \
-    ${SLUICE_ARGS:-} \
-    2> "$dir/summary"
-out_lines=$(wc -l < "$dir/out.jsonl")
-[ "$out_lines" -eq "$lines" ] || { echo "sluice wrote $out_lines lines for $lines" >&2; cat "$dir/summary" >&2; exit 1; }
-grep -q "succeeded $lines," "$dir/summary" || { echo "not every request succeeded" >&2; cat "$dir/summary" >&2; exit 1; }
-sluice_rps=$(sed -n 's/.*(\([0-9.]*\) req\/s).*/\1/p' "$dir/summary")
-rss_kb=$(cat "$dir/rss")
 
-printf "%-28s %12s\n" "wrk -t2 req/s" "$wrk_rps"
-printf "%-28s %12s\n" "sluice run req/s" "$sluice_rps"
-printf "%-28s %12s\n" "ratio sluice/wrk" "$(python3 -c "print(f'{$sluice_rps/$wrk_rps:.2f}')")"
-printf "%-28s %12s\n" "sluice peak RSS (MiB)" "$(python3 -c "print(f'{$rss_kb/1024:.1f}')")"
-sed 's/^/  /' "$dir/summary"
+results="$dir/results" # one line per run: tool rps cpu_us_per_request rss_kib
+: > "$results"
+
+# Runs a command on the client core under GNU time; leaves "elapsed user sys maxrss" in $dir/t.
+timed() {
+    /usr/bin/time -f "%e %U %S %M" -o "$dir/t" taskset -c "$client_core" "$@"
+}
+
+record() { # tool requests
+    read -r elapsed user sys rss < "$dir/t"
+    python3 - "$1" "$2" "$elapsed" "$user" "$sys" "$rss" >> "$results" <<'PY'
+import sys
+tool, n, e, u, s, rss = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
+print(f"{tool} {n / e:.0f} {(u + s) / n * 1e6:.2f} {rss:.0f}")
+PY
+    tail -n 1 "$results" | awk '{printf "  %-16s %9s req/s %8s us CPU/request %9s KiB peak RSS\n", $1, $2, $3, $4}'
+}
+
+run_wrk() {
+    timed wrk -t1 -c"$connections" -d"${wrk_seconds}s" -s "$here/post.lua" "$url/chat/completions" > "$dir/wrk.out"
+    local n
+    n=$(awk '/requests in/ {print $1}' "$dir/wrk.out")
+    record wrk "$n"
+}
+
+run_h2load() {
+    timed h2load --h1 -n "$lines" -c "$connections" -m 1 -d "$dir/post.json" \
+        -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
+        "$url/chat/completions" > "$dir/h2load.out"
+    local n
+    n=$(awk '/^requests:/ {print $8}' "$dir/h2load.out") # "requests: N total, N started, N done, N succeeded"
+    record h2load "$n"
+}
+
+run_sluice() { # name binary
+    rm -f "$dir/out.jsonl"
+    timed "$2" run "$dir/in.jsonl" -o "$dir/out.jsonl" \
+        --base-url "$url" --ca-file "$dir/cert.pem" --concurrency "$connections" --threads "$threads" \
+        --config "$dir/trusted.toml" ${SLUICE_ARGS:-} 2> "$dir/summary"
+    local out_lines
+    out_lines=$(wc -l < "$dir/out.jsonl")
+    [ "$out_lines" -eq "$lines" ] || { echo "$1 wrote $out_lines lines for $lines" >&2; cat "$dir/summary" >&2; exit 1; }
+    grep -q "succeeded $lines," "$dir/summary" || { echo "$1: not every request succeeded" >&2; cat "$dir/summary" >&2; exit 1; }
+    record "$1" "$lines"
+}
+
+for r in $(seq "$rounds"); do
+    echo "round $r"
+    run_wrk
+    [ "$have_h2load" -eq 1 ] && run_h2load
+    run_sluice sluice "$sluice"
+    [ -n "$baseline" ] && run_sluice baseline "$baseline"
+done
+
+echo
+python3 - "$results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    tool, rps, cpu, rss = line.split()
+    runs.setdefault(tool, []).append((float(rps), float(cpu), float(rss)))
+def med(tool, i):
+    return statistics.median(r[i] for r in runs[tool])
+print(f"{'client':10} {'req/s (min-max)':>22} {'CPU us/request (min-max)':>26} {'peak RSS MiB':>13}")
+for tool, rs in runs.items():
+    rps = [r[0] for r in rs]; cpu = [r[1] for r in rs]
+    print(f"{tool:10} {min(rps):10.0f}-{max(rps):<10.0f} {min(cpu):12.2f}-{max(cpu):<12.2f} {max(r[2] for r in rs) / 1024:13.1f}")
+print()
+print("medians, as ratios (targets: CPU <= 1.25x wrk; req/s >= 0.9x wrk and >= 1.0x h2load)")
+for other in [t for t in runs if t != "sluice"]:
+    print(f"  sluice / {other:9} CPU per request {med('sluice', 1) / med(other, 1):5.2f}x"
+          f"   req/s {med('sluice', 0) / med(other, 0):5.2f}x")
+PY
