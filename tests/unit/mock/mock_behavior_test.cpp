@@ -191,7 +191,7 @@ TEST_CASE("over the TPM limit the answer is 429 naming tokens") {
     CHECK(b.on_request("POST", path, body, clock.now()).status == 200);
 }
 
-TEST_CASE("a request above the TPM limit is too large; one above the burst leaves a debt") {
+TEST_CASE("a request above the TPM limit is too large, one above the burst leaves a debt") {
     test::manual_clock clock;
     mock_options o;
     o.tpm = 6000; // 100 a second, capacity 100
