@@ -40,6 +40,10 @@ void dispatcher::impl::finish(op_ptr op, error_code ec) {
                 counters.prompt_tokens += r.completion.usage->prompt_tokens;
                 counters.completion_tokens += r.completion.usage->completion_tokens;
             }
+            if (r.times.first_token != timings::time_point{})
+                counters.ttft.record(r.times.first_token - r.times.sent);
+            for (const auto gap : r.times.token_gaps)
+                counters.itl.record(gap);
         }
         counters.latency.record(r.times.done - r.times.queued);
         if (r.times.first_byte != timings::time_point{})

@@ -6,6 +6,8 @@
 #include <sluice/admission/scope.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/parse/completion_parser.hpp>
+#include <sluice/parse/stream_reader.hpp>
+#include <sluice/source/stream_request.hpp>
 
 #include "detail/complete.hpp"
 #include "detail/redact.hpp"
@@ -48,6 +50,8 @@ struct request_op {
     std::unique_ptr<engine_timer> retry_timer;
     std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
     error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
+    // Set for a body with "stream": true: reads the event stream of each attempt.
+    std::unique_ptr<stream_reader> stream;
 };
 
 using op_ptr = std::unique_ptr<request_op>;
@@ -150,6 +154,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
+        if (prepare_stream_request(req.body)) {
+            op->stream = std::make_unique<stream_reader>();
+            op->stream->on_delta(&op->req.on_delta);
+        }
         op->cost = req.token_cost ? *req.token_cost : estimator(req.body).total();
         op->req = std::move(req);
         ++pending;
@@ -222,8 +230,12 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         op->scope->rules.on_attempt(clock->now(), ++op->res.attempts);
         ++on_wire;
         const std::string_view body = op->req.body;
+        stream_reader* const stream = op->stream.get(); // before `op` moves into the handler
+        if (stream)
+            stream->reset();
         pool.async_exchange(
             body,
+            stream,
             asio::bind_executor(
                 ex, [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
                     --self->on_wire;
@@ -233,6 +245,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     }
 
     void on_response(op_ptr op, http_response resp);
+
+    std::string take_stream(request_op& op, http_response& resp);
 
     void schedule_retry(op_ptr op, std::chrono::nanoseconds delay, const error_code& cause);
 

@@ -88,6 +88,9 @@ void read_outcome(const http_response& resp,
     if (success_status && pec)
         outcome.transport_error =
             says_not_json(resp.content_type) ? errc::unexpected_content_type : pec;
+    // An error event mid-stream: the server failed while generating, as with a 5xx.
+    if (success_status && resp.streamed && parsed.error)
+        outcome.transport_error = errc::server_error;
     if (parsed.error) {
         outcome.provider_code =
             parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
@@ -104,12 +107,34 @@ void read_outcome(const http_response& resp,
 
 } // namespace
 
+// A streamed answer: the completion assembled from its events becomes the body that the rest
+// reads as it reads a whole answer, and the attempt's event timings go to the result. Returns
+// what the stream held, for the message of a failure.
+std::string dispatcher::impl::take_stream(request_op& op, http_response& resp) {
+    op.res.streamed = resp.streamed;
+    op.res.times.first_token = {};
+    op.res.times.token_gaps.clear();
+    if (!op.stream || !resp.streamed)
+        return {};
+    stream_reader& s = *op.stream;
+    if (!resp.ec) {
+        if (const error_code ec = s.finish(resp.body)) {
+            resp.ec = ec;
+            resp.failed_step = "read";
+        }
+    }
+    op.res.times.first_token = s.first_token();
+    op.res.times.token_gaps = s.token_gaps();
+    return " (stream: " + s.describe() + ")";
+}
+
 // Turns the response into the facts the scope rules take (response_event) and carries out
 // their answer.
 void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     const auto now = clock->now();
     op->res.times.sent = resp.sent;
     op->res.times.first_byte = resp.first_byte;
+    const std::string stream_note = take_stream(*op, resp);
 
     response_event event;
     completion& parsed = op->res.completion;
@@ -135,6 +160,9 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     op->res.request_id = std::move(resp.request_id);
     op->res.body = std::move(resp.body);
 
+    const auto why = [&](const error_code& ec) {
+        return describe_failure(ec, resp, parsed) + stream_note;
+    };
     using kind = response_action::kind;
     switch (action.what) {
     case kind::deliver:
@@ -142,24 +170,23 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
         return;
     case kind::retry:
         op->last_error = action.ec;
-        op->res.message = describe_failure(action.ec, resp, parsed);
+        op->res.message = why(action.ec);
         schedule_retry(std::move(op), action.delay, action.ec);
         return;
     case kind::stopped:
         // Stopped before it could be retried: the line is not answered, so a resumed run
         // must send it again; the last failure stays in the message.
         op->last_error = action.ec;
-        op->res.message = describe_failure(action.ec, resp, parsed);
+        op->res.message = why(action.ec);
         finish_stopped(std::move(op));
         return;
     case kind::give_up:
     case kind::stop_run:
         if (action.cause) {
             // The endpoint is failing more than the budget allows: no retry storm.
-            op->res.message =
-                "retry budget spent; last failure: " + describe_failure(action.cause, resp, parsed);
+            op->res.message = "retry budget spent; last failure: " + why(action.cause);
         } else {
-            op->res.message = describe_failure(action.ec, resp, parsed);
+            op->res.message = why(action.ec);
             if (op->res.attempts > 1)
                 op->res.message += " (after " + std::to_string(op->res.attempts) + " attempts)";
         }

@@ -48,6 +48,10 @@ const char* errc_name(errc e) noexcept {
         return "certificate_rejected";
     case errc::unexpected_content_type:
         return "unexpected_content_type";
+    case errc::event_too_large:
+        return "event_too_large";
+    case errc::event_stream_truncated:
+        return "event_stream_truncated";
     }
     return "unknown";
 }
@@ -94,6 +98,10 @@ public:
             return "the server's TLS certificate was rejected";
         case errc::unexpected_content_type:
             return "the answer is not JSON (its Content-Type says so); not retried";
+        case errc::event_too_large:
+            return "a server-sent event exceeds the maximum size";
+        case errc::event_stream_truncated:
+            return "the event stream was cut in the middle of an event";
         }
         return "unknown sluice error";
     }
@@ -115,6 +123,8 @@ bool is_retryable(const error_code& ec) noexcept {
         case errc::server_error:
         case errc::malformed_response: // a truncated or garbled body is worth one more try
         case errc::unexpected_bytes:   // the answer could not be told apart: ask again
+        // A stream cut mid-event is a cut connection, as a truncated body is.
+        case errc::event_stream_truncated:
             return true;
         default:
             return false;

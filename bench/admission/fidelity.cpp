@@ -30,7 +30,7 @@ struct outcome {
     std::uint64_t tokens = 0;
     // The client's own estimate of the same requests (what its token bucket paid).
     std::uint64_t estimated = 0;
-    latency_histogram admission_wait;
+    timing_histogram admission_wait;
 };
 
 std::string body(int i, int max_tokens) {
@@ -101,8 +101,8 @@ void report(const char* load,
                 100 * achieved_per_min / limit,
                 static_cast<unsigned long long>(o.rate_limited),
                 100.0 * static_cast<double>(o.rate_limited) / n,
-                static_cast<double>(o.admission_wait.percentile(0.5).count()) / 1e6,
-                static_cast<double>(o.admission_wait.percentile(0.99).count()) / 1e6);
+                static_cast<double>(o.admission_wait.percentile(50).count()) / 1e6,
+                static_cast<double>(o.admission_wait.percentile(99).count()) / 1e6);
 }
 
 } // namespace

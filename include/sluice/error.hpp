@@ -55,6 +55,12 @@ enum class errc {
     /// A 2xx answer that is not JSON and says so in its Content-Type (an event stream, an
     /// HTML page from a proxy): asking again would get the same, so it is not retried.
     unexpected_content_type,
+    /// One server-sent event grew past `sse_parser_options::max_event_bytes` (a stream with no
+    /// blank lines, or an endless data line): asking again would get the same, so not retried.
+    event_too_large,
+    /// The event stream ended in the middle of an event (a partial line or data without its
+    /// closing blank line): the connection was cut, as with a truncated body, so retried.
+    event_stream_truncated,
 };
 
 /// The category of `sluice::errc`; its `name()` is "sluice".

@@ -31,6 +31,23 @@ struct response_meta_view {
     std::string_view reset_tokens;       ///< x-ratelimit-reset-tokens
 };
 
+/// Takes a response body piece by piece as it is read, instead of the body being collected in
+/// `http_response::body`: for event streams, whose events are timed on arrival and whose whole
+/// text is never held. The transport hands a 2xx `text/event-stream` body to the observer given
+/// with the exchange; any other body (an error answer to a streaming request, say) is collected
+/// as usual. Implemented by the parse stage (`stream_reader`), called by the transport: this
+/// neutral interface is what lets neither know the other.
+class body_observer {
+public:
+    /// A piece of the body, in order, read at `at`. An error stops the read: the exchange
+    /// fails with it (step "read").
+    virtual error_code on_body(std::string_view piece,
+                               std::chrono::steady_clock::time_point at) = 0;
+
+protected:
+    ~body_observer() = default;
+};
+
 /// One HTTP response, or the failure that prevented it.
 struct http_response {
     /// Transport failure (connect, TLS, write, read, timeout, body too large); empty when a
@@ -41,8 +58,11 @@ struct http_response {
     /// More on why, when the step knows (a certificate's verification error); static text.
     const char* failed_reason = "";
     unsigned status = 0;
-    /// Body bytes, with at least `parse_padding` spare capacity for the parser.
+    /// Body bytes, with at least `parse_padding` spare capacity for the parser. Empty when the
+    /// body went to a `body_observer` (`streamed`).
     std::string body;
+    /// The body was an event stream handed to the exchange's `body_observer`, not collected.
+    bool streamed = false;
     /// Headers of interest, owned here; `meta()` views them.
     std::string request_id, retry_after, retry_after_ms, should_retry;
     std::string limit_requests, limit_tokens, remaining_requests, remaining_tokens;

@@ -1,38 +1,12 @@
 #pragma once
 
-#include <array>
-#include <chrono>
+#include <sluice/timing_histogram.hpp>
+
 #include <cstdint>
 #include <map>
 #include <string>
 
 namespace sluice {
-
-/// A latency histogram with log-linear buckets (about 3% relative precision from 1 us to
-/// about 1 hour) and constant memory, for percentiles of request latencies.
-///
-/// Thread safety: none; snapshots are copies.
-class latency_histogram {
-public:
-    void record(std::chrono::nanoseconds d) noexcept;
-    /// The value at quantile `q` in [0, 1] (upper edge of its bucket); zero when empty.
-    std::chrono::nanoseconds percentile(double q) const noexcept;
-    std::uint64_t count() const noexcept { return count_; }
-    std::chrono::nanoseconds max() const noexcept { return max_; }
-    std::chrono::nanoseconds mean() const noexcept;
-    void merge(const latency_histogram& other) noexcept;
-
-private:
-    static constexpr int sub_buckets = 32; // per power of two
-    static constexpr int powers = 42;      // 2^42 ns is about 73 minutes
-    static std::size_t index_of(std::uint64_t ns) noexcept;
-    static std::uint64_t upper_edge(std::size_t index) noexcept;
-
-    std::array<std::uint64_t, sub_buckets * powers> buckets_{};
-    std::uint64_t count_ = 0;
-    std::chrono::nanoseconds sum_{0};
-    std::chrono::nanoseconds max_{0};
-};
 
 /// A snapshot of the dispatcher's counters, taken with `dispatcher::stats()`.
 struct stats_snapshot {
@@ -57,9 +31,15 @@ struct stats_snapshot {
     /// Delivered results by the HTTP status of their last attempt (0: no response arrived).
     std::map<unsigned, std::uint64_t> statuses;
     /// End-to-end latency of delivered results (queued to done).
-    latency_histogram latency;
-    /// Time from the response's first byte back to the request's send (time to first byte).
-    latency_histogram ttfb;
+    timing_histogram latency;
+    /// Time from the request's send to its response's first byte (time to first byte).
+    timing_histogram ttfb;
+    /// Streamed answers delivered without error: time from the send to the first event
+    /// carrying content (time to first token).
+    timing_histogram ttft;
+    /// Streamed answers delivered without error: every gap between two events carrying
+    /// content (inter-token latency).
+    timing_histogram itl;
 };
 
 /// Adds the counters and histograms of `from` into `into` (several dispatchers' totals).

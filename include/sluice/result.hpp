@@ -56,16 +56,23 @@ struct completion {
 };
 
 /// When each step of a request's life happened. `queued`, `admitted` and `done` are on the
-/// engine's clock (`dispatcher_options::clock`, the steady clock by default); `sent` and
-/// `first_byte` are the transport's, always the steady clock. Steps not reached hold the epoch
-/// (a default-constructed time point).
+/// engine's clock (`dispatcher_options::clock`, the steady clock by default); `sent`,
+/// `first_byte`, `first_token` and the gaps are the transport's, always the steady clock.
+/// Steps not reached hold the epoch (a default-constructed time point).
 struct timings {
     using time_point = std::chrono::steady_clock::time_point;
     time_point queued;     ///< accepted by async_complete
     time_point admitted;   ///< the rate limiter let the (last) attempt go
     time_point sent;       ///< the last attempt's request was written
     time_point first_byte; ///< the last attempt's response header arrived
-    time_point done;       ///< the result was produced
+    /// Streamed answers: the last attempt's first event carrying content (text, a refusal or
+    /// a tool-call fragment) arrived; time to first token is `first_token - sent`.
+    time_point first_token;
+    /// Streamed answers: the gap between each content event of the last attempt and the one
+    /// before it, in arrival order (inter-token latency, one entry per content event after the
+    /// first). Empty for answers that were not streamed.
+    std::vector<std::chrono::nanoseconds> token_gaps;
+    time_point done; ///< the result was produced
 };
 
 /// What the sink receives for every request, exactly once: the outcome of the last attempt.
@@ -87,6 +94,9 @@ struct result {
     sluice::completion completion;
     /// Number of attempts made (0 when the request was never sent).
     unsigned attempts = 0;
+    /// The last attempt's answer came as an event stream (`"stream": true`); `body` then holds
+    /// the completion assembled from its chunks, in the shape of a non-streamed answer.
+    bool streamed = false;
     sluice::timings times;
 
     bool ok() const noexcept { return !ec; }

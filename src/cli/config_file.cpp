@@ -132,6 +132,8 @@ constexpr key_spec keys[] = {
     {"pool", "connect_timeout_ms", [](V v, T t) { t.o.pool.connect_timeout = v.millis(1); }},
     {"pool", "handshake_timeout_ms", [](V v, T t) { t.o.pool.handshake_timeout = v.millis(1); }},
     {"pool", "request_timeout_ms", [](V v, T t) { t.o.pool.request_timeout = v.millis(1); }},
+    {"pool", "stream_idle_timeout_ms",
+        [](V v, T t) { t.o.pool.stream_idle_timeout = v.millis(1); }},
     {"pool", "idle_timeout_ms", [](V v, T t) { t.o.pool.idle_timeout = v.millis(1); }},
     {"pool", "max_body_size", [](V v, T t) { t.o.pool.max_body_size = v.integer<usize>(1); }},
     {"pool", "max_body_bytes_in_flight",

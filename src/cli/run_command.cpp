@@ -264,6 +264,9 @@ void add_engine_flags(CLI::App* cmd, run_options& o) {
                     o.request_timeout_ms,
                     "Timeout of one attempt: connect, TLS handshake, request and whole answer "
                     "(default 600000)");
+    cmd->add_option("--stream-idle-timeout-ms",
+                    o.stream_idle_timeout_ms,
+                    "Longest pause between the events of a streamed answer (default 60000)");
     cmd->add_flag("--mock", o.mock, "Run against the embedded mock server on a loopback port");
     cmd->add_option(
         "--mock-latency-ms", o.mock_latency_ms, "Latency of the embedded mock's answers");

@@ -51,6 +51,8 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
     }
     if (o.request_timeout_ms)
         opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
+    if (o.stream_idle_timeout_ms)
+        opts.pool.stream_idle_timeout = std::chrono::milliseconds(*o.stream_idle_timeout_ms);
     return opts;
 }
 

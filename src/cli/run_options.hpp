@@ -36,6 +36,7 @@ struct run_options {
     /// Event loops (threads); connections and limits are split evenly between them.
     unsigned threads = 1;
     std::optional<std::uint64_t> request_timeout_ms;
+    std::optional<std::uint64_t> stream_idle_timeout_ms;
     /// Run against the embedded mock server on an ephemeral loopback port (HTTPS, its
     /// self-signed certificate trusted for this run only).
     bool mock = false;

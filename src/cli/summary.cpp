@@ -15,6 +15,32 @@ std::string format_ms(std::chrono::nanoseconds d) {
     return buf;
 }
 
+// "  time to first token: p50 1.0 ms, p90 ..., p99 ..., max ...", or nothing when empty.
+void print_percentiles(std::ostream& os, const char* what, const timing_histogram& h) {
+    if (h.empty())
+        return;
+    os << "  " << what << ": p50 " << format_ms(h.percentile(50)) << ", p90 "
+       << format_ms(h.percentile(90)) << ", p99 " << format_ms(h.percentile(99)) << ", max "
+       << format_ms(h.max()) << '\n';
+}
+
+// `"name":{"p50":..,"p90":..,"p99":..,"max":..}` in milliseconds.
+void write_percentiles(std::ostream& os, const char* name, const timing_histogram& h) {
+    auto ms = [](std::chrono::nanoseconds d) {
+        return static_cast<double>(d.count()) / 1e6;
+    };
+    char buf[160];
+    std::snprintf(buf,
+                  sizeof buf,
+                  ",\"%s\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+                  name,
+                  ms(h.percentile(50)),
+                  ms(h.percentile(90)),
+                  ms(h.percentile(99)),
+                  ms(h.max()));
+    os << buf;
+}
+
 std::string format_kinds(const std::map<std::string, std::uint64_t>& kinds) {
     std::string s;
     for (const auto& [kind, n] : kinds) {
@@ -46,14 +72,11 @@ void print_summary(std::ostream& os,
     os << "  retried " << stats.retries << format_kinds(stats.retry_causes) << ", 429s "
        << stats.rate_limited << '\n';
     os << "  tokens: " << stats.prompt_tokens << " in, " << stats.completion_tokens << " out\n";
-    os << "  latency: p50 " << format_ms(stats.latency.percentile(0.50)) << ", p90 "
-       << format_ms(stats.latency.percentile(0.90)) << ", p99 "
-       << format_ms(stats.latency.percentile(0.99)) << ", max " << format_ms(stats.latency.max())
-       << '\n';
-    if (stats.ttfb.count() > 0)
-        os << "  time to first byte: p50 " << format_ms(stats.ttfb.percentile(0.50)) << ", p90 "
-           << format_ms(stats.ttfb.percentile(0.90)) << ", p99 "
-           << format_ms(stats.ttfb.percentile(0.99)) << '\n';
+    print_percentiles(os, "latency", stats.latency);
+    print_percentiles(os, "time to first byte", stats.ttfb);
+    // Only when lines streamed: the answers' events were timed as they came.
+    print_percentiles(os, "time to first token", stats.ttft);
+    print_percentiles(os, "inter-token latency", stats.itl);
     os << "  connections: " << stats.connections_opened << " opened, " << stats.replayed
        << " replayed";
     if (stats.untrusted_connections > 0)
@@ -83,25 +106,12 @@ void write_summary_json(std::ostream& os,
                         int exit_status) {
     const double secs = std::chrono::duration<double>(wall).count();
     const std::uint64_t done = stats.succeeded + stats.failed;
-    auto ms = [](std::chrono::nanoseconds d) {
-        return static_cast<double>(d.count()) / 1e6;
-    };
-    char numbers[512];
-    std::snprintf(numbers,
-                  sizeof numbers,
-                  "\"wall_seconds\":%.3f,\"requests_per_second\":%.1f,"
-                  "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
-                  "\"ttfb_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+    char rates[96];
+    std::snprintf(rates,
+                  sizeof rates,
+                  "\"wall_seconds\":%.3f,\"requests_per_second\":%.1f",
                   secs,
-                  secs > 0 ? static_cast<double>(done) / secs : 0.0,
-                  ms(stats.latency.percentile(0.5)),
-                  ms(stats.latency.percentile(0.9)),
-                  ms(stats.latency.percentile(0.99)),
-                  ms(stats.latency.max()),
-                  ms(stats.ttfb.percentile(0.5)),
-                  ms(stats.ttfb.percentile(0.9)),
-                  ms(stats.ttfb.percentile(0.99)),
-                  ms(stats.ttfb.max()));
+                  secs > 0 ? static_cast<double>(done) / secs : 0.0);
     os << "{\"lines\":" << job.lines << ",\"requests\":" << done
        << ",\"succeeded\":" << stats.succeeded << ",\"failed\":" << stats.failed
        << ",\"bad_lines\":" << job.bad_lines << ",\"skipped\":" << job.skipped << ",\"failures\":";
@@ -119,7 +129,14 @@ void write_summary_json(std::ostream& os,
        << ",\"completion_tokens\":" << stats.completion_tokens
        << ",\"connections\":{\"opened\":" << stats.connections_opened
        << ",\"replayed\":" << stats.replayed << ",\"untrusted\":" << stats.untrusted_connections
-       << "}," << numbers << ",\"exit_status\":" << exit_status << "}\n";
+       << "}," << rates;
+    write_percentiles(os, "latency_ms", stats.latency);
+    write_percentiles(os, "ttfb_ms", stats.ttfb);
+    if (!stats.ttft.empty()) {
+        write_percentiles(os, "ttft_ms", stats.ttft);
+        write_percentiles(os, "itl_ms", stats.itl);
+    }
+    os << ",\"exit_status\":" << exit_status << "}\n";
 }
 
 } // namespace sluice::cli

@@ -109,7 +109,7 @@ void json_context(json_fields& f, const report_context& ctx) {
         f.null("max_concurrency");
 }
 
-void json_metric(json_fields& f, const detail::report_metric& m, const latency_histogram& h) {
+void json_metric(json_fields& f, const detail::report_metric& m, const timing_histogram& h) {
     const std::string stem = std::string(m.key) + "_ms";
     f.integer("count_" + std::string(m.key), h.count());
     f.number("mean_" + stem, detail::to_ms(h.mean_ns()));
@@ -147,10 +147,10 @@ void text_rule(std::string& out, std::string_view title, char fill) {
     out += '\n';
 }
 
-void text_metric(std::string& out, const detail::report_metric& m, const latency_histogram& h) {
+void text_metric(std::string& out, const detail::report_metric& m, const timing_histogram& h) {
     text_rule(out, m.header, '-');
     const std::string name(m.name);
-    const auto ms = [](latency_histogram::duration d) {
+    const auto ms = [](timing_histogram::duration d) {
         return fixed2(detail::to_ms(static_cast<double>(d.count())));
     };
     text_line(out, "Mean " + name + " (ms):", fixed2(detail::to_ms(h.mean_ns())));
@@ -218,7 +218,7 @@ std::string report_text(const recorder& rec, const report_context& ctx) {
     // A metric with no values (TTFT of a run without streaming) says nothing: left out here,
     // reported with its zero count in the JSON.
     for (const auto& m : detail::report_metrics) {
-        const latency_histogram& h = (rec.*m.histogram)();
+        const timing_histogram& h = (rec.*m.histogram)();
         if (!h.empty())
             text_metric(out, m, h);
     }

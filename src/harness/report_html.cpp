@@ -40,7 +40,7 @@ std::string fmt(const char* format, double v) {
     return buf;
 }
 
-double ms_of(latency_histogram::duration d) {
+double ms_of(timing_histogram::duration d) {
     return detail::to_ms(static_cast<double>(d.count()));
 }
 
@@ -104,7 +104,7 @@ void html_latency_table(std::string& out, const recorder& rec) {
         out += "<th>p" + detail::percentile_word(p) + "</th>";
     out += "<th>max</th></tr>\n";
     for (const auto& m : detail::report_metrics) {
-        const latency_histogram& h = (rec.*m.histogram)();
+        const timing_histogram& h = (rec.*m.histogram)();
         out += "<tr><th>";
         append_escaped(out, m.header);
         out += "</th><td>" + std::to_string(h.count()) + "</td>";
@@ -119,7 +119,7 @@ void html_latency_table(std::string& out, const recorder& rec) {
 }
 
 // Horizontal bars of one metric's percentiles and max, scaled to the max.
-void html_chart(std::string& out, const detail::report_metric& m, const latency_histogram& h) {
+void html_chart(std::string& out, const detail::report_metric& m, const timing_histogram& h) {
     constexpr int label_w = 60, bar_w = 360, bar_h = 18, gap = 4;
     constexpr int bars = static_cast<int>(std::size(report_percentiles)) + 1;
     const double top = ms_of(h.max()) > 0 ? ms_of(h.max()) : 1;
@@ -152,7 +152,7 @@ std::string report_html(const recorder& rec, const report_context& ctx) {
     html_summary(out, rec, ctx);
     html_latency_table(out, rec);
     for (const auto& m : detail::report_metrics) {
-        const latency_histogram& h = (rec.*m.histogram)();
+        const timing_histogram& h = (rec.*m.histogram)();
         if (!h.empty())
             html_chart(out, m, h);
     }

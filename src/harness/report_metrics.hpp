@@ -19,7 +19,7 @@ struct report_metric {
     std::string_view name;
     /// Section header in the text table and the HTML page.
     std::string_view header;
-    const latency_histogram& (recorder::*histogram)() const noexcept;
+    const timing_histogram& (recorder::*histogram)() const noexcept;
 };
 
 inline constexpr std::array<report_metric, 5> report_metrics{{

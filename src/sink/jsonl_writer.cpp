@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <system_error>
@@ -40,6 +41,32 @@ void append_error(std::string& out, std::string_view code, std::string_view mess
     out += ",\"message\":";
     append_json_string(out, message);
     out += '}';
+}
+
+// A streamed answer's timings, from the transport's clock: time to first byte and to first
+// token, the number of events that carried content, and the inter-token gaps' mean and max.
+void append_stream_timings(std::string& out, const timings& t) {
+    auto ms = [](std::chrono::nanoseconds d) {
+        return static_cast<double>(d.count()) / 1e6;
+    };
+    const bool got_token = t.first_token != timings::time_point{};
+    std::chrono::nanoseconds sum{0}, max{0};
+    for (const auto gap : t.token_gaps) {
+        sum += gap;
+        max = std::max(max, gap);
+    }
+    const std::size_t gaps = t.token_gaps.size();
+    char buf[256];
+    std::snprintf(buf,
+                  sizeof buf,
+                  ",\"timings\":{\"ttfb_ms\":%.3f,\"ttft_ms\":%.3f,\"content_events\":%zu,"
+                  "\"itl_mean_ms\":%.3f,\"itl_max_ms\":%.3f}",
+                  ms(t.first_byte - t.sent),
+                  got_token ? ms(t.first_token - t.sent) : 0.0,
+                  got_token ? gaps + 1 : 0,
+                  gaps ? ms(sum) / static_cast<double>(gaps) : 0.0,
+                  ms(max));
+    out += buf;
 }
 
 // Appends a record, or nothing at all if appending throws (no half record in the buffer).
@@ -79,6 +106,8 @@ void append_output_record(std::string& out, const result& r, std::string_view re
             out += "null";
         else
             append_error(out, error_kind(r.ec), r.message.empty() ? r.ec.message() : r.message);
+        if (r.streamed)
+            append_stream_timings(out, r.times);
         out += "}\n";
     });
 }

@@ -81,18 +81,15 @@ line_fields read_fields(const sj::dom::object& root) {
     return f;
 }
 
-// Why a body asking for a streamed answer is refused, or nothing. Until sluice reads
-// server-sent events, sending it would buy a generation whose answer cannot be recorded.
-std::string stream_refusal(const sj::dom::object& body) {
+// Why a body's `stream` is refused, or nothing: it must be a boolean (true streams the answer,
+// which the engine assembles into the same record as a whole answer).
+std::string stream_check(const sj::dom::object& body) {
     sj::dom::element value;
     if (body["stream"].get(value))
         return {};
     bool on = false;
     if (value.get_bool().get(on))
         return "stream must be true or false";
-    if (on)
-        return "\"stream\": true is not supported yet (sluice records whole answers); remove "
-               "it or set it to false";
     return {};
 }
 
@@ -192,7 +189,7 @@ jsonl_reader::impl::take_line(std::string_view line, sj::dom::object object, req
     }
     if (!f.body && f.has_messages) {
         // The line is itself a chat-completion body.
-        if (std::string why = stream_refusal(object); !why.empty())
+        if (std::string why = stream_check(object); !why.empty())
             return why;
         req.body.assign(trim(line));
         req.model.assign(f.model.value_or(std::string_view{}));
@@ -237,7 +234,7 @@ jsonl_reader::impl::take_batch_line(std::string_view line, const line_fields& f,
     sj::dom::object body;
     if (f.body->get_object().get(body))
         return "body is not an object";
-    if (std::string why = stream_refusal(body); !why.empty())
+    if (std::string why = stream_check(body); !why.empty())
         return why;
     std::string_view model;
     if (!body["model"].get_string().get(model))

@@ -121,11 +121,15 @@ using connection_ptr = std::shared_ptr<connection>;
 struct exchange {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.
-    exchange(std::string_view b, boost::asio::any_completion_handler<void(http_response)> h)
+    exchange(std::string_view b,
+             body_observer* o,
+             boost::asio::any_completion_handler<void(http_response)> h)
         : body(b)
+        , observer(o)
         , handler(std::move(h)) {}
 
     std::string_view body;
+    body_observer* observer; // takes an event-stream body; null: every body is collected
     boost::asio::any_completion_handler<void(http_response)> handler;
     http_response resp;
     connection_ptr conn;

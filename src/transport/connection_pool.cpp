@@ -26,8 +26,9 @@ connection_pool::~connection_pool() {
 }
 
 void connection_pool::async_exchange(std::string_view body,
+                                     body_observer* observer,
                                      asio::any_completion_handler<void(http_response)> handler) {
-    auto x = std::make_unique<detail::exchange>(body, std::move(handler));
+    auto x = std::make_unique<detail::exchange>(body, observer, std::move(handler));
     if (impl_->closed)
         return impl_->complete_later(std::move(x), "");
     impl_->submit(std::move(x));

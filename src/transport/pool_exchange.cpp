@@ -48,7 +48,7 @@ void pool_impl::start_write(exchange_ptr x) {
 }
 
 void pool_impl::new_parser(exchange& x) {
-    x.conn->parser.emplace(x.resp, bodies, x.body_charge, opts.max_body_size);
+    x.conn->parser.emplace(x.resp, bodies, x.body_charge, opts.max_body_size, x.observer);
 }
 
 void pool_impl::on_write(exchange_ptr x, error_code ec) {
@@ -77,12 +77,41 @@ void pool_impl::on_header(exchange_ptr x, error_code ec) {
     const unsigned status = x->resp.status;
     if (status >= 100 && status < 200)
         return on_informational(std::move(x));
+    if (x->conn->parser->streaming())
+        return read_stream(std::move(x));
     connection& c = *x->conn;
     auto on_rest = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                  std::size_t) mutable {
         self->on_body(std::move(x), ec);
     };
     c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
+}
+
+// An event stream is read piece by piece, each read within `stream_idle_timeout` (a stream
+// that stalls between events is cut) and all of it within the request's deadline.
+void pool_impl::read_stream(exchange_ptr x) {
+    connection& c = *x->conn;
+    if (c.parser->is_done())
+        return on_body(std::move(x), {});
+    const auto now = clock::now();
+    c.tcp().expires_at(std::min(x->deadline, now + opts.stream_idle_timeout));
+    auto on_piece = [self = shared_from_this(), x = std::move(x)](error_code ec,
+                                                                  std::size_t) mutable {
+        if (ec) {
+            const char* step = self->stream_step(*x, ec);
+            return self->fail(std::move(x), ec, step);
+        }
+        self->read_stream(std::move(x));
+    };
+    c.with_stream(
+        [&](auto& s) { http::async_read_some(s, c.buffer, *c.parser, std::move(on_piece)); });
+}
+
+// Which limit cut a stream that timed out: the pause between events or the whole request.
+const char* pool_impl::stream_step(const exchange& x, error_code ec) const {
+    if (ec == beast::error::timeout && clock::now() < x.deadline)
+        return "read (no event within pool.stream_idle_timeout_ms)";
+    return "read";
 }
 
 // A 1xx response (100 Continue, 103 Early Hints) is not the answer (RFC 9110 section

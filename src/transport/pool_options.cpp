@@ -16,6 +16,8 @@ void pool_options::validate() const {
         throw std::invalid_argument("pool.handshake_timeout: must be positive");
     if (request_timeout.count() <= 0)
         throw std::invalid_argument("pool.request_timeout: must be positive");
+    if (stream_idle_timeout.count() <= 0)
+        throw std::invalid_argument("pool.stream_idle_timeout: must be positive");
     if (idle_timeout.count() <= 0)
         throw std::invalid_argument("pool.idle_timeout: must be positive");
     if (max_body_size == 0)
@@ -54,7 +56,8 @@ std::string request_head(const endpoint& ep, const request_headers& h) {
     if (!h.project.empty())
         head += "OpenAI-Project: " + h.project + "\r\n";
     head += "User-Agent: " + h.user_agent + "\r\n";
-    head += "Content-Type: application/json\r\nAccept: application/json\r\n";
+    // Either answer form: a request with "stream": true is answered with an event stream.
+    head += "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
     return head;
 }
 

@@ -36,20 +36,27 @@ public:
     // `charged` is the exchange's share of `budget`, which outlives this parser: the body keeps
     // its memory until the response is delivered. `max_body` is the body limit, past which the
     // body never grows (the base class refuses what is longer).
+    // `observer`, when not null, takes a 2xx event-stream body instead of `out.body`; the
+    // body limit then bounds the bytes of the whole stream, none of which are held here.
     response_parser(http_response& out,
                     body_budget& budget,
                     std::size_t& charged,
-                    std::size_t max_body)
+                    std::size_t max_body,
+                    body_observer* observer = nullptr)
         : out_(out)
         , budget_(budget)
         , charged_(charged)
-        , max_body_(max_body) {
+        , max_body_(max_body)
+        , observer_(observer) {
         out_.body.clear();
         body_limit(max_body);
     }
 
     // The last failure was the pool-wide budget, not this body's own size.
     bool over_budget() const noexcept { return over_budget_; }
+
+    // The body goes to the observer (known once the header is read).
+    bool streaming() const noexcept { return out_.streamed; }
 
 private:
     using string_view = boost::beast::string_view;
@@ -70,9 +77,15 @@ private:
             target->assign(value.data(), value.size());
     }
 
-    void on_header_impl(error_code&) override {}
+    // Decided with the header, not at the body's first byte: the exchange reads a stream
+    // piece by piece from the moment the header is in.
+    void on_header_impl(error_code&) override {
+        out_.streamed = observer_ && out_.status >= 200 && out_.status < 300 && is_event_stream();
+    }
 
     void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code& ec) override {
+        if (out_.streamed)
+            return;
         // The base class has already refused a Content-Length above the body limit.
         if (length && !grow_to(static_cast<std::size_t>(*length) + parse_padding))
             ec = errc::body_too_large;
@@ -87,11 +100,22 @@ private:
     }
 
     void on_finish_impl(error_code& ec) override {
-        if (!grow_to(out_.body.size() + parse_padding))
+        if (!out_.streamed && !grow_to(out_.body.size() + parse_padding))
             ec = errc::body_too_large;
     }
 
+    bool is_event_stream() const noexcept {
+        const std::string& type = out_.content_type;
+        constexpr string_view sse = "text/event-stream";
+        return type.size() >= sse.size() &&
+               boost::beast::iequals(string_view(type.data(), sse.size()), sse);
+    }
+
     std::size_t append(string_view piece, error_code& ec) {
+        if (out_.streamed) {
+            ec = observer_->on_body({piece.data(), piece.size()}, std::chrono::steady_clock::now());
+            return ec ? 0 : piece.size();
+        }
         if (!grow_to(out_.body.size() + piece.size() + parse_padding)) {
             ec = errc::body_too_large;
             return 0;
@@ -160,6 +184,7 @@ private:
     body_budget& budget_;
     std::size_t& charged_;
     std::size_t max_body_;
+    body_observer* observer_;
     bool over_budget_ = false;
 };
 

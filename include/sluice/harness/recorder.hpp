@@ -1,6 +1,6 @@
 #pragma once
 
-#include <sluice/harness/latency_histogram.hpp>
+#include <sluice/timing_histogram.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -81,11 +81,11 @@ public:
     std::uint64_t input_tokens() const noexcept { return input_tokens_; }
     std::uint64_t output_tokens() const noexcept { return output_tokens_; }
 
-    const latency_histogram& e2e() const noexcept { return e2e_; }
-    const latency_histogram& ttft() const noexcept { return ttft_; }
-    const latency_histogram& itl() const noexcept { return itl_; }
-    const latency_histogram& tpot() const noexcept { return tpot_; }
-    const latency_histogram& send_lag() const noexcept { return send_lag_; }
+    const timing_histogram& e2e() const noexcept { return e2e_; }
+    const timing_histogram& ttft() const noexcept { return ttft_; }
+    const timing_histogram& itl() const noexcept { return itl_; }
+    const timing_histogram& tpot() const noexcept { return tpot_; }
+    const timing_histogram& send_lag() const noexcept { return send_lag_; }
 
     /// The run's wall time: from the first `sent` to the last end, successes and failures
     /// alike; zero before any request has ended.
@@ -101,11 +101,11 @@ private:
     void span(time_point sent, time_point ended) noexcept;
     double per_second(std::uint64_t n) const noexcept;
 
-    latency_histogram e2e_;
-    latency_histogram ttft_;
-    latency_histogram itl_;
-    latency_histogram tpot_;
-    latency_histogram send_lag_;
+    timing_histogram e2e_;
+    timing_histogram ttft_;
+    timing_histogram itl_;
+    timing_histogram tpot_;
+    timing_histogram send_lag_;
     std::uint64_t completed_ = 0;
     std::uint64_t failed_ = 0;
     std::uint64_t input_tokens_ = 0;

@@ -32,6 +32,10 @@ struct pool_options {
     /// the TLS handshake of a new connection (each also within its own timeout above), writing
     /// the request and reading the full response (the SDKs' 600 s).
     std::chrono::milliseconds request_timeout{600'000};
+    /// Longest pause between two pieces of an event-stream answer (`"stream": true`); a stream
+    /// that stalls longer is cut and the attempt fails with a timeout. The whole stream still
+    /// ends within `request_timeout`.
+    std::chrono::milliseconds stream_idle_timeout{60'000};
     /// An idle connection unused this long is closed.
     std::chrono::milliseconds idle_timeout{60'000};
     /// Largest response body accepted; a larger one fails with errc::body_too_large. A chat
@@ -110,6 +114,15 @@ public:
 
     /// Sends `POST target` with `body` (JSON) and completes with the response.
     void async_exchange(std::string_view body,
+                        boost::asio::any_completion_handler<void(http_response)> handler) {
+        async_exchange(body, nullptr, std::move(handler));
+    }
+
+    /// As above; a 2xx `text/event-stream` answer goes to `observer` piece by piece as it is
+    /// read (`http_response::streamed`), each piece within `stream_idle_timeout`. The observer
+    /// must stay valid until completion.
+    void async_exchange(std::string_view body,
+                        body_observer* observer,
                         boost::asio::any_completion_handler<void(http_response)> handler);
 
     /// Cancels waiting and running exchanges and closes every connection.

@@ -75,6 +75,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void read_head(exchange_ptr x);
     void on_header(exchange_ptr x, error_code ec);
     void on_informational(exchange_ptr x);
+    void read_stream(exchange_ptr x);
+    const char* stream_step(const exchange& x, error_code ec) const;
     static void forget_answer(exchange& x);
     void on_body(exchange_ptr x, error_code ec);
     void fail_or_replay(exchange_ptr x, error_code ec, const char* step);

@@ -44,6 +44,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.pool.connect_timeout = std::chrono::milliseconds(1);
     loaded.pool.handshake_timeout = std::chrono::milliseconds(1);
     loaded.pool.request_timeout = std::chrono::milliseconds(1);
+    loaded.pool.stream_idle_timeout = std::chrono::milliseconds(1);
     loaded.pool.idle_timeout = std::chrono::milliseconds(1);
     loaded.pool.max_body_size = 1;
     loaded.pool.max_body_bytes_in_flight = 1;
@@ -78,6 +79,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.pool.connect_timeout == d.pool.connect_timeout);
     CHECK(loaded.pool.handshake_timeout == d.pool.handshake_timeout);
     CHECK(loaded.pool.request_timeout == d.pool.request_timeout);
+    CHECK(loaded.pool.stream_idle_timeout == d.pool.stream_idle_timeout);
     CHECK(loaded.pool.idle_timeout == d.pool.idle_timeout);
     CHECK(loaded.pool.max_body_size == d.pool.max_body_size);
     CHECK(loaded.pool.max_body_bytes_in_flight == d.pool.max_body_bytes_in_flight);

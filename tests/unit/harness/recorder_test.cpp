@@ -143,8 +143,8 @@ TEST_CASE("merging per-thread recorders equals recording everything in one") {
     CHECK(merged.wall() == one.wall());
     for (auto get :
          {&recorder::e2e, &recorder::ttft, &recorder::itl, &recorder::tpot, &recorder::send_lag}) {
-        const latency_histogram& a = (merged.*get)();
-        const latency_histogram& b = (one.*get)();
+        const timing_histogram& a = (merged.*get)();
+        const timing_histogram& b = (one.*get)();
         CHECK(a.count() == b.count());
         CHECK(a.mean_ns() == b.mean_ns());
         CHECK(ms(a.percentile(99)) == ms(b.percentile(99)));

@@ -92,7 +92,7 @@ TEST_CASE("the JSON report carries vLLM's field names with the recorded numbers"
     CHECK(j.number("request_throughput") == Approx(10 / 0.971));
     CHECK(j.number("output_throughput") == Approx(30 / 0.971));
     CHECK(j.number("total_token_throughput") == Approx(230 / 0.971));
-    const double tolerance = latency_histogram::relative_error;
+    const double tolerance = timing_histogram::relative_error;
     CHECK(j.number("mean_ttft_ms") == Approx(50));
     CHECK(j.number("median_ttft_ms") == Approx(50).epsilon(tolerance));
     CHECK(j.number("p99_ttft_ms") == Approx(50).epsilon(tolerance));

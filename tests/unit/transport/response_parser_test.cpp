@@ -26,11 +26,12 @@ error_code feed(response_parser& p, const std::string& bytes, std::size_t piece 
         while (!pending.empty() && !p.is_done()) {
             error_code ec;
             const std::size_t used = p.put(boost::asio::buffer(pending), ec);
+            // need_more may come after the start line was taken: drop what was used either way.
+            pending.erase(0, used);
             if (ec == boost::beast::http::error::need_more)
                 break;
             if (ec)
                 return ec;
-            pending.erase(0, used);
             if (used == 0)
                 break;
         }
@@ -130,4 +131,91 @@ TEST_CASE("a bad chunk size is a parser error that says so") {
     const error_code ec = feed(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     REQUIRE(ec);
     CHECK(ec.message().find("chunk") != std::string::npos);
+}
+
+namespace {
+
+// Collects what the parser hands over, as the engine's stream reader would take it.
+struct collecting_observer final : body_observer {
+    std::string bytes;
+    std::size_t pieces = 0;
+    error_code fail_with;
+    error_code on_body(std::string_view piece, std::chrono::steady_clock::time_point) override {
+        bytes.append(piece);
+        ++pieces;
+        return fail_with;
+    }
+};
+
+std::string event_stream(unsigned status, std::size_t events) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) +
+                      " X\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n";
+    char size[32];
+    for (std::size_t i = 0; i < events; ++i) {
+        const std::string event = "data: {\"n\":" + std::to_string(i) + "}\n\n";
+        std::snprintf(size, sizeof size, "%zx\r\n", event.size());
+        out += size + event + "\r\n";
+    }
+    return out + "0\r\n\r\n";
+}
+
+} // namespace
+
+TEST_CASE("a 2xx event stream goes to the observer piece by piece, never into the body") {
+    body_budget budget;
+    std::size_t charged = 0;
+    http_response out;
+    collecting_observer seen;
+    response_parser p(out, budget, charged, 1'000'000, &seen);
+    REQUIRE_FALSE(feed(p, event_stream(200, 50), 64));
+    REQUIRE(p.is_done());
+    CHECK(out.streamed);
+    CHECK(p.streaming());
+    CHECK(out.body.empty());
+    CHECK(budget.used == 0); // no body held, none charged
+    CHECK(seen.pieces >= 50);
+    CHECK(seen.bytes.find("data: {\"n\":0}\n\n") == 0);
+    CHECK(seen.bytes.find("data: {\"n\":49}\n\n") != std::string::npos);
+}
+
+TEST_CASE("an error answer to a streaming request, or a stream without an observer, is collected") {
+    for (const unsigned status : {429u, 500u}) {
+        body_budget budget;
+        std::size_t charged = 0;
+        http_response out;
+        collecting_observer seen;
+        response_parser p(out, budget, charged, 1'000'000, &seen);
+        REQUIRE_FALSE(feed(p, event_stream(status, 3)));
+        CHECK_FALSE(out.streamed);
+        CHECK(seen.pieces == 0);
+        CHECK(out.body.find("data: {\"n\":2}") != std::string::npos);
+    }
+    body_budget budget;
+    std::size_t charged = 0;
+    http_response out;
+    response_parser p(out, budget, charged, 1'000'000);
+    REQUIRE_FALSE(feed(p, event_stream(200, 3)));
+    CHECK_FALSE(out.streamed);
+    CHECK(out.body.find("data: {\"n\":2}") != std::string::npos);
+}
+
+TEST_CASE("the body limit bounds a whole stream, and an observer's error stops the read") {
+    {
+        body_budget budget;
+        std::size_t charged = 0;
+        http_response out;
+        collecting_observer seen;
+        response_parser p(out, budget, charged, 1000, &seen);
+        CHECK(feed(p, event_stream(200, 500), 256) == boost::beast::http::error::body_limit);
+        CHECK(seen.bytes.size() <= 1000);
+    }
+    body_budget budget;
+    std::size_t charged = 0;
+    http_response out;
+    collecting_observer seen;
+    seen.fail_with = errc::event_too_large;
+    response_parser p(out, budget, charged, 1'000'000, &seen);
+    CHECK(feed(p, event_stream(200, 5)) == errc::event_too_large);
+    CHECK(seen.pieces == 1);
 }

@@ -1,4 +1,4 @@
-#include <sluice/harness/latency_histogram.hpp>
+#include <sluice/timing_histogram.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -6,10 +6,10 @@
 
 namespace sluice {
 
-latency_histogram::latency_histogram()
+timing_histogram::timing_histogram()
     : buckets_(bucket_count, 0) {}
 
-std::size_t latency_histogram::index_of(std::uint64_t micros) noexcept {
+std::size_t timing_histogram::index_of(std::uint64_t micros) noexcept {
     if (micros < exact_below)
         return static_cast<std::size_t>(micros);
     micros = std::min<std::uint64_t>(micros, (std::uint64_t(1) << max_bits) - 1);
@@ -20,7 +20,7 @@ std::size_t latency_histogram::index_of(std::uint64_t micros) noexcept {
     return exact_below + (shift - 1) * sub_buckets + static_cast<std::size_t>(sub);
 }
 
-latency_histogram::duration latency_histogram::middle_of(std::size_t index) noexcept {
+timing_histogram::duration timing_histogram::middle_of(std::size_t index) noexcept {
     if (index < exact_below)
         return duration(static_cast<std::int64_t>(index) * 1000 + 500);
     const std::size_t group = (index - exact_below) / sub_buckets;
@@ -31,7 +31,7 @@ latency_histogram::duration latency_histogram::middle_of(std::size_t index) noex
     return duration(static_cast<std::int64_t>(lower * 1000 + width * 500));
 }
 
-void latency_histogram::record(duration value) noexcept {
+void timing_histogram::record(duration value) noexcept {
     if (value < duration::zero())
         value = duration::zero();
     const auto ns = static_cast<std::uint64_t>(value.count());
@@ -47,7 +47,7 @@ void latency_histogram::record(duration value) noexcept {
     m2_ns_ += delta * (x - mean_ns_);
 }
 
-void latency_histogram::merge(const latency_histogram& other) noexcept {
+void timing_histogram::merge(const timing_histogram& other) noexcept {
     if (other.count_ == 0)
         return;
     for (std::size_t i = 0; i < bucket_count; ++i)
@@ -64,7 +64,7 @@ void latency_histogram::merge(const latency_histogram& other) noexcept {
     sum_ns_ += other.sum_ns_;
 }
 
-void latency_histogram::reset() noexcept {
+void timing_histogram::reset() noexcept {
     std::fill(buckets_.begin(), buckets_.end(), 0);
     count_ = 0;
     min_ = max_ = duration::zero();
@@ -72,15 +72,15 @@ void latency_histogram::reset() noexcept {
     mean_ns_ = m2_ns_ = 0;
 }
 
-double latency_histogram::mean_ns() const noexcept {
+double timing_histogram::mean_ns() const noexcept {
     return count_ ? static_cast<double>(sum_ns_) / static_cast<double>(count_) : 0.0;
 }
 
-double latency_histogram::stddev_ns() const noexcept {
+double timing_histogram::stddev_ns() const noexcept {
     return count_ ? std::sqrt(std::max(0.0, m2_ns_ / static_cast<double>(count_))) : 0.0;
 }
 
-latency_histogram::duration latency_histogram::percentile(double p) const noexcept {
+timing_histogram::duration timing_histogram::percentile(double p) const noexcept {
     if (count_ == 0)
         return duration::zero();
     if (!(p > 0))

@@ -19,7 +19,7 @@ namespace sluice {
 /// Memory: `bucket_count` 8-byte counters (30 KiB), allocated once by the constructor.
 ///
 /// Thread safety: none; record into one histogram per thread and merge() them.
-class latency_histogram {
+class timing_histogram {
 public:
     using duration = std::chrono::nanoseconds;
 
@@ -37,13 +37,13 @@ public:
     /// Bound on the relative error of a percentile above `exact_below` microseconds.
     static constexpr double relative_error = 1.0 / (2 * sub_buckets);
 
-    latency_histogram();
+    timing_histogram();
 
     /// Adds one value; a negative one counts as zero.
     void record(duration value) noexcept;
 
     /// Adds every value of `other`, as if each had been recorded here.
-    void merge(const latency_histogram& other) noexcept;
+    void merge(const timing_histogram& other) noexcept;
 
     /// Forgets every value, keeping the memory.
     void reset() noexcept;

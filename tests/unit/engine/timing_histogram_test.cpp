@@ -1,4 +1,4 @@
-#include <sluice/harness/latency_histogram.hpp>
+#include <sluice/timing_histogram.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -36,7 +36,7 @@ ns exact_percentile(const std::vector<ns>& sorted, std::uint64_t milli_percent) 
 
 TEST_CASE("histogram percentiles are within the documented error of the exact ones") {
     auto values = random_latencies(200'000, 7);
-    latency_histogram h;
+    timing_histogram h;
     for (ns v : values)
         h.record(v);
     std::sort(values.begin(), values.end());
@@ -55,14 +55,14 @@ TEST_CASE("histogram percentiles are within the documented error of the exact on
         const double exact = static_cast<double>(exact_percentile(values, mp).count());
         const double got = static_cast<double>(h.percentile(p).count());
         // Relative above 256 us; half a microsecond below, where buckets are 1 us wide.
-        CHECK(std::abs(got - exact) <= exact * latency_histogram::relative_error + 500);
+        CHECK(std::abs(got - exact) <= exact * timing_histogram::relative_error + 500);
     }
-    CHECK(latency_histogram::relative_error <= 0.01);
+    CHECK(timing_histogram::relative_error <= 0.01);
 }
 
 TEST_CASE("count, min, max, mean and std are exact") {
     const auto values = random_latencies(50'000, 11);
-    latency_histogram h;
+    timing_histogram h;
     double sum = 0;
     for (ns v : values) {
         h.record(v);
@@ -84,7 +84,7 @@ TEST_CASE("count, min, max, mean and std are exact") {
 
 TEST_CASE("the rank of a percentile is not pushed up by floating-point rounding") {
     // 999 fast values and one slow one: p99.9 is the 999th value, the fast one.
-    latency_histogram h;
+    timing_histogram h;
     for (int i = 0; i < 999; ++i)
         h.record(1ms);
     h.record(100ms);
@@ -95,15 +95,15 @@ TEST_CASE("the rank of a percentile is not pushed up by floating-point rounding"
 
 TEST_CASE("merging per-thread histograms equals recording everything in one") {
     const auto values = random_latencies(30'000, 3);
-    latency_histogram all, parts[3];
+    timing_histogram all, parts[3];
     for (std::size_t i = 0; i < values.size(); ++i) {
         all.record(values[i]);
         parts[i % 3].record(values[i]);
     }
-    latency_histogram merged;
+    timing_histogram merged;
     for (const auto& part : parts)
         merged.merge(part);
-    merged.merge(latency_histogram{}); // an empty one changes nothing
+    merged.merge(timing_histogram{}); // an empty one changes nothing
     CHECK(merged.count() == all.count());
     CHECK(merged.min() == all.min());
     CHECK(merged.max() == all.max());
@@ -114,25 +114,25 @@ TEST_CASE("merging per-thread histograms equals recording everything in one") {
 }
 
 TEST_CASE("out-of-range values are kept in the edge buckets, with min and max exact") {
-    latency_histogram h;
+    timing_histogram h;
     h.record(-5ms); // a clock oddity counts as zero
     CHECK(h.min() == 0ns);
     h.record(48h); // beyond max_trackable: counts in the top bucket
     CHECK(h.max() == 48h);
     CHECK(h.percentile(100) == 48h);
     CHECK(h.percentile(75) <= 48h);
-    CHECK(h.percentile(75) >= latency_histogram::max_trackable / 2);
+    CHECK(h.percentile(75) >= timing_histogram::max_trackable / 2);
 }
 
 TEST_CASE("an empty histogram reports zeros and reset empties a full one") {
-    latency_histogram h;
+    timing_histogram h;
     CHECK(h.empty());
     CHECK(h.percentile(50) == 0ns);
     CHECK(h.mean_ns() == 0);
     CHECK(h.stddev_ns() == 0);
     h.record(3ms);
     CHECK(double(h.percentile(50).count()) ==
-          Approx(3e6).epsilon(latency_histogram::relative_error));
+          Approx(3e6).epsilon(timing_histogram::relative_error));
     h.reset();
     CHECK(h.empty());
     CHECK(h.max() == 0ns);

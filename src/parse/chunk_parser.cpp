@@ -1,0 +1,376 @@
+#include <sluice/parse/chunk_parser.hpp>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace sluice {
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+// A field's value, or the error that reaching it produced: every accessor on it reports that
+// error, so the readers below need no separate check.
+using value_result = simdjson::simdjson_result<od::value>;
+
+std::string_view trim_end(std::string_view s) noexcept {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+bool is_null(value_result v, bool& out) {
+    od::json_type t;
+    if (v.type().get(t))
+        return false;
+    out = t == od::json_type::null;
+    return true;
+}
+
+// A string (unescaped into the parser's buffer), or null (left empty).
+bool read_view(value_result v, std::string_view& out) {
+    od::json_type t;
+    if (v.type().get(t))
+        return false;
+    if (t == od::json_type::null)
+        return !v.is_null().error();
+    return !v.get_string().get(out);
+}
+
+// A string, null, or a number kept as its JSON text (servers send numeric error codes).
+bool read_text(value_result v, std::string_view& out) {
+    od::json_type t;
+    if (v.type().get(t))
+        return false;
+    if (t != od::json_type::number)
+        return read_view(v, out);
+    if (v.raw_json_token().get(out))
+        return false;
+    out = trim_end(out);
+    return true;
+}
+
+bool read_index(value_result v, std::uint32_t& out) {
+    std::uint64_t n = 0;
+    if (v.get_uint64().get(n) || n > std::numeric_limits<std::uint32_t>::max())
+        return false;
+    out = static_cast<std::uint32_t>(n);
+    return true;
+}
+
+// Calls `on_field(key, value)` for each field of the object at `v`, in document order,
+// until one returns false; null counts as an empty object.
+template <class OnField>
+bool each_field(value_result v, OnField&& on_field) {
+    bool null = false;
+    if (!is_null(v, null))
+        return false;
+    od::object object;
+    if (null || v.get_object().get(object))
+        return null;
+    for (auto field : object) {
+        od::raw_json_string key;
+        if (field.key().get(key) || !on_field(key, field.value()))
+            return false;
+    }
+    return true;
+}
+
+// Calls `on_element(value)` for each element of the array at `v` until one returns false;
+// null counts as an empty array.
+template <class OnElement>
+bool each_element(value_result v, OnElement&& on_element) {
+    bool null = false;
+    if (!is_null(v, null))
+        return false;
+    od::array array;
+    if (null || v.get_array().get(array))
+        return null;
+    for (auto element : array) {
+        if (!on_element(element))
+            return false;
+    }
+    return true;
+}
+
+} // namespace
+
+// The parts kept as raw JSON are re-read from their own text: on-demand skips over them
+// without checking what it skips, so each is first checked in full by the DOM parser (they
+// are copied verbatim into assembled JSON, which must stay valid), then read by a second
+// on-demand parser. Both read in place: the text lies inside the padded document.
+struct chunk_parser::impl {
+    od::parser parser;
+    od::parser sub_parser;   // usage and logprobs: nothing read there outlives the next use
+    od::parser error_parser; // error strings are views into its buffer, kept to the end
+    simdjson::dom::parser checker;
+    std::unique_ptr<char[]> scratch; // padded copy for chunks without spare capacity
+    std::size_t scratch_capacity = 0;
+
+    const char* padded_copy(const char* data, std::size_t size) {
+        if (scratch_capacity < size + parse_padding) {
+            scratch_capacity = std::max(size + parse_padding, scratch_capacity * 2);
+            scratch = std::make_unique<char[]>(scratch_capacity);
+        }
+        std::memcpy(scratch.get(), data, size);
+        std::memset(scratch.get() + size, 0, parse_padding);
+        return scratch.get();
+    }
+
+    // The object at `v` as checked raw text; `raw` stays empty for null. With `text`, a
+    // string is accepted too, and its unescaped value stored there.
+    bool raw_value(value_result v, std::string_view& raw, std::string_view* text = nullptr) {
+        od::json_type t;
+        if (v.type().get(t))
+            return false;
+        if (t == od::json_type::null)
+            return !v.is_null().error();
+        if (t == od::json_type::string && text) {
+            if (v.raw_json_token().get(raw) || v.get_string().get(*text))
+                return false;
+        } else {
+            od::object object;
+            if (t != od::json_type::object || v.get_object().get(object) ||
+                object.raw_json().get(raw))
+                return false;
+        }
+        raw = trim_end(raw);
+        return !checker.parse(raw.data(), raw.size(), false).error();
+    }
+
+    // Iterates the fields of the checked object text `raw` with `sub`.
+    template <class OnField>
+    static bool each_raw_field(od::parser& sub, std::string_view raw, OnField&& on_field) {
+        od::document doc;
+        od::object object;
+        if (sub.iterate(raw.data(), raw.size(), raw.size() + parse_padding).get(doc) ||
+            doc.get_object().get(object))
+            return false;
+        for (auto field : object) {
+            od::raw_json_string key;
+            if (field.key().get(key) || !on_field(key, field.value()))
+                return false;
+        }
+        return true;
+    }
+
+    bool read_usage(value_result v, completion_chunk& out) {
+        std::string_view raw;
+        if (!raw_value(v, raw))
+            return false;
+        if (raw.empty())
+            return true;
+        usage u;
+        const bool ok =
+            each_raw_field(sub_parser, raw, [&](od::raw_json_string key, value_result value) {
+                std::uint64_t* target = key == "prompt_tokens"       ? &u.prompt_tokens
+                                        : key == "completion_tokens" ? &u.completion_tokens
+                                        : key == "total_tokens"      ? &u.total_tokens
+                                                                     : nullptr;
+                return !target || !value.get_uint64().get(*target);
+            });
+        if (!ok)
+            return false;
+        out.usage = u;
+        out.usage_json = raw;
+        return true;
+    }
+
+    bool read_error(value_result v, completion_chunk& out) {
+        std::string_view raw;
+        chunk_error e;
+        if (!raw_value(v, raw, &e.message))
+            return false;
+        if (raw.empty())
+            return true;
+        e.json = raw;
+        if (raw.front() == '"') {
+            out.error = e;
+            return true;
+        }
+        const bool ok =
+            each_raw_field(error_parser, raw, [&](od::raw_json_string key, value_result value) {
+                std::string_view* target = key == "message" ? &e.message
+                                           : key == "type"  ? &e.type
+                                           : key == "code"  ? &e.code
+                                           : key == "param" ? &e.param
+                                                            : nullptr;
+                return !target || read_text(value, *target);
+            });
+        if (ok)
+            out.error = e;
+        return ok;
+    }
+
+    bool read_logprobs(value_result v, chunk_choice& c) {
+        std::string_view raw;
+        if (!raw_value(v, raw))
+            return false;
+        if (raw.empty())
+            return true;
+        c.logprobs = raw;
+        return each_raw_field(sub_parser, raw, [&](od::raw_json_string key, value_result value) {
+            std::string_view* target = key == "content"   ? &c.logprobs_content
+                                       : key == "refusal" ? &c.logprobs_refusal
+                                                          : nullptr;
+            if (!target)
+                return true;
+            bool null = false;
+            if (!is_null(value, null))
+                return false;
+            if (null)
+                return true;
+            od::array array;
+            if (value.get_array().get(array) || array.raw_json().get(*target))
+                return false;
+            *target = trim_end(*target);
+            return true;
+        });
+    }
+
+    bool read_tool_calls(value_result v, chunk_choice& c, completion_chunk& out) {
+        return each_element(v, [&](value_result element) {
+            tool_call_delta d;
+            d.index = c.tool_call_count;
+            const bool ok = each_field(element, [&](od::raw_json_string key, value_result value) {
+                if (key == "index")
+                    return read_index(value, d.index);
+                if (key == "id")
+                    return read_view(value, d.id);
+                if (key == "type")
+                    return read_view(value, d.type);
+                if (key != "function")
+                    return true;
+                return each_field(value, [&](od::raw_json_string fkey, value_result fvalue) {
+                    return fkey == "name"        ? read_view(fvalue, d.name)
+                           : fkey == "arguments" ? read_view(fvalue, d.arguments)
+                                                 : true;
+                });
+            });
+            out.tool_calls.push_back(d);
+            ++c.tool_call_count;
+            return ok;
+        });
+    }
+
+    bool read_choice(value_result v, chunk_choice& c, completion_chunk& out) {
+        return each_field(v, [&](od::raw_json_string key, value_result value) {
+            if (key == "index")
+                return read_index(value, c.index);
+            if (key == "finish_reason")
+                return read_view(value, c.finish_reason);
+            if (key == "logprobs")
+                return read_logprobs(value, c);
+            if (key != "delta")
+                return true;
+            return each_field(value, [&](od::raw_json_string dkey, value_result dvalue) {
+                if (dkey == "content")
+                    return read_view(dvalue, c.content);
+                if (dkey == "role")
+                    return read_view(dvalue, c.role);
+                if (dkey == "tool_calls")
+                    return read_tool_calls(dvalue, c, out);
+                if (dkey == "refusal")
+                    return read_view(dvalue, c.refusal);
+                return true;
+            });
+        });
+    }
+
+    bool read_choices(value_result v, completion_chunk& out) {
+        return each_element(v, [&](value_result element) {
+            chunk_choice c;
+            c.index = static_cast<std::uint32_t>(out.choices.size());
+            c.first_tool_call = static_cast<std::uint32_t>(out.tool_calls.size());
+            const bool ok = read_choice(element, c, out);
+            out.choices.push_back(c);
+            return ok;
+        });
+    }
+
+    bool read_created(value_result v, completion_chunk& out) {
+        bool null = false;
+        if (!is_null(v, null))
+            return false;
+        std::int64_t created = 0;
+        if (!null && v.get_int64().get(created))
+            return false;
+        if (!null)
+            out.created = created;
+        return true;
+    }
+
+    bool walk(const char* data, std::size_t size, std::size_t capacity, completion_chunk& out) {
+        od::document doc;
+        od::object root;
+        if (parser.iterate(data, size, capacity).get(doc) || doc.get_object().get(root))
+            return false;
+        // One pass over the top level in document order; unknown fields are skipped unread.
+        for (auto field : root) {
+            od::raw_json_string key;
+            if (field.key().get(key))
+                return false;
+            bool ok = true;
+            if (key == "choices")
+                ok = read_choices(field.value(), out);
+            else if (key == "id")
+                ok = read_view(field.value(), out.id);
+            else if (key == "model")
+                ok = read_view(field.value(), out.model);
+            else if (key == "created")
+                ok = read_created(field.value(), out);
+            else if (key == "system_fingerprint")
+                ok = read_view(field.value(), out.system_fingerprint);
+            else if (key == "service_tier")
+                ok = read_view(field.value(), out.service_tier);
+            else if (key == "usage")
+                ok = read_usage(field.value(), out);
+            else if (key == "error")
+                ok = read_error(field.value(), out);
+            if (!ok)
+                return false;
+        }
+        return true;
+    }
+};
+
+namespace {
+
+void clear(completion_chunk& c) noexcept {
+    c.id = c.model = c.system_fingerprint = c.service_tier = c.usage_json = {};
+    c.created.reset();
+    c.choices.clear();
+    c.tool_calls.clear();
+    c.usage.reset();
+    c.error.reset();
+}
+
+} // namespace
+
+chunk_parser::chunk_parser()
+    : impl_(std::make_unique<impl>()) {}
+chunk_parser::~chunk_parser() = default;
+chunk_parser::chunk_parser(chunk_parser&&) noexcept = default;
+chunk_parser& chunk_parser::operator=(chunk_parser&&) noexcept = default;
+
+error_code chunk_parser::parse(const char* data,
+                               std::size_t size,
+                               std::size_t capacity,
+                               completion_chunk& out) {
+    clear(out);
+    if (capacity < size + parse_padding) {
+        data = impl_->padded_copy(data, size);
+        capacity = impl_->scratch_capacity;
+    }
+    if (!impl_->walk(data, size, capacity, out)) {
+        clear(out);
+        return errc::malformed_response;
+    }
+    return {};
+}
+
+} // namespace sluice

@@ -1,0 +1,157 @@
+// Streamed answers end to end: the engine reads the event stream as it arrives, times every
+// event carrying content, and delivers the same result a whole answer gives; a stream that
+// fails midway (an error event, a cut, a stall) fails its request by the retry rules, naming
+// what had arrived.
+#include "support/loopback.hpp"
+#include "support/sse_server.hpp"
+
+#include <sluice/dispatcher.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace sluice;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string streaming(std::string body) {
+    body.insert(body.size() - 1, R"(,"stream":true)");
+    return body;
+}
+
+// Runs one request to its result.
+result complete_one(dispatcher_options opts, request req) {
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), std::move(opts));
+    result out;
+    engine.async_complete(std::move(req), [&](error_code, result r) {
+        out = std::move(r);
+        engine.stop();
+    });
+    ioc.run();
+    return out;
+}
+
+request make_request(std::string body) {
+    request req;
+    req.custom_id = "s1";
+    req.body = std::move(body);
+    return req;
+}
+
+dispatcher_options quick_retries(const std::string& base_url, unsigned attempts) {
+    dispatcher_options o;
+    o.base_url = base_url;
+    o.retry.max_attempts = attempts;
+    o.retry.initial_backoff = 1ms;
+    o.retry.max_backoff = 1ms;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("a streamed answer is delivered as the same completion a whole answer gives") {
+    test::loopback_mock mock;
+    const result whole = complete_one(mock.client_options(), make_request(test::chat_body(1)));
+    REQUIRE(whole.ok());
+    REQUIRE_FALSE(whole.streamed);
+
+    request req = make_request(streaming(test::chat_body(1)));
+    std::string deltas;
+    int delta_calls = 0;
+    req.on_delta = [&](const stream_delta& d) {
+        deltas.append(d.content);
+        ++delta_calls;
+    };
+    const result r = complete_one(mock.client_options(), std::move(req));
+    INFO(r.message);
+    REQUIRE(r.ok());
+    CHECK(r.streamed);
+    CHECK(r.status == 200);
+    REQUIRE(r.completion.choices.size() == 1);
+    CHECK(r.completion.choices[0].content == whole.completion.choices[0].content);
+    CHECK(r.completion.choices[0].finish_reason == whole.completion.choices[0].finish_reason);
+    // The engine asked for the usage chunk; the server's count arrived with it.
+    REQUIRE(r.completion.usage);
+    CHECK(r.completion.usage->completion_tokens == whole.completion.usage->completion_tokens);
+    CHECK(r.completion.body_is_json);
+    CHECK(r.body.find(R"("object":"chat.completion")") != std::string::npos);
+    // The mock's answer is 16 words, one content event each.
+    CHECK(delta_calls == 16);
+    CHECK(deltas == *whole.completion.choices[0].content);
+    CHECK(r.times.first_token >= r.times.first_byte);
+    CHECK(r.times.first_byte >= r.times.sent);
+    CHECK(r.times.token_gaps.size() == 15);
+}
+
+TEST_CASE("the request sent asks for the usage chunk, and the first token is timed on arrival") {
+    test::sse_server server({{0ms,
+                              "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+                              "\"assistant\"}}]}\n\n"},
+                             {150ms, test::content_event("Hel")},
+                             {50ms, test::content_event("lo")},
+                             {0ms, "data: [DONE]\n\n"}},
+                            test::stream_end::done);
+    const result r = complete_one(quick_retries(server.base_url(), 1),
+                                  make_request(streaming("{\"model\":\"m\"}")));
+    INFO(r.message);
+    REQUIRE(r.ok());
+    CHECK(server.last_body() ==
+          R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})");
+    CHECK(r.completion.choices[0].content == "Hello");
+    CHECK_FALSE(r.completion.usage); // none came: the limiter keeps the estimate
+    // Lower bounds only: a loaded machine can only make the events later.
+    CHECK(r.times.first_token - r.times.sent >= 150ms);
+    REQUIRE(r.times.token_gaps.size() == 1);
+    CHECK(r.times.token_gaps[0] >= 50ms);
+}
+
+TEST_CASE("an error event mid-stream fails the request as a server error, retried") {
+    test::sse_server server({{0ms, test::content_event("partial")},
+                             {0ms,
+                              "data: {\"error\":{\"message\":\"engine overloaded\","
+                              "\"type\":\"server_error\",\"code\":null}}\n\n"}},
+                            test::stream_end::done);
+    const result r =
+        complete_one(quick_retries(server.base_url(), 2), make_request(streaming("{\"a\":1}")));
+    CHECK(r.ec == errc::server_error);
+    CHECK(r.attempts == 2);
+    CHECK(server.requests() == 2);
+    CHECK(r.message.find("engine overloaded") != std::string::npos);
+    CHECK(r.message.find("stream: 2 events") != std::string::npos);
+    REQUIRE(r.completion.error);
+    CHECK(r.completion.error->message == "engine overloaded");
+}
+
+TEST_CASE("a stream cut mid-event is retried and fails naming what had arrived") {
+    test::sse_server server({{0ms, test::content_event("one")},
+                             {0ms, test::content_event("two")},
+                             {0ms, "data: {\"id\":\"c1\",\"obj"}},
+                            test::stream_end::cut);
+    const result r =
+        complete_one(quick_retries(server.base_url(), 3), make_request(streaming("{\"a\":1}")));
+    CHECK_FALSE(r.ok());
+    CHECK(is_retryable(r.ec));
+    CHECK(r.attempts == 3);
+    CHECK(server.requests() == 3);
+    INFO(r.message);
+    CHECK(r.message.find("stream: 2 events, 6 bytes of content, no [DONE]") != std::string::npos);
+}
+
+TEST_CASE("a stream that stalls longer than stream_idle_timeout is cut") {
+    test::sse_server server({{0ms, test::content_event("one")}}, test::stream_end::stall);
+    dispatcher_options o = quick_retries(server.base_url(), 1);
+    o.pool.stream_idle_timeout = 200ms;
+    const auto start = std::chrono::steady_clock::now();
+    const result r = complete_one(o, make_request(streaming("{\"a\":1}")));
+    CHECK(std::chrono::steady_clock::now() - start >= 200ms);
+    CHECK(error_kind(r.ec) == std::string("timeout"));
+    INFO(r.message);
+    CHECK(r.message.find("stream_idle_timeout") != std::string::npos);
+    CHECK(r.message.find("stream: 1 event,") != std::string::npos);
+}

@@ -1,0 +1,256 @@
+#include "unit/parse/sse_feed.hpp"
+
+#include <sluice/parse/chunk_parser.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace sluice;
+using namespace sluice::test;
+
+namespace {
+
+// Parses through the copying path; the parser outlives the views `out` holds.
+completion_chunk parse_ok(chunk_parser& p, const std::string& json) {
+    completion_chunk out;
+    const error_code ec = p.parse(json, out);
+    INFO(json << ": " << ec.message());
+    REQUIRE_FALSE(ec);
+    return out;
+}
+
+// The data of every event of a fixture but [DONE].
+std::vector<std::string> chunks_of(const std::string& name) {
+    std::vector<std::string> out;
+    for (const auto& e : feed_whole(sse_fixture(name)).events) {
+        if (!e.done)
+            out.push_back(e.data);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("an OpenAI stream: role first, content pieces, finish, then usage alone") {
+    const auto events = chunks_of("openai_content.sse");
+    REQUIRE(events.size() == 12);
+    chunk_parser p;
+
+    const completion_chunk first = parse_ok(p, events[0]);
+    CHECK(first.id == "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+    CHECK(first.model == "gpt-4.1-2025-04-14");
+    CHECK(first.created == 1741569952);
+    CHECK(first.system_fingerprint == "fp_1234567890");
+    CHECK(first.service_tier == "default");
+    REQUIRE(first.choices.size() == 1);
+    CHECK(first.choices[0].role == "assistant");
+    CHECK(first.choices[0].content.empty());
+    CHECK(first.choices[0].refusal.empty());
+    CHECK(first.choices[0].finish_reason.empty());
+    CHECK_FALSE(first.usage); // "usage": null on every chunk but the last
+    CHECK_FALSE(first.error);
+
+    const completion_chunk piece = parse_ok(p, events[1]);
+    CHECK(piece.choices[0].content == "Hello");
+    CHECK(piece.choices[0].role.empty());
+
+    const completion_chunk finish = parse_ok(p, events[10]);
+    CHECK(finish.choices[0].finish_reason == "stop");
+    CHECK(finish.choices[0].content.empty());
+
+    const completion_chunk last = parse_ok(p, events[11]);
+    CHECK(last.choices.empty());
+    REQUIRE(last.usage);
+    CHECK(last.usage->prompt_tokens == 19);
+    CHECK(last.usage->completion_tokens == 10);
+    CHECK(last.usage->total_tokens == 29);
+    CHECK(last.usage_json.rfind(R"({"prompt_tokens":19,)", 0) == 0);
+    CHECK(last.usage_json.back() == '}');
+    CHECK(last.usage_json.find("rejected_prediction_tokens") != std::string_view::npos);
+}
+
+TEST_CASE("tool calls come as fragments: id, type and name first, then argument pieces") {
+    const auto events = chunks_of("openai_tool_call.sse");
+    chunk_parser p;
+    const completion_chunk first = parse_ok(p, events[0]);
+    REQUIRE(first.tool_calls.size() == 1);
+    const auto calls = first.tool_calls_of(first.choices[0]);
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].index == 0);
+    CHECK(calls[0].id == "call_abc");
+    CHECK(calls[0].type == "function");
+    CHECK(calls[0].name == "get_weather");
+    CHECK(calls[0].arguments.empty());
+    CHECK(first.choices[0].content.empty()); // null beside tool calls
+
+    const completion_chunk next = parse_ok(p, events[1]);
+    const auto more = next.tool_calls_of(next.choices[0]);
+    REQUIRE(more.size() == 1);
+    CHECK(more[0].id.empty());
+    CHECK(more[0].name.empty());
+    CHECK(more[0].arguments == "{\"");
+}
+
+TEST_CASE("several tool calls in one chunk, and each choice gets its own fragments") {
+    chunk_parser p;
+    const completion_chunk c = parse_ok(
+        p,
+        R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"a"}},)"
+        R"({"index":1,"id":"call_2","function":{"name":"f","arguments":"b"}}]}},)"
+        R"({"index":1,"delta":{"content":"x"}},)"
+        R"({"index":2,"delta":{"tool_calls":[{"index":3,"type":"function"}]}}]})");
+    REQUIRE(c.choices.size() == 3);
+    const auto zero = c.tool_calls_of(c.choices[0]);
+    REQUIRE(zero.size() == 2);
+    CHECK(zero[0].arguments == "a");
+    CHECK(zero[1].index == 1);
+    CHECK(zero[1].id == "call_2");
+    CHECK(zero[1].name == "f");
+    CHECK(c.tool_calls_of(c.choices[1]).empty());
+    CHECK(c.choices[1].content == "x");
+    const auto two = c.tool_calls_of(c.choices[2]);
+    REQUIRE(two.size() == 1);
+    CHECK(two[0].index == 3);
+    CHECK(two[0].type == "function");
+}
+
+TEST_CASE("indexes default to the position when a server leaves them out") {
+    chunk_parser p;
+    const completion_chunk c = parse_ok(
+        p,
+        R"({"choices":[{"delta":{"content":"a"}},{"delta":{"tool_calls":[{"id":"t0"},{"id":"t1"}]}}]})");
+    REQUIRE(c.choices.size() == 2);
+    CHECK(c.choices[0].index == 0);
+    CHECK(c.choices[1].index == 1);
+    const auto calls = c.tool_calls_of(c.choices[1]);
+    REQUIRE(calls.size() == 2);
+    CHECK(calls[1].index == 1);
+    CHECK(calls[1].id == "t1");
+}
+
+TEST_CASE("vLLM and llama.cpp chunks, whatever their field order and extras") {
+    chunk_parser p;
+    const auto vllm = chunks_of("vllm.sse");
+    const completion_chunk v = parse_ok(p, vllm[8]);
+    CHECK(v.choices[0].finish_reason == "stop"); // beside vLLM's own stop_reason
+    const completion_chunk vu = parse_ok(p, vllm[9]);
+    REQUIRE(vu.usage);
+    CHECK(vu.usage->completion_tokens == 8);
+    CHECK(vu.usage_json == R"({"prompt_tokens":25,"total_tokens":33,"completion_tokens":8})");
+
+    const auto llama = chunks_of("llamacpp.sse");
+    const completion_chunk first = parse_ok(p, llama[0]);
+    CHECK(first.choices[0].role == "assistant");
+    CHECK(first.choices[0].content.empty()); // null
+    CHECK(first.id == "chatcmpl-llama");     // after choices in llama.cpp's order
+    const completion_chunk last = parse_ok(p, llama[3]);
+    CHECK(last.choices[0].finish_reason == "stop");
+    REQUIRE(last.usage); // on the finish chunk itself, beside "timings"
+    CHECK(last.usage->total_tokens == 23);
+    CHECK(last.system_fingerprint == "b4000-0a1b2c3d");
+}
+
+TEST_CASE("error events: OpenAI's object, a numeric code, and a bare string") {
+    chunk_parser p;
+    const auto events = chunks_of("error_mid_stream.sse");
+    const completion_chunk e = parse_ok(p, events.back());
+    REQUIRE(e.error);
+    CHECK(e.error->message.rfind("The server had an error", 0) == 0);
+    CHECK(e.error->type == "server_error");
+    CHECK(e.error->code.empty());
+    CHECK(e.error->param.empty());
+    CHECK(e.error->json.front() == '{');
+    CHECK(e.error->json.back() == '}');
+    CHECK(e.choices.empty());
+
+    const completion_chunk v = parse_ok(
+        p,
+        R"({"error":{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}})");
+    REQUIRE(v.error);
+    CHECK(v.error->code == "400");
+    CHECK(v.error->type == "BadRequestError");
+
+    const completion_chunk s =
+        parse_ok(p, R"({"error":"Input validation error: \"x\"","error_type":"validation"})");
+    REQUIRE(s.error);
+    CHECK(s.error->message == "Input validation error: \"x\"");
+    CHECK(s.error->json == R"("Input validation error: \"x\"")");
+}
+
+TEST_CASE("logprobs are kept as raw JSON, with their content and refusal arrays") {
+    chunk_parser p;
+    const auto events = chunks_of("logprobs.sse");
+    const completion_chunk c = parse_ok(p, events[1]);
+    const chunk_choice& ch = c.choices[0];
+    CHECK(ch.content == "Hi");
+    CHECK(ch.logprobs.rfind(R"({"content":[)", 0) == 0);
+    CHECK(ch.logprobs_content ==
+          R"([{"token":"Hi","logprob":-0.25,"bytes":[72,105],"top_logprobs":[]}])");
+    CHECK(ch.logprobs_refusal.empty()); // null
+    const completion_chunk last = parse_ok(p, events[3]);
+    CHECK(last.choices[0].logprobs.empty()); // null
+}
+
+TEST_CASE("escapes and non-ASCII text in deltas come out unescaped") {
+    chunk_parser p;
+    const completion_chunk c = parse_ok(
+        p,
+        R"({"choices":[{"index":0,"delta":{"content":"caf\u00e9 \ud83d\ude00 \"q\" \\ line\n\u65e5","tool_calls":[{"index":0,"function":{"arguments":"{\"k\":\"\u00fc\"}"}}]}}]})");
+    CHECK(c.choices[0].content == "caf\xC3\xA9 \xF0\x9F\x98\x80 \"q\" \\ line\n\xE6\x97\xA5");
+    CHECK(c.tool_calls[0].arguments == "{\"k\":\"\xC3\xBC\"}");
+}
+
+TEST_CASE("what is not a chunk is malformed_response, and leaves nothing behind") {
+    chunk_parser p;
+    for (const char* bad : {
+             "",
+             "[DONE]",
+             "[]",
+             "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cut",
+             R"({"choices":"x"})",
+             R"({"choices":[{"index":-1,"delta":{}}]})",
+             R"({"choices":[{"index":0,"delta":{"content":7}}]})",
+             R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":"0"}]}}]})",
+             R"({"created":"yesterday","choices":[]})",
+             R"({"usage":{"prompt_tokens":"many"}})",
+             // Parts copied verbatim into assembled JSON must be valid JSON in full.
+             R"({"choices":[],"usage":{"prompt_tokens":1,"details":{"x":tru}}})",
+             R"({"choices":[{"index":0,"delta":{},"logprobs":{"content":[{"logprob":-0.1.2}]}}]})",
+             R"({"error":{"message":"m","extra":[1,2,}})",
+         }) {
+        INFO(bad);
+        completion_chunk out;
+        out.id = "left over";
+        CHECK(p.parse(std::string(bad), out) == errc::malformed_response);
+        CHECK(out.id.empty());
+        CHECK(out.choices.empty());
+        CHECK(out.tool_calls.empty());
+        CHECK_FALSE(out.usage);
+        CHECK_FALSE(out.error);
+    }
+}
+
+TEST_CASE("one parser serves every chunk of every fixture, in place or copied") {
+    chunk_parser p;
+    std::size_t parsed = 0;
+    for (const std::string& name : lf_fixtures()) {
+        for (const std::string& data : chunks_of(name)) {
+            INFO(name << ": " << data);
+            std::string padded = data;
+            padded.reserve(data.size() + parse_padding);
+            completion_chunk copied, in_place;
+            REQUIRE_FALSE(p.parse(data, copied));
+            const std::string id(copied.id);
+            const std::size_t choices = copied.choices.size();
+            const std::string content = choices ? std::string(copied.choices[0].content) : "";
+            REQUIRE_FALSE(p.parse(padded.data(), padded.size(), padded.capacity(), in_place));
+            CHECK(in_place.id == id);
+            CHECK(in_place.choices.size() == choices);
+            if (choices)
+                CHECK(in_place.choices[0].content == content);
+            ++parsed;
+        }
+    }
+    CHECK(parsed == 62);
+}

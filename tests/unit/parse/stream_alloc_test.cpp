@@ -1,0 +1,93 @@
+// Steady state of the streaming parse stage costs no heap allocation: the framer, the chunk
+// parser and the assembler reuse their buffers from one stream to the next. Counted through a
+// replacement of the global operator new, which serves this whole test executable (it only
+// counts, then allocates as usual). Not in the sanitizer build: AddressSanitizer keeps its own
+// operator new, and memory allocated there must not reach this free().
+#ifndef SLUICE_SANITIZED
+#include "unit/parse/sse_feed.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+namespace {
+std::atomic<std::size_t> allocations{0};
+} // namespace
+
+void* operator new(std::size_t size) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size ? size : 1))
+        return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+
+using namespace sluice;
+using namespace sluice::test;
+
+namespace {
+
+struct pipeline {
+    sse_parser framer;
+    chunk_parser chunks;
+    completion_chunk chunk;
+    stream_assembler assembler;
+    std::size_t events = 0;
+    bool failed = false;
+
+    // Feeds `stream` in reads of `read_size` bytes, as a socket would deliver it.
+    void run(std::string_view stream, std::size_t read_size) {
+        framer.reset();
+        assembler.reset();
+        for (std::size_t at = 0; at < stream.size(); at += read_size) {
+            const error_code ec =
+                framer.put_all(stream.substr(at, read_size), [&](const sse_event& e) {
+                    ++events;
+                    if (e.done)
+                        return;
+                    failed |= !!chunks.parse(e.data, chunk);
+                    failed |= !!assembler.add(chunk);
+                });
+            failed |= !!ec;
+        }
+        failed |= !!framer.finish();
+    }
+};
+
+} // namespace
+
+TEST_CASE("a second stream through framer, chunk parser and assembler allocates nothing") {
+    std::string stream;
+    for (const char* name : {"openai_content.sse", "openai_tool_call.sse", "logprobs.sse"})
+        stream += sse_fixture(name);
+    std::string json;
+    for (const std::size_t read_size : {std::size_t(1), std::size_t(7), std::size_t(1000)}) {
+        INFO("reads of " << read_size);
+        pipeline p;
+        p.run(stream, read_size); // grows the buffers
+        json.clear();
+        p.assembler.append_json(json);
+        const std::string first = json;
+        json.clear();
+        json.reserve(first.size());
+
+        const std::size_t before = allocations.load();
+        p.run(stream, read_size);
+        p.assembler.append_json(json);
+        const std::size_t during = allocations.load() - before;
+
+        CHECK_FALSE(p.failed);
+        CHECK(p.events == 2 * 27); // 12 + 8 + 4 chunks and three [DONE], each run
+        CHECK(json == first);
+        CHECK(during == 0);
+    }
+}
+
+#endif // SLUICE_SANITIZED

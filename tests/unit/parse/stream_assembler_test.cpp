@@ -1,0 +1,216 @@
+#include "unit/parse/sse_feed.hpp"
+
+#include <sluice/parse/completion_parser.hpp>
+#include <sluice/parse/stream_assembler.hpp>
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <string>
+
+using namespace sluice;
+using namespace sluice::test;
+
+namespace {
+
+std::string expected_json(const std::string& stream_name) {
+    std::string text =
+        sse_fixture(stream_name.substr(0, stream_name.size() - 4) + ".expected.json");
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+        text.pop_back();
+    return text;
+}
+
+completion parse_body(const std::string& body) {
+    completion_parser p;
+    completion c;
+    const error_code ec = p.parse(body, c);
+    INFO(body << ": " << ec.message());
+    REQUIRE_FALSE(ec);
+    return c;
+}
+
+// The fields a user reads, equal between two completions.
+void check_same(const completion& a, const completion& b) {
+    CHECK(a.id == b.id);
+    CHECK(a.model == b.model);
+    REQUIRE(a.choices.size() == b.choices.size());
+    for (std::size_t i = 0; i < a.choices.size(); ++i) {
+        INFO("choice " << i);
+        CHECK(a.choices[i].index == b.choices[i].index);
+        CHECK(a.choices[i].content == b.choices[i].content);
+        CHECK(a.choices[i].finish_reason == b.choices[i].finish_reason);
+        CHECK(a.choices[i].has_tool_calls == b.choices[i].has_tool_calls);
+        CHECK(a.choices[i].has_refusal == b.choices[i].has_refusal);
+    }
+    REQUIRE(a.usage.has_value() == b.usage.has_value());
+    if (a.usage) {
+        CHECK(a.usage->prompt_tokens == b.usage->prompt_tokens);
+        CHECK(a.usage->completion_tokens == b.usage->completion_tokens);
+        CHECK(a.usage->total_tokens == b.usage->total_tokens);
+    }
+    REQUIRE(a.error.has_value() == b.error.has_value());
+    if (a.error) {
+        CHECK(a.error->message == b.error->message);
+        CHECK(a.error->type == b.error->type);
+        CHECK(a.error->code == b.error->code);
+    }
+}
+
+// A chunk for the merge-rule tests; `choice` is the inside of one choices[] entry.
+completion_chunk chunk(chunk_parser& p, const std::string& choice) {
+    completion_chunk out;
+    REQUIRE_FALSE(p.parse(R"({"id":"c","choices":[{)" + choice + "}]}", out));
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("every stream assembles to the expected chat.completion, valid and re-readable") {
+    std::vector<std::string> names = lf_fixtures();
+    names.push_back("proxy_mixed_endings.sse");
+    for (const std::string& name : names) {
+        INFO(name);
+        const assembled a = assemble(sse_fixture(name));
+        REQUIRE_FALSE(a.ec);
+        CHECK(a.done == (name != "error_mid_stream.sse"));
+        CHECK(a.json == expected_json(name));
+        // Valid JSON for a strict reader, and the fast path reads back what result() says.
+        simdjson::dom::parser dom;
+        CHECK_FALSE(dom.parse(a.json).error());
+        const completion back = parse_body(a.json);
+        CHECK(back.body_is_json);
+        CHECK(a.result.body_is_json);
+        check_same(back, a.result);
+    }
+}
+
+TEST_CASE("a streamed answer gives the fields its non-streamed twin gives") {
+    const std::pair<const char*, const char*> twins[] = {
+        {"openai_content.sse", "plain.json"},
+        {"openai_tool_call.sse", "tool_calls.json"},
+        {"refusal.sse", "refusal.json"},
+        {"vllm.sse", "vllm.json"},
+        {"llamacpp.sse", "llamacpp.json"},
+    };
+    for (const auto& [stream, body] : twins) {
+        INFO(stream);
+        const assembled a = assemble(sse_fixture(stream));
+        REQUIRE_FALSE(a.ec);
+        std::string twin = read_file(std::string(SLUICE_TEST_FIXTURES) + "/responses/" + body);
+        check_same(a.result, parse_body(twin));
+    }
+}
+
+TEST_CASE("content, refusal and tool calls each show only when they came") {
+    const completion tools = assemble(sse_fixture("parallel_tool_calls.sse")).result;
+    REQUIRE(tools.choices.size() == 1);
+    CHECK_FALSE(tools.choices[0].content); // null, as beside tool calls without streaming
+    CHECK(tools.choices[0].has_tool_calls);
+    CHECK_FALSE(tools.choices[0].has_refusal);
+    CHECK_FALSE(tools.usage); // no usage chunk: no usage
+
+    const completion refusal = assemble(sse_fixture("refusal.sse")).result;
+    CHECK(refusal.choices[0].has_refusal);
+    CHECK_FALSE(refusal.choices[0].content);
+
+    const completion n2 = assemble(sse_fixture("n2.sse")).result;
+    REQUIRE(n2.choices.size() == 2);
+    CHECK(n2.choices[0].content == "Red.");
+    CHECK(n2.choices[1].content == "Green, and then");
+    CHECK(n2.choices[1].finish_reason == "length");
+    CHECK_FALSE(n2.choices[1].has_tool_calls);
+}
+
+TEST_CASE("an error event makes the result an error, with the server's own body") {
+    const assembled a = assemble(sse_fixture("error_mid_stream.sse"));
+    REQUIRE(a.result.error);
+    CHECK(a.result.error->type == "server_error");
+    CHECK(a.result.error->message.rfind("The server had an error", 0) == 0);
+    CHECK(a.result.choices.empty()); // the text before the error is not an answer
+    const completion back = parse_body(a.json);
+    REQUIRE(back.error);
+    CHECK(back.error->type == "server_error");
+}
+
+TEST_CASE("merge rules: empty values never overwrite, pieces append, last usage wins") {
+    chunk_parser p;
+    stream_assembler s;
+    CHECK(s.empty());
+    REQUIRE_FALSE(s.add(chunk(p, R"("index":0,"delta":{"role":"assistant","content":"a"})")));
+    CHECK_FALSE(s.empty());
+    REQUIRE_FALSE(
+        s.add(chunk(p, R"("index":0,"delta":{"role":"","content":""},"finish_reason":"stop")")));
+    REQUIRE_FALSE(s.add(chunk(p, R"("index":0,"delta":{"content":"b"},"finish_reason":null)")));
+    REQUIRE_FALSE(s.add(chunk(
+        p,
+        R"("index":0,"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"f","arguments":"{"}}]})")));
+    REQUIRE_FALSE(s.add(chunk(
+        p,
+        R"("index":0,"delta":{"tool_calls":[{"index":0,"id":"","function":{"name":"","arguments":"}"}}]})")));
+    completion_chunk usage;
+    REQUIRE_FALSE(p.parse(
+        R"({"id":"","model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})",
+        usage));
+    REQUIRE_FALSE(s.add(usage));
+    CHECK(
+        s.json() ==
+        R"({"id":"c","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ab","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})");
+}
+
+TEST_CASE("a stream the SDK would refuse still assembles to valid JSON") {
+    chunk_parser p;
+    stream_assembler s;
+    // No role, no finish_reason, a tool call with arguments only, a choice index with a gap.
+    REQUIRE_FALSE(s.add(chunk(
+        p, R"("index":2,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"x"}}]})")));
+    CHECK(
+        s.json() ==
+        R"({"id":"c","object":"chat.completion","created":0,"model":"","choices":[{"index":2,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"","type":"function","function":{"name":"","arguments":"x"}}]},"logprobs":null,"finish_reason":null}]})");
+    const completion c = s.result();
+    REQUIRE(c.choices.size() == 1);
+    CHECK(c.choices[0].index == 2);
+}
+
+TEST_CASE("text that needs escaping comes out as valid JSON holding the same text") {
+    chunk_parser p;
+    stream_assembler s;
+    REQUIRE_FALSE(s.add(
+        chunk(p, R"("index":0,"delta":{"content":"say \"hi\"\n\ttab \\ \u0001 caf\u00e9"})")));
+    REQUIRE_FALSE(s.add(chunk(p, R"("index":0,"delta":{"content":" \ud83d\ude00 </script>"})")));
+    const std::string json = s.json();
+    const completion back = parse_body(json);
+    REQUIRE(back.choices.size() == 1);
+    CHECK(back.choices[0].content ==
+          "say \"hi\"\n\ttab \\ \x01 caf\xC3\xA9 \xF0\x9F\x98\x80 </script>");
+    CHECK(s.result().choices[0].content == back.choices[0].content);
+}
+
+TEST_CASE("an index past max_index is refused and merges nothing") {
+    chunk_parser p;
+    stream_assembler s;
+    CHECK(s.add(chunk(p, R"("index":1024,"delta":{"content":"x"})")) == errc::malformed_response);
+    CHECK(s.add(chunk(p, R"("index":0,"delta":{"tool_calls":[{"index":4000000000}]})")) ==
+          errc::malformed_response);
+    CHECK(s.empty());
+    CHECK(s.result().choices.empty());
+    CHECK_FALSE(s.add(chunk(p, R"("index":1023,"delta":{"content":"x"})")));
+    CHECK(s.result().choices.size() == 1);
+}
+
+TEST_CASE("reset makes the assembler as good as new") {
+    const std::string a = sse_fixture("parallel_tool_calls.sse");
+    const std::string b = sse_fixture("n2.sse");
+    stream_assembler s;
+    chunk_parser p;
+    completion_chunk c;
+    for (const std::string* stream : {&a, &b, &a}) {
+        s.reset();
+        sse_parser framer;
+        REQUIRE_FALSE(framer.put_all(*stream, [&](const sse_event& e) {
+            if (!e.done && !p.parse(e.data, c))
+                CHECK_FALSE(s.add(c));
+        }));
+        CHECK(s.json() == assemble(*stream).json);
+    }
+}
