@@ -188,7 +188,9 @@ struct stream_assembler::impl {
         set_if(model, chunk.model);
         set_if(system_fingerprint, chunk.system_fingerprint);
         set_if(service_tier, chunk.service_tier);
-        if (chunk.created)
+        // 0 is absent, as "" is for the strings: Azure's content-filter chunks carry
+        // `"id":"","created":0`, and the SDK takes nothing from a chunk without an id.
+        if (chunk.created && *chunk.created != 0)
             created = *chunk.created;
         if (chunk.usage) {
             usage = chunk.usage;

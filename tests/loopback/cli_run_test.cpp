@@ -242,3 +242,46 @@ TEST_CASE("sluice run --summary writes the summary as JSON") {
     CHECK(std::int64_t(doc["statuses"]["200"]) == lines);
     CHECK(std::int64_t(doc["skipped"]) == 0);
 }
+
+TEST_CASE("sluice run streams the lines that ask for it and records the same answer") {
+    temp_dir dir;
+    const std::string input = dir.file("in.jsonl");
+    std::string lines;
+    for (int i = 0; i < 20; ++i) {
+        const std::string stream = i % 2 ? R"(,"stream":true)" : "";
+        lines +=
+            R"({"custom_id":"r)" + std::to_string(i) +
+            R"(","body":{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"same"}])" +
+            stream + "}}\n";
+    }
+    write_file(input, lines);
+    const std::string summary = dir.file("summary.json");
+    REQUIRE(run_shell(sluice_cmd("run " + input + " -o " + dir.file("out.jsonl") +
+                                 " --mock -q --summary " + summary)) == 0);
+    simdjson::dom::parser p;
+    std::set<std::string> contents;
+    int streamed = 0;
+    for (const auto& line : read_lines(dir.file("out.jsonl"))) {
+        simdjson::dom::element rec = p.parse(line);
+        INFO(line);
+        REQUIRE(rec["error"].is_null());
+        simdjson::dom::element body = rec["response"]["body"];
+        CHECK(std::string_view(body["object"]) == "chat.completion");
+        contents.insert(std::string(std::string_view(body["choices"].at(0)["message"]["content"])));
+        CHECK(std::int64_t(body["usage"]["completion_tokens"]) == 8);
+        simdjson::dom::element timings;
+        if (rec["timings"].get(timings) == simdjson::SUCCESS) {
+            ++streamed;
+            CHECK(std::int64_t(timings["content_events"]) == 8);
+            CHECK(double(timings["ttft_ms"]) >= double(timings["ttfb_ms"]));
+        }
+    }
+    CHECK(streamed == 10);
+    // Streamed or not, every line got the same answer text.
+    CHECK(contents.size() == 1);
+    simdjson::dom::element doc = p.parse(read_file(summary));
+    CHECK(std::int64_t(doc["succeeded"]) == 20);
+    CHECK(std::int64_t(doc["completion_tokens"]) == 160); // settled from the usage chunks too
+    CHECK(double(doc["ttft_ms"]["p50"]) > 0);
+    CHECK(double(doc["itl_ms"]["max"]) >= 0);
+}

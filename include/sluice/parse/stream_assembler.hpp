@@ -21,7 +21,7 @@ namespace sluice {
 /// `id`, `type` and `function.name` set when present, `function.arguments` appended;
 /// `logprobs.content` and `logprobs.refusal` arrays concatenated. Empty strings count as
 /// absent, as in the SDK. At the top level the last non-empty `id`, `model`,
-/// `system_fingerprint` and `service_tier`, the last `created` and the last non-null `usage`
+/// `system_fingerprint` and `service_tier`, the last non-zero `created` and the last non-null `usage`
 /// win. An `{"error": ...}` event makes the result an error.
 ///
 /// Where the SDK would reject a stream (a choice without finish_reason or role, a tool call

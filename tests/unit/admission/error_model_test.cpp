@@ -47,6 +47,10 @@ TEST_CASE("every failure has one meaning for retrying and stopping") {
         {errc::unexpected_bytes, true, false, "unexpected_bytes"},
         {errc::certificate_rejected, false, true, "certificate_rejected"},
         {errc::unexpected_content_type, false, false, "unexpected_content_type"},
+        // A stream with an event past the size cap would be sent the same again; a stream
+        // cut inside an event is a cut connection.
+        {errc::event_too_large, false, false, "event_too_large"},
+        {errc::event_stream_truncated, true, false, "event_stream_truncated"},
         // The transport's own: a fresh attempt may succeed, except when we cancelled it or the
         // body was over the cap.
         {asio::error::connection_reset, true, false, "connection_reset"},

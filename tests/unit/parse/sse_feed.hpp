@@ -32,7 +32,11 @@ inline const std::vector<std::string>& lf_fixtures() {
                                                    "vllm.sse",
                                                    "llamacpp.sse",
                                                    "error_mid_stream.sse",
-                                                   "logprobs.sse"};
+                                                   "logprobs.sse",
+                                                   "parallel_tool_calls_interleaved.sse",
+                                                   "n2_interleaved.sse",
+                                                   "azure_async_filter.sse",
+                                                   "refusal_logprobs.sse"};
     return names;
 }
 
