@@ -1,5 +1,7 @@
 #include <sluice/parse/chunk_parser.hpp>
 
+#include "parse/padded_input.hpp"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -108,18 +110,7 @@ struct chunk_parser::impl {
     od::parser sub_parser;   // usage and logprobs: nothing read there outlives the next use
     od::parser error_parser; // error strings are views into its buffer, kept to the end
     simdjson::dom::parser checker;
-    std::unique_ptr<char[]> scratch; // padded copy for chunks without spare capacity
-    std::size_t scratch_capacity = 0;
-
-    const char* padded_copy(const char* data, std::size_t size) {
-        if (scratch_capacity < size + parse_padding) {
-            scratch_capacity = std::max(size + parse_padding, scratch_capacity * 2);
-            scratch = std::make_unique<char[]>(scratch_capacity);
-        }
-        std::memcpy(scratch.get(), data, size);
-        std::memset(scratch.get() + size, 0, parse_padding);
-        return scratch.get();
-    }
+    detail::padded_input input; // chunks without spare capacity are copied there
 
     // The object at `v` as checked raw text; `raw` stays empty for null. With `text`, a
     // string is accepted too, and its unescaped value stored there.
@@ -362,10 +353,7 @@ error_code chunk_parser::parse(const char* data,
                                std::size_t capacity,
                                completion_chunk& out) {
     clear(out);
-    if (capacity < size + parse_padding) {
-        data = impl_->padded_copy(data, size);
-        capacity = impl_->scratch_capacity;
-    }
+    impl_->input.pad(data, size, capacity);
     if (!impl_->walk(data, size, capacity, out)) {
         clear(out);
         return errc::malformed_response;

@@ -2,6 +2,8 @@
 
 #include "detail/trim.hpp"
 
+#include "parse/padded_input.hpp"
+
 #include <simdjson.h>
 
 #include <cstring>
@@ -261,18 +263,7 @@ bool read_error(value_result v, std::optional<provider_error>& out) {
 
 struct completion_parser::impl {
     od::parser parser;
-    std::unique_ptr<char[]> scratch; // padded copy for bodies without spare capacity
-    std::size_t scratch_capacity = 0;
-
-    const char* padded_copy(const char* data, std::size_t size) {
-        if (scratch_capacity < size + parse_padding) {
-            scratch_capacity = std::max(size + parse_padding, scratch_capacity * 2);
-            scratch = std::make_unique<char[]>(scratch_capacity);
-        }
-        std::memcpy(scratch.get(), data, size);
-        std::memset(scratch.get() + size, 0, parse_padding);
-        return scratch.get();
-    }
+    detail::padded_input input; // bodies without spare capacity are copied there
 
     bool walk(const char* data, std::size_t size, std::size_t capacity, completion& out) {
         od::document doc;
@@ -360,10 +351,7 @@ error_code completion_parser::parse(const char* data,
                                     std::size_t capacity,
                                     completion& out) {
     out = completion{};
-    if (capacity < size + parse_padding) {
-        data = impl_->padded_copy(data, size);
-        capacity = impl_->scratch_capacity;
-    }
+    impl_->input.pad(data, size, capacity);
     if (!impl_->walk(data, size, capacity, out)) {
         out = completion{};
         out.body_is_json = impl_->is_json(data, size, capacity);
@@ -380,10 +368,7 @@ error_code completion_parser::parse(const char* data,
 }
 
 bool completion_parser::is_json(const char* data, std::size_t size, std::size_t capacity) {
-    if (capacity < size + parse_padding) {
-        data = impl_->padded_copy(data, size);
-        capacity = impl_->scratch_capacity;
-    }
+    impl_->input.pad(data, size, capacity);
     return impl_->is_json(data, size, capacity);
 }
 
