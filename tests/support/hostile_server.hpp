@@ -1,5 +1,7 @@
 #pragma once
 
+#include "support/read_request.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -132,19 +134,9 @@ private:
         }
         std::string in;
         for (;;) {
-            const std::size_t head_end = co_await boost::asio::async_read_until(
-                socket, boost::asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
-            const std::string head = in.substr(0, head_end);
-            const std::string length_text = header_value(head, "content-length");
-            const std::size_t length = length_text.empty() ? 0 : std::stoul(length_text);
-            if (in.size() < head_end + length)
-                co_await boost::asio::async_read(
-                    socket,
-                    boost::asio::dynamic_buffer(in),
-                    boost::asio::transfer_exactly(head_end + length - in.size()),
-                    use_awaitable);
-            const std::string body = in.substr(head_end, length);
-            in.erase(0, head_end + length);
+            const received_request req = co_await read_request(socket, in);
+            const std::string& head = req.head;
+            const std::string& body = req.body;
             const int id = line_id(body);
             count(id);
             if (opts_.how == behavior::huge_chunked) {
@@ -281,34 +273,6 @@ private:
     }
 
     // The value of a header (name in lower case) in a request head, or "".
-    static std::string header_value(const std::string& head, std::string_view name) {
-        std::size_t pos = head.find("\r\n");
-        while (pos != std::string::npos && pos + 2 < head.size()) {
-            const std::size_t start = pos + 2;
-            const std::size_t end = head.find("\r\n", start);
-            const std::string_view line(head.data() + start,
-                                        (end == std::string::npos ? head.size() : end) - start);
-            const std::size_t colon = line.find(':');
-            if (colon == name.size()) {
-                bool same = true;
-                for (std::size_t k = 0; k < colon; ++k)
-                    if (std::tolower(static_cast<unsigned char>(line[k])) != name[k])
-                        same = false;
-                if (same) {
-                    std::size_t b = colon + 1;
-                    while (b < line.size() && (line[b] == ' ' || line[b] == '\t'))
-                        ++b;
-                    std::size_t e = line.size();
-                    while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t'))
-                        --e;
-                    return std::string(line.substr(b, e - b));
-                }
-            }
-            pos = end;
-        }
-        return {};
-    }
-
     static std::string json_escape(const std::string& s) {
         std::string out;
         for (const char c : s) {

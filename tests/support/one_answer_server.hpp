@@ -1,5 +1,7 @@
 #pragma once
 
+#include "support/read_request.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -64,17 +66,8 @@ private:
         for (;;) {
             auto socket = co_await self->acceptor_.async_accept(use_awaitable);
             std::string in;
-            const std::size_t head_end = co_await boost::asio::async_read_until(
-                socket, boost::asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
-            const std::size_t at = in.find("Content-Length: ");
-            const std::size_t length = at < head_end ? std::stoul(in.substr(at + 16)) : 0;
-            if (in.size() < head_end + length)
-                co_await boost::asio::async_read(
-                    socket,
-                    boost::asio::dynamic_buffer(in),
-                    boost::asio::transfer_exactly(head_end + length - in.size()),
-                    use_awaitable);
-            self->requests_.push_back(in);
+            const received_request req = co_await read_request(socket, in);
+            self->requests_.push_back(req.head + req.body);
             co_await boost::asio::async_write(
                 socket, boost::asio::buffer(self->answer()), use_awaitable);
             if (self->style_ == answer_style::drop_next) {

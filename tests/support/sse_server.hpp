@@ -1,5 +1,7 @@
 #pragma once
 
+#include "support/read_request.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -82,21 +84,12 @@ private:
 
     boost::asio::awaitable<void> answer(tcp::socket& socket) {
         using boost::asio::use_awaitable;
+        std::string in;
         for (;;) {
-            std::string in;
-            const std::size_t head_end = co_await boost::asio::async_read_until(
-                socket, boost::asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
-            const std::size_t at = in.find("Content-Length: ");
-            const std::size_t length = at < head_end ? std::stoul(in.substr(at + 16)) : 0;
-            if (in.size() < head_end + length)
-                co_await boost::asio::async_read(
-                    socket,
-                    boost::asio::dynamic_buffer(in),
-                    boost::asio::transfer_exactly(head_end + length - in.size()),
-                    use_awaitable);
+            const received_request req = co_await read_request(socket, in);
             {
                 std::lock_guard lock(mutex_);
-                last_body_ = in.substr(head_end, length);
+                last_body_ = req.body;
             }
             ++requests_;
             co_await write(socket,
