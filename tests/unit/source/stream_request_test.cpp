@@ -30,7 +30,7 @@ TEST_CASE("a streaming body without stream_options gets include_usage") {
           "{\"stream\": true,\"stream_options\":{\"include_usage\":true}}\n ");
 }
 
-TEST_CASE("stream_options without include_usage gets it; with it, the user's word stands") {
+TEST_CASE("stream_options without include_usage gets it, with it the user's word stands") {
     CHECK(prepared(R"({"stream":true,"stream_options":{}})", true) ==
           R"({"stream":true,"stream_options":{"include_usage":true}})");
     CHECK(prepared(R"({"stream_options":{ "x":1 },"stream":true})", true) ==
