@@ -1,8 +1,11 @@
 #include "cli/embedded_mock.hpp"
 
+#include "cli/run_options.hpp"
+
 #include <boost/asio/post.hpp>
 
 #include <chrono>
+#include <iostream>
 
 namespace sluice::cli {
 
@@ -18,6 +21,28 @@ embedded_mock::embedded_mock(std::uint64_t latency_ms) {
 embedded_mock::~embedded_mock() {
     boost::asio::post(ioc_, [this] { server_->stop(); });
     thread_.join();
+}
+
+bool point_engine(bool use_mock,
+                  std::uint64_t mock_latency_ms,
+                  const std::string& key_env,
+                  dispatcher_options& engine,
+                  std::optional<embedded_mock>& mock,
+                  std::string_view command) {
+    if (use_mock) {
+        mock.emplace(mock_latency_ms);
+        engine.base_url = mock->base_url();
+        engine.tls.ca_pem = mock->certificate_pem();
+        if (engine.api_key.empty())
+            engine.api_key = "sk-mock";
+    }
+    if (const std::string why = missing_key_error(engine, key_env); !why.empty()) {
+        std::cerr << command << ": " << why << '\n';
+        return false;
+    }
+    if (engine.tls.insecure)
+        std::cerr << command << ": WARNING: --insecure: TLS certificates are NOT verified\n";
+    return true;
 }
 
 } // namespace sluice::cli

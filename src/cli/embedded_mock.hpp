@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sluice/dispatcher.hpp>
 #include <sluice/mock/mock_server.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -34,5 +35,16 @@ private:
     std::optional<mock_server> server_;
     std::thread thread_;
 };
+
+/// Points `engine` at the server: with `use_mock`, an embedded mock started into `mock` (its
+/// certificate trusted, a dummy key); then checks that it may be sent to (a key where one is
+/// needed) and warns of `--insecure`. False, having said why on stderr under `command`'s
+/// name, when it may not.
+bool point_engine(bool use_mock,
+                  std::uint64_t mock_latency_ms,
+                  const std::string& key_env,
+                  dispatcher_options& engine,
+                  std::optional<embedded_mock>& mock,
+                  std::string_view command);
 
 } // namespace sluice::cli

@@ -1,4 +1,5 @@
 // The `sluice` entry point: registers the commands and nothing else.
+#include "cli/bench_command.hpp"
 #include "cli/mock_command.hpp"
 #include "cli/run_command.hpp"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
     sluice::cli::add_run_command(app);
     sluice::cli::add_mock_command(app);
+    sluice::cli::add_bench_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

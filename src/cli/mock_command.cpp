@@ -22,6 +22,8 @@ namespace {
 struct mock_command_options {
     mock_options server;
     double latency_ms = 0;
+    double first_token_ms = 0;
+    double chunk_ms = 0;
     std::uint64_t slow_delay_ms = 2000;
     std::string write_cert;
     double duration_s = 0;
@@ -30,6 +32,8 @@ struct mock_command_options {
 int run_mock(const mock_command_options& o) {
     mock_options opts = o.server;
     opts.latency = std::chrono::microseconds(static_cast<long long>(o.latency_ms * 1000));
+    opts.first_token = std::chrono::microseconds(static_cast<long long>(o.first_token_ms * 1000));
+    opts.chunk_interval = std::chrono::microseconds(static_cast<long long>(o.chunk_ms * 1000));
     opts.faults.slow_delay = std::chrono::milliseconds(o.slow_delay_ms);
 
     asio::io_context ioc;
@@ -77,7 +81,8 @@ int run_mock(const mock_command_options& o) {
               << " rate limited, " << s.quota << " quota, " << s.server_errors << " server errors, "
               << s.client_errors << " client errors, " << s.resets << " resets, " << s.truncated
               << " truncated, " << s.malformed << " malformed, " << s.slow << " slow, "
-              << s.streamed << " streamed, " << s.connections << " connections\n";
+              << s.streamed << " streamed, " << s.stream_errors << " stream errors, "
+              << s.stream_cuts << " stream cuts, " << s.connections << " connections\n";
     return exit_ok;
 }
 
@@ -99,6 +104,15 @@ void add_mock_command(CLI::App& app) {
                   "Exponential latency with mean --latency-ms");
     cmd->add_option("--answer-tokens", m.answer_tokens, "Completion tokens per answer")
         ->capture_default_str();
+    cmd->add_option("--first-token-ms",
+                    o->first_token_ms,
+                    "Streams: from the head to the first content chunk (after --latency-ms)");
+    cmd->add_option("--chunk-ms", o->chunk_ms, "Streams: gap between content chunks");
+    cmd->add_flag("--chunk-exponential",
+                  m.exponential_chunks,
+                  "Streams: exponential gaps with mean --chunk-ms (seeded by --seed)");
+    cmd->add_option("--chunk-tokens", m.tokens_per_chunk, "Streams: words per content chunk")
+        ->capture_default_str();
     cmd->add_option("--rpm", m.rpm, "Enforced requests per minute (0: none)");
     cmd->add_option("--tpm", m.tpm, "Enforced tokens per minute (0: none)");
     cmd->add_option("--bucket-seconds", m.bucket_seconds, "Bucket capacity in seconds of refill")
@@ -118,7 +132,14 @@ void add_mock_command(CLI::App& app) {
     cmd->add_option("--fault-slow", m.faults.slow, "Probability of a slow answer");
     cmd->add_option("--slow-delay-ms", o->slow_delay_ms, "Delay of a slow answer")
         ->capture_default_str();
-    cmd->add_option("--seed", m.seed, "Seed of the fault and latency draws")->capture_default_str();
+    cmd->add_option("--fault-stream-error",
+                    m.faults.stream_error,
+                    "Probability of an error event halfway through a stream");
+    cmd->add_option("--fault-stream-cut",
+                    m.faults.stream_cut,
+                    "Probability of a connection closed halfway through a stream");
+    cmd->add_option("--seed", m.seed, "Seed of the fault, latency and chunk-gap draws")
+        ->capture_default_str();
     cmd->add_option(
         "--duration", o->duration_s, "Stop after this many seconds (0: on SIGINT/SIGTERM)");
     cmd->callback([o] {

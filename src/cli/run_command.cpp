@@ -1,4 +1,5 @@
 #include "cli/run_command.hpp"
+#include "cli/server_flags.hpp"
 
 #include "cli/config_file.hpp"
 #include "cli/dry_run.hpp"
@@ -169,28 +170,6 @@ std::optional<batch_options> configure(run_options& o, std::string& key_env) {
     }
 }
 
-// Points the engine at the server (the embedded mock with --mock) and checks that it may be
-// sent to; false, having said why, when not.
-bool point_engine(const run_options& o,
-                  const std::string& key_env,
-                  dispatcher_options& engine,
-                  std::optional<embedded_mock>& mock) {
-    if (o.mock) {
-        mock.emplace(o.mock_latency_ms);
-        engine.base_url = mock->base_url();
-        engine.tls.ca_pem = mock->certificate_pem();
-        if (engine.api_key.empty())
-            engine.api_key = "sk-mock";
-    }
-    if (const std::string why = missing_key_error(engine, key_env); !why.empty()) {
-        std::cerr << "sluice run: " << why << '\n';
-        return false;
-    }
-    if (engine.tls.insecure)
-        std::cerr << "sluice run: WARNING: --insecure: TLS certificates are NOT verified\n";
-    return true;
-}
-
 // Builds the job into the caller's optional (it is not movable): the output's recovery, the
 // planning pass and, with --strict, the check of every line. Returns exit_ok or why not.
 int make_job(std::optional<batch_run>& job,
@@ -225,16 +204,7 @@ void add_endpoint_flags(CLI::App* cmd, run_options& o) {
                     "Output JSONL (Batch API output format), - for stdout; an existing file is "
                     "resumed. Required, except with --dry-run");
     cmd->add_option("--config", o.config_file, "TOML config file (see configs/default.toml)");
-    cmd->add_option("--base-url",
-                    o.base_url,
-                    "API base URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)");
-    cmd->add_option("--api-key-env",
-                    o.api_key_env,
-                    "Environment variable holding the API key (default OPENAI_API_KEY)");
-    cmd->add_option(
-        "--ca-file", o.ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
-    cmd->add_flag(
-        "--insecure", o.insecure, "Do not verify TLS certificates (loud; local tests only)");
+    add_server_flags(cmd, o);
     cmd->add_option("--concurrency", o.concurrency, "Maximum connections (default 64)");
     cmd->add_option("--rpm",
                     o.rpm,
@@ -338,7 +308,7 @@ int run(const run_options& flags) {
         return exit_usage;
 
     std::optional<embedded_mock> mock;
-    if (!point_engine(o, key_env, bo->engine, mock))
+    if (!point_engine(o.mock, o.mock_latency_ms, key_env, bo->engine, mock, "sluice run"))
         return exit_usage;
     asio::io_context ioc(1);
     std::optional<batch_run> job;

@@ -29,6 +29,13 @@ std::string_view process_name(arrival_process p) noexcept {
     return "unknown";
 }
 
+std::optional<double> goodput_of(const recorder& rec, const report_extras& extras) {
+    if (!extras.goodput || !extras.goodput->slo().any())
+        return std::nullopt;
+    const double secs = std::chrono::duration<double>(rec.wall()).count();
+    return secs > 0 ? static_cast<double>(extras.goodput->good()) / secs : 0.0;
+}
+
 } // namespace detail
 
 namespace {
@@ -70,6 +77,27 @@ public:
         key(k);
         return json_fields(out_);
     }
+    void boolean(std::string_view k, bool v) {
+        key(k);
+        out_ += v ? "true" : "false";
+    }
+    // An array of numbers, one per element of `items` as `value` maps it.
+    template <class Items, class Value>
+    void numbers(std::string_view k, const Items& items, Value value) {
+        key(k);
+        out_ += '[';
+        bool first = true;
+        for (const auto& item : items) {
+            if (!first)
+                out_ += ',';
+            first = false;
+            const double v = value(item);
+            char buf[32];
+            const auto res = std::to_chars(buf, buf + sizeof buf, std::isfinite(v) ? v : 0.0);
+            out_.append(buf, res.ptr);
+        }
+        out_ += ']';
+    }
     void close() { out_ += '}'; }
 
 private:
@@ -107,6 +135,53 @@ void json_context(json_fields& f, const report_context& ctx) {
         f.integer("max_concurrency", load.concurrency);
     else
         f.null("max_concurrency");
+    f.integer("seed", load.seed);
+}
+
+void json_timeline(json_fields& f, const timeline& t) {
+    using b = timeline_bucket;
+    const auto mean_ms = [](std::chrono::nanoseconds sum, std::uint64_t n) {
+        return n ? detail::to_ms(static_cast<double>(sum.count())) / static_cast<double>(n) : 0.0;
+    };
+    json_fields o = f.object("timeline");
+    o.number("bucket_s", std::chrono::duration<double>(t.width()).count());
+    const auto& v = t.buckets();
+    o.numbers("sent", v, [](const b& x) { return static_cast<double>(x.sent); });
+    o.numbers("completed", v, [](const b& x) { return static_cast<double>(x.completed); });
+    o.numbers("failed", v, [](const b& x) { return static_cast<double>(x.failed); });
+    o.numbers("output_tokens", v, [](const b& x) { return static_cast<double>(x.output_tokens); });
+    o.numbers("mean_e2el_ms", v, [&](const b& x) { return mean_ms(x.e2el_sum, x.completed); });
+    o.numbers("max_e2el_ms", v, [](const b& x) {
+        return detail::to_ms(static_cast<double>(x.e2el_max.count()));
+    });
+    o.numbers("mean_ttft_ms", v, [&](const b& x) { return mean_ms(x.ttft_sum, x.ttft_count); });
+    o.close();
+}
+
+// sluice's own fields from a load generator: goodput's terms, how requests were made, the
+// run over time.
+void json_extras(json_fields& f, const report_extras& x) {
+    if (x.goodput && x.goodput->slo().any()) {
+        const slo_options& slo = x.goodput->slo();
+        f.integer("good_requests", x.goodput->good());
+        json_fields o = f.object("goodput_slo_ms");
+        if (slo.ttft)
+            o.number("ttft", slo.ttft->count());
+        if (slo.tpot)
+            o.number("tpot", slo.tpot->count());
+        if (slo.e2el)
+            o.number("e2el", slo.e2el->count());
+        o.close();
+    }
+    if (x.stream)
+        f.boolean("stream", *x.stream);
+    if (!x.input.empty())
+        f.string("input", x.input);
+    f.number("warmup_s", std::chrono::duration<double>(x.warmup).count());
+    f.integer("warmup_requests", x.warmup_requests);
+    f.integer("cancelled", x.cancelled);
+    if (x.over_time)
+        json_timeline(f, *x.over_time);
 }
 
 void json_metric(json_fields& f, const detail::report_metric& m, const timing_histogram& h) {
@@ -176,6 +251,16 @@ void text_load(std::string& out, const report_context& ctx) {
     text_line(out,
               "Maximum request concurrency:",
               load.concurrency ? std::to_string(load.concurrency) : "None");
+    const report_extras& x = ctx.extras;
+    if (x.stream)
+        text_line(out, "Streaming:", *x.stream ? "yes" : "no");
+    if (!x.input.empty())
+        text_line(out, "Input:", x.input);
+    if (x.warmup.count() > 0)
+        text_line(out,
+                  "Warm-up (s, requests excluded):",
+                  fixed2(std::chrono::duration<double>(x.warmup).count()) + ", " +
+                      std::to_string(x.warmup_requests));
 }
 
 } // namespace
@@ -194,10 +279,15 @@ std::string report_json(const recorder& rec, const report_context& ctx) {
     f.integer("total_input_tokens", rec.input_tokens());
     f.integer("total_output_tokens", rec.output_tokens());
     f.number("request_throughput", rec.request_throughput());
+    if (const auto goodput = detail::goodput_of(rec, ctx.extras))
+        f.number("request_goodput", *goodput);
+    else
+        f.null("request_goodput");
     f.number("output_throughput", rec.output_throughput());
     f.number("total_token_throughput", rec.total_token_throughput());
     for (const auto& m : detail::report_metrics)
         json_metric(f, m, (rec.*m.histogram)());
+    json_extras(f, ctx.extras);
     f.close();
     return out;
 }
@@ -213,6 +303,8 @@ std::string report_text(const recorder& rec, const report_context& ctx) {
     text_line(out, "Total input tokens:", std::to_string(rec.input_tokens()));
     text_line(out, "Total generated tokens:", std::to_string(rec.output_tokens()));
     text_line(out, "Request throughput (req/s):", fixed2(rec.request_throughput()));
+    if (const auto goodput = detail::goodput_of(rec, ctx.extras))
+        text_line(out, "Request goodput (req/s):", fixed2(*goodput));
     text_line(out, "Output token throughput (tok/s):", fixed2(rec.output_throughput()));
     text_line(out, "Total Token throughput (tok/s):", fixed2(rec.total_token_throughput()));
     // A metric with no values (TTFT of a run without streaming) says nothing: left out here,
@@ -227,6 +319,8 @@ std::string report_text(const recorder& rec, const report_context& ctx) {
         for (const auto& [kind, n] : rec.failures())
             text_line(out, kind + ":", std::to_string(n));
     }
+    if (ctx.extras.cancelled > 0)
+        text_line(out, "Cancelled (not recorded):", std::to_string(ctx.extras.cancelled));
     text_rule(out, "", '=');
     return out;
 }

@@ -70,6 +70,20 @@ svg text { font-size: 12px; font-family: system-ui, sans-serif; }
 <h1>sluice bench report</h1>
 )";
 
+void html_extras(std::string& out, const report_extras& x) {
+    if (x.stream)
+        row(out, "Streaming", *x.stream ? "yes" : "no");
+    if (!x.input.empty())
+        row(out, "Input", x.input);
+    if (x.warmup.count() > 0)
+        row(out,
+            "Warm-up (s, requests excluded)",
+            fmt("%.2f", std::chrono::duration<double>(x.warmup).count()) + ", " +
+                std::to_string(x.warmup_requests));
+    if (x.cancelled > 0)
+        row(out, "Cancelled (not recorded)", std::to_string(x.cancelled));
+}
+
 void html_summary(std::string& out, const recorder& rec, const report_context& ctx) {
     const arrivals_options& load = ctx.load;
     out += "<table>\n";
@@ -84,6 +98,7 @@ void html_summary(std::string& out, const recorder& rec, const report_context& c
     if (load.process == arrival_process::gamma)
         row(out, "Burstiness", fmt("%.2f", load.burstiness));
     row(out, "Maximum concurrency", load.concurrency ? std::to_string(load.concurrency) : "none");
+    html_extras(out, ctx.extras);
     row(out, "Successful requests", std::to_string(rec.completed()));
     row(out, "Failed requests", std::to_string(rec.failed()));
     for (const auto& [kind, n] : rec.failures())
@@ -92,6 +107,10 @@ void html_summary(std::string& out, const recorder& rec, const report_context& c
     row(out, "Total input tokens", std::to_string(rec.input_tokens()));
     row(out, "Total output tokens", std::to_string(rec.output_tokens()));
     row(out, "Request throughput (req/s)", fmt("%.2f", rec.request_throughput()));
+    if (const auto goodput = detail::goodput_of(rec, ctx.extras))
+        row(out,
+            "Request goodput (req/s, " + to_string(ctx.extras.goodput->slo()) + " ms)",
+            fmt("%.2f", *goodput));
     row(out, "Output token throughput (tok/s)", fmt("%.2f", rec.output_throughput()));
     row(out, "Total token throughput (tok/s)", fmt("%.2f", rec.total_token_throughput()));
     out += "</table>\n";
@@ -151,6 +170,8 @@ std::string report_html(const recorder& rec, const report_context& ctx) {
     std::string out(page_head);
     html_summary(out, rec, ctx);
     html_latency_table(out, rec);
+    if (ctx.extras.over_time && !ctx.extras.over_time->buckets().empty())
+        detail::html_timeline(out, *ctx.extras.over_time);
     for (const auto& m : detail::report_metrics) {
         const timing_histogram& h = (rec.*m.histogram)();
         if (!h.empty())

@@ -3,7 +3,10 @@
 #include <sluice/harness/arrivals.hpp>
 #include <sluice/harness/recorder.hpp>
 
+#include <sluice/harness/report.hpp>
+
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,5 +43,11 @@ inline double to_ms(double ns) noexcept {
 
 /// The name of an arrival process as options and reports spell it.
 std::string_view process_name(arrival_process p) noexcept;
+
+/// Good requests per second of wall time; empty when goodput is not measured.
+std::optional<double> goodput_of(const recorder& rec, const report_extras& extras);
+
+/// The charts of throughput and latency over the run (report_timeline.cpp).
+void html_timeline(std::string& out, const timeline& t);
 
 } // namespace sluice::detail

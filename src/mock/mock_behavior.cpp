@@ -95,35 +95,27 @@ bool parse_request(std::string_view body, parsed_request& out) {
     return have_messages;
 }
 
-constexpr std::string_view words[] = {"lorem",
-                                      "ipsum",
-                                      "dolor",
-                                      "sit",
-                                      "amet",
-                                      "consectetur",
-                                      "adipiscing",
-                                      "elit",
-                                      "sed",
-                                      "do",
-                                      "eiusmod",
-                                      "tempor"};
-
-std::string answer_text(std::uint64_t tokens) {
-    std::string text;
-    text.reserve(tokens * 7);
-    for (std::uint64_t i = 0; i < tokens; ++i) {
-        if (i)
-            text += ' ';
-        text += words[i % std::size(words)];
-    }
-    return text;
-}
-
-std::string sse_event(std::string_view json) {
-    std::string e = "data: ";
-    e += json;
-    e += "\n\n";
-    return e;
+// The answer to `req`: answer_tokens words, capped by max_tokens (then it stops for length).
+answer_shape shape_answer(const parsed_request& req,
+                          std::uint64_t prompt,
+                          std::uint64_t answer_tokens,
+                          const std::string& serial) {
+    answer_shape a;
+    a.model = req.model;
+    a.n = req.n;
+    a.include_usage = req.include_usage;
+    a.completion_tokens =
+        req.max_tokens ? std::min<std::uint64_t>(req.max_tokens, answer_tokens) : answer_tokens;
+    a.finish = req.max_tokens && req.max_tokens < answer_tokens ? "length" : "stop";
+    a.id = "chatcmpl-mock" + serial;
+    a.created = static_cast<long long>(std::time(nullptr));
+    const std::uint64_t completion = a.completion_tokens * req.n;
+    a.usage = R"("usage":{"prompt_tokens":)" + std::to_string(prompt) + R"(,"completion_tokens":)" +
+              std::to_string(completion) + R"(,"total_tokens":)" +
+              std::to_string(prompt + completion) +
+              R"(,"prompt_tokens_details":{"cached_tokens":0},)"
+              R"("completion_tokens_details":{"reasoning_tokens":0}})";
+    return a;
 }
 
 } // namespace
@@ -144,7 +136,8 @@ std::string format_go_duration(std::chrono::nanoseconds d) {
 
 mock_behavior::mock_behavior(const mock_options& opts, clock::time_point now)
     : opts_(opts)
-    , rng_(opts.seed) {
+    , rng_(opts.seed)
+    , gaps_(opts.seed ^ 0x9e3779b97f4a7c15ULL) {
     if (opts.rpm > 0)
         requests_ =
             token_bucket(opts.rpm / 60, std::max(1.0, opts.rpm / 60 * opts.bucket_seconds), now);
@@ -197,13 +190,13 @@ mock_reply mock_behavior::on_request(std::string_view method,
     if (target == "/mock/stats") {
         const mock_counters& c = counters_;
         mock_reply r;
-        char buf[512];
+        char buf[1024];
         std::snprintf(buf,
                       sizeof buf,
                       R"({"requests":%llu,"ok":%llu,"rate_limited":%llu,"quota":%llu,)"
                       R"("server_errors":%llu,"client_errors":%llu,"resets":%llu,)"
                       R"("truncated":%llu,"malformed":%llu,"slow":%llu,"streamed":%llu,)"
-                      R"("connections":%llu})",
+                      R"("stream_errors":%llu,"stream_cuts":%llu,"connections":%llu})",
                       (unsigned long long)c.requests,
                       (unsigned long long)c.ok,
                       (unsigned long long)c.rate_limited,
@@ -215,6 +208,8 @@ mock_reply mock_behavior::on_request(std::string_view method,
                       (unsigned long long)c.malformed,
                       (unsigned long long)c.slow,
                       (unsigned long long)c.streamed,
+                      (unsigned long long)c.stream_errors,
+                      (unsigned long long)c.stream_cuts,
                       (unsigned long long)c.connections);
         r.body = buf;
         return r;
@@ -320,70 +315,6 @@ std::chrono::microseconds mock_behavior::answer_delay(fault_draw& faults) {
     return std::chrono::microseconds(static_cast<long long>(d(rng_)));
 }
 
-namespace {
-
-// What every form of one answer shares.
-struct answer_shape {
-    std::string id;
-    long long created = 0;
-    std::uint64_t completion_tokens = 0;
-    const char* finish = "stop";
-    std::string usage; // the "usage":{...} member
-};
-
-std::string stream_body(const parsed_request& req, const answer_shape& a) {
-    std::string body;
-    const std::string prefix = R"({"id":")" + a.id +
-                               R"(","object":"chat.completion.chunk","created":)" +
-                               std::to_string(a.created) + R"(,"model":)";
-    std::string model_json;
-    append_json_string(model_json, req.model);
-    for (std::uint64_t i = 0; i < req.n; ++i) {
-        const std::string idx = std::to_string(i);
-        body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                          R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})");
-        for (std::uint64_t w = 0; w < a.completion_tokens; ++w) {
-            std::string piece;
-            append_json_string(
-                piece, std::string(w ? " " : "") + std::string(words[w % std::size(words)]));
-            body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                              R"(,"delta":{"content":)" + piece + R"(},"finish_reason":null}]})");
-        }
-        body += sse_event(prefix + model_json + R"(,"choices":[{"index":)" + idx +
-                          R"(,"delta":{},"finish_reason":")" + a.finish + R"("}]})");
-    }
-    if (req.include_usage)
-        body += sse_event(prefix + model_json + R"(,"choices":[],)" + a.usage + "}");
-    body += "data: [DONE]\n\n";
-    return body;
-}
-
-std::string completion_body(const parsed_request& req, const answer_shape& a) {
-    const std::string text = answer_text(a.completion_tokens);
-    std::string body;
-    body.reserve(256 + text.size() * req.n);
-    body += R"({"id":")" + a.id + R"(","object":"chat.completion","created":)";
-    body += std::to_string(a.created);
-    body += R"(,"model":)";
-    append_json_string(body, req.model);
-    body += R"(,"choices":[)";
-    for (std::uint64_t i = 0; i < req.n; ++i) {
-        if (i)
-            body += ',';
-        body += R"({"index":)" + std::to_string(i) + R"(,"message":{"role":"assistant","content":)";
-        append_json_string(body, text);
-        body += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
-        body += a.finish;
-        body += "\"}";
-    }
-    body += "],";
-    body += a.usage;
-    body += R"(,"system_fingerprint":"fp_sluice_mock"})";
-    return body;
-}
-
-} // namespace
-
 mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_point now) {
     parsed_request req;
     if (!parse_request(body, req)) {
@@ -401,31 +332,14 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     if (auto refused = over_limit(static_cast<double>(prompt + budget), now))
         return std::move(*refused);
 
-    answer_shape a;
-    a.completion_tokens = req.max_tokens
-                              ? std::min<std::uint64_t>(req.max_tokens, opts_.answer_tokens)
-                              : opts_.answer_tokens;
-    a.finish = req.max_tokens && req.max_tokens < opts_.answer_tokens ? "length" : "stop";
     const std::string serial = std::to_string(next_id_++);
-    a.id = "chatcmpl-mock" + serial;
-    a.created = static_cast<long long>(std::time(nullptr));
-    const std::uint64_t completion = a.completion_tokens * req.n;
-    a.usage = R"("usage":{"prompt_tokens":)" + std::to_string(prompt) + R"(,"completion_tokens":)" +
-              std::to_string(completion) + R"(,"total_tokens":)" +
-              std::to_string(prompt + completion) +
-              R"(,"prompt_tokens_details":{"cached_tokens":0},)"
-              R"("completion_tokens_details":{"reasoning_tokens":0}})";
-
+    const answer_shape a = shape_answer(req, prompt, opts_.answer_tokens, serial);
     mock_reply r;
     r.headers.emplace_back("x-request-id", "req_mock" + serial);
     add_limit_headers(r, now);
     r.delay = answer_delay(faults);
     if (req.stream) {
-        ++counters_.streamed;
-        ++counters_.ok;
-        r.content_type = "text/event-stream";
-        r.chunked = true;
-        r.body = stream_body(req, a);
+        stream_reply(r, a, faults);
         return r;
     }
     if (faults.hit(opts_.faults.malformed)) {
@@ -435,7 +349,7 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
         r.body += "<html>not json</html>";
         return r;
     }
-    r.body = completion_body(req, a);
+    r.body = completion_body(a);
     if (faults.hit(opts_.faults.truncated)) {
         ++counters_.truncated;
         r.what = mock_reply::action::truncate;
@@ -443,6 +357,30 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     }
     ++counters_.ok;
     return r;
+}
+
+// A streamed answer: its schedule from the request, after the reply's delay; the streaming
+// faults are drawn here, from where the draw stands after the ones all answers share.
+void mock_behavior::stream_reply(mock_reply& r, const answer_shape& a, fault_draw& faults) {
+    ++counters_.streamed;
+    stream_fault fault = stream_fault::none;
+    if (faults.hit(opts_.faults.stream_error)) {
+        fault = stream_fault::error;
+        ++counters_.stream_errors;
+    } else if (faults.hit(opts_.faults.stream_cut)) {
+        fault = stream_fault::cut;
+        ++counters_.stream_cuts;
+    } else {
+        ++counters_.ok;
+    }
+    const stream_timing t{r.delay,
+                          opts_.first_token,
+                          opts_.chunk_interval,
+                          opts_.exponential_chunks,
+                          opts_.tokens_per_chunk};
+    r.what = mock_reply::action::stream;
+    r.content_type = "text/event-stream";
+    r.stream = build_stream(a, t, fault, gaps_);
 }
 
 } // namespace sluice::detail

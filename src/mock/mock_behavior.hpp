@@ -3,6 +3,8 @@
 #include <sluice/admission/token_bucket.hpp>
 #include <sluice/mock/mock_server.hpp>
 
+#include "mock/mock_answer.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -21,15 +23,17 @@ struct mock_reply {
         respond,  // send status, headers and body
         reset,    // reset the connection before any byte
         truncate, // send the headers and half the body, then close
+        stream,   // send the headers (chunked), then `stream`'s pieces, each as one chunk when
+                  // due, then end it as `stream.end` says
     };
     action what = action::respond;
     unsigned status = 200;
     std::string content_type = "application/json";
     std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;
-    bool chunked = false; // server-sent events go out with chunked encoding
-    bool close = false;   // Connection: close after this response
-    std::chrono::microseconds delay{0};
+    std::string body;                   // empty for a stream
+    stream_schedule stream;             // for action::stream; its pieces' times include `delay`
+    bool close = false;                 // Connection: close after this response
+    std::chrono::microseconds delay{0}; // from the request to the response head
 };
 
 // Counters, kept by the behaviour under the server's lock.
@@ -67,6 +71,7 @@ private:
     std::optional<mock_reply> early_fault(fault_draw& faults);
     std::optional<mock_reply> over_limit(double cost, clock::time_point now);
     std::chrono::microseconds answer_delay(fault_draw& faults);
+    void stream_reply(mock_reply& r, const answer_shape& a, fault_draw& faults);
     void add_limit_headers(mock_reply& r, clock::time_point now);
     mock_reply error_reply(unsigned status,
                            std::string_view message,
@@ -76,7 +81,8 @@ private:
     mock_options opts_;
     token_bucket requests_;
     token_bucket tokens_;
-    std::mt19937_64 rng_;
+    std::mt19937_64 rng_;  // fault and latency draws
+    std::mt19937_64 gaps_; // exponential gaps between streamed chunks
     std::uint64_t next_id_ = 1;
     std::uint64_t responses_ = 0;
     mock_counters counters_;

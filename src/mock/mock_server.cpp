@@ -15,6 +15,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -37,6 +39,8 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto read_timeout = std::chrono::seconds(30);
+constexpr auto write_timeout = std::chrono::seconds(30);
+using steady_clock = std::chrono::steady_clock;
 
 // What stop() needs to reach a connection: its strand, and (while it lives) its socket and
 // delay timer. The coroutine clears the pointers before they go away.
@@ -52,7 +56,7 @@ struct connection_handle {
 struct mock_server::impl : std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor e, mock_options o)
         : ex(std::move(e))
-        , opts(std::move(o))
+        , opts(validated(std::move(o)))
         , acceptor_strand(asio::make_strand(ex))
         , acceptor(acceptor_strand)
         , behavior(opts, std::chrono::steady_clock::now()) {
@@ -77,6 +81,11 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         acceptor.bind(where);
         acceptor.listen(asio::socket_base::max_listen_connections);
         port = acceptor.local_endpoint().port();
+    }
+
+    static mock_options validated(mock_options o) {
+        o.validate();
+        return o;
     }
 
     static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
@@ -137,24 +146,30 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
             if (ec || handle.stopped)
                 co_return;
             const auto& req = parser.get();
-            mock_reply reply = decide(req);
-            if (reply.delay.count() > 0 && !co_await wait_out(reply.delay, handle))
+            const auto start = steady_clock::now();
+            mock_reply reply = decide(req, start);
+            if (reply.delay.count() > 0 && !co_await wait_until(start + reply.delay, handle))
                 co_return;
             if (reply.what == mock_reply::action::reset) {
                 reset(tcp_layer);
                 co_return;
             }
-            http::response<http::string_body> res = head_of(reply, req);
+            const bool keep = req.keep_alive() && !reply.close;
+            if (reply.what == mock_reply::action::stream) {
+                auto head = head_of<http::empty_body>(reply, req);
+                if (!co_await send_stream(stream, head, reply.stream, start, handle))
+                    co_return;
+                if (!keep)
+                    break;
+                continue;
+            }
+            auto res = head_of<http::string_body>(reply, req);
             if (reply.what == mock_reply::action::truncate) {
                 co_await send_half(stream, res, reply.body);
                 co_return;
             }
             res.body() = std::move(reply.body);
-            if (reply.chunked)
-                res.chunked(true);
-            else
-                res.prepare_payload();
-            const bool keep = res.keep_alive();
+            res.prepare_payload();
             auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
             if (wec || !keep)
                 break;
@@ -163,35 +178,74 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
     }
 
-    mock_reply decide(const http::request<http::string_body>& req) {
+    mock_reply decide(const http::request<http::string_body>& req, steady_clock::time_point now) {
         std::lock_guard lock(mutex);
-        return behavior.on_request(std::string_view(req.method_string()),
-                                   std::string_view(req.target()),
-                                   req.body(),
-                                   std::chrono::steady_clock::now());
+        return behavior.on_request(
+            std::string_view(req.method_string()), std::string_view(req.target()), req.body(), now);
     }
 
-    // False when the server was stopped during the wait.
-    static asio::awaitable<bool> wait_out(std::chrono::nanoseconds delay,
-                                          connection_handle& handle) {
-        asio::steady_timer timer(handle.strand);
-        handle.timer = &timer;
-        timer.expires_after(delay);
-        co_await timer.async_wait(use_tuple);
-        handle.timer = nullptr;
+    // False when the server was stopped during the wait or before it: a stop that ran while
+    // this coroutine was not waiting (between two writes) found no timer to cancel.
+    static asio::awaitable<bool> wait_until(steady_clock::time_point deadline,
+                                            connection_handle& handle) {
+        if (handle.stopped)
+            co_return false;
+        if (deadline > steady_clock::now()) {
+            asio::steady_timer timer(handle.strand);
+            handle.timer = &timer;
+            timer.expires_at(deadline);
+            co_await timer.async_wait(use_tuple);
+            handle.timer = nullptr;
+        }
         co_return !handle.stopped;
     }
 
-    static http::response<http::string_body> head_of(const mock_reply& reply,
-                                                     const http::request<http::string_body>& req) {
-        http::response<http::string_body> res{static_cast<http::status>(reply.status),
-                                              req.version()};
+    template <class Body>
+    static http::response<Body> head_of(const mock_reply& reply,
+                                        const http::request<http::string_body>& req) {
+        http::response<Body> res{static_cast<http::status>(reply.status), req.version()};
         res.set(http::field::server, "sluice-mock");
         res.set(http::field::content_type, reply.content_type);
         for (auto& [name, value] : reply.headers)
             res.set(name, value);
         res.keep_alive(req.keep_alive() && !reply.close);
         return res;
+    }
+
+    // The head (chunked), then each piece as one chunk when it is due from `start`, then the
+    // last chunk; or, for a cut, a close without it when the cut is due. False when the
+    // connection is over (a cut, a failed write, a stop).
+    template <class Stream>
+    static asio::awaitable<bool> send_stream(Stream& stream,
+                                             http::response<http::empty_body>& head,
+                                             const detail::stream_schedule& schedule,
+                                             steady_clock::time_point start,
+                                             connection_handle& handle) {
+        beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+        head.chunked(true);
+        http::response_serializer<http::empty_body> sr(head);
+        tcp_layer.expires_after(write_timeout);
+        auto [hec, hn] = co_await http::async_write_header(stream, sr, use_tuple);
+        if (hec)
+            co_return false;
+        for (const auto& piece : schedule.pieces) {
+            if (!co_await wait_until(start + piece.at, handle))
+                co_return false;
+            tcp_layer.expires_after(write_timeout);
+            auto [ec, n] = co_await asio::async_write(
+                stream, http::make_chunk(asio::buffer(piece.bytes)), use_tuple);
+            if (ec)
+                co_return false;
+        }
+        if (!co_await wait_until(start + schedule.end_at, handle))
+            co_return false;
+        if (schedule.end == detail::stream_end::cut) {
+            close_now(tcp_layer);
+            co_return false;
+        }
+        tcp_layer.expires_after(write_timeout);
+        auto [lec, ln] = co_await asio::async_write(stream, http::make_chunk_last(), use_tuple);
+        co_return !lec;
     }
 
     template <class Stream>
@@ -222,7 +276,12 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         if (!hec)
             co_await asio::async_write(
                 stream, asio::buffer(body.data(), body.size() / 2), use_tuple);
-        beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+        close_now(beast::get_lowest_layer(stream));
+    }
+
+    // FIN, not RST (that is the reset fault): what was sent arrives, then the end of the
+    // stream, where the peer still expects body bytes. With TLS there is no close_notify.
+    static void close_now(beast::tcp_stream& tcp_layer) {
         error_code ignored;
         tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
         tcp_layer.socket().close(ignored);

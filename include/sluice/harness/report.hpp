@@ -2,10 +2,38 @@
 
 #include <sluice/harness/arrivals.hpp>
 #include <sluice/harness/recorder.hpp>
+#include <sluice/harness/slo.hpp>
+#include <sluice/harness/timeline.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace sluice {
+
+/// What a load generator adds to the recorder's figures: goodput, the course of the run over
+/// time, and how the requests were made. Every member is optional; the defaults add nothing
+/// but `request_goodput: null` to the JSON, as vLLM writes it without `--goodput`.
+struct report_extras {
+    /// The requests that met the objectives; null, or no objective set: goodput not measured.
+    /// Goodput is good requests per second of the recorder's wall time.
+    const goodput_counter* goodput = nullptr;
+    /// Throughput and latency over time: charts in the HTML page, arrays in the JSON
+    /// (`timeline`); null: neither.
+    const timeline* over_time = nullptr;
+    /// Whether the requests asked for streamed answers; empty: not said.
+    std::optional<bool> stream;
+    /// Where the prompts came from, in words ("prompts.jsonl", "synthetic: 1024 input, 128
+    /// output tokens"); empty: not said. Never a secret.
+    std::string input;
+    /// Warm-up left out of the figures, and the requests sent during it.
+    std::chrono::milliseconds warmup{0};
+    std::uint64_t warmup_requests = 0;
+    /// Requests cut off by a stop (a signal, a fatal error such as a refused key) and not
+    /// recorded as failures of the server.
+    std::uint64_t cancelled = 0;
+};
 
 /// What the run was, echoed at the top of a report: the recorder knows only the results.
 /// Never put a secret here (an API key, a URL with credentials); reports are written to files
@@ -20,6 +48,8 @@ struct report_context {
     std::string date;
     /// The load shape the run used: rate, burstiness, concurrency cap, request count.
     arrivals_options load;
+    /// Goodput, the run over time and how requests were made, when a load generator has them.
+    report_extras extras;
 };
 
 /// Percentiles reported for every latency metric, besides mean, median, std, min and max.
@@ -41,11 +71,16 @@ std::string report_text(const recorder& rec, const report_context& ctx);
 /// beside them: `arrivals` (the process name), `failed`, `failures` (an object of counts by
 /// kind), `count_m` (values recorded), `min_m_ms` and `max_m_ms`, and the metric `send_lag`.
 /// A metric with no values reports 0, as vLLM does; `count_m` tells such a 0 from a measured
-/// one.
+/// one. From `ctx.extras`: `request_goodput` (req/s, null without objectives, as vLLM),
+/// `good_requests` and `goodput_slo_ms` (the objectives), `seed`, `stream`, `input`,
+/// `warmup_s`, `warmup_requests`, `cancelled`, and `timeline` (`bucket_s` and arrays per
+/// slice: `sent`, `completed`, `failed`, `output_tokens`, `mean_e2el_ms`, `max_e2el_ms`,
+/// `mean_ttft_ms`).
 std::string report_json(const recorder& rec, const report_context& ctx);
 
 /// The same summary as a standalone HTML page: one file with inline CSS and SVG bar charts
-/// of the percentiles, no scripts and no external assets, so it opens anywhere offline.
+/// of the percentiles (and, with `ctx.extras.over_time`, charts of throughput and latency over
+/// the run), no scripts and no external assets, so it opens anywhere offline.
 std::string report_html(const recorder& rec, const report_context& ctx);
 
 } // namespace sluice

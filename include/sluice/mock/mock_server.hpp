@@ -9,7 +9,9 @@
 
 namespace sluice {
 
-/// Probabilities (0..1) of the faults the mock injects, each drawn per request.
+/// Probabilities (0..1) of the faults the mock injects, each drawn per request (0: never).
+/// The streaming faults are drawn per streamed request only (`"stream": true`), the
+/// body faults (`truncated`, `malformed`) per non-streamed request only.
 struct mock_faults {
     double http_500 = 0;           ///< 500 with an OpenAI-shaped server_error body
     double http_503 = 0;           ///< 503 server_is_overloaded with retry-after
@@ -19,6 +21,13 @@ struct mock_faults {
     double insufficient_quota = 0; ///< 429 insufficient_quota
     double slow = 0;               ///< answer only after `slow_delay`
     std::chrono::milliseconds slow_delay{2000};
+    /// A stream that, after about half its content chunks, sends an error event
+    /// `data: {"error":{"message":...,"type":"server_error","param":null,"code":null}}` and
+    /// ends (the last chunk of the chunked body, no finish_reason, no usage, no [DONE]).
+    double stream_error = 0;
+    /// A stream whose connection is closed (FIN, not RST) after about half its content
+    /// chunks, without the chunked body's terminating zero-size chunk.
+    double stream_cut = 0;
 };
 
 /// Settings of the embedded OpenAI-compatible mock server.
@@ -32,11 +41,26 @@ struct mock_options {
     bool tls = false;
     std::string cert_file;
     std::string key_file;
-    /// Added latency per answer; exponential draws a mean of `latency`.
+    /// Added latency per answer, before the response head (0: none); exponential draws a
+    /// mean of `latency`.
     std::chrono::microseconds latency{0};
     bool exponential_latency = false;
     /// Completion tokens per answer (the answer text has this many words).
     std::uint32_t answer_tokens = 16;
+    /// Streaming (`"stream": true`) timing, as offsets from the request. The response head
+    /// and the role chunks go after `latency` (or a slow fault's delay); the first content
+    /// chunk `first_token` after them (so the time to first token is latency + first_token);
+    /// then one content chunk every `chunk_interval`; the finish chunks, the usage chunk and
+    /// `[DONE]` go with the last content chunk. Default 0: no wait (the whole stream at once).
+    std::chrono::microseconds first_token{0};
+    /// Gap between content chunks (0: none); the mean gap when `exponential_chunks`.
+    std::chrono::microseconds chunk_interval{0};
+    /// Draw each gap from an exponential distribution with mean `chunk_interval`, from an
+    /// engine seeded by `seed` (its own, so the fault draws of a seed stay the same).
+    bool exponential_chunks = false;
+    /// Words (completion tokens) per content chunk, the last one possibly fewer. Default 1;
+    /// at least 1.
+    std::uint32_t tokens_per_chunk = 1;
     /// Enforced limits (0 = none), with buckets of `bucket_seconds` of refill; over the limit
     /// the answer is 429 rate_limit_exceeded with x-ratelimit-*, retry-after(-ms) headers.
     double rpm = 0;
@@ -52,6 +76,11 @@ struct mock_options {
     std::uint64_t seed = 1;
     /// Largest request body accepted (413 above).
     std::size_t max_body_size = 16 * 1024 * 1024;
+
+    /// Throws std::invalid_argument naming the first field out of range: a fault probability
+    /// outside 0..1, a negative duration, `tokens_per_chunk` 0. The server's constructor
+    /// calls it.
+    void validate() const;
 };
 
 /// Counters the mock keeps, also served as JSON at `GET /mock/stats`.
@@ -66,7 +95,9 @@ struct mock_stats {
     std::uint64_t truncated = 0;     ///< bodies cut short on purpose
     std::uint64_t malformed = 0;     ///< non-JSON bodies sent on purpose
     std::uint64_t slow = 0;          ///< slow answers
-    std::uint64_t streamed = 0;      ///< answered as SSE
+    std::uint64_t streamed = 0;      ///< answered as SSE (also counted in ok when complete)
+    std::uint64_t stream_errors = 0; ///< streams ended by an error event on purpose
+    std::uint64_t stream_cuts = 0;   ///< streams cut by a close on purpose
     std::uint64_t connections = 0;   ///< connections accepted
 };
 
@@ -80,7 +111,8 @@ struct mock_stats {
 /// closes the acceptor and all connections.
 class mock_server {
 public:
-    /// Binds and listens at once (throws boost::system::system_error when it cannot).
+    /// Binds and listens at once (throws boost::system::system_error when it cannot, and
+    /// std::invalid_argument when `opts.validate()` does).
     mock_server(boost::asio::any_io_executor ex, mock_options opts);
     ~mock_server();
     mock_server(const mock_server&) = delete;

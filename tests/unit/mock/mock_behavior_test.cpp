@@ -1,6 +1,7 @@
 // The mock's decisions without its sockets: mock_behavior maps a request, the options and an
 // explicit `now` to a mock_reply, so limits, faults and bodies are checked exactly here, and
 // tests/loopback/mock_server_test.cpp only checks that the server sends what was decided.
+// Streamed answers are checked in mock_stream_test.cpp.
 
 #include "support/manual_clock.hpp"
 
@@ -56,19 +57,6 @@ simdjson::dom::element parse(simdjson::dom::parser& p, const std::string& body) 
     simdjson::dom::element doc;
     REQUIRE(p.parse(body).get(doc) == simdjson::SUCCESS);
     return doc;
-}
-
-// The `data:` payloads of an SSE body, in order.
-std::vector<std::string> sse_payloads(const std::string& body) {
-    std::vector<std::string> out;
-    std::size_t at = 0;
-    while ((at = body.find("data: ", at)) != std::string::npos) {
-        const std::size_t end = body.find("\n\n", at);
-        REQUIRE(end != std::string::npos);
-        out.push_back(body.substr(at + 6, end - at - 6));
-        at = end + 2;
-    }
-    return out;
 }
 
 } // namespace
@@ -305,54 +293,6 @@ TEST_CASE("an answer echoes the request's model and carries ids of its own") {
     const auto r =
         b.on_request("POST", path, R"({"messages":[{"role":"user","content":"hi"}]})", clock.now());
     CHECK(std::string_view(parse(p, r.body)["model"]) == "gpt-4o-mini");
-}
-
-TEST_CASE("stream true is answered as SSE chunks, with usage only when asked for") {
-    test::manual_clock clock;
-    mock_options o;
-    o.answer_tokens = 3;
-    mock_behavior b(o, clock.now());
-    simdjson::dom::parser p;
-
-    auto check_stream = [&](const mock_reply& r, bool want_usage) {
-        REQUIRE(r.status == 200);
-        CHECK(r.content_type == "text/event-stream");
-        CHECK(r.chunked);
-        const auto events = sse_payloads(r.body);
-        REQUIRE_FALSE(events.empty());
-        CHECK(events.back() == "[DONE]");
-        CHECK(r.body.size() >= 14);
-        CHECK(r.body.substr(r.body.size() - 14) == "data: [DONE]\n\n");
-        // A role chunk, one chunk per token, a finish chunk; then the usage chunk if asked.
-        REQUIRE(events.size() == 1 + 3 + 1 + (want_usage ? 1 : 0) + 1);
-        std::string text;
-        for (std::size_t i = 0; i + 1 < events.size(); ++i) {
-            auto doc = parse(p, events[i]);
-            CHECK(std::string_view(doc["object"]) == "chat.completion.chunk");
-            simdjson::dom::array choices = doc["choices"];
-            if (choices.size() == 0) {
-                CHECK(want_usage);
-                CHECK(i == events.size() - 2); // the usage chunk comes last
-                CHECK(std::int64_t(doc["usage"]["completion_tokens"]) == 3);
-                continue;
-            }
-            std::string_view piece;
-            if (choices.at(0)["delta"]["content"].get(piece) == simdjson::SUCCESS)
-                text += piece;
-        }
-        CHECK(text == "lorem ipsum dolor");
-        CHECK(r.body.find(R"("finish_reason":"stop")") != std::string::npos);
-    };
-
-    check_stream(b.on_request("POST", path, chat("hi", R"("stream":true)"), clock.now()), false);
-    check_stream(
-        b.on_request("POST",
-                     path,
-                     chat("hi", R"("stream":true,"stream_options":{"include_usage":true})"),
-                     clock.now()),
-        true);
-    CHECK(b.counters().streamed == 2);
-    CHECK(b.counters().ok == 2);
 }
 
 TEST_CASE("each fault at probability 1 has exactly its effect") {

@@ -1,0 +1,92 @@
+#include "cli/bench_options.hpp"
+
+#include "cli/run_options.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace sluice::cli {
+
+namespace {
+
+std::chrono::milliseconds seconds_flag(double s, const char* flag) {
+    if (!(s >= 0) || std::isinf(s))
+        throw std::invalid_argument(std::string(flag) + ": must be a number of seconds >= 0");
+    return std::chrono::milliseconds(std::llround(s * 1000));
+}
+
+// The engine: the endpoint flags and the environment as `sluice run` reads them, then what a
+// benchmark needs unless told otherwise (see bench_engine_options).
+dispatcher_options engine_options(const bench_options& o, std::string* api_key_env) {
+    run_options ro;
+    ro.base_url = o.base_url;
+    ro.api_key_env = o.api_key_env;
+    ro.ca_file = o.ca_file;
+    ro.insecure = o.insecure;
+    ro.rpm = o.rpm;
+    ro.tpm = o.tpm;
+    ro.max_attempts = o.max_attempts;
+    ro.request_timeout_ms = o.request_timeout_ms;
+    ro.stream_idle_timeout_ms = o.stream_idle_timeout_ms;
+    dispatcher_options e = build_options(ro, api_key_env);
+    const dispatcher_options bench = bench_engine_options();
+    e.limits.learn_from_headers = false;
+    e.retry.max_attempts = o.max_attempts.value_or(1);
+    // Retries asked for wait out a 429's hint as `sluice run` does; without them a 429 is
+    // counted and holds nothing.
+    if (e.retry.max_attempts <= 1)
+        e.retry.max_retry_after = bench.retry.max_retry_after;
+    e.pool.max_connections = o.max_connections;
+    e.pool.reuse_quiet_period = bench.pool.reuse_quiet_period;
+    return e;
+}
+
+arrivals_options load_options(const bench_options& o) {
+    arrivals_options a;
+    a.rate = o.rate;
+    a.concurrency = o.concurrency.value_or(0);
+    // --burstiness alone means gamma gaps, as vLLM draws them.
+    a.process = o.arrivals     ? parse_arrival_process(*o.arrivals)
+                : o.burstiness ? arrival_process::gamma
+                               : arrival_process::poisson;
+    a.burstiness = o.burstiness.value_or(1);
+    if (o.burstiness && a.process != arrival_process::gamma)
+        throw std::invalid_argument("--burstiness: applies to --arrivals gamma only");
+    a.seed = o.seed;
+    a.max_duration = seconds_flag(o.duration_s, "--duration");
+    // vLLM's 1000 prompts, unless a duration alone bounds the run.
+    a.max_requests = o.requests.value_or(a.max_duration.count() > 0 ? 0 : 1000);
+    return a;
+}
+
+} // namespace
+
+arrival_process parse_arrival_process(const std::string& name) {
+    if (name == "constant")
+        return arrival_process::constant;
+    if (name == "poisson")
+        return arrival_process::poisson;
+    if (name == "gamma")
+        return arrival_process::gamma;
+    throw std::invalid_argument("--arrivals: '" + name +
+                                "' is not one of constant, poisson, gamma");
+}
+
+loadgen_options make_loadgen_options(const bench_options& o, std::string* api_key_env) {
+    loadgen_options lo;
+    lo.engine = engine_options(o, api_key_env);
+    lo.load = load_options(o);
+    lo.prompts.input_file = o.input;
+    lo.prompts.sample = o.sample;
+    lo.prompts.model = o.model;
+    lo.prompts.system = o.system;
+    lo.prompts.input_tokens = parse_token_range(o.input_tokens, "--input-tokens");
+    lo.prompts.output_tokens = parse_token_range(o.output_tokens, "--output-tokens");
+    lo.prompts.ignore_eos = o.ignore_eos;
+    lo.prompts.stream = o.stream;
+    lo.warmup = seconds_flag(o.warmup_s, "--warmup");
+    lo.slo = parse_slo(o.slo);
+    return lo;
+}
+
+} // namespace sluice::cli

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace sluice::cli {
+
+/// The flags that name the server and how to trust it, the same in every command that sends
+/// requests (`sluice run`, `sluice bench`): `Options` has `base_url`, `api_key_env`, `ca_file`
+/// (optional strings) and `insecure`.
+template <class Options>
+void add_server_flags(CLI::App* cmd, Options& o) {
+    cmd->add_option("--base-url",
+                    o.base_url,
+                    "API base URL (default $OPENAI_BASE_URL or https://api.openai.com/v1)");
+    cmd->add_option("--api-key-env",
+                    o.api_key_env,
+                    "Environment variable holding the API key (default OPENAI_API_KEY)");
+    cmd->add_option(
+        "--ca-file", o.ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
+    cmd->add_flag(
+        "--insecure", o.insecure, "Do not verify TLS certificates (loud; local tests only)");
+}
+
+} // namespace sluice::cli

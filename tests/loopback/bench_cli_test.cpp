@@ -1,0 +1,142 @@
+// `sluice bench` end to end, as a user runs it: the built binary against its embedded mock,
+// its report files, and the HTML report rendered by headless Chromium (Debian `chromium`).
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <string>
+
+using namespace sluice::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string sluice_cmd(const std::string& args) {
+    return std::string(SLUICE_EXE) + " " + args;
+}
+
+// Where a test leaves what a person may want to look at: beside the binary, in the build tree.
+fs::path artefacts_dir() {
+    const fs::path dir = fs::path(SLUICE_EXE).parent_path() / "test-artefacts";
+    fs::create_directories(dir);
+    return dir;
+}
+
+bool have_chromium() {
+    return run_shell("command -v chromium >/dev/null 2>&1") == 0;
+}
+
+// A 2 s open-loop run whose report has every section: an unpaced start would not draw much of
+// a course over time.
+int bench_with_reports(const temp_dir& dir, const std::string& extra = "") {
+    return run_shell(sluice_cmd("bench --mock --mock-latency-ms 20 --rate 150 -c 16 --requests "
+                                "300 --arrivals poisson --seed 7 --input-tokens 32-64 "
+                                "--output-tokens 16 --no-stream --slo e2e=25 -q --json " +
+                                dir.file("report.json") + " --html " + dir.file("report.html") +
+                                " " + extra + " >" + dir.file("stdout.txt") + " 2>" +
+                                dir.file("stderr.txt")));
+}
+
+} // namespace
+
+TEST_CASE("sluice bench --mock prints the table and writes the JSON and HTML reports") {
+    temp_dir dir;
+    REQUIRE(bench_with_reports(dir) == 0);
+    const std::string text = read_file(dir.file("stdout.txt"));
+    CHECK(text.find("Serving Benchmark Result") != std::string::npos);
+    CHECK(text.find("Successful requests:                     300\n") != std::string::npos);
+    CHECK(text.find("Request goodput (req/s):") != std::string::npos);
+
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE(parser.load(dir.file("report.json")).get(root) == simdjson::SUCCESS);
+    CHECK(std::uint64_t(root["completed"]) == 300);
+    CHECK(std::uint64_t(root["failed"]) == 0);
+    CHECK(std::uint64_t(root["num_prompts"]) == 300);
+    CHECK(double(root["request_rate"]) == 150);
+    CHECK(std::uint64_t(root["max_concurrency"]) == 16);
+    CHECK(std::string_view(root["arrivals"]) == "poisson");
+    CHECK(bool(root["stream"]) == false);
+    CHECK(double(root["duration"]) >= 1.5); // 300 requests at 150/s take about 2 s, at least
+    CHECK(root["request_goodput"].is_double());
+    CHECK(root["timeline"]["completed"].is_array());
+
+    const std::string html = read_file(dir.file("report.html"));
+    CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+    CHECK(html.find("Requests per second") != std::string::npos);
+    CHECK(html.find("<svg") != std::string::npos);
+    CHECK(html.find("<script") == std::string::npos);
+}
+
+TEST_CASE("sluice bench refuses bad setups with the documented statuses") {
+    temp_dir dir;
+    const std::string quiet = " -q >/dev/null 2>" + dir.file("err.txt");
+    // Bad flags: status 2, nothing run.
+    CHECK(run_shell(sluice_cmd("bench --mock --arrivals sometimes" + quiet)) == 2);
+    CHECK(run_shell(sluice_cmd("bench --mock --arrivals constant --burstiness 0.5" + quiet)) == 2);
+    CHECK(read_file(dir.file("err.txt")).find("--burstiness") != std::string::npos);
+    CHECK(run_shell(sluice_cmd("bench --mock --slo latency=5" + quiet)) == 2);
+    CHECK(run_shell(sluice_cmd("bench --mock --input-tokens 0" + quiet)) == 2);
+    CHECK(run_shell(sluice_cmd("bench --mock --input x.jsonl --input-tokens 5" + quiet)) == 2);
+    // Synthetic prompts without a model, against a real endpoint: status 2.
+    CHECK(run_shell("env -u OPENAI_API_KEY " +
+                    sluice_cmd("bench --base-url http://127.0.0.1:9/v1" + quiet)) == 2);
+    CHECK(read_file(dir.file("err.txt")).find("--model") != std::string::npos);
+    // A prompt file that cannot be read: status 4.
+    CHECK(run_shell(sluice_cmd("bench --mock --input " + dir.file("missing.jsonl") + quiet)) == 4);
+    // A report file that cannot be written: the run is done and printed, status 4.
+    CHECK(run_shell(sluice_cmd("bench --mock -n 5 -c 1 --input-tokens 8 --output-tokens 4 "
+                               "--json " +
+                               dir.file("no/such/dir/r.json") + quiet)) == 4);
+}
+
+TEST_CASE("sluice bench reads prompts from a JSONL file, cycling its lines") {
+    temp_dir dir;
+    write_file(
+        dir.file("prompts.jsonl"),
+        R"({"prompt":"Say one"})"
+        "\n"
+        R"({"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"two"}]}})"
+        "\n");
+    const int status = run_shell(sluice_cmd(
+        "bench --mock --model m --no-stream -n 9 -c 3 --input " + dir.file("prompts.jsonl") +
+        " -q --json " + dir.file("r.json") + " >/dev/null 2>/dev/null"));
+    REQUIRE(status == 0);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE(parser.load(dir.file("r.json")).get(root) == simdjson::SUCCESS);
+    CHECK(std::uint64_t(root["completed"]) == 9);
+    CHECK(std::string_view(root["input"]).find("2 prompts, in order") != std::string_view::npos);
+}
+
+TEST_CASE("headless Chromium renders the HTML report", "[chromium]") {
+    if (!have_chromium()) {
+        WARN("chromium is not installed (.ci/install-deps installs it): the HTML report was not "
+             "rendered");
+        SUCCEED();
+        return;
+    }
+    temp_dir dir;
+    REQUIRE(bench_with_reports(dir) == 0);
+    const fs::path shot = artefacts_dir() / "bench-report.png";
+    fs::remove(shot);
+    const std::string profile = dir.file("chromium-profile");
+    const int status =
+        run_shell("timeout 120 chromium --headless --no-sandbox --disable-gpu "
+                  "--disable-background-networking --disable-component-update --disable-sync "
+                  "--no-first-run --user-data-dir=" +
+                  profile + " --screenshot=" + shot.string() + " --window-size=1200,1600 file://" +
+                  dir.file("report.html") + " >" + dir.file("chromium.txt") + " 2>&1");
+    INFO(read_file(dir.file("chromium.txt")));
+    CHECK(status == 0);
+    REQUIRE(fs::exists(shot));
+    // A page of tables and charts; a blank 1200x1600 PNG compresses to a few KiB.
+    CHECK(fs::file_size(shot) > 40 * 1024);
+    const std::string png = read_file(shot.string());
+    CHECK(png.rfind("\x89PNG\r\n\x1a\n", 0) == 0);
+    fs::copy_file(dir.file("report.html"),
+                  artefacts_dir() / "bench-report.html",
+                  fs::copy_options::overwrite_existing);
+}
