@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# `sluice bench` as a load generator, beside h2load --h1 against the same local nginx (TLS
+# keep-alive, one worker), nginx pinned to one core and the clients to another:
+#   1. closed loop, whole answers: requests/s of each (the rate h2load reaches is the bar);
+#   2. closed loop, a canned 200-chunk SSE answer: requests/s of each, sluice timing every
+#      event (target: sluice >= 0.8x h2load);
+#   3. open loop: sluice bench --rate R at rising rates, the send lag p99 at each (target: the
+#      highest rate held with send lag p99 under 1 ms is at least h2load's closed-loop rate).
+# Every run is bounded in requests; CPU per request (user + system of the client) is printed
+# beside each rate, since the machine is shared and rates swing.
+#
+# usage: bench/e2e/bench_vs_h2load.sh [--sluice PATH] [--requests N] [--connections C]
+#                                     [--rates "R1 R2 ..."] [--server-core K] [--client-core K]
+# Build first: cmake --preset bench && cmake --build --preset bench
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+sluice="$root/build/bench/sluice"
+requests=50000
+connections=64
+rates="5000 10000 20000 30000 40000"
+server_core=0
+client_core=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sluice) sluice=$2; shift 2 ;;
+        --requests) requests=$2; shift 2 ;;
+        --connections) connections=$2; shift 2 ;;
+        --rates) rates=$2; shift 2 ;;
+        --server-core) server_core=$2; shift 2 ;;
+        --client-core) client_core=$2; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+for tool in nginx h2load openssl python3 taskset; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (run .ci/install-deps)" >&2; exit 2; }
+done
+[ -x /usr/bin/time ] || { echo "missing GNU time (run .ci/install-deps)" >&2; exit 2; }
+[ -x "$sluice" ] || { echo "no sluice binary at $sluice (cmake --build --preset bench)" >&2; exit 2; }
+
+dir=$(mktemp -d)
+nginx_pid=""
+cleanup() {
+    if [ -n "$nginx_pid" ]; then
+        kill "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+# The config: a whole completion at /v1, the same answer as 200 SSE chunks at /sse/v1.
+python3 - "$dir" "$port" > "$dir/nginx.conf" <<'PY'
+import json, sys
+d, port = sys.argv[1], sys.argv[2]
+whole = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "created": 1,
+    "model": "m", "choices": [{"index": 0, "message": {"role": "assistant",
+    "content": "Hello there, how can I help?"}, "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}},
+    separators=(",", ":"))
+def chunk(delta, finish=None):
+    return "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+        "created": 1, "model": "m", "choices": [{"index": 0, "delta": delta,
+        "finish_reason": finish}]}, separators=(",", ":")) + "\n\n"
+events = [chunk({"role": "assistant", "content": ""})]
+events += [chunk({"content": " word%d" % i}) for i in range(198)]
+events += [chunk({}, "stop"), "data: [DONE]\n\n"]
+sse = "".join(events)
+assert "'" not in whole
+# Too long for a config string: served as a static file. nginx answers a POST to a static
+# file with 405; error_page sends it on as a GET of the same file, answered 200.
+import os
+os.makedirs(f"{d}/sse/v1/chat", exist_ok=True)
+open(f"{d}/sse/v1/chat/completions", "w").write(sse)
+print(f"""worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    client_body_buffer_size 1m;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {d}/cert.pem;
+        ssl_certificate_key {d}/key.pem;
+        location = /v1/chat/completions {{
+            default_type application/json;
+            return 200 '{whole}';
+        }}
+        location = /sse/v1/chat/completions {{
+            default_type text/event-stream;
+            root {d};
+            error_page 405 =200 $uri;
+        }}
+    }}
+}}""")
+PY
+# Workers run as an unprivileged user when started by root: they must be able to read the file.
+chmod a+rx "$dir"
+chmod -R a+rX "$dir/sse"
+taskset -c "$server_core" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" &
+nginx_pid=$!
+for _ in $(seq 100); do
+    (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.05
+done
+printf '%s' '{"model":"m","messages":[{"role":"user","content":"hello"}],"max_tokens":8}' > "$dir/post.json"
+printf '%s' '{"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}],"max_tokens":8}' > "$dir/post-sse.json"
+url="https://127.0.0.1:$port"
+echo "nginx on $url (1 worker, core $server_core); clients on core $client_core; $connections connections, $requests requests a run"
+
+timed() { /usr/bin/time -f "%e %U %S" -o "$dir/t" taskset -c "$client_core" "$@"; }
+cpu_us() { # requests -> CPU us per request of the last timed run
+    read -r _ user sys < "$dir/t"
+    python3 -c "print(f'{($user + $sys) / $1 * 1e6:.1f}')"
+}
+
+h2load_rps() { # path body-file
+    timed h2load --h1 -n "$requests" -c "$connections" -m 1 -d "$2" \
+        -H 'content-type: application/json' "$url$1" > "$dir/h2load.out"
+    local ok rps
+    ok=$(awk '/^requests:/ {print $8}' "$dir/h2load.out")
+    rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$dir/h2load.out")
+    [ "$ok" -eq "$requests" ] || { echo "h2load: $ok of $requests succeeded" >&2; cat "$dir/h2load.out" >&2; exit 1; }
+    echo "$rps $(cpu_us "$requests")"
+}
+
+# sluice bench with the given flags; prints "rps send_lag_p99_ms cpu_us"
+sluice_bench() {
+    timed "$sluice" bench --base-url "$1" --ca-file "$dir/cert.pem" --model m \
+        --input-tokens 4 --output-tokens 8 -n "$requests" -q --json "$dir/b.json" \
+        "${@:2}" > /dev/null
+    python3 - "$dir/b.json" "$requests" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["completed"] == int(sys.argv[2]), f"completed {r['completed']} failed {r.get('failed')}"
+print(f"{r['request_throughput']:.0f} {r['p99_send_lag_ms']:.3f}", end=" ")
+PY
+    cpu_us "$requests"
+}
+
+echo
+echo "1. closed loop, whole answers ($connections in flight)"
+read -r h_rps h_cpu <<< "$(h2load_rps /v1/chat/completions "$dir/post.json")"
+read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/v1" -c "$connections" --no-stream)"
+printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench" "$s_rps" "$s_cpu"
+closed_h2load=$h_rps
+
+echo "2. closed loop, 200-chunk SSE answers ($connections in flight)"
+read -r h_rps h_cpu <<< "$(h2load_rps /sse/v1/chat/completions "$dir/post-sse.json")"
+read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/sse/v1" -c "$connections" --stream)"
+printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench --stream" "$s_rps" "$s_cpu"
+python3 -c "print(f'  sluice / h2load = {$s_rps / $h_rps:.2f}x (target >= 0.8)')"
+
+echo "3. open loop, whole answers, constant arrivals (cap $connections in flight x 4; 2 s warm-up not recorded)"
+best=0
+for r in $rates; do
+    read -r s_rps lag s_cpu <<< "$(sluice_bench "$url/v1" --rate "$r" --arrivals constant -c $((connections * 4)) --warmup 2 --no-stream)"
+    printf "  rate %6s: %9s req/s  send lag p99 %7s ms  %6s us CPU/request\n" "$r" "$s_rps" "$lag" "$s_cpu"
+    if python3 -c "import sys; sys.exit(0 if $lag < 1.0 else 1)"; then best=$r; fi
+done
+python3 -c "print(f'  highest rate held with send lag p99 < 1 ms: $best/s; h2load closed loop: $closed_h2load/s ({$best / $closed_h2load:.2f}x, target >= 1)')"
