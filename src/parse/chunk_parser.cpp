@@ -99,7 +99,60 @@ bool each_element(value_result v, OnElement&& on_element) {
     return true;
 }
 
+// Past the closing quote of the JSON string token at `p` (its opening quote), or null when
+// it does not end before `end`.
+const char* string_token_end(const char* p, const char* end) noexcept {
+    for (++p; p < end; ++p) {
+        if (*p == '\\')
+            ++p;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return nullptr;
+}
+
+// Whether `text` can stand between two quotes as a JSON string just as it is: no quote, no
+// backslash (an escape is left to the full parse), no control character, valid UTF-8.
+bool plain_string_content(std::string_view text) noexcept {
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == '"' || c == '\\')
+            return false;
+    }
+    return simdjson::validate_utf8(text.data(), text.size());
+}
+
 } // namespace
+
+// Nearly every chunk of a stream is the one before it with another piece of text in
+// `delta.content`: same id, model, created, index, same fields in the same order. When a
+// chunk's bytes are those of the last chunk parsed in full outside that one string, the full
+// parse would read the same fields with the same values (one valid string token replaced by
+// another leaves the document valid and its structure unchanged), so only the new string is
+// checked and read. Anything else, an escape in the text included, takes the full parse.
+struct content_shape {
+    std::string before;     // the bytes up to the content's opening quote, the quote included
+    std::string after;      // the bytes from its closing quote on
+    completion_chunk chunk; // what the full parse read; its views outlive it (see `arm`)
+    std::string content;    // the text of the last chunk read this way
+    bool armed = false;
+
+    // Reads `data` as the last full parse with a new content; false when it is not that.
+    bool read(std::string_view data, completion_chunk& out) {
+        if (!armed || data.size() < before.size() + after.size() ||
+            data.compare(0, before.size(), before) != 0 ||
+            data.compare(data.size() - after.size(), after.size(), after) != 0)
+            return false;
+        const std::string_view text =
+            data.substr(before.size(), data.size() - before.size() - after.size());
+        if (!plain_string_content(text))
+            return false;
+        content.assign(text);
+        out = chunk;
+        out.choices.front().content = content;
+        return true;
+    }
+};
 
 // The parts kept as raw JSON are re-read from their own text: on-demand skips over them
 // without checking what it skips, so each is first checked in full by the DOM parser (they
@@ -110,7 +163,9 @@ struct chunk_parser::impl {
     od::parser sub_parser;   // usage and logprobs: nothing read there outlives the next use
     od::parser error_parser; // error strings are views into its buffer, kept to the end
     simdjson::dom::parser checker;
-    detail::padded_input input; // chunks without spare capacity are copied there
+    detail::padded_input input;          // chunks without spare capacity are copied there
+    const char* content_token = nullptr; // where the last `delta.content` read began
+    content_shape shape;
 
     // The object at `v` as checked raw text; `raw` stays empty for null. With `text`, a
     // string is accepted too, and its unescaped value stored there.
@@ -259,8 +314,13 @@ struct chunk_parser::impl {
             if (key != "delta")
                 return true;
             return each_field(value, [&](od::raw_json_string dkey, value_result dvalue) {
-                if (dkey == "content")
+                if (dkey == "content") {
+                    std::string_view token;
+                    const bool text = !dvalue.raw_json_token().get(token) && !token.empty() &&
+                                      token.front() == '"';
+                    content_token = text ? token.data() : nullptr; // null: no shortcut
                     return read_view(dvalue, c.content);
+                }
                 if (dkey == "role")
                     return read_view(dvalue, c.role);
                 if (dkey == "tool_calls")
@@ -293,6 +353,25 @@ struct chunk_parser::impl {
         if (!null)
             out.created = created;
         return true;
+    }
+
+    // Keeps the shape of a chunk just parsed in full when it is a plain content delta: one
+    // choice, text in `delta.content`, nothing kept as raw JSON (those views would point into
+    // bytes the next chunk replaces). The views `out` holds point into `parser`'s string
+    // buffer, which stays as it is until the next full parse disarms the shape.
+    void arm(const char* data, std::size_t size, const completion_chunk& out) {
+        if (out.choices.size() != 1 || !out.tool_calls.empty() || out.error || out.usage ||
+            !out.usage_json.empty() || !out.choices.front().logprobs.empty() || !content_token ||
+            content_token < data || content_token >= data + size)
+            return;
+        const char* const close = string_token_end(content_token, data + size);
+        if (!close)
+            return;
+        const auto open = static_cast<std::size_t>(content_token - data) + 1;
+        shape.before.assign(data, open);
+        shape.after.assign(close - 1, data + size);
+        shape.chunk = out;
+        shape.armed = true;
     }
 
     bool walk(const char* data, std::size_t size, std::size_t capacity, completion_chunk& out) {
@@ -352,12 +431,18 @@ error_code chunk_parser::parse(const char* data,
                                std::size_t size,
                                std::size_t capacity,
                                completion_chunk& out) {
+    impl& m = *impl_;
+    if (m.shape.read({data, size}, out))
+        return {};
     clear(out);
-    impl_->input.pad(data, size, capacity);
-    if (!impl_->walk(data, size, capacity, out)) {
+    m.shape.armed = false;
+    m.content_token = nullptr;
+    m.input.pad(data, size, capacity);
+    if (!m.walk(data, size, capacity, out)) {
         clear(out);
         return errc::malformed_response;
     }
+    m.arm(data, size, out);
     return {};
 }
 

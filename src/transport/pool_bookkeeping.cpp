@@ -91,8 +91,12 @@ void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
         // straight away (checked by a peek), without a read armed and cancelled for
         // nothing.
         asio::post(ex, [self = shared_from_this(), conn] {
-            if (conn->open && conn->state == connection::phase::idle && !conn->read_armed)
+            if (conn->open && conn->state == connection::phase::idle && !conn->read_armed) {
+                // Really idle: the room a long body was read with (widen_reads) goes back.
+                if (conn->buffer.size() == 0 && conn->buffer.capacity() > wide_read_bytes / 4)
+                    conn->buffer.shrink_to_fit();
                 self->arm_idle_read(conn);
+            }
         });
     }
     conn->idle_since = clock::now();

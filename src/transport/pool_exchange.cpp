@@ -77,14 +77,28 @@ void pool_impl::on_header(exchange_ptr x, error_code ec) {
     const unsigned status = x->resp.status;
     if (status >= 100 && status < 200)
         return on_informational(std::move(x));
-    if (x->conn->parser->streaming())
-        return read_stream(std::move(x));
     connection& c = *x->conn;
+    widen_reads(c);
+    if (c.parser->streaming())
+        return read_stream(std::move(x));
     auto on_rest = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                  std::size_t) mutable {
         self->on_body(std::move(x), ec);
     };
     c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
+}
+
+// Beast reads into what the buffer has room for, at least 512 bytes: left at the size the
+// head needed, a 32 KB event stream takes some 64 reads, each a trip through the TLS engine
+// and a handler. A body longer than the buffer is read a TLS record (16 KiB) at a time
+// instead; `make_idle` gives the room back, so idle connections stay small.
+void pool_impl::widen_reads(connection& c) {
+    const std::size_t wide = c.buffer.size() + wide_read_bytes;
+    const auto length = c.parser->content_length(); // none when chunked
+    if (c.parser->streaming() || !length)
+        c.buffer.reserve(wide);
+    else if (*length > c.buffer.capacity()) // the buffered bytes are the body's first ones
+        c.buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, wide)));
 }
 
 // An event stream is read piece by piece, each read within `stream_idle_timeout` (a stream

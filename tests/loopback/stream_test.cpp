@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 
 using namespace sluice;
@@ -156,4 +157,25 @@ TEST_CASE("a stream that stalls longer than stream_idle_timeout is cut") {
     INFO(r.message);
     CHECK(r.message.find("stream_idle_timeout") != std::string::npos);
     CHECK(r.message.find("stream: 1 event,") != std::string::npos);
+}
+
+TEST_CASE("a long event stream is read a TLS record's worth at a time, not 512 bytes") {
+    // Each read is a trip through the TLS engine and a handler; events that come in one
+    // read share its arrival time. 200 events (about 30 KB) sent in one write arrive in a
+    // few reads of up to 16 KiB; at the 512 bytes the head's read leaves room for, it
+    // would take some 60.
+    std::string events;
+    for (int i = 0; i < 200; ++i)
+        events += test::content_event("word" + std::to_string(i) + " of a long answer");
+    test::sse_server server({{0ms, events}, {0ms, "data: [DONE]\n\n"}}, test::stream_end::done);
+    const result r = complete_one(quick_retries(server.base_url(), 1),
+                                  make_request(streaming("{\"model\":\"m\"}")));
+    INFO(r.message);
+    REQUIRE(r.ok());
+    REQUIRE(r.times.token_gaps.size() == 199);
+    const auto reads = 1 + std::count_if(r.times.token_gaps.begin(),
+                                         r.times.token_gaps.end(),
+                                         [](auto gap) { return gap.count() > 0; });
+    INFO("events arrived in " << reads << " reads");
+    CHECK(reads <= 12);
 }

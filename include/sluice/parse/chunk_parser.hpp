@@ -99,6 +99,10 @@ struct completion_chunk {
 /// `error`) are checked to be valid JSON, so that they can be copied into JSON text as they
 /// are.
 ///
+/// Most chunks of a stream are the one before with another piece of text: when a chunk's
+/// bytes are those of the last one parsed in full but for the string of `delta.content`,
+/// only that string is checked and read (the result is the full parse's, tested so).
+///
 /// Thread safety: distinct objects are independent; one object must not be used from two
 /// threads at once.
 class chunk_parser {

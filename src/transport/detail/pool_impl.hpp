@@ -20,6 +20,9 @@
 
 namespace sluice::detail {
 
+// How much room a body is read with: the plaintext of one full TLS record.
+inline constexpr std::size_t wide_read_bytes = 16 * 1024;
+
 // The state of one connection_pool and the steps that move it, shared by the files that each
 // take one job of it:
 //   pool_bookkeeping.cpp  lending: the idle list, the waiters, the slots, the idle sweep, close
@@ -44,6 +47,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void lend(connection_ptr conn, exchange_ptr x);
     void start_on(connection_ptr conn, exchange_ptr x);
     void make_idle(connection_ptr conn, bool read_armed);
+    void widen_reads(connection& c);
     void on_slot_freed();
     void release_broken(connection_ptr conn);
     connection_ptr make_connection();

@@ -254,3 +254,107 @@ TEST_CASE("one parser serves every chunk of every fixture, in place or copied") 
     }
     CHECK(parsed == 102);
 }
+
+namespace {
+
+// Every field a chunk holds, as owned text, so that two parses can be compared.
+std::string describe(const completion_chunk& c) {
+    std::string s = "id=" + std::string(c.id) + " model=" + std::string(c.model) +
+                    " created=" + (c.created ? std::to_string(*c.created) : "-") +
+                    " fp=" + std::string(c.system_fingerprint) +
+                    " tier=" + std::string(c.service_tier) + " usage=" + std::string(c.usage_json) +
+                    " error=" + (c.error ? std::string(c.error->json) : "-");
+    for (const chunk_choice& ch : c.choices) {
+        s += " [" + std::to_string(ch.index) + " role=" + std::string(ch.role) +
+             " content=" + std::string(ch.content) + " refusal=" + std::string(ch.refusal) +
+             " finish=" + std::string(ch.finish_reason) + " lp=" + std::string(ch.logprobs);
+        for (const tool_call_delta& d : c.tool_calls_of(ch))
+            s += " {" + std::to_string(d.index) + " " + std::string(d.id) + " " +
+                 std::string(d.name) + " " + std::string(d.arguments) + "}";
+        s += "]";
+    }
+    return s;
+}
+
+// What a parser that has seen nothing before reads from `json`, or the error.
+std::string fresh_parse(const std::string& json) {
+    chunk_parser fresh;
+    completion_chunk out;
+    if (const error_code ec = fresh.parse(json, out))
+        return "error: " + ec.message();
+    return describe(out);
+}
+
+// What `p`, reused from chunk to chunk, reads from `json`, or the error.
+std::string reused_parse(chunk_parser& p, const std::string& json) {
+    completion_chunk out;
+    if (const error_code ec = p.parse(json, out))
+        return "error: " + ec.message();
+    return describe(out);
+}
+
+} // namespace
+
+TEST_CASE("a parser reused across a stream reads each chunk as a fresh one would") {
+    // The reused parser reads a chunk shaped like the one before through a shortcut (only
+    // the new content is checked): its answers must be those of a full parse, chunk by chunk.
+    chunk_parser p;
+    std::size_t compared = 0;
+    for (const std::string& name : lf_fixtures()) {
+        for (const std::string& data : chunks_of(name)) {
+            INFO(name << ": " << data);
+            CHECK(reused_parse(p, data) == fresh_parse(data));
+            ++compared;
+        }
+    }
+    CHECK(compared == 102);
+}
+
+TEST_CASE("a chunk shaped like the last one with a new content string is read in full") {
+    const std::string head = R"({"id":"c1","object":"chat.completion.chunk","created":7,)"
+                             R"("model":"m","choices":[{"index":0,"delta":{"content":")";
+    const std::string tail = R"("},"finish_reason":null}]})";
+    chunk_parser p;
+    const std::vector<std::string> contents = {
+        "Hello",
+        " w\xC3\xB6rld",         // UTF-8 passes as is
+        "",                      // an empty piece
+        "esc\\\"aped\\n",        // an escape: read in full, unescaped
+        "back",                  // after the escape, the shortcut again
+        "\xC3",                  // a cut UTF-8 sequence: malformed, as a full parse says
+        "ok",                    //
+        "ctl\x01",               // a raw control character: whatever the full parse says
+        "\xF0\x9F\x98\x80 emoji" // a four-byte sequence
+    };
+    for (const std::string& text : contents) {
+        const std::string json = head + text + tail;
+        INFO(json);
+        CHECK(reused_parse(p, json) == fresh_parse(json));
+    }
+    chunk_parser q;
+    (void)reused_parse(q, head + "first" + tail);
+    CHECK(reused_parse(q, head + "second" + tail) ==
+          "id=c1 model=m created=7 fp= tier= usage= error=- [0 role= content=second refusal= "
+          "finish= lp=]");
+    CHECK(reused_parse(q, head + "\xC3" + tail) ==
+          "error: " + make_error_code(errc::malformed_response).message());
+}
+
+TEST_CASE("text that would change the chunk's structure is not taken for content") {
+    // Same bytes before and after the content, but the middle holds quotes: it is another
+    // document (a role field appears) and must be read as one.
+    chunk_parser p;
+    const std::string base = R"({"choices":[{"delta":{"content":"A"}}],"id":"x"})";
+    const std::string tricky = R"({"choices":[{"delta":{"content":"A","role":"B"}}],"id":"x"})";
+    const std::string broken = R"({"choices":[{"delta":{"content":"A"}},"oops"}}],"id":"x"})";
+    (void)reused_parse(p, base);
+    CHECK(reused_parse(p, tricky) == fresh_parse(tricky));
+    CHECK(reused_parse(p, tricky).find("role=B content=A") != std::string::npos);
+    (void)reused_parse(p, base);
+    CHECK(reused_parse(p, broken) == fresh_parse(broken));
+    CHECK(reused_parse(p, broken).rfind("error: ", 0) == 0);
+    // A chunk whose id differs is no shortcut either.
+    (void)reused_parse(p, base);
+    const std::string other = R"({"choices":[{"delta":{"content":"A"}}],"id":"y"})";
+    CHECK(reused_parse(p, other).find("id=y") != std::string::npos);
+}
