@@ -5,18 +5,22 @@
 #include "cli/run_options.hpp"
 
 #include <sluice/harness/report.hpp>
+#include <sluice/harness/sweep_report.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include <unistd.h>
 
 #include <csignal>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <vector>
 
 namespace sluice::cli {
 
@@ -70,15 +74,18 @@ int make_generator(std::optional<load_generator>& gen,
 }
 
 // SIGINT/SIGTERM: the first stops sending and lets the requests on the wire finish (they
-// are recorded); the second cancels them. The report is printed either way.
+// are recorded); the second cancels them. The report is printed either way. A sweep points it
+// at each level's generator in turn; it skips the remaining levels once caught().
 class bench_signals {
 public:
-    bench_signals(asio::io_context& ioc, load_generator& gen, bench_progress* progress)
+    bench_signals(asio::io_context& ioc, bench_progress* progress, std::string_view stop_note)
         : signals_(ioc, SIGINT, SIGTERM)
-        , gen_(gen)
-        , progress_(progress) {
+        , progress_(progress)
+        , stop_note_(stop_note) {
         watch();
     }
+    /// The generator a signal stops; null: none (between the levels of a sweep).
+    void target(load_generator* gen) noexcept { gen_ = gen; }
     void cancel() { signals_.cancel(); }
     bool caught() const noexcept { return count_ > 0; }
 
@@ -89,21 +96,22 @@ private:
                 return;
             if (progress_)
                 progress_->clear();
-            if (count_++ == 0) {
-                std::cerr << "sluice bench: stopping; waiting for the requests in flight "
-                             "(again to cancel them)\n";
-                gen_.stop(false);
-            } else {
+            const bool at_once = count_++ > 0;
+            if (!at_once)
+                std::cerr << "sluice bench: stopping" << stop_note_
+                          << "; waiting for the requests in flight (again to cancel them)\n";
+            else
                 std::cerr << "sluice bench: cancelling the requests in flight\n";
-                gen_.stop(true);
-            }
+            if (gen_)
+                gen_->stop(at_once);
             watch();
         });
     }
 
     asio::signal_set signals_;
-    load_generator& gen_;
+    load_generator* gen_ = nullptr;
     bench_progress* progress_;
+    std::string_view stop_note_;
     int count_ = 0;
 };
 
@@ -116,17 +124,21 @@ std::string local_date() {
     return buf;
 }
 
-report_context make_context(const bench_options& o, const load_generator& gen) {
+// The report's context of `gen`'s run, whose figures are `results` (the generator's own, or a
+// copy that outlives it). `concurrency_asked`: the concurrency came from a flag, not the cap
+// of the connections.
+report_context make_context(const bench_options& o,
+                            const load_generator& gen,
+                            const bench_results& results,
+                            bool concurrency_asked) {
     report_context ctx;
     ctx.backend = o.backend;
     ctx.model_id = gen.options().prompts.model;
     ctx.date = local_date();
-    ctx.load = o.concurrency ? gen.options().load : [&] {
-        arrivals_options a = gen.options().load;
-        a.concurrency = 0; // the cap was the connections, not a concurrency asked for
-        return a;
-    }();
-    ctx.extras = gen.results().extras();
+    ctx.load = gen.options().load;
+    if (!concurrency_asked)
+        ctx.load.concurrency = 0; // the cap was the connections, not a concurrency asked for
+    ctx.extras = results.extras();
     ctx.extras.stream = gen.options().prompts.stream;
     ctx.extras.input = gen.prompts().describe();
     ctx.extras.warmup = gen.options().warmup;
@@ -144,16 +156,8 @@ bool write_file(const std::string& path, const std::string& text) {
     return true;
 }
 
-// The report on stdout and in the files; then the exit status for how the run ended.
-int finish(const bench_options& o, const load_generator& gen, error_code end, bool signalled) {
-    const report_context ctx = make_context(o, gen);
-    const recorder& rec = gen.results().rec();
-    std::cout << report_text(rec, ctx) << std::flush;
-    bool written = true;
-    if (!o.json_file.empty())
-        written = write_file(o.json_file, report_json(rec, ctx) + "\n") && written;
-    if (!o.html_file.empty())
-        written = write_file(o.html_file, report_html(rec, ctx)) && written;
+// The exit status for how the run (or the sweep) ended, once its reports are out.
+int end_status(error_code end, bool signalled, bool written) {
     if (end == errc::unauthorized) {
         std::cerr << "sluice bench: the server refused the API key (HTTP 401); stopped\n";
         return exit_auth;
@@ -171,34 +175,43 @@ int finish(const bench_options& o, const load_generator& gen, error_code end, bo
     return written ? exit_ok : exit_io;
 }
 
-} // namespace
+bool is_fatal_end(error_code end) {
+    return end == errc::unauthorized || end == errc::quota_exhausted ||
+           end == errc::certificate_rejected;
+}
 
-int bench(const bench_options& o) {
-    loadgen_options lo;
-    std::string key_env;
-    try {
-        lo = make_loadgen_options(o, &key_env);
-    } catch (const std::exception& e) {
-        std::cerr << "sluice bench: " << e.what() << '\n';
-        return exit_usage;
-    }
-    lo.engine.log.sink = log_to_stderr;
-    std::optional<embedded_mock> mock;
-    if (!point_engine(o, key_env, lo, mock))
-        return exit_usage;
+// The report on stdout and in the files; then the exit status for how the run ended.
+int finish(const bench_options& o, const load_generator& gen, error_code end, bool signalled) {
+    const report_context ctx = make_context(o, gen, gen.results(), o.concurrency.has_value());
+    const recorder& rec = gen.results().rec();
+    std::cout << report_text(rec, ctx) << std::flush;
+    bool written = true;
+    if (!o.json_file.empty())
+        written = write_file(o.json_file, report_json(rec, ctx) + "\n") && written;
+    if (!o.html_file.empty())
+        written = write_file(o.html_file, report_html(rec, ctx)) && written;
+    return end_status(end, signalled, written);
+}
+
+std::optional<bench_progress> make_progress(const bench_options& o) {
+    std::optional<bench_progress> progress;
+    if (!o.quiet)
+        progress.emplace(STDERR_FILENO,
+                         ::isatty(STDERR_FILENO) == 1,
+                         std::chrono::milliseconds(std::llround(o.progress_interval_s * 1000)));
+    return progress;
+}
+
+int run_once(const bench_options& o, const loadgen_options& lo) {
     asio::io_context ioc(1);
     std::optional<load_generator> gen;
     if (const int status = make_generator(gen, ioc, lo); status != exit_ok)
         return status;
-
-    std::optional<bench_progress> progress;
-    if (!o.quiet) {
-        progress.emplace(STDERR_FILENO,
-                         ::isatty(STDERR_FILENO) == 1,
-                         std::chrono::milliseconds(std::llround(o.progress_interval_s * 1000)));
+    std::optional<bench_progress> progress = make_progress(o);
+    if (progress)
         gen->on_progress([&](const loadgen_progress& p) { progress->update(p); });
-    }
-    bench_signals signals(ioc, *gen, progress ? &*progress : nullptr);
+    bench_signals signals(ioc, progress ? &*progress : nullptr, "");
+    signals.target(&*gen);
     error_code end;
     gen->async_run([&](error_code ec) {
         end = ec;
@@ -208,6 +221,126 @@ int bench(const bench_options& o) {
     if (progress)
         progress->finish();
     return finish(o, *gen, end, signals.caught());
+}
+
+// A sweep: the levels one after another on one loop, each a fresh generator (its own engine,
+// connections and warm-up). A level's figures are copied out before its generator goes, so
+// that the reports at the end can point at them. A signal or a fatal end skips what is left.
+class sweep_run {
+public:
+    sweep_run(const bench_options& o, const loadgen_options& lo, const bench_sweep& sweep)
+        : o_(o)
+        , lo_(lo)
+        , sweep_(sweep)
+        , progress_(make_progress(o))
+        , signals_(ioc_, progress_ ? &*progress_ : nullptr, "; the levels left are skipped") {}
+
+    int run() {
+        if (const int status = start(0); status != exit_ok)
+            return status;
+        ioc_.run();
+        if (progress_)
+            progress_->finish();
+        return finish();
+    }
+
+private:
+    int start(std::size_t i) {
+        loadgen_options lo = lo_;
+        apply_sweep_level(lo, sweep_.parameter, sweep_.levels[i]);
+        if (const int status = make_generator(gen_, ioc_, lo); status != exit_ok)
+            return status;
+        if (progress_) {
+            progress_->start_level(level_label(i));
+            gen_->on_progress([this](const loadgen_progress& p) { progress_->update(p); });
+        }
+        signals_.target(&*gen_);
+        gen_->async_run([this, i](error_code ec) { on_level_end(i, ec); });
+        return exit_ok;
+    }
+
+    std::string level_label(std::size_t i) const {
+        return "level " + std::to_string(i + 1) + "/" + std::to_string(sweep_.levels.size()) + " " +
+               sweep_level_name(sweep_.parameter, sweep_.levels[i]);
+    }
+
+    void on_level_end(std::size_t i, error_code ec) {
+        end_ = ec;
+        results_.push_back(gen_->results());
+        const bool concurrency_asked =
+            o_.concurrency.has_value() || sweep_.parameter == sweep_parameter::concurrency;
+        levels_.push_back({sweep_.levels[i],
+                           &results_.back().rec(),
+                           make_context(o_, *gen_, results_.back(), concurrency_asked)});
+        if (progress_)
+            progress_->clear();
+        std::cout << report_sweep_line(sweep_.parameter, levels_.back(), i, sweep_.levels.size())
+                  << std::flush;
+        // The generator is done with once its handler has returned, not inside it.
+        asio::post(ioc_, [this, i] { next(i + 1); });
+    }
+
+    void next(std::size_t i) {
+        signals_.target(nullptr);
+        gen_.reset();
+        if (i == sweep_.levels.size() || signals_.caught() || is_fatal_end(end_)) {
+            signals_.cancel();
+            return;
+        }
+        if (const int status = start(i); status != exit_ok) {
+            setup_status_ = status;
+            signals_.cancel();
+        }
+    }
+
+    int finish() {
+        std::cout << report_sweep_text(sweep_.parameter, levels_) << std::flush;
+        bool written = true;
+        if (!o_.json_file.empty())
+            written =
+                write_file(o_.json_file, report_sweep_json(sweep_.parameter, levels_) + "\n") &&
+                written;
+        if (!o_.html_file.empty())
+            written =
+                write_file(o_.html_file, report_sweep_html(sweep_.parameter, levels_)) && written;
+        if (setup_status_ != exit_ok)
+            return setup_status_;
+        return end_status(end_, signals_.caught(), written);
+    }
+
+    const bench_options& o_;
+    const loadgen_options& lo_;
+    const bench_sweep& sweep_;
+    asio::io_context ioc_{1};
+    std::optional<bench_progress> progress_;
+    bench_signals signals_;
+    std::optional<load_generator> gen_;
+    std::deque<bench_results> results_; // a deque: levels_ points into it as it grows
+    std::vector<sweep_level> levels_;
+    error_code end_;
+    int setup_status_ = exit_ok;
+};
+
+} // namespace
+
+int bench(const bench_options& o) {
+    loadgen_options lo;
+    std::optional<bench_sweep> sweep;
+    std::string key_env;
+    try {
+        sweep = parse_sweep(o);
+        lo = make_loadgen_options(o, &key_env);
+    } catch (const std::exception& e) {
+        std::cerr << "sluice bench: " << e.what() << '\n';
+        return exit_usage;
+    }
+    lo.engine.log.sink = log_to_stderr;
+    std::optional<embedded_mock> mock;
+    if (!point_engine(o, key_env, lo, mock))
+        return exit_usage;
+    if (sweep)
+        return sweep_run(o, lo, *sweep).run();
+    return run_once(o, lo);
 }
 
 } // namespace sluice::cli

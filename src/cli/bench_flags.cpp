@@ -30,6 +30,10 @@ void add_load_flags(CLI::App* cmd, bench_options& o) {
                     o.burstiness,
                     "Shape of gamma gaps (implies --arrivals gamma): <1 burstier, 1 Poisson")
         ->check(CLI::PositiveNumber.description(""));
+    cmd->add_option("--sweep",
+                    o.sweep,
+                    "Run once per level, in order: rate=R1,R2,... or concurrency=C1,C2,... "
+                    "(a table row per level)");
     cmd->add_option("-n,--requests",
                     o.requests,
                     "Requests recorded (default 1000, or no count limit with --duration)");
@@ -103,7 +107,7 @@ constexpr const char* bench_footer = R"(Environment:
 The report goes to stdout; progress to stderr. Documented in docs/bench.md.
 
 Exit status:
-  0  the run completed (failed requests are counted in the report)
+  0  the run (every level of a --sweep) completed (failed requests are counted)
   2  bad flags or environment, or the server's TLS certificate was rejected
   3  stopped: quota exhausted           4  the prompt file or a report file failed
   6  stopped: the server refused the key (401)

@@ -2,8 +2,10 @@
 
 #include "cli/run_options.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <stdexcept>
+#include <string_view>
 
 namespace sluice::cli {
 
@@ -43,7 +45,7 @@ dispatcher_options engine_options(const bench_options& o, std::string* api_key_e
 
 arrivals_options load_options(const bench_options& o) {
     arrivals_options a;
-    a.rate = o.rate;
+    a.rate = o.rate.value_or(0);
     a.concurrency = o.concurrency.value_or(0);
     // --burstiness alone means gamma gaps, as vLLM draws them.
     a.process = o.arrivals     ? parse_arrival_process(*o.arrivals)
@@ -59,7 +61,66 @@ arrivals_options load_options(const bench_options& o) {
     return a;
 }
 
+// One level of `--sweep`: a positive finite number, whole for a concurrency.
+double sweep_level_value(std::string_view word, sweep_parameter p) {
+    double v = 0;
+    const auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), v);
+    const bool number = ec == std::errc() && end == word.data() + word.size();
+    if (!number || !(v > 0) || std::isinf(v))
+        throw std::invalid_argument("--sweep: '" + std::string(word) +
+                                    "' is not a positive number");
+    if (p == sweep_parameter::concurrency && v != std::floor(v))
+        throw std::invalid_argument("--sweep: concurrency '" + std::string(word) +
+                                    "' is not a whole number");
+    return v;
+}
+
+std::vector<double> sweep_levels(std::string_view list, sweep_parameter p) {
+    std::vector<double> levels;
+    std::size_t from = 0;
+    while (true) {
+        const std::size_t comma = list.find(',', from);
+        levels.push_back(sweep_level_value(list.substr(from, comma - from), p));
+        if (comma == std::string_view::npos)
+            break;
+        from = comma + 1;
+    }
+    if (levels.size() < 2)
+        throw std::invalid_argument("--sweep: needs at least two levels (one is a plain run)");
+    return levels;
+}
+
 } // namespace
+
+std::optional<bench_sweep> parse_sweep(const bench_options& o) {
+    if (o.sweep.empty())
+        return std::nullopt;
+    const std::string_view text = o.sweep;
+    const std::size_t eq = text.find('=');
+    const std::string_view key = text.substr(0, eq);
+    bench_sweep s;
+    if (eq != std::string_view::npos && key == "rate")
+        s.parameter = sweep_parameter::rate;
+    else if (eq != std::string_view::npos && key == "concurrency")
+        s.parameter = sweep_parameter::concurrency;
+    else
+        throw std::invalid_argument("--sweep: '" + o.sweep +
+                                    "' is not rate=R1,R2,... or concurrency=C1,C2,...");
+    s.levels = sweep_levels(text.substr(eq + 1), s.parameter);
+    if (s.parameter == sweep_parameter::rate && o.rate)
+        throw std::invalid_argument("--sweep rate=...: cannot be combined with --rate");
+    if (s.parameter == sweep_parameter::concurrency && o.concurrency)
+        throw std::invalid_argument(
+            "--sweep concurrency=...: cannot be combined with --concurrency");
+    return s;
+}
+
+void apply_sweep_level(loadgen_options& lo, sweep_parameter p, double value) {
+    if (p == sweep_parameter::rate)
+        lo.load.rate = value;
+    else
+        lo.load.concurrency = static_cast<std::size_t>(value);
+}
 
 arrival_process parse_arrival_process(const std::string& name) {
     if (name == "constant")

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <sluice/harness/sweep_report.hpp>
 #include <sluice/loadgen/load_generator.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 // The options of `sluice bench` and how they become the load generator's.
 
@@ -27,13 +29,16 @@ struct bench_options {
 
     // The load.
     std::optional<std::size_t> concurrency;
-    double rate = 0;
+    /// Empty: not given (0, unpaced); kept apart from 0 so that `--sweep rate=` can refuse it.
+    std::optional<double> rate;
     std::optional<std::string> arrivals;
     std::optional<double> burstiness;
     std::optional<std::uint64_t> requests;
     double duration_s = 0;
     double warmup_s = 0;
     std::uint64_t seed = 0;
+    /// `--sweep rate=R1,R2,...` or `concurrency=C1,C2,...`; empty: one run.
+    std::string sweep;
 
     // The prompts.
     std::string input;
@@ -71,6 +76,22 @@ struct bench_options {
 /// the flags leave (no limits, one attempt). Throws std::invalid_argument (and config_error)
 /// naming the flag. `api_key_env` receives the variable the key was looked up in.
 loadgen_options make_loadgen_options(const bench_options& o, std::string* api_key_env = nullptr);
+
+/// What `--sweep` varies and its levels, in the order they are run.
+struct bench_sweep {
+    sweep_parameter parameter = sweep_parameter::concurrency;
+    /// At least two, each positive (whole numbers for concurrency).
+    std::vector<double> levels;
+};
+
+/// The sweep of `o.sweep` ("rate=5,10,20", "concurrency=1,4,16"); empty when it is empty.
+/// Throws std::invalid_argument naming `--sweep` for an unknown key, fewer than two levels, a
+/// level that is not a positive number (a whole one for concurrency), or a conflict with the
+/// flag the sweep sets (`--rate` for rate=, `--concurrency` for concurrency=).
+std::optional<bench_sweep> parse_sweep(const bench_options& o);
+
+/// `lo` set to run at `value` of `p`: the open loop's rate, or the concurrency.
+void apply_sweep_level(loadgen_options& lo, sweep_parameter p, double value);
 
 /// The arrival process named by `--arrivals` ("constant", "poisson", "gamma"). Throws
 /// std::invalid_argument for another name.

@@ -76,16 +76,22 @@ bench_progress::bench_progress(int fd, bool tty, std::chrono::milliseconds plain
     , tty_(tty)
     , plain_interval_(plain_interval) {}
 
+void bench_progress::start_level(std::string label) {
+    label_ = std::move(label) + "  ";
+    previous_.reset();
+    last_plain_ = {};
+}
+
 void bench_progress::update(const loadgen_progress& p) {
     if (tty_) {
-        write(tty_frame(bench_progress_text(p, previous_), terminal_width(fd_)));
+        write(tty_frame(label_ + bench_progress_text(p, previous_), terminal_width(fd_)));
         drawn_ = true;
         previous_ = p;
         return;
     }
     if (previous_ && p.elapsed - last_plain_ < plain_interval_)
         return;
-    write(plain_frame("bench", bench_progress_text(p, previous_)));
+    write(plain_frame("bench", label_ + bench_progress_text(p, previous_)));
     last_plain_ = p.elapsed;
     previous_ = p;
 }

@@ -29,6 +29,10 @@ public:
     /// Shows `p` (a terminal at once, a plain line when `plain_interval` has passed).
     void update(const loadgen_progress& p);
 
+    /// A new level of a sweep begins: its lines start with `label` ("level 2/4  rate 20/s")
+    /// and its rates are not taken against the previous level's snapshots.
+    void start_level(std::string label);
+
     /// On a terminal, erases the line so that a message can be printed on a clean line.
     void clear();
 
@@ -41,6 +45,7 @@ private:
     int fd_;
     bool tty_;
     std::chrono::milliseconds plain_interval_;
+    std::string label_;
     std::optional<loadgen_progress> previous_;
     std::chrono::steady_clock::duration last_plain_{};
     bool drawn_ = false;

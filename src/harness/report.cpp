@@ -1,4 +1,4 @@
-#include "detail/json_string.hpp"
+#include "harness/json_fields.hpp"
 #include "harness/report_metrics.hpp"
 
 #include <sluice/harness/report.hpp>
@@ -36,82 +36,18 @@ std::optional<double> goodput_of(const recorder& rec, const report_extras& extra
     return secs > 0 ? static_cast<double>(extras.goodput->good()) / secs : 0.0;
 }
 
+std::string fixed2(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    return buf;
+}
+
 } // namespace detail
 
 namespace {
 
-// Writes the fields of one JSON object, commas and quoting included.
-class json_fields {
-public:
-    explicit json_fields(std::string& out)
-        : out_(out) {
-        out_ += '{';
-    }
-
-    void string(std::string_view k, std::string_view v) {
-        key(k);
-        detail::append_json_string(out_, v);
-    }
-    void number(std::string_view k, double v) {
-        key(k);
-        // JSON has no NaN or infinity; none should arise, but a report must stay parseable.
-        if (!std::isfinite(v)) {
-            out_ += "null";
-            return;
-        }
-        char buf[32];
-        const auto res = std::to_chars(buf, buf + sizeof buf, v);
-        out_.append(buf, res.ptr);
-    }
-    void integer(std::string_view k, std::uint64_t v) {
-        key(k);
-        char buf[24];
-        const auto res = std::to_chars(buf, buf + sizeof buf, v);
-        out_.append(buf, res.ptr);
-    }
-    void null(std::string_view k) {
-        key(k);
-        out_ += "null";
-    }
-    json_fields object(std::string_view k) {
-        key(k);
-        return json_fields(out_);
-    }
-    void boolean(std::string_view k, bool v) {
-        key(k);
-        out_ += v ? "true" : "false";
-    }
-    // An array of numbers, one per element of `items` as `value` maps it.
-    template <class Items, class Value>
-    void numbers(std::string_view k, const Items& items, Value value) {
-        key(k);
-        out_ += '[';
-        bool first = true;
-        for (const auto& item : items) {
-            if (!first)
-                out_ += ',';
-            first = false;
-            const double v = value(item);
-            char buf[32];
-            const auto res = std::to_chars(buf, buf + sizeof buf, std::isfinite(v) ? v : 0.0);
-            out_.append(buf, res.ptr);
-        }
-        out_ += ']';
-    }
-    void close() { out_ += '}'; }
-
-private:
-    void key(std::string_view k) {
-        if (!first_)
-            out_ += ',';
-        first_ = false;
-        detail::append_json_string(out_, k);
-        out_ += ':';
-    }
-
-    std::string& out_;
-    bool first_ = true;
-};
+using detail::fixed2;
+using detail::json_fields;
 
 void json_context(json_fields& f, const report_context& ctx) {
     if (!ctx.date.empty())
@@ -206,12 +142,6 @@ void text_line(std::string& out, std::string_view label, std::string_view value)
     out += '\n';
 }
 
-std::string fixed2(double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.2f", v);
-    return buf;
-}
-
 // `title` centred in a 50-column rule of `fill`, as Python's "{:{c}^50}" does.
 void text_rule(std::string& out, std::string_view title, char fill) {
     const std::size_t width = 50;
@@ -265,9 +195,7 @@ void text_load(std::string& out, const report_context& ctx) {
 
 } // namespace
 
-std::string report_json(const recorder& rec, const report_context& ctx) {
-    std::string out;
-    json_fields f(out);
+void detail::json_report_fields(json_fields& f, const recorder& rec, const report_context& ctx) {
     json_context(f, ctx);
     f.number("duration", std::chrono::duration<double>(rec.wall()).count());
     f.integer("completed", rec.completed());
@@ -288,6 +216,12 @@ std::string report_json(const recorder& rec, const report_context& ctx) {
     for (const auto& m : detail::report_metrics)
         json_metric(f, m, (rec.*m.histogram)());
     json_extras(f, ctx.extras);
+}
+
+std::string report_json(const recorder& rec, const report_context& ctx) {
+    std::string out;
+    json_fields f(out);
+    detail::json_report_fields(f, rec, ctx);
     f.close();
     return out;
 }

@@ -8,7 +8,7 @@
 
 namespace sluice {
 
-namespace {
+namespace detail {
 
 void append_escaped(std::string& out, std::string_view s) {
     for (char c : s) {
@@ -34,6 +34,12 @@ void append_escaped(std::string& out, std::string_view s) {
     }
 }
 
+} // namespace detail
+
+namespace {
+
+using detail::append_escaped;
+
 std::string fmt(const char* format, double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, format, v);
@@ -56,7 +62,9 @@ constexpr std::string_view page_head = R"(<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>sluice bench report</title>
+<title>)";
+
+constexpr std::string_view page_style = R"(</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
@@ -64,10 +72,13 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; }
 tr > th:first-child { text-align: left; }
 svg text { font-size: 12px; font-family: system-ui, sans-serif; }
+svg text.level-label { font-size: 11px; fill: #555; }
+figure { margin: 0 0 1em 0; }
+details { margin: 0.5em 0; border: 1px solid #ddd; padding: 0.3em 0.8em; }
+summary { font-weight: bold; cursor: pointer; }
 </style>
 </head>
 <body>
-<h1>sluice bench report</h1>
 )";
 
 void html_extras(std::string& out, const report_extras& x) {
@@ -166,8 +177,16 @@ void html_chart(std::string& out, const detail::report_metric& m, const timing_h
 
 } // namespace
 
-std::string report_html(const recorder& rec, const report_context& ctx) {
-    std::string out(page_head);
+void detail::html_page_head(std::string& out, std::string_view title) {
+    out += page_head;
+    append_escaped(out, title);
+    out += page_style;
+    out += "<h1>";
+    append_escaped(out, title);
+    out += "</h1>\n";
+}
+
+void detail::html_run_sections(std::string& out, const recorder& rec, const report_context& ctx) {
     html_summary(out, rec, ctx);
     html_latency_table(out, rec);
     if (ctx.extras.over_time && !ctx.extras.over_time->buckets().empty())
@@ -177,7 +196,13 @@ std::string report_html(const recorder& rec, const report_context& ctx) {
         if (!h.empty())
             html_chart(out, m, h);
     }
-    out += "</body>\n</html>\n";
+}
+
+std::string report_html(const recorder& rec, const report_context& ctx) {
+    std::string out;
+    detail::html_page_head(out, "sluice bench report");
+    detail::html_run_sections(out, rec, ctx);
+    out += detail::html_page_tail;
     return out;
 }
 

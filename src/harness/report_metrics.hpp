@@ -47,6 +47,28 @@ std::string_view process_name(arrival_process p) noexcept;
 /// Good requests per second of wall time; empty when goodput is not measured.
 std::optional<double> goodput_of(const recorder& rec, const report_extras& extras);
 
+/// `v` with two decimals ("12.35").
+std::string fixed2(double v);
+
+class json_fields;
+
+/// Every field of the single-run JSON object (report_json) into `f`, left open so that a
+/// caller can add its own fields (the sweep adds the level).
+void json_report_fields(json_fields& f, const recorder& rec, const report_context& ctx);
+
+/// Appends `s` with the characters HTML gives a meaning escaped (& < > " ').
+void append_escaped(std::string& out, std::string_view s);
+
+/// The start of a report page up to its `<h1>` of `title` (escaped), with the shared style.
+void html_page_head(std::string& out, std::string_view title);
+
+/// The end of a report page.
+inline constexpr std::string_view html_page_tail = "</body>\n</html>\n";
+
+/// One run's sections of the HTML report: summary, latency table, the run over time and the
+/// percentile charts (report_html.cpp).
+void html_run_sections(std::string& out, const recorder& rec, const report_context& ctx);
+
 /// The charts of throughput and latency over the run (report_timeline.cpp).
 void html_timeline(std::string& out, const timeline& t);
 

@@ -24,8 +24,14 @@ fs::path artefacts_dir() {
     return dir;
 }
 
-bool have_chromium() {
-    return run_shell("command -v chromium >/dev/null 2>&1") == 0;
+// Whether Chromium is installed; when not, says that `page` was not rendered (the test then
+// passes with that warning).
+bool chromium_ready(const std::string& page) {
+    if (run_shell("command -v chromium >/dev/null 2>&1") == 0)
+        return true;
+    WARN("chromium is not installed (.ci/install-deps installs it): " << page
+                                                                      << " was not rendered");
+    return false;
 }
 
 // A 2 s open-loop run whose report has every section: an unpaced start would not draw much of
@@ -37,6 +43,38 @@ int bench_with_reports(const temp_dir& dir, const std::string& extra = "") {
                                 dir.file("report.json") + " --html " + dir.file("report.html") +
                                 " " + extra + " >" + dir.file("stdout.txt") + " 2>" +
                                 dir.file("stderr.txt")));
+}
+
+// Renders `html` (a file in `dir`) with headless Chromium into the artefact `name`.png, checks
+// that the screenshot holds a page, and keeps the page beside it as `name`.html.
+void check_chromium_renders(const temp_dir& dir, const std::string& html, const std::string& name) {
+    const fs::path shot = artefacts_dir() / (name + ".png");
+    fs::remove(shot);
+    const std::string profile = dir.file("chromium-profile");
+    const int status =
+        run_shell("timeout 120 chromium --headless --no-sandbox --disable-gpu "
+                  "--disable-background-networking --disable-component-update --disable-sync "
+                  "--no-first-run --user-data-dir=" +
+                  profile + " --screenshot=" + shot.string() + " --window-size=1200,1600 file://" +
+                  html + " >" + dir.file("chromium.txt") + " 2>&1");
+    INFO(read_file(dir.file("chromium.txt")));
+    CHECK(status == 0);
+    REQUIRE(fs::exists(shot));
+    // A page of tables and charts; a blank 1200x1600 PNG compresses to a few KiB.
+    CHECK(fs::file_size(shot) > 40 * 1024);
+    const std::string png = read_file(shot.string());
+    CHECK(png.rfind("\x89PNG\r\n\x1a\n", 0) == 0);
+    fs::copy_file(html, artefacts_dir() / (name + ".html"), fs::copy_options::overwrite_existing);
+}
+
+// A closed-loop sweep of concurrency 1 and 4 against the mock's fixed 40 ms: throughput
+// scales with the concurrency.
+int bench_sweep(const temp_dir& dir) {
+    return run_shell(sluice_cmd("bench --mock --mock-latency-ms 40 --no-stream --sweep "
+                                "concurrency=1,4 --requests 40 --input-tokens 16 "
+                                "--output-tokens 8 -q --json " +
+                                dir.file("sweep.json") + " --html " + dir.file("sweep.html") +
+                                " >" + dir.file("stdout.txt") + " 2>" + dir.file("stderr.txt")));
 }
 
 } // namespace
@@ -112,31 +150,67 @@ TEST_CASE("sluice bench reads prompts from a JSONL file, cycling its lines") {
 }
 
 TEST_CASE("headless Chromium renders the HTML report", "[chromium]") {
-    if (!have_chromium()) {
-        WARN("chromium is not installed (.ci/install-deps installs it): the HTML report was not "
-             "rendered");
-        SUCCEED();
+    if (!chromium_ready("the HTML report"))
         return;
-    }
     temp_dir dir;
     REQUIRE(bench_with_reports(dir) == 0);
-    const fs::path shot = artefacts_dir() / "bench-report.png";
-    fs::remove(shot);
-    const std::string profile = dir.file("chromium-profile");
-    const int status =
-        run_shell("timeout 120 chromium --headless --no-sandbox --disable-gpu "
-                  "--disable-background-networking --disable-component-update --disable-sync "
-                  "--no-first-run --user-data-dir=" +
-                  profile + " --screenshot=" + shot.string() + " --window-size=1200,1600 file://" +
-                  dir.file("report.html") + " >" + dir.file("chromium.txt") + " 2>&1");
-    INFO(read_file(dir.file("chromium.txt")));
-    CHECK(status == 0);
-    REQUIRE(fs::exists(shot));
-    // A page of tables and charts; a blank 1200x1600 PNG compresses to a few KiB.
-    CHECK(fs::file_size(shot) > 40 * 1024);
-    const std::string png = read_file(shot.string());
-    CHECK(png.rfind("\x89PNG\r\n\x1a\n", 0) == 0);
-    fs::copy_file(dir.file("report.html"),
-                  artefacts_dir() / "bench-report.html",
-                  fs::copy_options::overwrite_existing);
+    check_chromium_renders(dir, dir.file("report.html"), "bench-report");
+}
+
+TEST_CASE("sluice bench --sweep runs each level and reports one row and one object per level") {
+    temp_dir dir;
+    REQUIRE(bench_sweep(dir) == 0);
+    const std::string text = read_file(dir.file("stdout.txt"));
+    INFO(text << read_file(dir.file("stderr.txt")));
+    CHECK(text.find("level 1/2  concurrency 1: 40 completed, 0 failed") != std::string::npos);
+    CHECK(text.find("level 2/2  concurrency 4: 40 completed, 0 failed") != std::string::npos);
+    CHECK(text.find("Sweep of concurrency, 2 levels") != std::string::npos);
+
+    simdjson::dom::parser parser;
+    simdjson::dom::array levels;
+    REQUIRE(parser.load(dir.file("sweep.json")).get_array().get(levels) == simdjson::SUCCESS);
+    REQUIRE(levels.size() == 2);
+    const simdjson::dom::element one = levels.at(0).value(), four = levels.at(1).value();
+    CHECK(std::uint64_t(one["max_concurrency"]) == 1);
+    CHECK(std::uint64_t(four["max_concurrency"]) == 4);
+    CHECK(double(four["sweep_level"]) == 4);
+    CHECK(std::string_view(four["sweep_parameter"]) == "concurrency");
+    for (const auto& level : {one, four}) {
+        CHECK(std::uint64_t(level["completed"]) == 40);
+        CHECK(std::uint64_t(level["failed"]) == 0);
+    }
+    // 40 ms a request: one at a time about 25/s, four at a time about 100/s.
+    CHECK(double(four["request_throughput"]) >= 2.5 * double(one["request_throughput"]));
+
+    const std::string html = read_file(dir.file("sweep.html"));
+    CHECK(html.find("Throughput against concurrency") != std::string::npos);
+    CHECK(html.find("<script") == std::string::npos);
+}
+
+TEST_CASE("headless Chromium renders the sweep page", "[chromium]") {
+    if (!chromium_ready("the sweep page"))
+        return;
+    temp_dir dir;
+    REQUIRE(bench_sweep(dir) == 0);
+    check_chromium_renders(dir, dir.file("sweep.html"), "bench-sweep");
+}
+
+TEST_CASE("sluice bench --sweep refuses a bad list with status 2") {
+    temp_dir dir;
+    const std::string quiet = " -q >/dev/null 2>" + dir.file("err.txt");
+    const auto refused = [&](const std::string& args, const std::string& said) {
+        INFO(args);
+        CHECK(run_shell(sluice_cmd("bench --mock -n 4 " + args + quiet)) == 2);
+        const std::string err = read_file(dir.file("err.txt"));
+        INFO(err);
+        CHECK(err.find(said) != std::string::npos);
+    };
+    refused("--sweep rate=5", "at least two levels");
+    refused("--sweep speed=1,2", "'speed=1,2' is not rate=");
+    refused("--sweep concurrency=1,0", "'0' is not a positive number");
+    refused("--sweep rate=1,-2", "'-2' is not a positive number");
+    refused("--sweep rate=1,,2", "'' is not a positive number");
+    refused("--sweep concurrency=1,2.5", "not a whole number");
+    refused("--sweep rate=1,2 --rate 3", "--rate");
+    refused("--sweep concurrency=1,2 -c 3", "--concurrency");
 }
