@@ -49,6 +49,7 @@ void dispatcher::impl::finish(op_ptr op, error_code ec) {
         if (r.times.first_byte != timings::time_point{})
             counters.ttfb.record(r.times.first_byte - r.times.sent);
     }
+    recycle(std::move(op->stream));
     const auto& handler = op->handler;
     detail::dispatch_to_handler(ex, handler, [op = std::move(op), ec]() mutable {
         auto h = std::move(op->handler);

@@ -154,8 +154,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
-        if (prepare_stream_request(req.body)) {
-            op->stream = std::make_unique<stream_reader>();
+        if (prepare_stream(req.body)) {
+            op->stream = take_stream_reader();
             op->stream->on_delta(&op->req.on_delta);
         }
         op->cost = req.token_cost ? *req.token_cost : estimator(req.body).total();
@@ -246,7 +246,26 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     void on_response(op_ptr op, http_response resp);
 
-    std::string take_stream(request_op& op, http_response& resp);
+    bool take_stream(request_op& op, http_response& resp);
+
+    // A reader for a streamed request: a spare one when there is one. Its parsers' buffers,
+    // strings and vectors have grown to the streams read before, so a stream of the usual
+    // size costs no allocation for its events.
+    std::unique_ptr<stream_reader> take_stream_reader() {
+        if (spare_streams.empty())
+            return std::make_unique<stream_reader>();
+        std::unique_ptr<stream_reader> s = std::move(spare_streams.back());
+        spare_streams.pop_back();
+        return s;
+    }
+
+    // Keeps the reader of a delivered request for the next, as many as may be in flight.
+    void recycle(std::unique_ptr<stream_reader> s) {
+        if (s && spare_streams.size() < opts.pool.max_connections) {
+            s->on_delta(nullptr);
+            spare_streams.push_back(std::move(s));
+        }
+    }
 
     void schedule_retry(op_ptr op, std::chrono::nanoseconds delay, const error_code& cause);
 
@@ -288,6 +307,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     connection_pool pool;
     completion_parser parser;                 // one per dispatcher: all parsing happens on `ex`
     token_estimator estimator{opts.estimate}; // likewise
+    stream_request_preparer prepare_stream;   // likewise
     detail::secret_scrubber secrets{opts.api_key};
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did
@@ -297,8 +317,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     std::unordered_set<request_op*> sleeping;                    // waiting out a retry delay
     std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;
     std::vector<asio::any_completion_handler<void(error_code)>> stop_waiters;
-    std::size_t pending = 0; // accepted, not yet delivered
-    std::size_t on_wire = 0; // handed to the pool
+    std::vector<std::unique_ptr<stream_reader>> spare_streams; // see take_stream_reader
+    std::size_t pending = 0;                                   // accepted, not yet delivered
+    std::size_t on_wire = 0;                                   // handed to the pool
 
     mutable std::mutex stats_mutex;
     stats_snapshot counters;

@@ -109,13 +109,13 @@ void read_outcome(const http_response& resp,
 
 // A streamed answer: the completion assembled from its events becomes the body that the rest
 // reads as it reads a whole answer, and the attempt's event timings go to the result. Returns
-// what the stream held, for the message of a failure.
-std::string dispatcher::impl::take_stream(request_op& op, http_response& resp) {
+// whether the attempt's answer was a stream (its reader then says what it held).
+bool dispatcher::impl::take_stream(request_op& op, http_response& resp) {
     op.res.streamed = resp.streamed;
     op.res.times.first_token = {};
     op.res.times.token_gaps.clear();
     if (!op.stream || !resp.streamed)
-        return {};
+        return false;
     stream_reader& s = *op.stream;
     if (!resp.ec) {
         if (const error_code ec = s.finish(resp.body)) {
@@ -125,7 +125,7 @@ std::string dispatcher::impl::take_stream(request_op& op, http_response& resp) {
     }
     op.res.times.first_token = s.first_token();
     op.res.times.token_gaps = s.token_gaps();
-    return " (stream: " + s.describe() + ")";
+    return true;
 }
 
 // Turns the response into the facts the scope rules take (response_event) and carries out
@@ -134,7 +134,7 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     const auto now = clock->now();
     op->res.times.sent = resp.sent;
     op->res.times.first_byte = resp.first_byte;
-    const std::string stream_note = take_stream(*op, resp);
+    const bool streamed = take_stream(*op, resp);
 
     response_event event;
     completion& parsed = op->res.completion;
@@ -161,7 +161,10 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     op->res.body = std::move(resp.body);
 
     const auto why = [&](const error_code& ec) {
-        return describe_failure(ec, resp, parsed) + stream_note;
+        std::string text = describe_failure(ec, resp, parsed);
+        if (streamed)
+            text += " (stream: " + op->stream->describe() + ")";
+        return text;
     };
     using kind = response_action::kind;
     switch (action.what) {

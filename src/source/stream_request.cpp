@@ -20,8 +20,7 @@ struct stream_fields {
 
 // Reads the top level of `body` (a padded copy of it: offsets into it are offsets into the
 // body). False when it is not a JSON object.
-bool read_fields(const simdjson::padded_string& body, stream_fields& f) {
-    od::parser parser;
+bool read_fields(od::parser& parser, simdjson::padded_string_view body, stream_fields& f) {
     od::document doc;
     od::object root;
     if (parser.iterate(body).get(doc) || doc.get_object().get(root))
@@ -53,12 +52,31 @@ bool read_fields(const simdjson::padded_string& body, stream_fields& f) {
 
 } // namespace
 
-bool prepare_stream_request(std::string& body) {
+struct stream_request_preparer::state {
+    od::parser parser;
+    std::string buffer; // the body plus simdjson's padding, reused
+};
+
+stream_request_preparer::stream_request_preparer()
+    : state_(std::make_unique<state>()) {}
+stream_request_preparer::~stream_request_preparer() = default;
+stream_request_preparer::stream_request_preparer(stream_request_preparer&&) noexcept = default;
+stream_request_preparer&
+stream_request_preparer::operator=(stream_request_preparer&&) noexcept = default;
+
+bool stream_request_preparer::operator()(std::string& body) {
     if (body.find("\"stream\"") == std::string::npos)
         return false;
-    const simdjson::padded_string padded(body);
+    // The caller's bytes have no padding: copied once into a buffer that keeps its capacity.
+    std::string& buf = state_->buffer;
+    if (buf.capacity() < body.size() + simdjson::SIMDJSON_PADDING)
+        buf.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+    buf.assign(body);
     stream_fields f;
-    if (!read_fields(padded, f) || !f.stream)
+    if (!read_fields(state_->parser,
+                     simdjson::padded_string_view(buf.data(), body.size(), buf.capacity()),
+                     f) ||
+        !f.stream)
         return false;
     if (f.says_usage)
         return true;
@@ -71,6 +89,11 @@ bool prepare_stream_request(std::string& body) {
     const std::size_t close = body.find_last_not_of(" \t\r\n");
     body.insert(close, ",\"stream_options\":{\"include_usage\":true}");
     return true;
+}
+
+bool prepare_stream_request(std::string& body) {
+    stream_request_preparer prepare;
+    return prepare(body);
 }
 
 } // namespace sluice

@@ -12,7 +12,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <string>
+#include <vector>
 
 using namespace sluice;
 using namespace std::chrono_literals;
@@ -178,4 +180,41 @@ TEST_CASE("a long event stream is read a TLS record's worth at a time, not 512 b
                                          [](auto gap) { return gap.count() > 0; });
     INFO("events arrived in " << reads << " reads");
     CHECK(reads <= 12);
+}
+
+TEST_CASE("streams one after another on one engine each assemble their own answer") {
+    // The engine keeps the readers of delivered streams for the next ones: a short answer
+    // after a long one must hold nothing of it (text, timings, usage).
+    test::loopback_mock mock;
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), mock.client_options());
+    std::vector<result> whole, streamed;
+    const std::vector<int> lengths = {40, 3, 17, 1, 40, 8};
+    std::function<void(std::size_t)> next = [&](std::size_t i) {
+        if (i == 2 * lengths.size())
+            return engine.stop();
+        const std::size_t k = i / 2;
+        std::string body = test::chat_body(static_cast<int>(k), lengths[k]);
+        if (i % 2 == 1)
+            body = streaming(body);
+        engine.async_complete(make_request(body), [&, i](error_code, result r) {
+            (i % 2 == 1 ? streamed : whole).push_back(std::move(r));
+            next(i + 1);
+        });
+    };
+    next(0);
+    ioc.run();
+    REQUIRE(streamed.size() == lengths.size());
+    for (std::size_t k = 0; k < lengths.size(); ++k) {
+        INFO("answer " << k << " of " << lengths[k] << " tokens: " << streamed[k].message);
+        REQUIRE(whole[k].ok());
+        REQUIRE(streamed[k].ok());
+        REQUIRE(streamed[k].completion.choices.size() == 1);
+        CHECK(streamed[k].completion.choices[0].content == whole[k].completion.choices[0].content);
+        REQUIRE(streamed[k].completion.usage);
+        CHECK(streamed[k].completion.usage->completion_tokens ==
+              whole[k].completion.usage->completion_tokens);
+        CHECK(streamed[k].times.token_gaps.size() + 1 ==
+              static_cast<std::size_t>(whole[k].completion.usage->completion_tokens));
+    }
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 
 namespace sluice {
@@ -14,5 +15,23 @@ namespace sluice {
 ///
 /// Cost: a body in which the text `"stream"` does not occur is not parsed at all.
 bool prepare_stream_request(std::string& body);
+
+/// `prepare_stream_request` for a stream of bodies: it keeps one simdjson parser and one
+/// padded buffer, grown to the largest body seen, instead of allocating both per request (the
+/// engine prepares every request it accepts). Not thread-safe: one per thread or loop.
+class stream_request_preparer {
+public:
+    stream_request_preparer();
+    ~stream_request_preparer();
+    stream_request_preparer(stream_request_preparer&&) noexcept;
+    stream_request_preparer& operator=(stream_request_preparer&&) noexcept;
+
+    /// As `prepare_stream_request(body)`.
+    bool operator()(std::string& body);
+
+private:
+    struct state; // the parser and the buffer: simdjson stays out of this header
+    std::unique_ptr<state> state_;
+};
 
 } // namespace sluice

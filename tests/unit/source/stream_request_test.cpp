@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include <string>
+#include <vector>
 
 using sluice::prepare_stream_request;
 
@@ -54,5 +55,29 @@ TEST_CASE("bodies that do not stream are left alone") {
         std::string copy = body;
         CHECK_FALSE(prepare_stream_request(copy));
         CHECK(copy == body);
+    }
+}
+
+TEST_CASE("one preparer reused over bodies long and short prepares each as a new one would") {
+    // The engine keeps one preparer; its buffer grows to the longest body and stays. A short
+    // body after a long one must not see the long one's bytes behind its own.
+    std::string long_prompt(5000, 'x');
+    const std::vector<std::string> bodies = {
+        R"({"model":"m","messages":[{"role":"user","content":")" + long_prompt +
+            R"("}],"stream":true})",
+        R"({"stream":true})",
+        R"({"model":"m"})",
+        R"({"stream":true,"stream_options":{}})",
+        R"({"stream":tru)",
+        R"({"stream":true,"stream_options":{"include_usage":false}})",
+    };
+    sluice::stream_request_preparer reused;
+    for (const std::string& body : bodies) {
+        INFO(body.substr(0, 80));
+        std::string a = body;
+        std::string b = body;
+        const bool fresh = prepare_stream_request(a);
+        CHECK(reused(b) == fresh);
+        CHECK(b == a);
     }
 }
