@@ -141,13 +141,15 @@ sluice_bench() {
     timed "$sluice" bench --base-url "$1" --ca-file "$dir/cert.pem" --model m \
         --input-tokens 4 --output-tokens 8 -n "$requests" -q --json "$dir/b.json" \
         "${@:2}" > /dev/null
-    python3 - "$dir/b.json" "$requests" <<'PY'
+    python3 - "$dir/b.json" "$requests" "$dir/sent" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["completed"] == int(sys.argv[2]), f"completed {r['completed']} failed {r.get('failed')}"
 print(f"{r['request_throughput']:.0f} {r['p99_send_lag_ms']:.3f}", end=" ")
+# The CPU was spent on the warm-up's requests too.
+open(sys.argv[3], "w").write(str(r["completed"] + r.get("warmup_requests", 0)))
 PY
-    cpu_us "$requests"
+    cpu_us "$(cat "$dir/sent")"
 }
 
 echo
