@@ -36,15 +36,18 @@ void timing_histogram::record(duration value) noexcept {
         value = duration::zero();
     const auto ns = static_cast<std::uint64_t>(value.count());
     ++buckets_[index_of(ns / 1000)];
-    if (count_ == 0 || value < min_)
+    if (count_ == 0) {
         min_ = value;
+        shift_ns_ = value.count();
+    } else if (value < min_) {
+        min_ = value;
+    }
     max_ = std::max(max_, value);
     ++count_;
     sum_ns_ += ns;
-    const double x = static_cast<double>(ns);
-    const double delta = x - mean_ns_;
-    mean_ns_ += delta / static_cast<double>(count_);
-    m2_ns_ += delta * (x - mean_ns_);
+    const double d = static_cast<double>(value.count() - shift_ns_);
+    shifted_sum_ += d;
+    shifted_squares_ += d * d;
 }
 
 void timing_histogram::merge(const timing_histogram& other) noexcept {
@@ -52,14 +55,15 @@ void timing_histogram::merge(const timing_histogram& other) noexcept {
         return;
     for (std::size_t i = 0; i < bucket_count; ++i)
         buckets_[i] += other.buckets_[i];
+    if (count_ == 0)
+        shift_ns_ = other.shift_ns_;
     min_ = count_ == 0 ? other.min_ : std::min(min_, other.min_);
     max_ = std::max(max_, other.max_);
-    // Chan et al.'s combination of two partial Welford states.
-    const double na = static_cast<double>(count_);
+    // The other's sums moved to this shift: x - a = (x - b) + (b - a).
+    const double d = static_cast<double>(other.shift_ns_ - shift_ns_);
     const double nb = static_cast<double>(other.count_);
-    const double delta = other.mean_ns_ - mean_ns_;
-    mean_ns_ += delta * nb / (na + nb);
-    m2_ns_ += other.m2_ns_ + delta * delta * na * nb / (na + nb);
+    shifted_squares_ += other.shifted_squares_ + 2 * d * other.shifted_sum_ + nb * d * d;
+    shifted_sum_ += other.shifted_sum_ + nb * d;
     count_ += other.count_;
     sum_ns_ += other.sum_ns_;
 }
@@ -69,7 +73,8 @@ void timing_histogram::reset() noexcept {
     count_ = 0;
     min_ = max_ = duration::zero();
     sum_ns_ = 0;
-    mean_ns_ = m2_ns_ = 0;
+    shift_ns_ = 0;
+    shifted_sum_ = shifted_squares_ = 0;
 }
 
 double timing_histogram::mean_ns() const noexcept {
@@ -77,7 +82,11 @@ double timing_histogram::mean_ns() const noexcept {
 }
 
 double timing_histogram::stddev_ns() const noexcept {
-    return count_ ? std::sqrt(std::max(0.0, m2_ns_ / static_cast<double>(count_))) : 0.0;
+    if (count_ == 0)
+        return 0.0;
+    const double n = static_cast<double>(count_);
+    const double mean = shifted_sum_ / n;
+    return std::sqrt(std::max(0.0, shifted_squares_ / n - mean * mean));
 }
 
 timing_histogram::duration timing_histogram::percentile(double p) const noexcept {

@@ -76,10 +76,13 @@ private:
     duration max_ = duration::zero();
     // Exact while the total stays under 584 years of summed latency.
     std::uint64_t sum_ns_ = 0;
-    // Welford's running mean and sum of squared deviations, for the standard deviation
-    // without the cancellation of sum(x^2) - n mean^2 when the spread is small.
-    double mean_ns_ = 0;
-    double m2_ns_ = 0;
+    // Sums of the values and of their squares taken from the first value recorded (the
+    // shift): the standard deviation without the cancellation of sum(x^2) - n mean^2 when
+    // the spread is small beside the mean, and without a division per value (Welford's
+    // update divides, and this is recorded for every token of every stream).
+    std::int64_t shift_ns_ = 0;
+    double shifted_sum_ = 0;
+    double shifted_squares_ = 0;
 };
 
 } // namespace sluice

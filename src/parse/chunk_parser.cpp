@@ -114,12 +114,15 @@ const char* string_token_end(const char* p, const char* end) noexcept {
 // Whether `text` can stand between two quotes as a JSON string just as it is: no quote, no
 // backslash (an escape is left to the full parse), no control character, valid UTF-8.
 bool plain_string_content(std::string_view text) noexcept {
+    bool ascii = true;
     for (const char ch : text) {
         const auto c = static_cast<unsigned char>(ch);
         if (c < 0x20 || c == '"' || c == '\\')
             return false;
+        ascii = ascii && c < 0x80;
     }
-    return simdjson::validate_utf8(text.data(), text.size());
+    // Most pieces are a word or two of ASCII: no call for them.
+    return ascii || simdjson::validate_utf8(text.data(), text.size());
 }
 
 } // namespace

@@ -82,6 +82,20 @@ TEST_CASE("count, min, max, mean and std are exact") {
           Approx(std::sqrt(sq / static_cast<double>(values.size()))).epsilon(1e-9));
 }
 
+TEST_CASE("the std of long latencies with a small spread keeps its digits") {
+    // An hour give or take a microsecond: sum(x^2) - n mean^2 over raw nanoseconds would
+    // lose the spread in the rounding of the squares (about 1.3e25 each).
+    timing_histogram h;
+    for (int i = 0; i < 10'000; ++i)
+        h.record(std::chrono::hours(1) + std::chrono::microseconds(i % 2 == 0 ? 0 : 2));
+    CHECK(h.stddev_ns() == Approx(1000.0).epsilon(1e-9));
+    CHECK(h.mean_ns() == Approx(3600e9 + 1000.0).epsilon(1e-15));
+    timing_histogram other;
+    other.record(std::chrono::hours(1) + std::chrono::microseconds(1));
+    h.merge(other); // merged across different first values
+    CHECK(h.stddev_ns() == Approx(std::sqrt(10'000.0 / 10'001.0) * 1000.0).epsilon(1e-9));
+}
+
 TEST_CASE("the rank of a percentile is not pushed up by floating-point rounding") {
     // 999 fast values and one slow one: p99.9 is the 999th value, the fast one.
     timing_histogram h;
