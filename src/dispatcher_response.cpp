@@ -237,8 +237,11 @@ void dispatcher::impl::on_fatal(const error_code& ec, const std::string& why) {
         // `why` is the result's message, scrubbed of the key like everything delivered.
         std::string detail = why;
         secrets.scrub(detail);
-        opts.log.log(log_level::error,
-                     ec.message() + " (" + detail + "); no further requests are sent");
+        // A transport failure's message already says what ec says ("handshake: the server's
+        // TLS certificate was rejected (certificate has expired)"): not twice.
+        if (detail.find(ec.message()) == std::string::npos)
+            detail = ec.message() + " (" + detail + ")";
+        opts.log.log(log_level::error, detail + "; no further requests are sent");
     }
     do_stop(true);
 }

@@ -167,7 +167,8 @@ int end_status(error_code end, bool signalled, bool written) {
         return exit_quota;
     }
     if (end == errc::certificate_rejected) {
-        std::cerr << "sluice bench: the server's TLS certificate was rejected (--ca-file)\n";
+        std::cerr << "sluice bench: the server's TLS certificate was rejected (why is said "
+                     "above); stopped: fix the certificate or trust its CA with --ca-file\n";
         return exit_usage;
     }
     if (signalled)

@@ -129,6 +129,12 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env) {
                   << " (HTTP 401); the job stopped and the lines not sent are recorded as "
                      "not attempted: set a valid key and run the same command again to "
                      "resume\n";
+    const bool rejected = r.stats.failures.count("certificate_rejected") > 0;
+    if (rejected)
+        std::cerr << "sluice run: the server's TLS certificate was rejected (why is said above); "
+                     "the job stopped and the lines not answered are recorded to be sent again: "
+                     "fix the certificate or trust its CA with --ca-file, and run the same "
+                     "command again to resume\n";
     const std::uint64_t earlier_errors = r.recovered.kept_errors + r.recovered.kept_bad_lines;
     if (earlier_errors > 0 && !o.quiet)
         std::cerr << "  " << earlier_errors
@@ -136,6 +142,8 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env) {
     if (status == exit_ok) {
         if (r.interrupted)
             status = exit_interrupted;
+        else if (rejected)
+            status = exit_usage; // as for bench: the setup is wrong, not a line
         else if (r.stats.failures.count("unauthorized"))
             status = exit_auth;
         else if (r.stats.failures.count("quota_exhausted"))
@@ -289,7 +297,8 @@ constexpr const char* run_footer = R"(Environment:
 Exit status:
   0  every line has a success record       4  input or output could not be read/written
   1  some lines have error records         5  --strict or --dry-run found bad lines
-  2  bad flags, config or environment      6  stopped: the server refused the key (401)
+  2  bad flags, config or environment,     6  stopped: the server refused the key (401)
+     or the TLS certificate was rejected
   3  stopped: quota exhausted              130  stopped by SIGINT/SIGTERM (resume to finish)
 
 Options are documented in docs/options.md; precedence: defaults < config < environment < flags.)";

@@ -22,7 +22,8 @@ pool_impl::pool_impl(asio::any_io_executor e,
     , resolver(ex)
     , resolve_timer(ex)
     , idle_timer(ex)
-    , host_is_ip(ep.host_is_ip()) {
+    , host_is_ip(ep.host_is_ip())
+    , first_contact(tls && (::SSL_CTX_get_verify_mode(tls->native_handle()) & SSL_VERIFY_PEER)) {
     if (ep.tls && !tls)
         throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
     head = request_head(ep, h);
@@ -35,7 +36,7 @@ void pool_impl::submit(exchange_ptr x) {
         connection_ptr conn = std::move(idle.back()); // the most recently used: the least
         idle.pop_back();                              // likely to be stale
         lend(std::move(conn), std::move(x));
-    } else if (live.size() < opts.max_connections) {
+    } else if (live.size() < opts.max_connections && !(first_contact && !live.empty())) {
         open_connection(std::move(x));
     } else {
         waiters.push_back(std::move(x));
@@ -104,9 +105,11 @@ void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
     arm_idle_timer();
 }
 
-// A slot was freed by a closed connection: the longest waiter may open a new one.
+// A slot was freed by a closed connection, or the first contact is over: the longest waiters
+// may open new connections, as many as there are free slots.
 void pool_impl::on_slot_freed() {
-    if (!waiters.empty() && !closed && live.size() < opts.max_connections) {
+    while (!waiters.empty() && !closed && live.size() < opts.max_connections &&
+           !(first_contact && !live.empty())) {
         exchange_ptr next = std::move(waiters.front());
         waiters.pop_front();
         open_connection(std::move(next));

@@ -114,14 +114,32 @@ void pool_impl::on_handshake(exchange_ptr x, error_code ec) {
         const long verify = ::SSL_get_verify_result(ssl);
         if (ec.category() == asio::error::get_ssl_category() &&
             (::SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0 && verify != X509_V_OK) {
-            x->resp.failed_reason = ::X509_verify_cert_error_string(verify);
-            return fail(std::move(x), errc::certificate_rejected, "handshake");
+            return reject_certificate(std::move(x), ::X509_verify_cert_error_string(verify));
         }
         return fail(std::move(x), ec, "handshake");
     }
     if (closed)
         return fail(std::move(x), asio::error::operation_aborted, "handshake");
+    if (first_contact) {
+        first_contact = false; // the server is the one it says: the others may connect now
+        on_slot_freed();
+    }
     start_write(std::move(x));
+}
+
+// On the first contact, the exchanges held back for it would meet the same certificate: they
+// fail alike instead of each opening a connection. They are taken out of the queue first, so
+// that the slot `x` frees goes to none of them.
+void pool_impl::reject_certificate(exchange_ptr x, const char* reason) {
+    std::deque<exchange_ptr> held;
+    if (first_contact)
+        held.swap(waiters);
+    x->resp.failed_reason = reason;
+    fail(std::move(x), errc::certificate_rejected, "handshake");
+    for (auto& h : held) {
+        h->resp.failed_reason = reason;
+        fail(std::move(h), errc::certificate_rejected, "handshake");
+    }
 }
 
 } // namespace sluice::detail

@@ -206,6 +206,9 @@ void pool_impl::fail_or_replay(exchange_ptr x, error_code ec, const char* step) 
 }
 
 void pool_impl::fail(exchange_ptr x, error_code ec, const char* step) {
+    // While the first contact lasts, a failure can only be its own (or one of those it held
+    // back): whatever it was, the others now try their own connections, as they would have.
+    first_contact = false;
     if (x->conn && x->conn->parser && x->conn->parser->over_budget())
         x->body_over_budget = true;
     if (x->conn) {

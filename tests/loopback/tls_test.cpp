@@ -27,8 +27,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-http_response
-one_exchange(const std::string& base_url, const tls_options& t, const pool_options& o = {}) {
+// `n` exchanges submitted at once on one pool; their responses and the pool's counters when
+// the last one completed.
+std::pair<std::vector<http_response>, pool_stats> exchanges_at_once(const std::string& base_url,
+                                                                    const tls_options& t,
+                                                                    int n,
+                                                                    const pool_options& o = {}) {
     asio::io_context ioc;
     error_code ec;
     const endpoint ep = endpoint::parse(base_url, ec);
@@ -38,13 +42,22 @@ one_exchange(const std::string& base_url, const tls_options& t, const pool_optio
     h.target = ep.target("/chat/completions");
     connection_pool pool(ioc.get_executor(), ep, h, o, &ctx);
     const std::string body = test::chat_body(1);
-    http_response out;
-    pool.async_exchange(body, [&](http_response r) {
-        out = std::move(r);
-        pool.close();
-    });
+    std::vector<http_response> out;
+    pool_stats stats;
+    for (int i = 0; i < n; ++i)
+        pool.async_exchange(body, [&](http_response r) {
+            out.push_back(std::move(r));
+            stats = pool.stats();
+            if (static_cast<int>(out.size()) == n)
+                pool.close();
+        });
     ioc.run();
-    return out;
+    return {std::move(out), stats};
+}
+
+http_response
+one_exchange(const std::string& base_url, const tls_options& t, const pool_options& o = {}) {
+    return std::move(exchanges_at_once(base_url, t, 1, o).first.at(0));
 }
 
 // A self-signed certificate (its own CA) with subject CN `cn` and subjectAltName `san` (none
@@ -150,6 +163,28 @@ TEST_CASE("an untrusted certificate fails the handshake") {
     // OpenSSL's own reason, for the message a user reads.
     CHECK(std::string(r.failed_reason).find("self-signed") != std::string::npos);
     CHECK(mock.server().stats().requests == 0);
+}
+
+TEST_CASE("the first handshake is made alone and a refusal fails the exchanges it held back") {
+    test::loopback_mock mock(test::mock_with_tls());
+    const auto [refused, refused_stats] = exchanges_at_once(mock.server().base_url(), {}, 4);
+    REQUIRE(refused.size() == 4);
+    for (const auto& r : refused) {
+        CHECK(r.ec == errc::certificate_rejected);
+        CHECK(std::string(r.failed_step) == "handshake");
+        CHECK(std::string(r.failed_reason).find("self-signed") != std::string::npos);
+    }
+    CHECK(refused_stats.connects == 1); // one refusal for all, not one per exchange
+
+    // Once the certificate has verified, the others open their connections at once.
+    tls_options t;
+    t.ca_pem = mock.server().certificate_pem();
+    const auto [answered, answered_stats] = exchanges_at_once(mock.server().base_url(), t, 4);
+    REQUIRE(answered.size() == 4);
+    for (const auto& r : answered)
+        CHECK(r.status == 200);
+    CHECK(answered_stats.connects == 4);
+    CHECK(mock.server().stats().requests == 4);
 }
 
 TEST_CASE("a trusted certificate for another name fails the handshake") {

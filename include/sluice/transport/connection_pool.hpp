@@ -90,6 +90,11 @@ struct pool_stats {
 /// transparently: when a reused connection fails before any response byte arrived, the
 /// exchange is replayed once on a fresh connection; other failures are reported.
 ///
+/// Over TLS with verification on, the first connection is opened alone and the others wait
+/// for its handshake: once the server's certificate has verified, they open in parallel; when
+/// it is rejected, the waiting exchanges fail with the same `certificate_rejected` without a
+/// connection each; after any other failure they open their own.
+///
 /// An answer is only ever read for the request written on that connection, and a connection
 /// is only reused when nothing arrived on it beyond the answer: informational (1xx) responses
 /// are skipped, an idle connection keeps a read armed and is closed on any byte or EOF, a

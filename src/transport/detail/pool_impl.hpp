@@ -71,6 +71,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void do_connect(exchange_ptr x);
     void on_connect(exchange_ptr x, error_code ec);
     void on_handshake(exchange_ptr x, error_code ec);
+    void reject_certificate(exchange_ptr x, const char* reason);
 
     // --- one exchange (pool_exchange.cpp) --------------------------------------------------
     void start_write(exchange_ptr x);
@@ -104,6 +105,11 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::deque<exchange_ptr> waiters;    // waiting for a connection, FIFO
     std::vector<connection*> live;       // every open connection; connection::slot indexes it
     body_budget bodies;                  // body bytes of the responses being read
+    // No handshake has verified the server yet: one connection is opened, and the exchanges
+    // that would open others wait for its outcome (a rejected certificate would refuse them
+    // all, and a job should stop on one refusal, not on one per connection). Never set when
+    // the context verifies nothing.
+    bool first_contact = false;
     bool idle_timer_armed = false;
     bool closed = false;
     pool_stats stats;
