@@ -1,5 +1,7 @@
 #include <sluice/batch/input_files.hpp>
 
+#include "sink/atomic_file.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,8 +23,11 @@ int open_input(const std::string& path) {
 int open_output(const std::string& path, bool truncate) {
     if (path == "-")
         return STDOUT_FILENO;
-    const int fd = ::open(
-        path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+    // Created owner-only (umask may take more away): the output holds prompts' answers. An
+    // existing file keeps its mode, and is appended to: resuming never truncates it.
+    const int fd = ::open(path.c_str(),
+                          O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND),
+                          detail::private_file_mode);
     if (fd < 0)
         throw std::system_error(errno, std::generic_category(), "cannot open output " + path);
     return fd;

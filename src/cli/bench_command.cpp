@@ -2,6 +2,7 @@
 
 #include "cli/bench_progress.hpp"
 #include "cli/embedded_mock.hpp"
+#include "cli/private_file.hpp"
 #include "cli/run_options.hpp"
 
 #include <sluice/harness/report.hpp>
@@ -16,7 +17,6 @@
 #include <csignal>
 #include <ctime>
 #include <deque>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -146,10 +146,7 @@ report_context make_context(const bench_options& o,
 }
 
 bool write_file(const std::string& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
+    if (!write_private_file(path, text)) {
         std::cerr << "sluice bench: cannot write " << path << '\n';
         return false;
     }

@@ -139,6 +139,7 @@ loadgen_options make_loadgen_options(const bench_options& o, std::string* api_ke
     lo.load = load_options(o);
     lo.prompts.input_file = o.input;
     lo.prompts.sample = o.sample;
+    check_header_flag("--model", o.model);
     lo.prompts.model = o.model;
     lo.prompts.system = o.system;
     lo.prompts.input_tokens = parse_token_range(o.input_tokens, "--input-tokens");

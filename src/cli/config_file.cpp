@@ -1,6 +1,8 @@
 #include "cli/config_file.hpp"
 #include "cli/toml_value.hpp"
 
+#include <sluice/transport/header_value.hpp>
+
 #include <array>
 #include <limits>
 #include <optional>
@@ -121,10 +123,10 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 // tables; a key not here (or there) is an error.
 // clang-format off
 constexpr key_spec keys[] = {
-    {"", "base_url", [](V v, T t) { t.o.base_url = v.string(); }},
-    {"", "api_key_env", [](V v, T t) { t.f.api_key_env = v.string(); }},
-    {"", "organization", [](V v, T t) { t.o.organization = v.string(); }},
-    {"", "project", [](V v, T t) { t.o.project = v.string(); }},
+    {"", "base_url", [](V v, T t) { t.o.base_url = v.header_value(); }},
+    {"", "api_key_env", [](V v, T t) { t.f.api_key_env = v.header_value(); }},
+    {"", "organization", [](V v, T t) { t.o.organization = v.header_value(); }},
+    {"", "project", [](V v, T t) { t.o.project = v.header_value(); }},
     {"", "queue_limit", [](V v, T t) { t.o.queue_limit = v.integer<usize>(1); }},
     {"", "on_full", [](V v, T t) { t.o.on_full = read_on_full(v); }},
 
@@ -149,7 +151,7 @@ constexpr key_spec keys[] = {
     {"run", "progress_interval_s", [](V v, T t) {
         t.f.run.progress_interval_s = v.number_in(0, inf, "expected a number > 0");
     }},
-    {"run", "model", [](V v, T t) { t.f.run.model = v.string(); }},
+    {"run", "model", [](V v, T t) { t.f.run.model = v.header_value(); }},
     {"run", "system", [](V v, T t) { t.f.run.system = v.string(); }},
 
     {"tls", "ca_file", [](V v, T t) { t.o.tls.ca_file = v.string(); }},
@@ -345,14 +347,24 @@ file_settings apply_config_file(const std::string& path, dispatcher_options& opt
 void apply_environment(dispatcher_options& opts,
                        std::string_view api_key_env,
                        const std::function<const char*(const char*)>& getenv) {
-    auto set = [&](const char* name, std::string& target) {
-        if (const char* v = getenv(name); v && *v)
-            target = v;
+    // Every value here goes into the request line or a header: a CR or LF (a key pasted with
+    // its newline) would end the header and start another. Refused naming the variable; the
+    // value itself may be the key, so it is never shown.
+    auto set = [&](const char* name, std::string& target, const char* what) {
+        const char* v = getenv(name);
+        if (!v || !*v)
+            return;
+        if (!is_valid_header_value(v))
+            throw config_error(std::string(name) + ": " + what +
+                               " contains a CR, LF or other control character (a line end "
+                               "copied with it?); refused before anything is sent, and not "
+                               "shown");
+        target = v;
     };
-    set("OPENAI_BASE_URL", opts.base_url);
-    set(std::string(api_key_env).c_str(), opts.api_key);
-    set("OPENAI_ORG_ID", opts.organization);
-    set("OPENAI_PROJECT_ID", opts.project);
+    set("OPENAI_BASE_URL", opts.base_url, "the base URL");
+    set(std::string(api_key_env).c_str(), opts.api_key, "the API key");
+    set("OPENAI_ORG_ID", opts.organization, "the organization");
+    set("OPENAI_PROJECT_ID", opts.project, "the project");
 }
 
 } // namespace sluice::cli

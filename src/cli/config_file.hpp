@@ -81,7 +81,8 @@ struct file_settings {
 file_settings apply_config_file(const std::string& path, dispatcher_options& opts);
 
 /// Applies the environment as the official SDKs read it: OPENAI_BASE_URL, the API key from
-/// variable `api_key_env`, OPENAI_ORG_ID and OPENAI_PROJECT_ID.
+/// variable `api_key_env`, OPENAI_ORG_ID and OPENAI_PROJECT_ID. Throws config_error naming
+/// the variable (never its value) when one holds a CR, LF or other control character.
 void apply_environment(dispatcher_options& opts,
                        std::string_view api_key_env,
                        const std::function<const char*(const char*)>& getenv = ::getenv);

@@ -2,15 +2,16 @@
 
 #include "cli/config_file.hpp"
 #include "cli/exit_status.hpp"
+#include "cli/private_file.hpp"
 #include "cli/run_options.hpp"
 #include "detail/json_string.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <ostream>
+#include <sstream>
 
 namespace sluice::cli {
 
@@ -297,9 +298,9 @@ int dry_run(const run_options& o, const batch_options& bo) {
         const plan_estimate estimate = estimate_plan(plan, bo.engine, prices);
         print_plan(std::cout, plan, estimate);
         if (!o.summary_file.empty()) {
-            std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
-            write_plan_json(out, plan, estimate);
-            if (!out) {
+            std::ostringstream json;
+            write_plan_json(json, plan, estimate);
+            if (!write_private_file(o.summary_file, json.str())) {
                 std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
                 return exit_io;
             }

@@ -4,6 +4,7 @@
 #include "cli/config_file.hpp"
 #include "cli/dry_run.hpp"
 #include "cli/embedded_mock.hpp"
+#include "cli/private_file.hpp"
 #include "cli/progress.hpp"
 #include "cli/signal_stop.hpp"
 #include "cli/summary.hpp"
@@ -16,10 +17,10 @@
 
 #include <unistd.h>
 
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 namespace sluice::cli {
 
@@ -152,9 +153,9 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env) {
             status = exit_failures;
     }
     if (!o.summary_file.empty()) {
-        std::ofstream out(o.summary_file, std::ios::binary | std::ios::trunc);
-        write_summary_json(out, r.stats, counts, r.wall, status);
-        if (!out) {
+        std::ostringstream json;
+        write_summary_json(json, r.stats, counts, r.wall, status);
+        if (!write_private_file(o.summary_file, json.str())) {
             std::cerr << "sluice run: cannot write " << o.summary_file << '\n';
             return exit_io;
         }

@@ -1,6 +1,9 @@
 #include "cli/run_options.hpp"
 
 #include <sluice/transport/endpoint.hpp>
+#include <sluice/transport/header_value.hpp>
+
+#include <stdexcept>
 
 namespace sluice::cli {
 
@@ -29,8 +32,10 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         if (o.tier || !file.tpm_set)
             opts.limits.tpm = t.tpm;
     }
-    if (o.base_url)
+    if (o.base_url) {
+        check_header_flag("--base-url", *o.base_url);
         opts.base_url = *o.base_url;
+    }
     if (o.ca_file)
         opts.tls.ca_file = *o.ca_file;
     if (o.insecure)
@@ -83,7 +88,16 @@ std::string missing_key_error(const dispatcher_options& opts, std::string_view a
            "--api-key-env) before sending to " + opts.base_url;
 }
 
+void check_header_flag(std::string_view flag, std::string_view value) {
+    if (!is_valid_header_value(value))
+        throw std::invalid_argument(std::string(flag) +
+                                    ": contains a CR, LF, NUL or other control character; "
+                                    "refused before anything is sent");
+}
+
 batch_options make_batch_options(const run_options& o, dispatcher_options engine) {
+    // --model or the config's [run] model (the file's was checked as it was read).
+    check_header_flag("--model", o.model);
     batch_options bo;
     bo.engine = std::move(engine);
     bo.reader.model = o.model;

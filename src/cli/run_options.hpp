@@ -92,7 +92,13 @@ dispatcher_options build_options(const run_options& opts,
 std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env);
 
 /// The batch job's options for the flags `o` (after apply_run_settings) and the engine
-/// options `engine` that build_options made of them.
+/// options `engine` that build_options made of them. Throws std::invalid_argument naming
+/// --model when the model holds a control character.
 batch_options make_batch_options(const run_options& o, dispatcher_options engine);
+
+/// Throws std::invalid_argument naming `flag` (never the value) when `value` holds a CR, LF,
+/// NUL or other control character: values sent in a header or the request line, or in every
+/// body (a model).
+void check_header_flag(std::string_view flag, std::string_view value);
 
 } // namespace sluice::cli

@@ -1,5 +1,7 @@
 #include "cli/toml_value.hpp"
 
+#include <sluice/transport/header_value.hpp>
+
 #include <cmath>
 
 namespace sluice::cli::detail {
@@ -81,6 +83,14 @@ std::string toml_value::string() const {
     if (!node.is_string())
         fail("expected a string");
     return *node.value<std::string>();
+}
+
+std::string toml_value::header_value() const {
+    std::string s = string();
+    if (!is_valid_header_value(s))
+        fail("contains a CR, LF, NUL or other control character; refused before anything is "
+             "sent");
+    return s;
 }
 
 } // namespace sluice::cli::detail

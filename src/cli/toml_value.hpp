@@ -65,6 +65,11 @@ struct toml_value {
 
     std::string string() const;
 
+    /// A string with no CR, LF, NUL or other control character but the tab: a value sent as
+    /// a header or in the request line (base_url, organization, project) or named in them
+    /// (model). The error names the key, never the value.
+    std::string header_value() const;
+
 private:
     std::int64_t integer_in(std::int64_t min, std::int64_t max) const;
 };

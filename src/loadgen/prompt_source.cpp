@@ -2,6 +2,7 @@
 
 #include <sluice/source/jsonl_reader.hpp>
 #include <sluice/source/token_estimate.hpp>
+#include <sluice/transport/header_value.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -82,6 +83,11 @@ void prompt_options::validate() const {
         throw std::invalid_argument("prompts.distinct: must be at least 1");
     if (input_file.empty() && model.empty())
         throw std::invalid_argument("prompts.model: synthetic prompts need a model");
+    // The model lands in every body and in the report's lines: one that holds a line end is
+    // a pasted mistake, and a report that shows it would show forged lines.
+    if (!is_valid_header_value(model))
+        throw std::invalid_argument("prompts.model: contains a CR, LF, NUL or other control "
+                                    "character");
 }
 
 prompt_source::prompt_source(const prompt_options& opts, std::uint64_t requests, std::uint64_t seed)

@@ -94,11 +94,14 @@ void file_handle::close(const std::string& name) {
 replacement_file::replacement_file(std::string target, std::optional<mode_t> mode)
     : target_(std::move(target))
     , temp_(target_ + std::string(temp_suffix)) {
-    fd_ = file_handle(
-        ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode.value_or(0644)));
+    // A stale temporary file from an earlier crash would keep its own mode (an older sluice
+    // made them 0644): the name is sluice's own, so it is removed and made afresh.
+    remove_stale(target_);
+    fd_ = file_handle(::open(
+        temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode.value_or(private_file_mode)));
     if (fd_.get() < 0)
         fail_io("cannot create ", temp_);
-    // A stale temporary file from an earlier crash keeps its own mode otherwise.
+    // The replaced file's mode exactly, as its owner set it, whatever the umask says.
     if (mode && ::fchmod(fd_.get(), *mode) != 0)
         fail_io("chmod ", temp_);
 }

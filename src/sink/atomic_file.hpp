@@ -14,6 +14,11 @@
 
 namespace sluice::detail {
 
+/// The mode sluice creates its files with (outputs, error files, their replacements, summaries
+/// and reports), before the umask: they hold prompts, answers and what they cost, so only
+/// their owner reads them. A file that exists keeps the mode its owner gave it.
+inline constexpr mode_t private_file_mode = 0600;
+
 /// Throws std::system_error for errno with the message `what` + `name`. Takes the message in
 /// pieces so that errno is read before any allocation can change it.
 [[noreturn]] void fail_io(std::string_view what, std::string_view name = {});
@@ -68,7 +73,8 @@ private:
 /// across a crash. Removed again when not committed.
 class replacement_file {
 public:
-    /// `mode`: the permissions of the file being replaced; none for a new file (umask applies).
+    /// `mode`: the permissions of the file being replaced; none for a new file, created with
+    /// private_file_mode (umask applies).
     replacement_file(std::string target, std::optional<mode_t> mode);
     ~replacement_file();
     replacement_file(const replacement_file&) = delete;

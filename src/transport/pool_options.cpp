@@ -1,4 +1,5 @@
 #include <sluice/transport/connection_pool.hpp>
+#include <sluice/transport/header_value.hpp>
 
 #include "transport/request_head.hpp"
 
@@ -29,15 +30,22 @@ void pool_options::validate() const {
         throw std::invalid_argument("pool.reuse_quiet_period: must not be negative");
 }
 
+bool is_valid_header_value(std::string_view value) noexcept {
+    for (char c : value)
+        if ((static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f)
+            return false;
+    return true;
+}
+
 namespace detail {
 
 namespace {
 
+// The message names the field only: the value may be the key.
 void check_header_value(std::string_view value, const char* field) {
-    for (char c : value)
-        if ((static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f)
-            throw std::invalid_argument(std::string("request_headers.") + field +
-                                        ": contains a control character");
+    if (!is_valid_header_value(value))
+        throw std::invalid_argument(std::string("request_headers.") + field +
+                                    ": contains a control character (CR, LF, NUL, ...)");
 }
 
 } // namespace

@@ -19,8 +19,9 @@ namespace sluice {
 /// Opens the input for reading; "-" is stdin. Throws std::system_error naming the path.
 int open_input(const std::string& path);
 
-/// Opens the output for appending, or afresh with `truncate`; "-" is stdout. Throws
-/// std::system_error naming the path.
+/// Opens the output for appending, or afresh with `truncate`; "-" is stdout. A new file is
+/// created with mode 0600 (less what the umask takes away); an existing one keeps its mode.
+/// Throws std::system_error naming the path.
 int open_output(const std::string& path, bool truncate = false);
 
 /// True for a regular file: only those can be read twice (the planning pass, then the run);

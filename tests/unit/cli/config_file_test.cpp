@@ -394,3 +394,32 @@ TEST_CASE("a tiers file is read with the same checks") {
     test::write_file(path, "[tiers.x]\nrpm = -10\n");
     CHECK_THROWS_WITH(load_tiers(path), Catch::Contains("tiers.toml:2: [tiers.x] rpm: expected"));
 }
+
+TEST_CASE("config keys sent as headers or in the URL refuse control characters") {
+    test::temp_dir dir;
+    for (const char* key : {"base_url", "organization", "project", "api_key_env"}) {
+        INFO(key);
+        const std::string e =
+            error_of(write_config(dir, std::string(key) + " = \"x\\r\\nX-Evil: 1\"\n"));
+        CHECK(e.find(key) != std::string::npos);
+        CHECK(e.find("control character") != std::string::npos);
+        CHECK(e.find("X-Evil") == std::string::npos);
+    }
+    const std::string nul = error_of(write_config(dir, "organization = \"org\\u0000x\"\n"));
+    CHECK(nul.find("organization") != std::string::npos);
+    const std::string model = error_of(write_config(dir, "[run]\nmodel = \"gpt\\nx\"\n"));
+    CHECK(model.find("model") != std::string::npos);
+    CHECK(model.find("control character") != std::string::npos);
+    // A system message is a message: its line ends are its own.
+    CHECK(error_of(write_config(dir, "[run]\nsystem = \"one\\ntwo\"\n")).empty());
+}
+
+TEST_CASE("a key written into a config file is refused without being echoed") {
+    test::temp_dir dir;
+    // The key is read from the environment only (or the variable api_key_env names).
+    const std::string e = error_of(write_config(dir, "api_key = \"sk-HYGIENE-0123456789\"\n"));
+    INFO(e);
+    CHECK(e.find("api_key") != std::string::npos);
+    CHECK(e.find("unknown key") != std::string::npos);
+    CHECK(e.find("HYGIENE") == std::string::npos);
+}

@@ -201,3 +201,14 @@ TEST_CASE("a file without a usable line, or that cannot be opened, is refused") 
     o.input_file = dir.file("missing.jsonl");
     CHECK_THROWS_AS(prompt_source(o, 0, 0), std::system_error);
 }
+
+TEST_CASE("a model with a CR, LF or NUL is refused by the prompt options") {
+    prompt_options p;
+    p.model = "gpt-4o-mini";
+    CHECK_NOTHROW(p.validate());
+    for (const std::string& bad :
+         {std::string("m\n"), std::string("m\r\nX: 1"), std::string("m\0", 2)}) {
+        p.model = bad;
+        CHECK_THROWS_WITH(p.validate(), Catch::Contains("prompts.model"));
+    }
+}
