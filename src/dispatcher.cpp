@@ -1,5 +1,7 @@
 #include "dispatcher_impl.hpp"
 
+#include <sluice/transport/header_value.hpp>
+
 #include <boost/asio/post.hpp>
 
 #include <stdexcept>
@@ -11,8 +13,21 @@ namespace asio = boost::asio;
 void dispatcher_options::validate() const {
     error_code ec;
     endpoint::parse(base_url, ec);
-    if (ec)
-        throw std::invalid_argument("base_url: not an http:// or https:// URL: " + base_url);
+    if (ec) // the URL as given, unless it holds what would break the line it is printed on
+        throw std::invalid_argument("base_url: not an http:// or https:// URL" +
+                                    (is_valid_header_value(base_url)
+                                         ? ": " + base_url
+                                         : std::string(" (it holds a control character)")));
+    // They go into request headers: a CR or LF would inject lines of its own. The value is
+    // never put in the message.
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string&>{"api_key", api_key},
+          {"organization", organization},
+          {"project", project}}) {
+        if (!is_valid_header_value(value))
+            throw std::invalid_argument(std::string(name) +
+                                        ": holds a control character (CR, LF or NUL)");
+    }
     if (queue_limit == 0)
         throw std::invalid_argument("queue_limit: must be at least 1");
     pool.validate();
