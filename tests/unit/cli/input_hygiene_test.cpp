@@ -61,7 +61,7 @@ TEST_CASE("the base URL, organization and project variables refuse CR and LF") {
     }
 }
 
-TEST_CASE("--base-url and --model refuse CR, LF and NUL naming the flag") {
+TEST_CASE("the flags --base-url and --model refuse CR, LF and NUL naming the flag") {
     run_options o;
     o.base_url = "http://127.0.0.1:9/v1\r\nX-Evil: 1";
     try {
