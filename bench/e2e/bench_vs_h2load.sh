@@ -32,27 +32,11 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for tool in nginx h2load openssl python3 taskset; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (run .ci/install-deps)" >&2; exit 2; }
-done
-[ -x /usr/bin/time ] || { echo "missing GNU time (run .ci/install-deps)" >&2; exit 2; }
-[ -x "$sluice" ] || { echo "no sluice binary at $sluice (cmake --build --preset bench)" >&2; exit 2; }
+. "$here/lib.sh"
+require_tools nginx h2load openssl python3 taskset
+require_sluice "$sluice"
 
-dir=$(mktemp -d)
-nginx_pid=""
-cleanup() {
-    if [ -n "$nginx_pid" ]; then
-        kill "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+setup_workdir
 # The config: a whole completion at /v1, the same answer as 200 SSE chunks at /sse/v1.
 python3 - "$dir" "$port" > "$dir/nginx.conf" <<'PY'
 import json, sys
@@ -109,12 +93,7 @@ PY
 # Workers run as an unprivileged user when started by root: they must be able to read the file.
 chmod a+rx "$dir"
 chmod -R a+rX "$dir/sse"
-taskset -c "$server_core" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" &
-nginx_pid=$!
-for _ in $(seq 100); do
-    (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.05
-done
+start_nginx "$server_core"
 printf '%s' '{"model":"m","messages":[{"role":"user","content":"hello"}],"max_tokens":8}' > "$dir/post.json"
 printf '%s' '{"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}],"max_tokens":8}' > "$dir/post-sse.json"
 url="https://127.0.0.1:$port"

@@ -39,39 +39,16 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for tool in nginx wrk openssl python3 taskset; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (run .ci/install-deps)" >&2; exit 2; }
-done
-[ -x /usr/bin/time ] || { echo "missing GNU time (run .ci/install-deps)" >&2; exit 2; }
-for bin in "$sluice" ${baseline:+"$baseline"}; do
-    [ -x "$bin" ] || { echo "no sluice binary at $bin (cmake --build --preset bench)" >&2; exit 2; }
-done
+. "$here/lib.sh"
+require_tools nginx wrk openssl python3 taskset
+require_sluice "$sluice" ${baseline:+"$baseline"}
 have_h2load=0
 command -v h2load >/dev/null && have_h2load=1
 
-dir=$(mktemp -d)
-nginx_pid=""
-cleanup() {
-    if [ -n "$nginx_pid" ]; then
-        kill "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+setup_workdir
 body='{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20},"system_fingerprint":"fp_bench"}'
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@BODY@|$body|" "$here/nginx.conf.in" > "$dir/nginx.conf"
-taskset -c "$server_core" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" &
-nginx_pid=$!
-for _ in $(seq 100); do
-    (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.05
-done
+start_nginx "$server_core"
 
 python3 - "$lines" > "$dir/in.jsonl" <<'PY'
 import json, sys
