@@ -51,7 +51,7 @@ void dispatcher::impl::finish(op_ptr op, error_code ec) {
     }
     recycle(std::move(op->stream));
     const auto& handler = op->handler;
-    detail::dispatch_to_handler(ex, handler, [op = std::move(op), ec]() mutable {
+    detail::dispatch_to_handler(ex, loop_ex, handler, [op = std::move(op), ec]() mutable {
         auto h = std::move(op->handler);
         std::move(h)(ec, std::move(op->res));
     });

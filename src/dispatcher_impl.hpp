@@ -10,11 +10,13 @@
 #include <sluice/source/stream_request.hpp>
 
 #include "detail/complete.hpp"
+#include "detail/recycled.hpp"
 #include "detail/redact.hpp"
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <cmath>
@@ -36,7 +38,7 @@ using result_handler = asio::any_completion_handler<void(error_code, result)>;
 
 // One request's life inside the engine, from acceptance to delivery. Ownership moves with
 // the request: admission queue -> pool completion -> retry timer -> delivery.
-struct request_op {
+struct request_op : recycled<request_op> {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.
     explicit request_op(result_handler h)
@@ -84,6 +86,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         : opts(std::move(o))
         , clock(opts.clock ? opts.clock : steady_engine_clock())
         , ex(std::move(executor))
+        , loop_ex(detail::concrete_loop_executor(ex))
         , ep(parse_endpoint(opts.base_url))
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
@@ -233,15 +236,15 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         stream_reader* const stream = op->stream.get(); // before `op` moves into the handler
         if (stream)
             stream->reset();
-        pool.async_exchange(
-            body,
-            stream,
-            asio::bind_executor(
-                ex, [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
-                    --self->on_wire;
-                    self->on_response(std::move(op), std::move(resp));
-                    self->pump();
-                }));
+        auto on_done = [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
+            --self->on_wire;
+            self->on_response(std::move(op), std::move(resp));
+            self->pump();
+        };
+        if (loop_ex)
+            pool.async_exchange(body, stream, asio::bind_executor(*loop_ex, std::move(on_done)));
+        else
+            pool.async_exchange(body, stream, asio::bind_executor(ex, std::move(on_done)));
     }
 
     void on_response(op_ptr op, http_response resp);
@@ -302,6 +305,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     // Everything below is touched only from handlers on `ex`, which must not run them
     // concurrently (a single-threaded io_context, or a strand).
     asio::any_io_executor ex;
+    std::optional<asio::io_context::executor_type> loop_ex; // see concrete_loop_executor
     endpoint ep;
     std::optional<asio::ssl::context> tls;
     connection_pool pool;

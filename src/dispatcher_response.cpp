@@ -73,6 +73,7 @@ std::string server_limits_message(const detail::engine_scope& sc, const limit_op
 void read_outcome(const http_response& resp,
                   completion_parser& parser,
                   completion& parsed,
+                  completion_fields fields,
                   response_event& event) {
     const auto meta = resp.meta();
     attempt_outcome& outcome = event.outcome;
@@ -83,7 +84,7 @@ void read_outcome(const http_response& resp,
         return;
     }
     outcome.status = resp.status;
-    const error_code pec = parser.parse(resp.body, parsed);
+    const error_code pec = parser.parse(resp.body, parsed, fields);
     const bool success_status = resp.status >= 200 && resp.status < 300;
     if (success_status && pec)
         outcome.transport_error =
@@ -138,7 +139,7 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
 
     response_event event;
     completion& parsed = op->res.completion;
-    read_outcome(resp, parser, parsed, event);
+    read_outcome(resp, parser, parsed, opts.fields, event);
     // The admission moment stands for the send: it is on the engine's clock, as `now` is,
     // and precedes the write by no more than the connection's setup.
     event.sent = op->res.times.admitted;

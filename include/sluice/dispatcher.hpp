@@ -6,6 +6,7 @@
 #include <sluice/error.hpp>
 #include <sluice/logger.hpp>
 #include <sluice/metrics.hpp>
+#include <sluice/parse/completion_parser.hpp>
 #include <sluice/request.hpp>
 #include <sluice/result.hpp>
 #include <sluice/source/token_estimate.hpp>
@@ -54,6 +55,9 @@ struct dispatcher_options {
     bool per_model_limits = false;
     retry_options retry;
     estimate_options estimate;
+    /// What a result's `completion` holds: everything (`all`), or only usage and the error
+    /// object (`usage`) for a caller that reads the body itself; see completion_fields.
+    completion_fields fields = completion_fields::all;
 
     /// Most requests accepted and not yet delivered (queued, waiting or in flight).
     std::size_t queue_limit = 100'000;

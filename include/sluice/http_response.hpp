@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sluice/error.hpp>
+#include <sluice/inline_string.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -64,11 +65,14 @@ struct http_response {
     /// The body was an event stream handed to the exchange's `body_observer`, not collected.
     bool streamed = false;
     /// Headers of interest, owned here; `meta()` views them.
-    std::string request_id, retry_after, retry_after_ms, should_retry;
-    std::string limit_requests, limit_tokens, remaining_requests, remaining_tokens;
-    std::string reset_requests, reset_tokens;
+    /// Held inline (an allocation per header would be one per response); see inline_string.
+    inline_string<64> request_id;
+    inline_string<32> retry_after; ///< seconds, or an HTTP date (29 characters)
+    inline_string<24> retry_after_ms, should_retry;
+    inline_string<24> limit_requests, limit_tokens, remaining_requests, remaining_tokens;
+    inline_string<24> reset_requests, reset_tokens;
     /// Content-Type, to tell a JSON answer from an event stream or a proxy's HTML page.
-    std::string content_type;
+    inline_string<48> content_type;
     /// When the request was written and when the response header arrived.
     std::chrono::steady_clock::time_point sent, first_byte;
 

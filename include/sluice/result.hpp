@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sluice/error.hpp>
+#include <sluice/inline_string.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -86,8 +87,9 @@ struct result {
     std::string message;
     /// HTTP status of the last attempt; 0 when no response arrived.
     unsigned status = 0;
-    /// `x-request-id` of the last response, when sent.
-    std::string request_id;
+    /// `x-request-id` of the last response, when sent; held inline (reads as a string_view,
+    /// `.str()` for a std::string).
+    inline_string<64> request_id;
     /// Raw body bytes of the last response, exactly as received.
     std::string body;
     /// Fields parsed from `body` (choices and usage on success, the error object otherwise).

@@ -4,10 +4,21 @@
 
 namespace sluice {
 
+namespace {
+
+// The output records carry each body as it came: the text the parser would copy out of it
+// (id, model, choices) is never read here.
+batch_options with_usage_only(batch_options o) {
+    o.engine.fields = completion_fields::usage;
+    return o;
+}
+
+} // namespace
+
 struct batch_run::impl {
     impl(boost::asio::io_context& loop, batch_files f, batch_options o)
         : files(std::move(f))
-        , opts(std::move(o))
+        , opts(with_usage_only(std::move(o)))
         , streaming(!readable_twice(files.input))
         , index(streaming ? id_index_mode::one_pass : id_index_mode::two_pass) {
         if (!files.errors.empty() && files.errors == files.output)

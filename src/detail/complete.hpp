@@ -1,8 +1,11 @@
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 
+#include <optional>
 #include <utility>
 
 namespace sluice::detail {
@@ -16,6 +19,29 @@ template <class Executor, class Handler, class Fn>
 void dispatch_to_handler(const Executor& fallback, const Handler& handler, Fn&& fn) {
     auto ex = boost::asio::get_associated_executor(handler, fallback);
     boost::asio::dispatch(ex, std::forward<Fn>(fn));
+}
+
+// The io_context executor inside `ex`, when that is what it holds (the usual case). A handler
+// bound to it, or a fallback given as it, converts to the any_completion_executor that
+// any_completion_handler works with in place; the type-erased any_io_executor does not fit
+// there and costs an allocation per conversion, two per request on the engine's path.
+inline std::optional<boost::asio::io_context::executor_type>
+concrete_loop_executor(const boost::asio::any_io_executor& ex) {
+    if (const auto* loop = ex.target<boost::asio::io_context::executor_type>())
+        return *loop;
+    return std::nullopt;
+}
+
+// dispatch_to_handler with the loop's own executor as the fallback when there is one.
+template <class Handler, class Fn>
+void dispatch_to_handler(const boost::asio::any_io_executor& fallback,
+                         const std::optional<boost::asio::io_context::executor_type>& loop,
+                         const Handler& handler,
+                         Fn&& fn) {
+    if (loop)
+        dispatch_to_handler(*loop, handler, std::forward<Fn>(fn));
+    else
+        dispatch_to_handler(fallback, handler, std::forward<Fn>(fn));
 }
 
 } // namespace sluice::detail

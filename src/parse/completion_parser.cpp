@@ -77,17 +77,19 @@ bool valid(value_result v, int depth = 0) {
     return false;
 }
 
-bool read_string(value_result v, std::string& out) {
+// `out` null: checked, not kept (completion_fields::usage).
+bool read_string(value_result v, std::string* out) {
     std::string_view s;
     if (v.get_string().get(s))
         return false;
-    out.assign(s.data(), s.size());
+    if (out)
+        out->assign(s.data(), s.size());
     return true;
 }
 
 // A string, or null (left empty), or a number kept as its JSON text (some servers send numeric
 // error codes).
-bool read_string_or_null(value_result v, std::string& out) {
+bool read_string_or_null(value_result v, std::string* out) {
     od::json_type t;
     if (v.type().get(t))
         return false;
@@ -104,7 +106,8 @@ bool read_string_or_null(value_result v, std::string& out) {
         if (v.raw_json_token().get(raw) || v.get_double().get(d))
             return false;
         raw = detail::trim(raw, detail::json_blanks); // the token runs up to the next one
-        out.assign(raw.data(), raw.size());
+        if (out)
+            out->assign(raw.data(), raw.size());
         return true;
     }
     default:
@@ -139,7 +142,7 @@ bool read_tool_calls(value_result v, bool& out) {
     return true;
 }
 
-bool read_message(value_result v, choice& c) {
+bool read_message(value_result v, choice& c, bool keep) {
     od::object message;
     if (v.get_object().get(message))
         return false;
@@ -153,8 +156,9 @@ bool read_message(value_result v, choice& c) {
             if (field.value().type().get(t))
                 return false;
             std::string text;
-            ok = t == od::json_type::null ? valid(field.value()) : read_string(field.value(), text);
-            if (ok && t != od::json_type::null)
+            ok = t == od::json_type::null ? valid(field.value())
+                                          : read_string(field.value(), keep ? &text : nullptr);
+            if (ok && keep && t != od::json_type::null)
                 c.content = std::move(text);
         } else if (key == "tool_calls") {
             ok = read_tool_calls(field.value(), c.has_tool_calls);
@@ -173,7 +177,7 @@ bool read_message(value_result v, choice& c) {
     return true;
 }
 
-bool read_choice(value_result v, choice& c) {
+bool read_choice(value_result v, choice& c, bool keep) {
     od::object object;
     if (v.get_object().get(object))
         return false;
@@ -187,9 +191,9 @@ bool read_choice(value_result v, choice& c) {
             ok = !field.value().get_uint64().get(index) && index <= UINT32_MAX;
             c.index = static_cast<std::uint32_t>(index);
         } else if (key == "message") {
-            ok = read_message(field.value(), c);
+            ok = read_message(field.value(), c, keep);
         } else if (key == "finish_reason") {
-            ok = read_string_or_null(field.value(), c.finish_reason);
+            ok = read_string_or_null(field.value(), keep ? &c.finish_reason : nullptr);
         } else {
             ok = valid_field(field);
         }
@@ -199,15 +203,18 @@ bool read_choice(value_result v, choice& c) {
     return true;
 }
 
-bool read_choices(value_result v, std::vector<choice>& out) {
+// Kept in `out` with completion_fields::all; counted either way.
+bool read_choices(value_result v, std::vector<choice>& out, bool keep, std::size_t& count) {
     od::array array;
     if (v.get_array().get(array))
         return false;
     for (auto element : array) {
         choice c;
-        if (!read_choice(element, c))
+        if (!read_choice(element, c, keep))
             return false;
-        out.push_back(std::move(c));
+        ++count;
+        if (keep)
+            out.push_back(std::move(c));
     }
     return true;
 }
@@ -252,7 +259,7 @@ bool read_error(value_result v, std::optional<provider_error>& out) {
                               : key == "code"  ? &e.code
                               : key == "param" ? &e.param
                                                : nullptr;
-        if (!(target ? read_string_or_null(field.value(), *target) : valid_field(field)))
+        if (!(target ? read_string_or_null(field.value(), target) : valid_field(field)))
             return false;
     }
     out = std::move(e);
@@ -265,7 +272,12 @@ struct completion_parser::impl {
     od::parser parser;
     detail::padded_input input; // bodies without spare capacity are copied there
 
-    bool walk(const char* data, std::size_t size, std::size_t capacity, completion& out) {
+    bool walk(const char* data,
+              std::size_t size,
+              std::size_t capacity,
+              completion& out,
+              bool keep,
+              std::size_t& choices) {
         od::document doc;
         if (parser.iterate(data, size, capacity).get(doc))
             return false;
@@ -279,11 +291,11 @@ struct completion_parser::impl {
                 return false;
             bool ok = true;
             if (key == "id")
-                ok = read_string_or_null(field.value(), out.id);
+                ok = read_string_or_null(field.value(), keep ? &out.id : nullptr);
             else if (key == "model")
-                ok = read_string_or_null(field.value(), out.model);
+                ok = read_string_or_null(field.value(), keep ? &out.model : nullptr);
             else if (key == "choices")
-                ok = read_choices(field.value(), out.choices);
+                ok = read_choices(field.value(), out.choices, keep, choices);
             else if (key == "usage")
                 ok = read_usage(field.value(), out.usage);
             else if (key == "error")
@@ -349,16 +361,18 @@ completion_parser& completion_parser::operator=(completion_parser&&) noexcept = 
 error_code completion_parser::parse(const char* data,
                                     std::size_t size,
                                     std::size_t capacity,
-                                    completion& out) {
+                                    completion& out,
+                                    completion_fields fields) {
     out = completion{};
     impl_->input.pad(data, size, capacity);
-    if (!impl_->walk(data, size, capacity, out)) {
+    std::size_t choices = 0;
+    if (!impl_->walk(data, size, capacity, out, fields == completion_fields::all, choices)) {
         out = completion{};
         out.body_is_json = impl_->is_json(data, size, capacity);
         return errc::malformed_response;
     }
     // A body with neither choices nor an error object is not a chat completion.
-    if (out.choices.empty() && !out.error) {
+    if (choices == 0 && !out.error) {
         out = completion{};
         out.body_is_json = true;
         return errc::malformed_response;

@@ -150,20 +150,23 @@ jsonl_writer::~jsonl_writer() {
     }
 }
 
-std::string jsonl_writer::next_record_id() const {
+inline_string<48> jsonl_writer::next_record_id() const {
     // A random per-writer prefix keeps ids unique across runs appending to one file; the
-    // record counter keeps them unique within the run.
+    // record counter keeps them unique within the run. At most 10 + 16 + 16 characters.
     static constexpr char hex[] = "0123456789abcdef";
-    std::string id = "batch_req_";
+    char id[48] = "batch_req_";
+    std::size_t n = 10;
     for (int shift = 60; shift >= 0; shift -= 4)
-        id += hex[(id_prefix_ >> shift) & 0xF];
+        id[n++] = hex[(id_prefix_ >> shift) & 0xF];
     const std::uint64_t counter = records_;
     int width = 8;
     while (width < 16 && (counter >> (4 * width)) != 0)
         ++width;
     for (int k = width - 1; k >= 0; --k)
-        id += hex[(counter >> (4 * k)) & 0xF];
-    return id;
+        id[n++] = hex[(counter >> (4 * k)) & 0xF];
+    inline_string<48> out;
+    out.assign(id, n);
+    return out;
 }
 
 void jsonl_writer::write(const result& r) {

@@ -2,6 +2,7 @@
 
 #include <sluice/transport/connection_pool.hpp>
 
+#include "detail/recycled.hpp"
 #include "transport/response_parser.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -118,7 +119,7 @@ using connection_ptr = std::shared_ptr<connection>;
 
 // One request/response exchange: its operation state (one allocation per exchange), owning
 // the connection while it runs on it. Moved from step to step as a unique_ptr.
-struct exchange {
+struct exchange : recycled<exchange> {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.
     exchange(std::string_view b,

@@ -16,6 +16,7 @@ pool_impl::pool_impl(asio::any_io_executor e,
                      pool_options o,
                      asio::ssl::context* t)
     : ex(std::move(e))
+    , loop_ex(concrete_loop_executor(ex))
     , ep(std::move(endp))
     , opts(o)
     , tls(ep.tls ? t : nullptr)

@@ -120,6 +120,8 @@ void pool_impl::on_handshake(exchange_ptr x, error_code ec) {
     }
     if (closed)
         return fail(std::move(x), asio::error::operation_aborted, "handshake");
+    if (live.size() <= opts.tls_buffered_connections)
+        ::SSL_clear_mode(x->conn->tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);
     if (first_contact) {
         first_contact = false; // the server is the one it says: the others may connect now
         on_slot_freed();

@@ -234,7 +234,7 @@ void pool_impl::complete(exchange_ptr x) {
     bodies.give(x->body_charge);
     x->body_charge = 0;
     const auto& handler = x->handler;
-    dispatch_to_handler(ex, handler, [x = std::move(x)]() mutable {
+    dispatch_to_handler(ex, loop_ex, handler, [x = std::move(x)]() mutable {
         auto h = std::move(x->handler);
         std::move(h)(std::move(x->resp));
     });

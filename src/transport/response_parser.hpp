@@ -73,8 +73,7 @@ private:
                        string_view name,
                        string_view value,
                        error_code&) override {
-        if (std::string* target = header_target(name))
-            target->assign(value.data(), value.size());
+        keep_header(name, value);
     }
 
     // Decided with the header, not at the body's first byte: the exchange reads a stream
@@ -105,7 +104,7 @@ private:
     }
 
     bool is_event_stream() const noexcept {
-        const std::string& type = out_.content_type;
+        const std::string_view type = out_.content_type;
         constexpr string_view sse = "text/event-stream";
         return type.size() >= sse.size() &&
                boost::beast::iequals(string_view(type.data(), sse.size()), sse);
@@ -147,37 +146,37 @@ private:
         return true;
     }
 
-    std::string* header_target(string_view name) {
+    // Stores the value of a header sluice reads; the others are skipped.
+    void keep_header(string_view name, string_view value) {
         using boost::beast::iequals;
         // Only x-request-id, retry-after*, x-should-retry and x-ratelimit-* are read.
         if (name.size() < 11)
-            return nullptr;
+            return;
         if (iequals(name, "x-request-id"))
-            return &out_.request_id;
+            return out_.request_id.assign(value.data(), value.size());
         if (iequals(name, "content-type"))
-            return &out_.content_type;
+            return out_.content_type.assign(value.data(), value.size());
         if (iequals(name, "retry-after"))
-            return &out_.retry_after;
+            return out_.retry_after.assign(value.data(), value.size());
         if (iequals(name, "retry-after-ms"))
-            return &out_.retry_after_ms;
+            return out_.retry_after_ms.assign(value.data(), value.size());
         if (iequals(name, "x-should-retry"))
-            return &out_.should_retry;
+            return out_.should_retry.assign(value.data(), value.size());
         if (name.size() < 24 || !iequals(name.substr(0, 12), "x-ratelimit-"))
-            return nullptr;
+            return;
         const string_view rest = name.substr(12);
         if (iequals(rest, "limit-requests"))
-            return &out_.limit_requests;
+            return out_.limit_requests.assign(value.data(), value.size());
         if (iequals(rest, "limit-tokens"))
-            return &out_.limit_tokens;
+            return out_.limit_tokens.assign(value.data(), value.size());
         if (iequals(rest, "remaining-requests"))
-            return &out_.remaining_requests;
+            return out_.remaining_requests.assign(value.data(), value.size());
         if (iequals(rest, "remaining-tokens"))
-            return &out_.remaining_tokens;
+            return out_.remaining_tokens.assign(value.data(), value.size());
         if (iequals(rest, "reset-requests"))
-            return &out_.reset_requests;
+            return out_.reset_requests.assign(value.data(), value.size());
         if (iequals(rest, "reset-tokens"))
-            return &out_.reset_tokens;
-        return nullptr;
+            return out_.reset_tokens.assign(value.data(), value.size());
     }
 
     http_response& out_;

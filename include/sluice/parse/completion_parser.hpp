@@ -10,6 +10,14 @@
 
 namespace sluice {
 
+/// What `completion_parser::parse` copies out of a body. Either way the whole body is checked,
+/// and `usage` and the `error` object are read.
+enum class completion_fields {
+    all,   ///< also `id`, `model` and `choices[]` (content, finish_reason, tool calls, refusal)
+    usage, ///< only usage and error: for a caller that keeps the body as it came (the batch
+           ///< runner writes it out whole), three allocations per answer fewer
+};
+
 /// The simdjson on-demand fast path over a chat-completion response body. It reads the body
 /// in place (no copy) and extracts `id`, `model`, `choices[]` (index, content or null,
 /// finish_reason, presence of tool_calls and refusal), `usage`, and for error bodies
@@ -30,11 +38,17 @@ public:
     /// Parses `size` bytes at `data` into `out` (cleared first). `capacity` is the number of
     /// readable bytes at `data`; when it is less than `size + parse_padding` the body is copied
     /// into an internal padded buffer first.
-    error_code parse(const char* data, std::size_t size, std::size_t capacity, completion& out);
+    error_code parse(const char* data,
+                     std::size_t size,
+                     std::size_t capacity,
+                     completion& out,
+                     completion_fields fields = completion_fields::all);
 
     /// Parses a body held in a string, using its spare capacity as padding when there is enough.
-    error_code parse(const std::string& body, completion& out) {
-        return parse(body.data(), body.size(), body.capacity(), out);
+    error_code parse(const std::string& body,
+                     completion& out,
+                     completion_fields fields = completion_fields::all) {
+        return parse(body.data(), body.size(), body.capacity(), out, fields);
     }
 
     /// True when the `size` bytes at `data` are exactly one valid JSON value (RFC 8259;

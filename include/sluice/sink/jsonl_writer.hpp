@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sluice/error.hpp>
+#include <sluice/inline_string.hpp>
 #include <sluice/result.hpp>
 
 #include <cstddef>
@@ -53,7 +54,7 @@ public:
 
     /// The id for the next record this writer formats: `batch_req_` + a random per-writer
     /// prefix + the record counter, unique across runs appending to one file.
-    std::string next_record_id() const;
+    inline_string<48> next_record_id() const;
 
     /// Writes everything buffered. Throws std::system_error on a write error.
     void flush();

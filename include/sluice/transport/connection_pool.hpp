@@ -55,6 +55,12 @@ struct pool_options {
     /// and is delivered at once. 0 trusts every answer at once (benchmarks against a server
     /// you trust); a real completion takes far longer than the default, so it costs little.
     std::chrono::milliseconds reuse_quiet_period{10};
+    /// TLS connections, counted from the first open, that keep OpenSSL's record buffers (about
+    /// 34 KiB each) between reads. Asio lets OpenSSL free them whenever a read leaves nothing
+    /// pending, so every read and write allocates 17 KiB afresh: 8 allocations per request, and
+    /// 40 or more per streamed answer. Keeping them is the fast path; connections beyond this
+    /// count release them, so that ten thousand mostly waiting connections stay small.
+    std::size_t tls_buffered_connections = 256;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;

@@ -2,6 +2,7 @@
 
 #include <sluice/transport/connection_pool.hpp>
 
+#include "detail/complete.hpp"
 #include "transport/connection.hpp"
 #include "transport/response_parser.hpp"
 
@@ -90,6 +91,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void complete_later(exchange_ptr x, const char* step);
 
     boost::asio::any_io_executor ex;
+    std::optional<boost::asio::io_context::executor_type> loop_ex; // see concrete_loop_executor
     endpoint ep;
     pool_options opts;
     boost::asio::ssl::context* tls;

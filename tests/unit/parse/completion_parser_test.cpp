@@ -258,3 +258,63 @@ TEST_CASE("every prefix of an answer parses correctly or fails cleanly") {
         }
     }
 }
+
+// The batch runner asks only for usage and the error object; the body it writes out must be
+// judged exactly as the full parse judges it, or a record would change shape.
+TEST_CASE("a usage-only parse accepts, refuses and reads usage and errors as the full parse") {
+    const std::string head = R"({"choices":[{"index":0,"message":{"content":"hi"}}],)";
+    std::vector<std::string> bodies = {
+        R"({"a":1} x)",
+        R"({"choices":[]})",
+        R"({"choices":[{"index":0,"message":{"content":5}}]})", // content must be a string
+        R"({"id":{},"choices":[{"index":0,"message":{"content":"x"}}]})",
+        R"({"choices":[{"index":-1,"message":{"content":"x"}}]})",
+        R"({"choices":[{"index":0,"finish_reason":[1]}]})",
+        R"({"choices":[{"index":0,"message":{"content":"\q"}}]})",
+        head + R"("usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})",
+        head + R"("usage":{"total_tokens":"7"}})",
+        R"({"error":{"message":"m","type":"t","code":429,"param":null}})",
+        R"({"id":"chatcmpl-1","model":"m","choices":[{"index":0,"message":{"content":null,"tool_calls":[]},"finish_reason":"tool_calls"}]})",
+    };
+    for (const char* name : {"plain.json",
+                             "n3.json",
+                             "tool_calls.json",
+                             "refusal.json",
+                             "vllm.json",
+                             "llamacpp.json",
+                             "reordered.json",
+                             "unicode.json",
+                             "no_usage.json",
+                             "error_quota.json",
+                             "error_server.json",
+                             "error_invalid.json",
+                             "truncated.json",
+                             "html_502.html",
+                             "empty.json",
+                             "array.json"})
+        bodies.push_back(fixture(name));
+    completion_parser full, usage_only;
+    for (const auto& body : bodies) {
+        INFO(body.substr(0, 100));
+        completion a, b;
+        const error_code ea = full.parse(body, a);
+        const error_code eb = usage_only.parse(body, b, completion_fields::usage);
+        CHECK(ea == eb);
+        CHECK(a.body_is_json == b.body_is_json);
+        REQUIRE(a.usage.has_value() == b.usage.has_value());
+        if (a.usage) {
+            CHECK(a.usage->prompt_tokens == b.usage->prompt_tokens);
+            CHECK(a.usage->completion_tokens == b.usage->completion_tokens);
+            CHECK(a.usage->total_tokens == b.usage->total_tokens);
+        }
+        REQUIRE(a.error.has_value() == b.error.has_value());
+        if (a.error) {
+            CHECK(a.error->message == b.error->message);
+            CHECK(a.error->code == b.error->code);
+        }
+        // What it was told not to copy, it did not.
+        CHECK(b.id.empty());
+        CHECK(b.model.empty());
+        CHECK(b.choices.empty());
+    }
+}

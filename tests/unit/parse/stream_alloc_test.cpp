@@ -6,6 +6,8 @@
 #ifndef SLUICE_SANITIZED
 #include "unit/parse/sse_feed.hpp"
 
+#include <sluice/parse/completion_parser.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -88,6 +90,33 @@ TEST_CASE("a second stream through framer, chunk parser and assembler allocates 
         CHECK(json == first);
         CHECK(during == 0);
     }
+}
+
+// The batch runner's parse of a whole answer: once the parser's buffers have grown, reading
+// usage out of an answer (and checking the rest of it) allocates nothing.
+TEST_CASE("a usage-only parse of a whole answer allocates nothing in steady state") {
+    std::string body =
+        R"({"id":"chatcmpl-0123456789abcdefghijklmnop","object":"chat.completion","model":)"
+        R"("gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant",)"
+        R"("content":"A reply long enough not to fit in any small-string buffer at all."},)"
+        R"("finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":16,)"
+        R"("total_tokens":28}})";
+    body.reserve(body.size() + parse_padding);
+    completion_parser p;
+    completion c;
+    REQUIRE_FALSE(p.parse(body, c, completion_fields::usage)); // warm-up: buffers grow here
+    const std::size_t before = allocations.load();
+    for (int i = 0; i < 100; ++i) {
+        c = completion{};
+        REQUIRE_FALSE(p.parse(body, c, completion_fields::usage));
+        REQUIRE(c.usage);
+        CHECK(c.usage->total_tokens == 28);
+    }
+    CHECK(allocations.load() - before == 0);
+    // The full parse copies id, model and content: that is what it costs.
+    const std::size_t full_before = allocations.load();
+    REQUIRE_FALSE(p.parse(body, c));
+    CHECK(allocations.load() - full_before >= 3);
 }
 
 #endif // SLUICE_SANITIZED
