@@ -188,6 +188,10 @@ void dispatcher::impl::copy_pool_stats() {
 stats_snapshot dispatcher::impl::snapshot() {
     std::lock_guard lock(stats_mutex);
     stats_snapshot s = counters;
+    // Read under the lock, after `counters`: a request counted as delivered there was counted
+    // as submitted before, so in_flight never goes below zero.
+    s.submitted = submitted.load(std::memory_order_relaxed);
+    s.admitted = admitted.load(std::memory_order_relaxed);
     s.in_flight = s.submitted - s.succeeded - s.failed;
     return s;
 }

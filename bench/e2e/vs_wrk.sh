@@ -11,7 +11,9 @@
 #
 # usage: bench/e2e/vs_wrk.sh [--sluice PATH] [--baseline PATH] [--lines N] [--connections C]
 #                            [--rounds R] [--wrk-seconds S] [--threads T]
-#                            [--server-core K] [--client-core K]
+#                            [--server-core K] [--client-core K] [--profile PERF_DATA]
+# --profile: after the rounds, one more `sluice run` under `perf record` (Debian linux-perf),
+# written to PERF_DATA, and its top symbols printed (self time, 1% and above).
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +25,7 @@ connections=64
 rounds=3
 wrk_seconds=10
 threads=1
+profile=""
 server_core=0
 client_core=1
 while [ $# -gt 0 ]; do
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
         --threads) threads=$2; shift 2 ;;
         --server-core) server_core=$2; shift 2 ;;
         --client-core) client_core=$2; shift 2 ;;
+        --profile) profile=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -140,3 +144,16 @@ for other in [t for t in runs if t != "sluice"]:
     print(f"  sluice / {other:9} CPU per request {med('sluice', 1) / med(other, 1):5.2f}x"
           f"   req/s {med('sluice', 0) / med(other, 0):5.2f}x")
 PY
+
+if [ -n "$profile" ]; then
+    require_tools perf
+    echo
+    echo "profile of one more sluice run: $profile"
+    rm -f "$dir/out.jsonl"
+    taskset -c "$client_core" perf record -q -g -o "$profile" -- "$sluice" run "$dir/in.jsonl" \
+        -o "$dir/out.jsonl" --base-url "$url" --ca-file "$dir/cert.pem" \
+        --concurrency "$connections" --threads "$threads" --config "$dir/trusted.toml" \
+        ${SLUICE_ARGS:-} 2> "$dir/summary"
+    perf report -i "$profile" --no-children -g none --percent-limit 1 --stdio --sort dso,symbol 2>/dev/null |
+        grep -E '^ +[0-9]' | sed -E 's/ +- +- *$//; s/ {2,}/  /g' | cut -c1-150 | head -40
+fi

@@ -112,21 +112,30 @@ void batch_job::emit(std::optional<std::uint64_t> seq, record rec) {
         write(*next);
 }
 
+// Formatted straight into the output's buffer; a failure is copied from there to the errors
+// file, with the same id.
 void batch_job::write(const record& rec) {
-    line_.clear();
+    std::string& buffer = out_.buffer();
+    const std::size_t at = buffer.size();
     bool failed = true;
     if (const auto* r = std::get_if<result>(&rec)) {
-        append_output_record(line_, *r, out_.next_record_id());
+        append_output_record(buffer, *r, out_.next_record_id());
         failed = !r->ok();
     } else {
         const input_record& in = std::get<input_record>(rec);
-        append_input_error_record(line_,
+        append_input_error_record(buffer,
                                   {in.line_number, in.request.custom_id, in.ec, in.message},
                                   out_.next_record_id());
     }
-    out_.write_line(line_);
-    if (failed && errors_)
-        errors_->write_line(line_);
+    if (failed && errors_) {
+        try {
+            errors_->write_line(std::string_view(buffer).substr(at));
+        } catch (...) {
+            out_.written(); // the record stays counted in the output, whose id it took
+            throw;
+        }
+    }
+    out_.written();
     schedule_flush();
 }
 

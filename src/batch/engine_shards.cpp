@@ -44,7 +44,8 @@ engine_shards::engine_shards(asio::io_context& main,
             s.engine = std::make_unique<dispatcher>(main.get_executor(), o);
             continue;
         }
-        s.ioc = std::make_unique<asio::io_context>(1);
+        // Its thread alone touches its sockets; the main loop only posts to it (see run_command).
+        s.ioc = std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
         s.work.emplace(s.ioc->get_executor());
         s.engine = std::make_unique<dispatcher>(s.ioc->get_executor(), o);
     }

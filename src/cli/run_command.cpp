@@ -320,7 +320,10 @@ int run(const run_options& flags) {
     std::optional<embedded_mock> mock;
     if (!point_engine(o.mock, o.mock_latency_ms, key_env, bo->engine, mock, "sluice run"))
         return exit_usage;
-    asio::io_context ioc(1);
+    // One thread runs this loop and alone touches its sockets; other threads (engine shards,
+    // the resolver's) only post to it. So the reactor's per-descriptor locks can go; the
+    // scheduler keeps its lock for those posts.
+    asio::io_context ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     std::optional<batch_run> job;
     if (const int status = make_job(job, ioc, o, std::move(*bo)); status != exit_ok)
         return status;

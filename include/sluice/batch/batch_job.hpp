@@ -109,7 +109,6 @@ private:
     std::optional<reorder_buffer<record>> order_;
     boost::asio::steady_timer sync_timer_;
     boost::asio::steady_timer flush_timer_;
-    std::string line_; // one formatted record, reused
     std::size_t in_flight_ = 0;
     std::uint64_t lines_ = 0;
     std::uint64_t bad_lines_ = 0;

@@ -52,6 +52,13 @@ public:
     /// can go to two files (the output and the `--errors` file).
     void write_line(std::string_view line);
 
+    /// For a caller that formats a record straight into the writer's buffer (no copy on its
+    /// way to the file): append one whole record (newline included) to `buffer()`, then call
+    /// `written()`. What was appended stays in the buffer until `written()`.
+    std::string& buffer() noexcept { return buffer_; }
+    /// Counts the record just appended to `buffer()`, and writes the buffer out once full.
+    void written();
+
     /// The id for the next record this writer formats: `batch_req_` + a random per-writer
     /// prefix + the record counter, unique across runs appending to one file.
     inline_string<48> next_record_id() const;
@@ -64,8 +71,6 @@ public:
     std::uint64_t records() const noexcept { return records_; }
 
 private:
-    void written();
-
     int fd_;
     std::size_t flush_bytes_;
     std::string buffer_;
