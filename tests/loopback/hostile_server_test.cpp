@@ -1,9 +1,13 @@
-// `sluice run` against servers that misbehave on purpose (tests/support/hostile_server.hpp):
-// interim responses, unsolicited responses, absurd retry-after hints, rate limits that no wait
-// can cure, a refused key, a server that echoes the key, a body without end, a broken chunk and
-// a TLS handshake that never completes. Every case runs the built binary on a 10-line batch and
-// checks that each line ends in exactly one record, that no record holds another line's answer,
-// how many attempts reached the server and that the run stays bounded.
+// `sluice run` against servers that misbehave on purpose (tests/support/hostile_server.hpp),
+// one mode per misbehaviour: answers that never come or come a byte a second, connections
+// closed or reset at every step, broken framing, bodies and headers without end, bodies that
+// are not a completion, every kind of 429 and retry hint, 400/401/307, flaky 500s, connections
+// closed after each answer or while idle, interim and unsolicited responses, TLS that fails
+// before, during and after the handshake, and event streams that are cut, fail, stall or never
+// end. Every case runs the built binary on a 10-line batch and checks that each line ends in
+// exactly one record, that no record holds another line's answer, the error kind and words,
+// how many attempts reached the server, that nothing written holds the key, and that the run
+// stays bounded. docs/security.md#misbehaving-servers has the table of modes.
 #include "support/hostile_server.hpp"
 #include "support/temp_dir.hpp"
 
@@ -477,4 +481,287 @@ TEST_CASE("hostile: a TLS handshake that never completes times out") {
     const auto recs = parse_output(dir.file("out.jsonl"));
     check_one_record_each(recs);
     check_every_code(recs, "timeout");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One test per misbehaviour (docs/security.md#misbehaving-servers has the table). Each runs the
+// built `sluice run` on the 10-line batch with short timeouts and quick backoff, and checks what
+// a user relies on: the exit status, a bounded run time, one record per line, every success
+// holding its own line's answer, every failure of the expected kind with words naming it, the
+// attempts per line the retry rules allow, and the key in nothing written.
+
+namespace {
+
+/// What a run against one misbehaviour must end with.
+struct expectation {
+    int exit_status = 1;
+    /// Every record's error code; empty: every record a success; "*": checked by the caller.
+    std::string code;
+    /// Words every error message holds.
+    std::string words;
+    /// Requests the server saw for each line; -1: not checked.
+    int attempts = 1;
+    /// The run ends within this many seconds.
+    double max_seconds = 10;
+};
+
+/// Backoff of 10-20 ms and hints capped at 300 ms, so retries cost the test little time; 3
+/// attempts and a request timeout of 1 s unless the flags say otherwise.
+std::string quick_flags(const temp_dir& dir, const std::string& flags) {
+    write_file(dir.file("quick.toml"),
+               "[retry]\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n"
+               "max_retry_after_ms = 300\n");
+    std::string out = "--config " + dir.file("quick.toml") + " --errors " +
+                      dir.file("errors.jsonl") + " --summary " + dir.file("summary.json");
+    if (flags.find("--max-attempts") == std::string::npos)
+        out += " --max-attempts 3";
+    if (flags.find("--request-timeout-ms") == std::string::npos)
+        out += " --request-timeout-ms 1000";
+    return out + " " + flags;
+}
+
+/// Nothing sluice wrote holds the key.
+void check_no_key_written(const temp_dir& dir) {
+    for (const char* name :
+         {"out.jsonl", "errors.jsonl", "summary.json", "stdout.txt", "err.txt"}) {
+        INFO("file " << name);
+        CHECK(read_file(dir.file(name)).find(secret) == std::string::npos);
+    }
+}
+
+/// Runs the batch (streaming lines when `stream`) against `url` and checks `want`.
+std::vector<record> run_against(const std::string& url,
+                                const hostile_server* server,
+                                const expectation& want,
+                                const std::string& flags = "",
+                                bool stream = false) {
+    temp_dir dir;
+    const std::string input = write_input(dir, stream);
+    const run_result r = run_timed(sluice_command(dir, input, url, quick_flags(dir, flags)));
+    const std::string err = read_file(dir.file("err.txt"));
+    INFO("exit " << r.status << " after " << r.seconds << " s; " << (server ? server->total() : 0)
+                 << " requests on " << (server ? server->connections() : 0)
+                 << " connections; stderr:\n"
+                 << tail(err));
+    CHECK(r.status == want.exit_status);
+    CHECK(r.seconds < want.max_seconds);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    for (const record& rec : recs) {
+        INFO("custom_id " << rec.custom_id << " status " << rec.status << " error "
+                          << rec.error_code << ": " << rec.error_message);
+        if (want.code.empty()) {
+            CHECK(rec.success());
+        } else if (want.code != "*") {
+            CHECK(rec.error_code == want.code);
+            CHECK(rec.error_message.find(want.words) != std::string::npos);
+        }
+    }
+    if (server && want.attempts >= 0)
+        check_attempts_each(*server, want.attempts);
+    check_no_key_written(dir);
+    return recs;
+}
+
+std::vector<record> run_mode(behavior how,
+                             const expectation& want,
+                             const std::string& flags = "",
+                             bool stream = false) {
+    hostile_server server(how);
+    return run_against(server.base_url(), &server, want, flags, stream);
+}
+
+// A port nothing listens on: bound, then closed again.
+unsigned short closed_port() {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    const unsigned short port = a.local_endpoint().port();
+    a.close();
+    return port;
+}
+
+// A 429 carrying `hint` (or no header at all): retried up to max_attempts, each wait within
+// max_retry_after (300 ms here), never a hang, never a hammering.
+void check_hint(const std::string& hint) {
+    INFO("hint '" << hint << "'");
+    hostile_options o;
+    o.how = behavior::retry_hint;
+    o.hint = hint;
+    hostile_server server(o);
+    run_against(server.base_url(), &server, {1, "rate_limited", "429", 3, 10});
+}
+
+} // namespace
+
+TEST_CASE("hostile: a server that accepts and never answers times out each attempt") {
+    run_mode(behavior::never_answer,
+             {1, "timeout", "timeout", 2, 8},
+             "--request-timeout-ms 400 --max-attempts 2");
+}
+
+TEST_CASE("hostile: headers then a stalled body time out each attempt") {
+    run_mode(behavior::stalled_body,
+             {1, "timeout", "timeout", 2, 8},
+             "--request-timeout-ms 400 --max-attempts 2");
+}
+
+TEST_CASE("hostile: one byte a second in the head times out within the request timeout") {
+    run_mode(behavior::slow_head,
+             {1, "timeout", "timeout", 2, 8},
+             "--request-timeout-ms 1500 --max-attempts 2");
+}
+
+TEST_CASE("hostile: one byte a second in the body times out within the request timeout") {
+    run_mode(behavior::slow_body,
+             {1, "timeout", "timeout", 2, 8},
+             "--request-timeout-ms 1500 --max-attempts 2");
+}
+
+TEST_CASE("hostile: a close after the status line is a closed connection, retried") {
+    run_mode(behavior::close_after_status, {1, "connection_closed", "", 3});
+}
+
+TEST_CASE("hostile: a body shorter than its Content-Length is a closed connection, retried") {
+    run_mode(behavior::short_body, {1, "connection_closed", "", 3});
+}
+
+TEST_CASE("hostile: a reset before the head is a reset connection, retried") {
+    run_mode(behavior::reset_before_head, {1, "connection_reset", "reset", 3});
+}
+
+TEST_CASE("hostile: a reset after the head is a reset connection, retried") {
+    run_mode(behavior::reset_after_head, {1, "connection_reset", "reset", 3});
+}
+
+TEST_CASE("hostile: a chunk size over 64 bits is an error naming the chunk") {
+    run_mode(behavior::chunk_overflow, {1, "bad_http_response", "chunk", 3});
+}
+
+TEST_CASE("hostile: an invalid status line is a bad HTTP response naming the status") {
+    run_mode(behavior::bad_status_line, {1, "bad_http_response", "status", 3});
+}
+
+TEST_CASE("hostile: an answer that is not HTTP at all is a bad HTTP response") {
+    run_mode(behavior::not_http, {1, "bad_http_response", "version", 3});
+}
+
+TEST_CASE("hostile: a Content-Length of 100 MiB is body_too_large before the body is read") {
+    run_mode(behavior::huge_length, {1, "body_too_large", "body", 1});
+}
+
+TEST_CASE("hostile: 100 MiB of body without a length, ending at the close, is body_too_large") {
+    run_mode(behavior::huge_until_close, {1, "body_too_large", "body", 1});
+}
+
+TEST_CASE("hostile: JSON that is not a chat completion is malformed, retried once") {
+    run_mode(behavior::not_completion, {1, "malformed_response", "", 2});
+}
+
+TEST_CASE("hostile: an HTML page with status 200 is not retried and names its type") {
+    run_mode(behavior::html, {1, "unexpected_content_type", "text/html", 1});
+}
+
+TEST_CASE("hostile: truncated JSON is malformed, retried once") {
+    run_mode(behavior::truncated_json, {1, "malformed_response", "", 2});
+}
+
+TEST_CASE("hostile: a 429 with no headers is retried with backoff up to max_attempts") {
+    check_hint("");
+}
+
+TEST_CASE("hostile: retry-after hints in the past, negative, huge, non-numeric or overflowing") {
+    for (const char* hint : {"retry-after: Wed, 21 Oct 2015 07:28:00 GMT",
+                             "retry-after: -5",
+                             "retry-after: 999999999",
+                             "retry-after: soon",
+                             "retry-after: 1e400",
+                             "retry-after: 99999999999999999999999999999"})
+        check_hint(hint);
+}
+
+TEST_CASE("hostile: retry-after-ms hints negative, huge, non-numeric or overflowing") {
+    for (const char* hint : {"retry-after-ms: -100",
+                             "retry-after-ms: 999999999999",
+                             "retry-after-ms: 0x10",
+                             "retry-after-ms: 1e400",
+                             "retry-after-ms: 99999999999999999999999999999"})
+        check_hint(hint);
+}
+
+TEST_CASE("hostile: a quota 429 stops the job after one request, exit 3") {
+    hostile_server server(behavior::quota);
+    const auto recs =
+        run_against(server.base_url(), &server, {3, "*", "", -1, 10}, "--concurrency 1");
+    CHECK(server.total() == 1);
+    CHECK(count_code(recs, "quota_exhausted") == 1);
+    CHECK(count_code(recs, "not_attempted") == lines_in_batch - 1);
+}
+
+TEST_CASE("hostile: a 400 is final after one request and carries the server's message") {
+    run_mode(behavior::bad_request, {1, "client_error", "Invalid value for 'messages'", 1});
+}
+
+TEST_CASE("hostile: flaky 500s are retried and every line ends with its own answer") {
+    run_mode(behavior::flaky_500, {0, "", "", 2});
+}
+
+TEST_CASE("hostile: Connection close on every answer costs a connection each, nothing else") {
+    hostile_server server(behavior::connection_close);
+    run_against(server.base_url(), &server, {0, "", "", 1}, "--concurrency 1");
+    CHECK(server.connections() == lines_in_batch);
+}
+
+TEST_CASE("hostile: a silent close of idle connections loses no line and sends none twice") {
+    run_mode(behavior::idle_close, {0, "", "", 1}, "--concurrency 1");
+}
+
+TEST_CASE("hostile: a 307 redirect is not followed and the key goes nowhere else") {
+    hostile_server elsewhere(behavior::normal);
+    hostile_options o;
+    o.how = behavior::redirect_307;
+    o.location = elsewhere.base_url() + "/chat/completions";
+    hostile_server server(o);
+    run_against(server.base_url(), &server, {1, "client_error", "307", 1});
+    CHECK(elsewhere.connections() == 0);
+}
+
+TEST_CASE("hostile: a refused connection fails each line naming it, retried") {
+    run_against("http://127.0.0.1:" + std::to_string(closed_port()) + "/v1",
+                nullptr,
+                {1, "connection_refused", "refused", -1, 10});
+}
+
+TEST_CASE("hostile: plain HTTP on the TLS port is a TLS error") {
+    hostile_server server(behavior::plain_on_tls);
+    run_against(server.https_base_url(), &server, {1, "tls_error", "handshake", 0});
+}
+
+TEST_CASE("hostile: a reset during the TLS handshake is retried and named") {
+    hostile_server server(behavior::tls_reset);
+    run_against(server.https_base_url(), &server, {1, "connection_reset", "handshake", 0});
+}
+
+TEST_CASE("hostile: a reset after the TLS handshake, mid-exchange, is retried") {
+    hostile_server server(behavior::reset_mid_tls);
+    run_against(
+        server.https_base_url(), &server, {1, "connection_reset", "reset", 3}, "--insecure");
+}
+
+TEST_CASE("hostile: an event stream cut mid-event is retried and named") {
+    run_mode(behavior::sse_cut, {1, "event_stream_truncated", "", 3}, "", true);
+}
+
+TEST_CASE("hostile: an error event in a stream is a server error, retried") {
+    run_mode(behavior::sse_error, {1, "server_error", "The server had an error", 3}, "", true);
+}
+
+TEST_CASE("hostile: a stream that stalls between events is cut by stream_idle_timeout") {
+    run_mode(behavior::sse_stall,
+             {1, "timeout", "timeout", 2, 8},
+             "--stream-idle-timeout-ms 300 --max-attempts 2",
+             true);
+}
+
+TEST_CASE("hostile: an event stream of 100 MiB is refused in bounded time") {
+    run_mode(behavior::sse_huge, {1, "body_too_large", "", 1}, "", true);
 }

@@ -46,10 +46,11 @@ inline std::string header_value(std::string_view head, std::string_view name) {
     return {};
 }
 
-/// Reads the next request from `socket`. `in` carries bytes read past one request to the next
-/// call (a client that pipelines); throws on a read error, as `use_awaitable` does.
-inline boost::asio::awaitable<received_request> read_request(boost::asio::ip::tcp::socket& socket,
-                                                             std::string& in) {
+/// Reads the next request from `socket` (a TCP socket or a TLS stream over one). `in` carries
+/// bytes read past one request to the next call (a client that pipelines); throws on a read
+/// error, as `use_awaitable` does.
+template <class AsyncStream>
+boost::asio::awaitable<received_request> read_request(AsyncStream& socket, std::string& in) {
     using boost::asio::use_awaitable;
     const std::size_t head_end = co_await boost::asio::async_read_until(
         socket, boost::asio::dynamic_buffer(in), "\r\n\r\n", use_awaitable);
