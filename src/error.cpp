@@ -130,7 +130,10 @@ bool is_retryable(const error_code& ec) noexcept {
             return false;
         }
     }
-    if (ec == boost::beast::http::error::body_limit)
+    // A body over the cap, or a head over Beast's 8 KiB: the same server would send the same
+    // again, and each attempt may be paid for.
+    if (ec == boost::beast::http::error::body_limit ||
+        ec == boost::beast::http::error::header_limit)
         return false;
     // Everything else comes from the transport: resolve, connect, TLS, read and write
     // failures, timeouts, resets and truncated messages. A fresh attempt may succeed.

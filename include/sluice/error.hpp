@@ -73,7 +73,8 @@ inline error_code make_error_code(errc e) noexcept {
 
 /// True when a failure is transient and another attempt may succeed: connection failures,
 /// timeouts, 429 rate limits and server errors. False for success, bad requests, quota
-/// exhaustion and everything decided by the caller (stop, queue full).
+/// exhaustion, a body or a head over its size cap, and everything decided by the caller
+/// (stop, queue full).
 bool is_retryable(const error_code& ec) noexcept;
 
 /// True when a failure must stop a batch job from admitting more requests: quota exhausted,

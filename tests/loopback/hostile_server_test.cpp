@@ -645,6 +645,10 @@ TEST_CASE("hostile: an answer that is not HTTP at all is a bad HTTP response") {
     run_mode(behavior::not_http, {1, "bad_http_response", "version", 3});
 }
 
+TEST_CASE("hostile: a 1 MiB header is refused at 8 KiB and not retried") {
+    run_mode(behavior::huge_header, {1, "bad_http_response", "header", 1});
+}
+
 TEST_CASE("hostile: a Content-Length of 100 MiB is body_too_large before the body is read") {
     run_mode(behavior::huge_length, {1, "body_too_large", "body", 1});
 }

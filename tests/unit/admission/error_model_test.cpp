@@ -52,7 +52,7 @@ TEST_CASE("every failure has one meaning for retrying and stopping") {
         {errc::event_too_large, false, false, "event_too_large"},
         {errc::event_stream_truncated, true, false, "event_stream_truncated"},
         // The transport's own: a fresh attempt may succeed, except when we cancelled it or the
-        // body was over the cap.
+        // body or the head was over the cap.
         {asio::error::connection_reset, true, false, "connection_reset"},
         {asio::error::connection_refused, true, false, "connection_refused"},
         {asio::error::eof, true, false, "connection_closed"},
@@ -60,6 +60,8 @@ TEST_CASE("every failure has one meaning for retrying and stopping") {
         {http::error::partial_message, true, false, "connection_closed"},
         {asio::ssl::error::stream_truncated, true, false, "connection_closed"},
         {http::error::body_limit, false, false, "body_too_large"},
+        // A 1 MiB header would come again: not retried either.
+        {http::error::header_limit, false, false, "bad_http_response"},
         {asio::error::operation_aborted, false, false, "cancelled"},
     };
     for (const row& r : table) {
