@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <stdexcept>
+#include <string_view>
 
 namespace sluice {
 
@@ -89,9 +90,12 @@ retry_decision retry_policy::decide(const attempt_outcome& outcome, unsigned att
     if (outcome.should_retry && ec != errc::quota_exhausted && ec != errc::unauthorized &&
         ec != errc::request_too_large)
         retryable = *outcome.should_retry;
-    // A garbled answer is worth one more try (a proxy's hiccup), not five: a server that
-    // always answers so is paid for each time.
-    if (ec == errc::malformed_response && attempts >= 2)
+    // A garbled answer (a body that is not a completion, a response that is not HTTP: a bad
+    // status line, a bad chunk) is worth one more try (a proxy's hiccup), not five: a server
+    // that always answers so is paid for each time.
+    const bool garbled =
+        ec == errc::malformed_response || std::string_view(error_kind(ec)) == "bad_http_response";
+    if (garbled && attempts >= 2)
         retryable = false;
     if (!retryable || attempts >= opts_.max_attempts)
         return {retry_decision::action::give_up, {}, ec};

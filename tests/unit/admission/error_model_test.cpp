@@ -74,7 +74,7 @@ TEST_CASE("every failure has one meaning for retrying and stopping") {
     CHECK_FALSE(is_fatal(error_code{}));
 }
 
-TEST_CASE("a malformed answer is retried once, not max_attempts times") {
+TEST_CASE("a malformed answer or a garbled HTTP response is retried once, not max_attempts times") {
     retry_policy policy({}, 1);
     attempt_outcome o;
     o.transport_error = errc::malformed_response;
@@ -82,7 +82,17 @@ TEST_CASE("a malformed answer is retried once, not max_attempts times") {
     const retry_decision second = policy.decide(o, 2);
     CHECK(second.what == retry_decision::action::give_up);
     CHECK(second.ec == errc::malformed_response);
-    // A server error keeps the whole allowance.
+    // So is a response that is not HTTP, or whose framing is broken.
+    for (const auto e : {boost::beast::http::error::bad_chunk,
+                         boost::beast::http::error::bad_status,
+                         boost::beast::http::error::bad_version}) {
+        o.transport_error = e;
+        CHECK(policy.decide(o, 1).what == retry_decision::action::retry);
+        CHECK(policy.decide(o, 2).what == retry_decision::action::give_up);
+    }
+    // A cut connection and a server error keep the whole allowance.
+    o.transport_error = boost::beast::http::error::partial_message;
+    CHECK(policy.decide(o, 4).what == retry_decision::action::retry);
     o.transport_error = errc::server_error;
     CHECK(policy.decide(o, 4).what == retry_decision::action::retry);
 }
