@@ -41,6 +41,9 @@ std::string describe_failure(const error_code& ec, const http_response& resp, co
     }
     if (resp.status != 0) {
         msg = "HTTP " + std::to_string(resp.status);
+        // Never followed: the request, and the key with it, go to the base URL only.
+        if (resp.status >= 300 && resp.status < 400)
+            msg += " (a redirect, not followed)";
         if (c.error && !c.error->message.empty())
             msg += ": " + c.error->message;
         else if (ec == errc::unexpected_content_type)

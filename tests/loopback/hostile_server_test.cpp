@@ -722,7 +722,7 @@ TEST_CASE("hostile: a 307 redirect is not followed and the key goes nowhere else
     o.how = behavior::redirect_307;
     o.location = elsewhere.base_url() + "/chat/completions";
     hostile_server server(o);
-    run_against(server.base_url(), &server, {1, "client_error", "307", 1});
+    run_against(server.base_url(), &server, {1, "client_error", "HTTP 307 (a redirect, not followed)", 1});
     CHECK(elsewhere.connections() == 0);
 }
 
