@@ -40,6 +40,8 @@ void dispatcher_options::validate() const {
     retry.validate();
     if (estimate.chars_per_token <= 0)
         throw std::invalid_argument("estimate.chars_per_token: must be positive");
+    if (deadline.count() < 0)
+        throw std::invalid_argument("deadline: must not be negative");
 }
 
 dispatcher::dispatcher(asio::any_io_executor ex, dispatcher_options opts) {

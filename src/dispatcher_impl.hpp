@@ -53,6 +53,11 @@ struct request_op : recycled<request_op> {
     std::unique_ptr<engine_timer> retry_timer;
     std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
     error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
+    // The request's deadline on the engine clock (max: none), its length for messages, and
+    // the steady-clock moment the attempt on the wire is cut at.
+    engine_clock::time_point deadline = engine_clock::time_point::max();
+    std::chrono::milliseconds deadline_length{0};
+    std::chrono::steady_clock::time_point not_after = std::chrono::steady_clock::time_point::max();
     // Set for a body with "stream": true: reads the event stream of each attempt.
     std::unique_ptr<stream_reader> stream;
 };
@@ -163,6 +168,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             op->stream->on_delta(&op->req.on_delta);
         }
         op->cost = req.token_cost ? *req.token_cost : estimator(req.body).total();
+        op->deadline_length = req.deadline.value_or(opts.deadline);
+        if (op->deadline_length.count() > 0)
+            op->deadline = op->res.times.queued + op->deadline_length;
         op->req = std::move(req);
         ++pending;
         submitted.fetch_add(1, std::memory_order_relaxed);
@@ -190,10 +198,20 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 if (on_wire >= opts.pool.max_connections)
                     return;
                 const auto now = clock->now();
+                // A head whose deadline has passed is not sent; nor one that could only start
+                // after it (below): it fails now instead of waiting in vain.
+                if (expire_head(*sc, now, now)) {
+                    admitted = true;
+                    continue;
+                }
                 auto step = sc->rules.next(now);
                 if (std::holds_alternative<scope<op_ptr>::idle>(step))
                     continue;
                 if (const auto* wait = std::get_if<engine_clock::duration>(&step)) {
+                    if (expire_head(*sc, now, now + *wait)) {
+                        admitted = true;
+                        continue;
+                    }
                     arm_timer(*sc, now + *wait);
                     continue;
                 }
@@ -210,6 +228,24 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             }
         }
     }
+
+    // Fails the scope's head with errc::deadline_exceeded when it could not be sent before
+    // its deadline, the earliest send being `start`; true when it did.
+    bool
+    expire_head(engine_scope& sc, engine_clock::time_point now, engine_clock::time_point start) {
+        if (sc.rules.is_empty() || sc.rules.head()->deadline > start)
+            return false;
+        op_ptr op = sc.rules.pop_front();
+        const char* what = now >= op->deadline ? "passed while it waited for admission"
+                                               : "would pass before the rate limits admit it";
+        fail_deadline(std::move(op), now, what, start - now);
+        return true;
+    }
+
+    void fail_deadline(op_ptr op,
+                       engine_clock::time_point now,
+                       std::string_view what,
+                       engine_clock::duration wait = {});
 
     void arm_timer(engine_scope& sc, engine_clock::time_point when) {
         if (sc.timer_armed)
@@ -231,15 +267,23 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         stream_reader* const stream = op->stream.get(); // before `op` moves into the handler
         if (stream)
             stream->reset();
+        // The attempt's I/O runs on the steady clock: it gets what is left of the deadline.
+        if (op->deadline != engine_clock::time_point::max())
+            op->not_after = std::chrono::steady_clock::now() +
+                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                op->deadline - clock->now());
+        const auto not_after = op->not_after;
         auto on_done = [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
             --self->on_wire;
             self->on_response(std::move(op), std::move(resp));
             self->pump();
         };
         if (loop_ex)
-            pool.async_exchange(body, stream, asio::bind_executor(*loop_ex, std::move(on_done)));
+            pool.async_exchange(
+                body, stream, not_after, asio::bind_executor(*loop_ex, std::move(on_done)));
         else
-            pool.async_exchange(body, stream, asio::bind_executor(ex, std::move(on_done)));
+            pool.async_exchange(
+                body, stream, not_after, asio::bind_executor(ex, std::move(on_done)));
     }
 
     void on_response(op_ptr op, http_response resp);

@@ -1,6 +1,7 @@
 #include "dispatcher_impl.hpp"
 
 #include <boost/asio/bind_executor.hpp>
+#include <boost/beast/core/error.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -171,6 +172,21 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
         return text;
     };
     using kind = response_action::kind;
+    // The request's deadline: an attempt cut by it, or a retry whose wait (backoff or the
+    // server's hint) would end at or past it, ends the request now. Never waited out in vain.
+    if (op->deadline != engine_clock::time_point::max()) {
+        const bool cut = resp.ec == boost::beast::error::timeout &&
+                         std::chrono::steady_clock::now() >= op->not_after;
+        if (cut || (action.what == kind::retry && now + action.delay >= op->deadline)) {
+            op->last_error = action.ec;
+            op->res.message = why(action.ec);
+            fail_deadline(std::move(op),
+                          now,
+                          cut ? "passed during the attempt" : "would pass before the next attempt",
+                          cut ? engine_clock::duration{0} : engine_clock::duration(action.delay));
+            return;
+        }
+    }
     switch (action.what) {
     case kind::deliver:
         finish(std::move(op), {});
@@ -231,6 +247,29 @@ void dispatcher::impl::schedule_retry(op_ptr op,
             sc.rules.push_front(std::move(op), cost);
             self->pump();
         });
+}
+
+// The request's deadline ends it: the message says how long it was, when it was found to
+// pass, the wait it would have needed and the last failure, if an attempt was made.
+void dispatcher::impl::fail_deadline(op_ptr op,
+                                     engine_clock::time_point now,
+                                     std::string_view what,
+                                     engine_clock::duration wait) {
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    std::string msg = "deadline exceeded: the request's deadline of " +
+                      std::to_string(op->deadline_length.count()) + " ms " + std::string(what);
+    if (wait > engine_clock::duration::zero())
+        msg += " (a wait of " + std::to_string(duration_cast<milliseconds>(wait).count()) +
+               " ms, " + std::to_string(duration_cast<milliseconds>(op->deadline - now).count()) +
+               " ms left)";
+    if (op->res.attempts > 0)
+        msg += " after " + std::to_string(op->res.attempts) +
+               (op->res.attempts == 1 ? " attempt" : " attempts");
+    if (!op->res.message.empty())
+        msg += "; last failure: " + op->res.message;
+    op->res.message = std::move(msg);
+    finish(std::move(op), errc::deadline_exceeded);
 }
 
 // Quota exhaustion cannot be fixed by waiting: stop admitting, let the wire drain, and

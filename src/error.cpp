@@ -52,6 +52,8 @@ const char* errc_name(errc e) noexcept {
         return "event_too_large";
     case errc::event_stream_truncated:
         return "event_stream_truncated";
+    case errc::deadline_exceeded:
+        return "deadline_exceeded";
     }
     return "unknown";
 }
@@ -102,6 +104,8 @@ public:
             return "a server-sent event exceeds the maximum size";
         case errc::event_stream_truncated:
             return "the event stream was cut in the middle of an event";
+        case errc::deadline_exceeded:
+            return "the request's deadline passed";
         }
         return "unknown sluice error";
     }

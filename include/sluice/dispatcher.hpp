@@ -63,6 +63,14 @@ struct dispatcher_options {
     std::size_t queue_limit = 100'000;
     overflow_policy on_full = overflow_policy::wait;
 
+    /// The whole life of one request, from `async_complete` to its result: waiting for
+    /// admission, every attempt, backoff and the server's retry hints. A request whose next
+    /// attempt or wait would end past it fails at once with errc::deadline_exceeded (nothing
+    /// is waited for in vain), and an attempt on the wire is cut when it is reached. Measured
+    /// on `clock`; an attempt's I/O is cut on the steady clock at the time left when it
+    /// starts. 0 (the default): no deadline. `request::deadline` overrides it per request.
+    std::chrono::milliseconds deadline{0};
+
     /// Where the engine's messages go (limits learned from the server, the fatal stop of a
     /// run); by default nowhere.
     logger log;

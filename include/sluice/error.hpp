@@ -61,6 +61,10 @@ enum class errc {
     /// The event stream ended in the middle of an event (a partial line or data without its
     /// closing blank line): the connection was cut, as with a truncated body, so retried.
     event_stream_truncated,
+    /// The request's deadline (`dispatcher_options::deadline`, `request::deadline`) passed, or
+    /// its next attempt or wait would have ended past it: the whole life of a request is
+    /// bounded, backoff and the server's hints included. Not retried.
+    deadline_exceeded,
 };
 
 /// The category of `sluice::errc`; its `name()` is "sluice".

@@ -45,6 +45,10 @@ struct request {
     /// that carries content, as it arrives. A retried request calls it again for the new
     /// attempt's events (the result holds the last attempt's answer only). Optional.
     std::function<void(const stream_delta&)> on_delta;
+
+    /// This request's deadline, from its submission to its result; overrides
+    /// `dispatcher_options::deadline` (0 here: none for this request). Empty: the option's.
+    std::optional<std::chrono::milliseconds> deadline;
 };
 
 } // namespace sluice

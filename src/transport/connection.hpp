@@ -138,8 +138,10 @@ struct exchange : recycled<exchange> {
     bool body_over_budget = false; // a body_too_large came from the pool-wide budget
     unsigned informational = 0;    // 1xx responses skipped so far
     std::size_t body_charge = 0;   // its share of the pool's body_budget
-    // The end of request_timeout, set when the exchange gets its connection.
+    // The end of request_timeout, set when the exchange gets its connection, but never past
+    // `not_after` (what is left of the request's own deadline).
     std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point not_after = std::chrono::steady_clock::time_point::max();
     // "Content-Length: N\r\n\r\n", written between the fixed head and the body.
     std::array<char, 48> length_line{};
     std::size_t length_line_size = 0;

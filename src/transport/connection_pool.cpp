@@ -27,8 +27,10 @@ connection_pool::~connection_pool() {
 
 void connection_pool::async_exchange(std::string_view body,
                                      body_observer* observer,
+                                     std::chrono::steady_clock::time_point not_after,
                                      asio::any_completion_handler<void(http_response)> handler) {
     auto x = std::make_unique<detail::exchange>(body, observer, std::move(handler));
+    x->not_after = not_after;
     if (impl_->closed)
         return impl_->complete_later(std::move(x), "");
     impl_->submit(std::move(x));

@@ -66,7 +66,7 @@ void pool_impl::lend(connection_ptr conn, exchange_ptr x) {
 void pool_impl::start_on(connection_ptr conn, exchange_ptr x) {
     conn->state = connection::phase::busy;
     x->conn = std::move(conn);
-    x->deadline = clock::now() + opts.request_timeout;
+    x->deadline = std::min(clock::now() + opts.request_timeout, x->not_after);
     start_write(std::move(x));
 }
 

@@ -17,7 +17,7 @@ void pool_impl::open_connection(exchange_ptr x) {
     x->conn = make_connection();
     // The request timeout covers connecting and the handshake too (each within its own
     // timeout as well): a stalled handshake must not add its whole timeout to the request's.
-    x->deadline = clock::now() + opts.request_timeout;
+    x->deadline = std::min(clock::now() + opts.request_timeout, x->not_after);
     if (resolved)
         return do_connect(std::move(x));
     // One resolution per pool: exchanges that need it meanwhile wait for the same one.

@@ -48,11 +48,14 @@ struct timed_engine {
         ioc.run_for(200ms);
     }
 
-    void submit(std::string id, std::uint64_t cost) {
+    void submit(std::string id,
+                std::uint64_t cost,
+                std::optional<std::chrono::milliseconds> deadline = std::nullopt) {
         request r;
         r.custom_id = std::move(id);
         r.body = test::chat_body(0, 16);
         r.token_cost = cost;
+        r.deadline = deadline;
         engine->async_complete(
             std::move(r), [this](error_code, result res) { results.push_back(std::move(res)); });
     }
@@ -297,4 +300,71 @@ TEST_CASE("limits learned from the server's headers pace the next request exactl
     t.clock->advance(100ms);
     REQUIRE(t.run_until([&] { return t.results.size() == 2; }));
     CHECK(logged.size() == 1); // said once per scope
+}
+
+TEST_CASE("a retry whose wait ends before the deadline is made, and one ending at it fails at once") {
+    test::script_server server(
+        [](int, std::string_view) { return rate_limited_answer("retry-after-ms: 400\r\n"); });
+    auto opts = options_for(server);
+    opts.retry.max_attempts = 10;
+    std::chrono::milliseconds deadline{0};
+    unsigned attempts = 0;
+    SECTION("deadline 1200 ms: the wait from 800 ms would end at it") {
+        deadline = 1200ms;
+        attempts = 3;
+    }
+    SECTION("deadline 1201 ms: the wait from 800 ms ends 1 ms before it") {
+        deadline = 1201ms;
+        attempts = 4;
+    }
+    opts.deadline = deadline;
+    timed_engine t(opts);
+    t.submit("a", 1);
+    for (unsigned n = 1; n < attempts; ++n) {
+        REQUIRE(
+            t.run_until([&] { return server.requests() == int(n) && t.clock->waiting() >= 1; }));
+        CHECK(t.results.empty());
+        CHECK(t.wake() == t.t0 + n * 400ms);
+        t.clock->set(t.wake());
+    }
+    REQUIRE(t.run_until([&] { return t.results.size() == 1; }));
+    // Failed the moment the last 429 came, at (attempts - 1) x 400 ms: no wait to the hint.
+    CHECK(t.clock->now() == t.t0 + (attempts - 1) * 400ms);
+    const result& r = t.results[0];
+    CHECK(r.ec == errc::deadline_exceeded);
+    CHECK(std::string(error_kind(r.ec)) == "deadline_exceeded");
+    CHECK(r.attempts == attempts);
+    CHECK(server.requests() == int(attempts));
+    INFO(r.message);
+    CHECK(r.message.rfind("deadline exceeded: the request's deadline of " +
+                              std::to_string(deadline.count()) +
+                              " ms would pass before the next attempt (a wait of 400 ms, ",
+                          0) == 0);
+    CHECK(r.message.find("; last failure: HTTP 429: Rate limit reached") != std::string::npos);
+}
+
+TEST_CASE("a request the rate limits would admit only after its deadline fails at once, unsent") {
+    test::script_server server([](int, std::string_view) { return ok_answer; });
+    auto opts = options_for(server);
+    opts.limits.rpm = 60; // one a second, a bucket of one
+    timed_engine t(opts);
+    t.submit("a", 1);
+    t.submit("late", 1, 1000ms);    // its turn comes at 1 s: at its deadline
+    t.submit("in time", 1, 1001ms); // its turn comes at 1 s, once "late" is gone
+    REQUIRE(t.run_until([&] { return t.results.size() == 2 && t.clock->waiting() == 1; }));
+    CHECK(t.clock->now() == t.t0);
+    CHECK(t.wake() == t.t0 + 1s);
+    CHECK(server.requests() == 1);
+    const result& late = t.results[0].custom_id == "late" ? t.results[0] : t.results[1];
+    CHECK(late.custom_id == "late");
+    CHECK(late.ec == errc::deadline_exceeded);
+    CHECK(late.attempts == 0);
+    CHECK(late.message ==
+          "deadline exceeded: the request's deadline of 1000 ms would pass before the rate "
+          "limits admit it (a wait of 1000 ms, 1000 ms left)");
+    t.clock->set(t.t0 + 1s);
+    REQUIRE(t.run_until([&] { return t.results.size() == 3; }));
+    CHECK(t.results[2].custom_id == "in time");
+    CHECK(t.results[2].ok());
+    CHECK(server.requests() == 2);
 }

@@ -50,6 +50,9 @@ public:
     /// The cost of the head, which must exist.
     std::uint64_t head_cost() const { return items_.front().second; }
 
+    /// The head, which must exist.
+    const T& head() const { return items_.front().first; }
+
     /// Takes the head out without charging anything (it is refused, not admitted).
     T pop_front() {
         T item = std::move(items_.front().first);

@@ -192,6 +192,11 @@ public:
     /// Takes every waiting item out, in order (the run is stopping).
     std::deque<T> drain() { return queue_.drain(); }
 
+    /// The head of the queue, which must exist, and its removal without admission (a
+    /// request whose deadline passes before its turn).
+    const T& head() const { return queue_.head(); }
+    T pop_front() { return queue_.pop_front(); }
+
     bool is_empty() const noexcept { return queue_.is_empty(); }
     std::size_t size() const noexcept { return queue_.size(); }
     const std::string& name() const noexcept { return rules_.name(); }

@@ -134,6 +134,16 @@ public:
     /// must stay valid until completion.
     void async_exchange(std::string_view body,
                         body_observer* observer,
+                        boost::asio::any_completion_handler<void(http_response)> handler) {
+        async_exchange(
+            body, observer, std::chrono::steady_clock::time_point::max(), std::move(handler));
+    }
+
+    /// As above, and the exchange ends with a timeout at `not_after` at the latest, whatever
+    /// is left of `request_timeout` (a request's own deadline).
+    void async_exchange(std::string_view body,
+                        body_observer* observer,
+                        std::chrono::steady_clock::time_point not_after,
                         boost::asio::any_completion_handler<void(http_response)> handler);
 
     /// Cancels waiting and running exchanges and closes every connection.

@@ -51,6 +51,8 @@ TEST_CASE("every failure has one meaning for retrying and stopping") {
         // cut inside an event is a cut connection.
         {errc::event_too_large, false, false, "event_too_large"},
         {errc::event_stream_truncated, true, false, "event_stream_truncated"},
+        // The request's own bound: no attempt may go past it.
+        {errc::deadline_exceeded, false, false, "deadline_exceeded"},
         // The transport's own: a fresh attempt may succeed, except when we cancelled it or the
         // body or the head was over the cap.
         {asio::error::connection_reset, true, false, "connection_reset"},
