@@ -4,6 +4,8 @@
 #include <sluice/transport/header_value.hpp>
 
 #include <array>
+#include <charconv>
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -129,6 +131,7 @@ constexpr key_spec keys[] = {
     {"", "project", [](V v, T t) { t.o.project = v.header_value(); }},
     {"", "queue_limit", [](V v, T t) { t.o.queue_limit = v.integer<usize>(1); }},
     {"", "on_full", [](V v, T t) { t.o.on_full = read_on_full(v); }},
+    {"", "deadline_ms", [](V v, T t) { t.o.deadline = v.millis(0); }},
 
     {"pool", "max_connections", [](V v, T t) { t.o.pool.max_connections = v.integer<usize>(1); }},
     {"pool", "connect_timeout_ms", [](V v, T t) { t.o.pool.connect_timeout = v.millis(1); }},
@@ -148,6 +151,7 @@ constexpr key_spec keys[] = {
     {"run", "flush_interval_ms", [](V v, T t) { t.f.run.flush_interval_ms = v.integer<u64>(0); }},
     {"run", "fsync_interval_ms", [](V v, T t) { t.f.run.fsync_interval_ms = v.integer<u64>(0); }},
     {"run", "grace_period_s", [](V v, T t) { t.f.run.grace_period_s = v.number(0); }},
+    {"run", "max_duration_s", [](V v, T t) { t.f.run.max_duration_s = v.number(0); }},
     {"run", "progress_interval_s", [](V v, T t) {
         t.f.run.progress_interval_s = v.number_in(0, inf, "expected a number > 0");
     }},
@@ -365,6 +369,29 @@ void apply_environment(dispatcher_options& opts,
     set(std::string(api_key_env).c_str(), opts.api_key, "the API key");
     set("OPENAI_ORG_ID", opts.organization, "the organization");
     set("OPENAI_PROJECT_ID", opts.project, "the project");
+    if (const char* v = getenv("SLUICE_DEADLINE_MS"); v && *v) {
+        const auto ms = parse_env_number(v);
+        if (!ms || *ms != std::floor(*ms) || *ms > 1e15)
+            throw config_error("SLUICE_DEADLINE_MS: expected a whole number of milliseconds "
+                               "(0: none), got \"" +
+                               printable(v) + "\"");
+        opts.deadline = std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
+    }
+}
+
+std::optional<double> parse_env_number(std::string_view text) {
+    double value = 0;
+    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || p != text.data() + text.size() || !std::isfinite(value) || value < 0)
+        return std::nullopt;
+    return value;
+}
+
+std::string printable(std::string_view text) {
+    std::string out;
+    for (const char c : text.substr(0, 40))
+        out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+    return out;
 }
 
 } // namespace sluice::cli

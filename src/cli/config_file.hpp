@@ -54,6 +54,7 @@ struct run_settings {
     std::optional<std::uint64_t> flush_interval_ms;
     std::optional<std::uint64_t> fsync_interval_ms;
     std::optional<double> grace_period_s;
+    std::optional<double> max_duration_s;
     std::optional<double> progress_interval_s;
     std::optional<std::string> model;
     std::optional<std::string> system;
@@ -81,10 +82,17 @@ struct file_settings {
 file_settings apply_config_file(const std::string& path, dispatcher_options& opts);
 
 /// Applies the environment as the official SDKs read it: OPENAI_BASE_URL, the API key from
-/// variable `api_key_env`, OPENAI_ORG_ID and OPENAI_PROJECT_ID. Throws config_error naming
-/// the variable (never its value) when one holds a CR, LF or other control character.
+/// variable `api_key_env`, OPENAI_ORG_ID and OPENAI_PROJECT_ID; and sluice's own
+/// SLUICE_DEADLINE_MS. Throws config_error naming the variable (never the value of one that
+/// may hold a secret) when one holds a CR, LF or other control character or is not a number.
 void apply_environment(dispatcher_options& opts,
                        std::string_view api_key_env,
                        const std::function<const char*(const char*)>& getenv = ::getenv);
+
+/// A non-negative finite decimal number from an environment variable, or empty.
+std::optional<double> parse_env_number(std::string_view text);
+
+/// The first 40 characters of `text` with control characters as '?', for a message.
+std::string printable(std::string_view text);
 
 } // namespace sluice::cli

@@ -105,7 +105,7 @@ void make_progress(std::optional<progress_display>& progress,
 }
 
 // The summary, the exit status and the --summary file of a finished job.
-int finish(const run_options& o, batch_run& job, const std::string& key_env) {
+int finish(const run_options& o, batch_run& job, const std::string& key_env, bool deadline_passed) {
     int status = exit_ok;
     try {
         job.sync();
@@ -142,7 +142,7 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env) {
                   << " error records from earlier runs kept (--retry-failed redoes them)\n";
     if (status == exit_ok) {
         if (r.interrupted)
-            status = exit_interrupted;
+            status = deadline_passed ? exit_deadline : exit_interrupted;
         else if (rejected)
             status = exit_usage; // as for bench: the setup is wrong, not a line
         else if (r.stats.failures.count("unauthorized"))
@@ -246,6 +246,10 @@ void add_engine_flags(CLI::App* cmd, run_options& o) {
     cmd->add_option("--stream-idle-timeout-ms",
                     o.stream_idle_timeout_ms,
                     "Longest pause between the events of a streamed answer (default 60000)");
+    cmd->add_option("--deadline-ms",
+                    o.deadline_ms,
+                    "Deadline of each request, all attempts, backoff and server hints included "
+                    "(default 0: none)");
     cmd->add_flag("--mock", o.mock, "Run against the embedded mock server on a loopback port");
     cmd->add_option(
         "--mock-latency-ms", o.mock_latency_ms, "Latency of the embedded mock's answers");
@@ -283,6 +287,10 @@ void add_job_flags(CLI::App* cmd, run_options& o) {
                     o.grace_period_s,
                     "Seconds requests in flight may take after SIGINT/SIGTERM (default 30)")
         ->check(CLI::NonNegativeNumber.description(""));
+    cmd->add_option("--max-duration",
+                    o.max_duration_s,
+                    "Job deadline in seconds: then stop as on SIGTERM, resumable (default 0: none)")
+        ->check(CLI::NonNegativeNumber.description(""));
     cmd->add_option("--progress-interval",
                     o.progress_interval_s,
                     "Seconds between progress lines when stderr is not a terminal (default 10)")
@@ -294,13 +302,16 @@ constexpr const char* run_footer = R"(Environment:
   OPENAI_BASE_URL     the endpoint, when --base-url and the config file name none
   OPENAI_ORG_ID       sent as OpenAI-Organization
   OPENAI_PROJECT_ID   sent as OpenAI-Project
+  SLUICE_DEADLINE_MS  --deadline-ms, when the flag is not given (outranks the config file)
+  SLUICE_MAX_DURATION --max-duration, likewise
 
 Exit status:
   0  every line has a success record       4  input or output could not be read/written
   1  some lines have error records         5  --strict or --dry-run found bad lines
   2  bad flags, config or environment,     6  stopped: the server refused the key (401)
      or the TLS certificate was rejected
-  3  stopped: quota exhausted              130  stopped by SIGINT/SIGTERM (resume to finish)
+  3  stopped: quota exhausted              7  stopped by --max-duration (resume to finish)
+                                           130  stopped by SIGINT/SIGTERM (resume to finish)
 
 Options are documented in docs/options.md; precedence: defaults < config < environment < flags.)";
 
@@ -330,7 +341,7 @@ int run(const run_options& flags) {
 
     std::optional<progress_display> progress;
     make_progress(progress, o, ioc, *job);
-    signal_stop signals(ioc, *job, progress, o.grace_period_s);
+    signal_stop signals(ioc, *job, progress, o.grace_period_s, o.max_duration_s);
     asio::post(ioc, [&] {
         if (progress)
             progress->start();
@@ -341,7 +352,7 @@ int run(const run_options& flags) {
         });
     });
     ioc.run();
-    return finish(o, *job, key_env);
+    return finish(o, *job, key_env, signals.deadline_passed());
 }
 
 void add_run_command(CLI::App& app) {
@@ -359,6 +370,7 @@ void add_run_command(CLI::App& app) {
                                  "--flush-interval-ms",
                                  "--fsync-interval-ms",
                                  "--grace-period",
+                                 "--max-duration",
                                  "--progress-interval",
                                  "--model",
                                  "--system"})

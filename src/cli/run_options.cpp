@@ -3,6 +3,7 @@
 #include <sluice/transport/endpoint.hpp>
 #include <sluice/transport/header_value.hpp>
 
+#include <cstdlib>
 #include <stdexcept>
 
 namespace sluice::cli {
@@ -58,6 +59,8 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         opts.pool.request_timeout = std::chrono::milliseconds(*o.request_timeout_ms);
     if (o.stream_idle_timeout_ms)
         opts.pool.stream_idle_timeout = std::chrono::milliseconds(*o.stream_idle_timeout_ms);
+    if (o.deadline_ms)
+        opts.deadline = std::chrono::milliseconds(*o.deadline_ms);
     return opts;
 }
 
@@ -72,6 +75,16 @@ void apply_run_settings(run_options& o, const run_settings& file) {
     take("--flush-interval-ms", o.flush_interval_ms, file.flush_interval_ms);
     take("--fsync-interval-ms", o.fsync_interval_ms, file.fsync_interval_ms);
     take("--grace-period", o.grace_period_s, file.grace_period_s);
+    // The environment outranks the file, as for the engine's options.
+    std::optional<double> max_duration = file.max_duration_s;
+    if (const char* v = ::getenv("SLUICE_MAX_DURATION"); v && *v) {
+        max_duration = parse_env_number(v);
+        if (!max_duration)
+            throw config_error("SLUICE_MAX_DURATION: expected a number of seconds (0: none), "
+                               "got \"" +
+                               printable(v) + "\"");
+    }
+    take("--max-duration", o.max_duration_s, max_duration);
     take("--progress-interval", o.progress_interval_s, file.progress_interval_s);
     take("--model", o.model, file.model);
     take("--system", o.system, file.system);

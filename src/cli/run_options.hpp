@@ -37,6 +37,8 @@ struct run_options {
     unsigned threads = 1;
     std::optional<std::uint64_t> request_timeout_ms;
     std::optional<std::uint64_t> stream_idle_timeout_ms;
+    /// Per-request deadline, backoff and hints included (0: none).
+    std::optional<std::uint64_t> deadline_ms;
     /// Run against the embedded mock server on an ephemeral loopback port (HTTPS, its
     /// self-signed certificate trusted for this run only).
     bool mock = false;
@@ -66,6 +68,8 @@ struct run_options {
     std::uint64_t fsync_interval_ms = 1000;
     /// After SIGINT/SIGTERM, how long requests on the wire may take before they are cancelled.
     double grace_period_s = 30;
+    /// The job deadline: after this many seconds the run stops as on SIGTERM (0: none).
+    double max_duration_s = 0;
     /// Seconds between plain progress lines when stderr is not a terminal.
     double progress_interval_s = 10;
 

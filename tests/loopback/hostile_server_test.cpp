@@ -501,14 +501,17 @@ struct expectation {
     double max_seconds = 10;
 };
 
-/// Backoff of 10-20 ms and hints capped at 300 ms, so retries cost the test little time; 3
-/// attempts and a request timeout of 1 s unless the flags say otherwise.
+/// Backoff of 10-20 ms and hints capped at 300 ms, so retries cost the test little time
+/// (unless the flags name a config file of their own); 3 attempts and a request timeout of
+/// 1 s unless the flags say otherwise.
 std::string quick_flags(const temp_dir& dir, const std::string& flags) {
     write_file(dir.file("quick.toml"),
                "[retry]\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n"
                "max_retry_after_ms = 300\n");
-    std::string out = "--config " + dir.file("quick.toml") + " --errors " +
-                      dir.file("errors.jsonl") + " --summary " + dir.file("summary.json");
+    std::string out =
+        "--errors " + dir.file("errors.jsonl") + " --summary " + dir.file("summary.json");
+    if (flags.find("--config") == std::string::npos)
+        out += " --config " + dir.file("quick.toml");
     if (flags.find("--max-attempts") == std::string::npos)
         out += " --max-attempts 3";
     if (flags.find("--request-timeout-ms") == std::string::npos)
@@ -722,7 +725,8 @@ TEST_CASE("hostile: a 307 redirect is not followed and the key goes nowhere else
     o.how = behavior::redirect_307;
     o.location = elsewhere.base_url() + "/chat/completions";
     hostile_server server(o);
-    run_against(server.base_url(), &server, {1, "client_error", "HTTP 307 (a redirect, not followed)", 1});
+    run_against(
+        server.base_url(), &server, {1, "client_error", "HTTP 307 (a redirect, not followed)", 1});
     CHECK(elsewhere.connections() == 0);
 }
 
@@ -765,4 +769,65 @@ TEST_CASE("hostile: a stream that stalls between events is cut by stream_idle_ti
 
 TEST_CASE("hostile: an event stream of 100 MiB is refused in bounded time") {
     run_mode(behavior::sse_huge, {1, "body_too_large", "", 1}, "", true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines: --deadline-ms bounds each request's whole life, --max-duration the job's.
+
+TEST_CASE("deadline: an answer that never comes is cut at --deadline-ms, not the request timeout") {
+    run_mode(behavior::never_answer,
+             {1,
+              "deadline_exceeded",
+              "the request's deadline of 600 ms passed during the attempt",
+              1,
+              4},
+             "--deadline-ms 600 --request-timeout-ms 20000 --max-attempts 5");
+}
+
+TEST_CASE("deadline: a retry hint that would end past the deadline is not waited for") {
+    temp_dir conf;
+    write_file(conf.file("hints.toml"), "[retry]\nmax_retry_after_ms = 60000\n");
+    hostile_options o;
+    o.how = behavior::retry_hint;
+    o.hint = "retry-after: 5";
+    hostile_server server(o);
+    run_against(
+        server.base_url(),
+        &server,
+        {1, "deadline_exceeded", "would pass before the next attempt (a wait of 5000 ms", 1, 2.5},
+        "--config " + conf.file("hints.toml") + " --deadline-ms 2000 --max-attempts 5");
+}
+
+TEST_CASE("deadline: --max-duration stops the job as SIGTERM does, exit 7, and a resume finishes") {
+    temp_dir dir;
+    const std::string input = write_input(dir);
+    hostile_server first(behavior::normal);
+    {
+        // One request a second: two lines are answered before the job deadline at 1.5 s.
+        const run_result r = run_timed(sluice_command(
+            dir, input, first.base_url(), "--rpm 60 --max-duration 1.5 --grace-period 5"));
+        const std::string err = read_file(dir.file("err.txt"));
+        INFO("exit " << r.status << " after " << r.seconds << " s; stderr:\n" << tail(err));
+        CHECK(r.status == 7);
+        CHECK(r.seconds < 5);
+        CHECK(err.find("the job deadline passed (--max-duration 1.5 s); stopping as on SIGTERM") !=
+              std::string::npos);
+        const auto recs = parse_output(dir.file("out.jsonl"));
+        check_one_record_each(recs);
+        const int done = count_success(recs);
+        CHECK(done >= 1);
+        CHECK(done <= 3);
+        CHECK(count_code(recs, "not_attempted") == lines_in_batch - done);
+    }
+    hostile_server second(behavior::normal);
+    const run_result r = run_timed(sluice_command(dir, input, second.base_url(), ""));
+    INFO("resume: exit " << r.status << "; stderr:\n" << tail(read_file(dir.file("err.txt"))));
+    CHECK(r.status == 0);
+    const auto recs = parse_output(dir.file("out.jsonl"));
+    check_one_record_each(recs);
+    CHECK(count_success(recs) == lines_in_batch);
+    for (int n = 0; n < lines_in_batch; ++n) {
+        INFO("line " << id_of(n));
+        CHECK(first.attempts(n) + second.attempts(n) == 1); // each line answered once in all
+    }
 }

@@ -38,6 +38,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     dispatcher_options loaded;
     loaded.base_url = "changed";
     loaded.queue_limit = 1;
+    loaded.deadline = std::chrono::milliseconds(1);
     loaded.on_full =
         loaded.on_full == overflow_policy::wait ? overflow_policy::fail : overflow_policy::wait;
     loaded.pool.max_connections = 1;
@@ -75,6 +76,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.base_url == d.base_url);
     CHECK(loaded.queue_limit == d.queue_limit);
     CHECK(loaded.on_full == d.on_full);
+    CHECK(loaded.deadline == d.deadline);
     CHECK(loaded.pool.max_connections == d.pool.max_connections);
     CHECK(loaded.pool.connect_timeout == d.pool.connect_timeout);
     CHECK(loaded.pool.handshake_timeout == d.pool.handshake_timeout);
@@ -116,6 +118,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(settings.run.flush_interval_ms == r.flush_interval_ms);
     CHECK(settings.run.fsync_interval_ms == r.fsync_interval_ms);
     CHECK(settings.run.grace_period_s == r.grace_period_s);
+    CHECK(settings.run.max_duration_s == r.max_duration_s);
     CHECK(settings.run.progress_interval_s == r.progress_interval_s);
     CHECK(settings.run.model == r.model);
     CHECK(settings.run.system == r.system);
@@ -422,4 +425,31 @@ TEST_CASE("a key written into a config file is refused without being echoed") {
     CHECK(e.find("api_key") != std::string::npos);
     CHECK(e.find("unknown key") != std::string::npos);
     CHECK(e.find("HYGIENE") == std::string::npos);
+}
+
+TEST_CASE("the deadlines come from the file, SLUICE_DEADLINE_MS outranks it, and bad values are "
+          "refused") {
+    test::temp_dir dir;
+    const std::string path = dir.file("d.toml");
+    test::write_file(path, "deadline_ms = 1500\n[run]\nmax_duration_s = 90.5\n");
+    dispatcher_options o;
+    const auto settings = apply_config_file(path, o);
+    CHECK(o.deadline == std::chrono::milliseconds(1500));
+    CHECK(settings.run.max_duration_s == 90.5);
+
+    std::map<std::string, std::string> env{{"SLUICE_DEADLINE_MS", "250"}};
+    auto getenv = [&](const char* name) -> const char* {
+        auto it = env.find(name);
+        return it == env.end() ? nullptr : it->second.c_str();
+    };
+    apply_environment(o, "OPENAI_API_KEY", getenv);
+    CHECK(o.deadline == std::chrono::milliseconds(250));
+    for (const char* bad : {"-1", "1.5", "soon", "1e400"}) {
+        INFO(bad);
+        env["SLUICE_DEADLINE_MS"] = bad;
+        CHECK_THROWS_WITH(apply_environment(o, "OPENAI_API_KEY", getenv),
+                          Catch::Contains("SLUICE_DEADLINE_MS: expected a whole number"));
+    }
+    test::write_file(path, "deadline_ms = -5\n");
+    CHECK_THROWS_WITH(apply_config_file(path, o), Catch::Contains("deadline_ms"));
 }
