@@ -10,6 +10,44 @@ namespace sluice {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// The custom headers: each a token sent once with a clean value, none that sluice writes
+// itself. The messages name the header, never its value (it may be a secret).
+void validate_headers(const dispatcher_options& o) {
+    for (std::size_t i = 0; i < o.headers.size(); ++i) {
+        const auto& [name, value] = o.headers[i];
+        if (!is_valid_header_name(name))
+            throw std::invalid_argument(
+                "headers:" + (is_valid_header_value(name) ? " \"" + name + "\"" : std::string()) +
+                " is not a header name (a token: letters, digits, !#$%&'*+-.^_`|~)");
+        if (!is_valid_header_value(value))
+            throw std::invalid_argument("headers: " + name +
+                                        ": the value holds a control character (CR, LF or "
+                                        "NUL); not shown");
+        for (std::size_t j = 0; j < i; ++j)
+            if (same_header_name(o.headers[j].first, name))
+                throw std::invalid_argument("headers: " + name + " is given twice");
+        if (is_framing_header(name))
+            throw std::invalid_argument("headers: " + name +
+                                        ": sluice writes this header itself (it frames every "
+                                        "request); it cannot be replaced");
+        if (same_header_name(name, "Authorization") && !o.api_key.empty())
+            throw std::invalid_argument(
+                "headers: Authorization would replace the API key's \"Authorization: Bearer\" "
+                "header; to send your own, configure no API key");
+        if (same_header_name(name, "OpenAI-Organization") && !o.organization.empty())
+            throw std::invalid_argument(
+                "headers: OpenAI-Organization is already sent from organization; set one or "
+                "the other");
+        if (same_header_name(name, "OpenAI-Project") && !o.project.empty())
+            throw std::invalid_argument(
+                "headers: OpenAI-Project is already sent from project; set one or the other");
+    }
+}
+
+} // namespace
+
 void dispatcher_options::validate() const {
     error_code ec;
     endpoint::parse(base_url, ec);
@@ -28,6 +66,7 @@ void dispatcher_options::validate() const {
             throw std::invalid_argument(std::string(name) +
                                         ": holds a control character (CR, LF or NUL)");
     }
+    validate_headers(*this);
     if (queue_limit == 0)
         throw std::invalid_argument("queue_limit: must be at least 1");
     pool.validate();

@@ -119,6 +119,14 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                     .first->second;
     }
 
+    // What a result must never hold: the key, and the custom headers' values.
+    static std::vector<std::string> secrets_of(const dispatcher_options& o) {
+        std::vector<std::string> s{o.api_key};
+        for (const auto& header : o.headers)
+            s.push_back(header.second);
+        return s;
+    }
+
     static endpoint parse_endpoint(const std::string& url) {
         error_code ec;
         auto ep = endpoint::parse(url, ec);
@@ -135,6 +143,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         h.organization = opts.organization;
         h.project = opts.project;
         h.user_agent = "sluice/0.1";
+        h.extra = opts.headers;
         return h;
     }
 
@@ -351,7 +360,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     completion_parser parser;                 // one per dispatcher: all parsing happens on `ex`
     token_estimator estimator{opts.estimate}; // likewise
     stream_request_preparer prepare_stream;   // likewise
-    detail::secret_scrubber secrets{opts.api_key};
+    detail::secret_scrubber secrets{secrets_of(opts)};
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did
 

@@ -23,6 +23,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -42,6 +44,18 @@ struct dispatcher_options {
     /// Optional OpenAI-Organization and OpenAI-Project headers.
     std::string organization;
     std::string project;
+    /// More headers sent with every request, after sluice's own, as `{name, value}` in this
+    /// order: a gateway's tenant or routing header, a custom authentication scheme. Refused by
+    /// `validate()`: a name that is not an HTTP token or that appears twice (any case), a
+    /// value holding a control character, a framing header the pool writes itself
+    /// (`is_framing_header`: Host, Content-Length, Content-Type, Connection, ...), and a
+    /// header that would replace one sluice sends from another option: `Authorization` while
+    /// `api_key` is set, `OpenAI-Organization` / `OpenAI-Project` while `organization` /
+    /// `project` is. Without a key, an `Authorization` here is the request's authentication.
+    /// A `User-Agent` here replaces sluice's. Values are treated as secrets: never logged nor
+    /// put in an error message, and a value of 8 characters or more that a server echoes back
+    /// is replaced by `[REDACTED]` in results, as the key is.
+    std::vector<std::pair<std::string, std::string>> headers;
 
     pool_options pool;
     tls_options tls;

@@ -25,6 +25,7 @@ dispatcher_options engine_options(const bench_options& o, std::string* api_key_e
     ro.api_key_env = o.api_key_env;
     ro.ca_file = o.ca_file;
     ro.insecure = o.insecure;
+    ro.headers = o.headers;
     ro.rpm = o.rpm;
     ro.tpm = o.tpm;
     ro.max_attempts = o.max_attempts;

@@ -20,6 +20,8 @@ struct bench_options {
     std::optional<std::string> api_key_env;
     std::optional<std::string> ca_file;
     bool insecure = false;
+    /// `--header 'Name: value'`, as `sluice run` takes them.
+    std::vector<std::string> headers;
     /// Model of synthetic prompts and of prompt lines that name none.
     std::string model;
     /// System message of `{"prompt": ...}` lines.

@@ -284,6 +284,44 @@ void prices_from(const toml::table& root, const std::string& path, price_table& 
     }
 }
 
+// [headers]: "Name" = "value", or "Name" = { env = "VARIABLE" } for a value that is a secret
+// and so belongs in the environment, not in a file. Errors name the header, never the value.
+void read_headers(const std::string& path, const toml::node& node, dispatcher_options& o) {
+    const toml::table* headers = node.as_table();
+    if (!headers)
+        toml_value{path, "", "headers", node}.fail("expected a table [headers]");
+    for (const auto& [key, value] : *headers) {
+        const std::string name(key.str());
+        if (!is_valid_header_name(name))
+            throw config_error(where(path, value) + "[headers]: " +
+                               (is_valid_header_value(name) ? "\"" + name + "\" " : std::string()) +
+                               "is not a header name (a token: letters, digits, "
+                               "!#$%&'*+-.^_`|~)");
+        const toml_value v{path, "headers", name, value};
+        std::string text;
+        if (const toml::table* from = value.as_table()) {
+            const toml::node* env = from->get("env");
+            if (!env || from->size() != 1)
+                v.fail("expected a string or { env = \"VARIABLE\" }");
+            const std::string variable = toml_value{path, "headers", name, *env}.string();
+            const char* set = ::getenv(variable.c_str());
+            if (!set)
+                v.fail("the environment variable " + variable + " is not set");
+            text = set;
+            if (!is_valid_header_value(text))
+                v.fail("the environment variable " + variable +
+                       " contains a CR, LF, NUL or other control character; refused before "
+                       "anything is sent, and not shown");
+        } else {
+            text = v.header_value();
+        }
+        for (const auto& [other, ignored] : o.headers)
+            if (same_header_name(other, name))
+                v.fail("given twice (header names ignore case)");
+        o.headers.emplace_back(name, std::move(text));
+    }
+}
+
 } // namespace
 
 std::vector<tier> builtin_tiers() {
@@ -329,6 +367,8 @@ file_settings apply_config_file(const std::string& path, dispatcher_options& opt
             // Read by load_prices for --dry-run; checked here so a typo fails every command.
             price_table prices = builtin_prices();
             prices_from(root, path, prices);
+        } else if (key.str() == "headers") {
+            read_headers(path, node, updated);
         } else if (node.is_table()) {
             read_section(path, key.str(), node, t);
         } else {

@@ -2,8 +2,11 @@
 
 #include "cli/run_options.hpp"
 
+#include <sluice/transport/header_value.hpp>
+
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -33,7 +36,11 @@ bool point_engine(bool use_mock,
         mock.emplace(mock_latency_ms);
         engine.base_url = mock->base_url();
         engine.tls.ca_pem = mock->certificate_pem();
-        if (engine.api_key.empty())
+        const bool own_auth =
+            std::any_of(engine.headers.begin(), engine.headers.end(), [](const auto& h) {
+                return same_header_name(h.first, "Authorization");
+            });
+        if (engine.api_key.empty() && !own_auth)
             engine.api_key = "sk-mock";
     }
     if (const std::string why = missing_key_error(engine, key_env); !why.empty()) {

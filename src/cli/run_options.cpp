@@ -3,6 +3,7 @@
 #include <sluice/transport/endpoint.hpp>
 #include <sluice/transport/header_value.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -61,7 +62,40 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         opts.pool.stream_idle_timeout = std::chrono::milliseconds(*o.stream_idle_timeout_ms);
     if (o.deadline_ms)
         opts.deadline = std::chrono::milliseconds(*o.deadline_ms);
+    for (const std::string& arg : o.headers) {
+        auto header = parse_header_flag(arg);
+        auto same = std::find_if(opts.headers.begin(), opts.headers.end(), [&](const auto& h) {
+            return same_header_name(h.first, header.first);
+        });
+        if (same != opts.headers.end())
+            same->second = std::move(header.second); // the flag over the file
+        else
+            opts.headers.push_back(std::move(header));
+    }
+    // Everything the engine will refuse, refused now, before a file is opened or a byte sent.
+    opts.validate();
     return opts;
+}
+
+std::pair<std::string, std::string> parse_header_flag(std::string_view arg) {
+    const std::size_t colon = arg.find(':');
+    if (colon == std::string_view::npos)
+        throw std::invalid_argument("--header: expected 'Name: value' (the value is not shown)");
+    const std::string name(arg.substr(0, colon));
+    if (!is_valid_header_name(name))
+        throw std::invalid_argument(
+            "--header: " + (is_valid_header_value(name) ? "\"" + name + "\" " : std::string()) +
+            "is not a header name (a token: letters, digits, !#$%&'*+-.^_`|~; no blanks)");
+    std::string_view value = arg.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+        value.remove_suffix(1);
+    if (!is_valid_header_value(value))
+        throw std::invalid_argument("--header " + name +
+                                    ": the value contains a CR, LF, NUL or other control "
+                                    "character; refused before anything is sent, and not shown");
+    return {name, std::string(value)};
 }
 
 void apply_run_settings(run_options& o, const run_settings& file) {
@@ -93,6 +127,10 @@ void apply_run_settings(run_options& o, const run_settings& file) {
 std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {
     if (!opts.api_key.empty())
         return {};
+    for (const auto& [name, value] : opts.headers)
+        if (same_header_name(name, "Authorization"))
+            return {}; // the user's own authentication
+
     error_code ec;
     const endpoint ep = endpoint::parse(opts.base_url, ec);
     if (ec || !ep.tls || ep.host_is_loopback())

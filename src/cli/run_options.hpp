@@ -11,6 +11,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 // The options of `sluice run` and how they become the library's: flags over environment over
 // config file over defaults.
@@ -27,6 +29,9 @@ struct run_options {
     std::optional<std::string> api_key_env;
     std::optional<std::string> ca_file;
     bool insecure = false;
+    /// `--header 'Name: value'`, in the order given; they add to the config file's
+    /// `[headers]`, replacing one of the same name.
+    std::vector<std::string> headers;
     std::optional<std::size_t> concurrency;
     std::optional<double> rpm;
     std::optional<double> tpm;
@@ -99,6 +104,11 @@ std::string missing_key_error(const dispatcher_options& opts, std::string_view a
 /// options `engine` that build_options made of them. Throws std::invalid_argument naming
 /// --model when the model holds a control character.
 batch_options make_batch_options(const run_options& o, dispatcher_options engine);
+
+/// `--header 'Name: value'` split into its name and value (the value's surrounding blanks
+/// trimmed). Throws std::invalid_argument naming the flag, and the name when it is one, but
+/// never the value.
+std::pair<std::string, std::string> parse_header_flag(std::string_view arg);
 
 /// Throws std::invalid_argument naming `flag` (never the value) when `value` holds a CR, LF,
 /// NUL or other control character: values sent in a header or the request line, or in every

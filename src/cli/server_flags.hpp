@@ -6,7 +6,7 @@ namespace sluice::cli {
 
 /// The flags that name the server and how to trust it, the same in every command that sends
 /// requests (`sluice run`, `sluice bench`): `Options` has `base_url`, `api_key_env`, `ca_file`
-/// (optional strings) and `insecure`.
+/// (optional strings), `insecure` and `headers` (a vector of strings).
 template <class Options>
 void add_server_flags(CLI::App* cmd, Options& o) {
     cmd->add_option("--base-url",
@@ -19,6 +19,13 @@ void add_server_flags(CLI::App* cmd, Options& o) {
         "--ca-file", o.ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
     cmd->add_flag(
         "--insecure", o.insecure, "Do not verify TLS certificates (loud; local tests only)");
+    // One value per --header, so that a positional argument after it stays positional.
+    cmd->add_option("-H,--header",
+                    o.headers,
+                    "Extra request header 'Name: value', sent with every request (repeatable; "
+                    "the value is never printed)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 } // namespace sluice::cli

@@ -37,6 +37,52 @@ bool is_valid_header_value(std::string_view value) noexcept {
     return true;
 }
 
+bool is_valid_header_name(std::string_view name) noexcept {
+    if (name.empty())
+        return false;
+    for (char c : name) {
+        const bool alnum =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
+            return false;
+    }
+    return true;
+}
+
+bool same_header_name(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size())
+        return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) {
+            return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+        };
+        if (lower(a[i]) != lower(b[i]))
+            return false;
+    }
+    return true;
+}
+
+bool is_framing_header(std::string_view name) noexcept {
+    // What request_head writes (Host, Content-Type, Accept; Content-Length per request), and
+    // what would change how the request is framed or the connection kept.
+    for (std::string_view framing : {"host",
+                                     "content-length",
+                                     "content-type",
+                                     "transfer-encoding",
+                                     "connection",
+                                     "keep-alive",
+                                     "upgrade",
+                                     "te",
+                                     "trailer",
+                                     "expect",
+                                     "accept",
+                                     "proxy-connection",
+                                     "proxy-authorization"})
+        if (same_header_name(name, framing))
+            return true;
+    return false;
+}
+
 namespace detail {
 
 namespace {
@@ -50,12 +96,34 @@ void check_header_value(std::string_view value, const char* field) {
 
 } // namespace
 
+// A custom header: the message names it when its name is printable, never its value.
+void check_extra_header(const std::pair<std::string, std::string>& header) {
+    const auto& [name, value] = header;
+    const std::string shown = is_valid_header_value(name) ? " " + name : std::string();
+    if (!is_valid_header_name(name))
+        throw std::invalid_argument("request_headers.extra:" + shown +
+                                    ": not a header name (a token: letters, digits, "
+                                    "!#$%&'*+-.^_`|~)");
+    if (!is_valid_header_value(value))
+        throw std::invalid_argument("request_headers.extra: " + name +
+                                    ": its value contains a control character (CR, LF, NUL, "
+                                    "...); not shown");
+    if (is_framing_header(name))
+        throw std::invalid_argument("request_headers.extra: " + name +
+                                    ": sluice writes this header itself to frame every request");
+}
+
 std::string request_head(const endpoint& ep, const request_headers& h) {
     check_header_value(h.target, "target");
     check_header_value(h.authorization, "authorization");
     check_header_value(h.organization, "organization");
     check_header_value(h.project, "project");
     check_header_value(h.user_agent, "user_agent");
+    bool own_user_agent = false;
+    for (const auto& header : h.extra) {
+        check_extra_header(header);
+        own_user_agent = own_user_agent || same_header_name(header.first, "User-Agent");
+    }
     std::string head = "POST " + h.target + " HTTP/1.1\r\nHost: " + ep.host_header() + "\r\n";
     if (!h.authorization.empty())
         head += "Authorization: " + h.authorization + "\r\n";
@@ -63,7 +131,10 @@ std::string request_head(const endpoint& ep, const request_headers& h) {
         head += "OpenAI-Organization: " + h.organization + "\r\n";
     if (!h.project.empty())
         head += "OpenAI-Project: " + h.project + "\r\n";
-    head += "User-Agent: " + h.user_agent + "\r\n";
+    if (!own_user_agent)
+        head += "User-Agent: " + h.user_agent + "\r\n";
+    for (const auto& [name, value] : h.extra)
+        head += name + ": " + value + "\r\n";
     // Either answer form: a request with "stream": true is answered with an event stream.
     head += "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
     return head;

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -77,6 +79,12 @@ struct request_headers {
     std::string project;
     /// User-Agent value.
     std::string user_agent = "sluice";
+    /// More headers sent with every request after the ones above, in this order, as
+    /// `{name, value}`: names are HTTP tokens, values hold no control character, and no name
+    /// is one of the framing headers the pool writes itself (`is_framing_header`); otherwise
+    /// the pool's constructor throws std::invalid_argument naming the header (never its
+    /// value). A `User-Agent` here replaces `user_agent`. Values may be secrets: never logged.
+    std::vector<std::pair<std::string, std::string>> extra;
 };
 
 /// Counters of the pool, for stats.

@@ -7,6 +7,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace sluice;
 
@@ -59,4 +61,40 @@ TEST_CASE("a base URL with a line end is refused without printing it") {
     CHECK(why.find("X-Injected") == std::string::npos);
     o.base_url = "ftp://example.test";
     CHECK(refusal(o).find("ftp://example.test") != std::string::npos); // said as given
+}
+
+TEST_CASE("custom headers: tokens, once each, clean values, none that sluice sends itself") {
+    auto with = [](std::vector<std::pair<std::string, std::string>> headers) {
+        dispatcher_options o;
+        o.headers = std::move(headers);
+        return o;
+    };
+    CHECK(refusal(with({{"X-Tenant", "blue"}, {"User-Agent", "mine"}})).empty());
+
+    std::string why = refusal(with({{"X-Token", std::string(secret) + "\n"}}));
+    CHECK(why.rfind("headers: X-Token", 0) == 0);
+    CHECK(why.find("sk-OPTIONS") == std::string::npos);
+    CHECK(refusal(with({{"X-Tenant", "a"}, {"x-tenant", "b"}})).find("given twice") !=
+          std::string::npos);
+    CHECK(refusal(with({{"Bad Name", "a"}})).find("not a header name") != std::string::npos);
+    CHECK(refusal(with({{"Content-Length", "5"}})).find("sluice writes this header") !=
+          std::string::npos);
+
+    // Authorization is the user's own scheme only when no key would send Bearer.
+    dispatcher_options own = with({{"Authorization", "Basic dXNlcjpwYXNz"}});
+    CHECK(refusal(own).empty());
+    own.api_key = secret;
+    why = refusal(own);
+    CHECK(why.find("Authorization would replace the API key") != std::string::npos);
+    CHECK(why.find("sk-OPTIONS") == std::string::npos);
+    CHECK(why.find("dXNlcjpwYXNz") == std::string::npos);
+
+    dispatcher_options org = with({{"OpenAI-Organization", "org-2"}});
+    CHECK(refusal(org).empty());
+    org.organization = "org-1";
+    CHECK(refusal(org).find("OpenAI-Organization") != std::string::npos);
+    dispatcher_options project = with({{"openai-project", "p-2"}});
+    CHECK(refusal(project).empty());
+    project.project = "p-1";
+    CHECK(refusal(project).find("OpenAI-Project") != std::string::npos);
 }

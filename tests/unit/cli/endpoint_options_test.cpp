@@ -1,0 +1,125 @@
+// How `sluice run` and `sluice bench` read what reaches providers as they are: custom headers
+// from --header and [headers] (docs/endpoints.md).
+#include "cli/run_options.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+using namespace sluice;
+using namespace sluice::cli;
+
+namespace {
+
+constexpr const char* secret = "tok-HEADER-SECRET-42";
+
+run_options with_config(const test::temp_dir& dir, const std::string& toml) {
+    run_options o;
+    o.config_file = dir.file("c.toml");
+    test::write_file(o.config_file, toml);
+    return o;
+}
+
+// What build_options says of `o`; empty when it accepts them.
+std::string refusal(const run_options& o) {
+    try {
+        build_options(o);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// A variable set for the scope of a test.
+struct scoped_env {
+    scoped_env(const char* name, const std::string& value)
+        : name_(name) {
+        ::setenv(name, value.c_str(), 1);
+    }
+    ~scoped_env() { ::unsetenv(name_); }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+
+private:
+    const char* name_;
+};
+
+} // namespace
+
+TEST_CASE("a --header 'Name: value' flag is split at the first colon, the value trimmed") {
+    CHECK(parse_header_flag("X-Tenant: blue") ==
+          std::pair<std::string, std::string>{"X-Tenant", "blue"});
+    CHECK(parse_header_flag("X-Url:  http://a:b/c \t").second == "http://a:b/c");
+    CHECK(parse_header_flag("X-Empty:").second.empty());
+    for (const char* bad : {"X-Tenant blue", ": blue", "X Tenant: blue", "X-Tenant\n: blue"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(parse_header_flag(bad), std::invalid_argument);
+    }
+    try {
+        parse_header_flag(std::string("X-Token: ") + secret + "\r\nX-Injected: 1");
+        FAIL("accepted");
+    } catch (const std::invalid_argument& e) {
+        const std::string why = e.what();
+        CHECK(why.find("--header X-Token") != std::string::npos);
+        CHECK(why.find("HEADER-SECRET") == std::string::npos);
+    }
+}
+
+TEST_CASE("[headers] in the file and --header flags add up, a flag replacing its name") {
+    test::temp_dir dir;
+    const scoped_env env("SLUICE_TEST_HEADER_TOKEN", secret);
+    run_options o = with_config(dir,
+                                "[headers]\n\"X-Tenant\" = \"blue\"\n"
+                                "X-Token = { env = \"SLUICE_TEST_HEADER_TOKEN\" }\n");
+    dispatcher_options opts = build_options(o);
+    REQUIRE(opts.headers.size() == 2);
+    CHECK(opts.headers[0] == std::pair<std::string, std::string>{"X-Tenant", "blue"});
+    CHECK(opts.headers[1] == std::pair<std::string, std::string>{"X-Token", secret});
+
+    o.headers = {"x-tenant: green", "X-Extra: 1"};
+    opts = build_options(o);
+    REQUIRE(opts.headers.size() == 3);
+    CHECK(opts.headers[0].second == "green");
+    CHECK(opts.headers[2] == std::pair<std::string, std::string>{"X-Extra", "1"});
+}
+
+TEST_CASE("[headers] refuses bad names, twice-given names, unset variables and line ends") {
+    test::temp_dir dir;
+    const scoped_env env("SLUICE_TEST_HEADER_BAD", std::string(secret) + "\nX: 1");
+    for (const auto& [toml, says] : {
+             std::pair<std::string, std::string>{"[headers]\n\"X Bad\" = \"v\"\n",
+                                                 "not a header name"},
+             {"[headers]\nX-A = \"1\"\nx-a = \"2\"\n", "given twice"},
+             {"[headers]\nX-A = { env = \"SLUICE_TEST_UNSET_VARIABLE\" }\n", "is not set"},
+             {"[headers]\nX-A = { env = \"SLUICE_TEST_HEADER_BAD\" }\n", "control character"},
+             {"[headers]\nX-A = { file = \"x\" }\n", "expected a string or"},
+             {"[headers]\nX-A = 3\n", "expected a string"},
+             {"[headers]\nX-A = \"a\\r\\nX-Injected: 1\"\n", "control character"},
+             {"[headers]\nContent-Type = \"text/plain\"\n", "sluice writes this header"},
+         }) {
+        INFO(toml);
+        const std::string why = refusal(with_config(dir, toml));
+        CHECK(why.find(says) != std::string::npos);
+        CHECK(why.find("HEADER-SECRET") == std::string::npos);
+        CHECK(why.find("Injected") == std::string::npos);
+    }
+}
+
+TEST_CASE("an Authorization header is refused while a key is set, and stands for one without") {
+    run_options o;
+    o.api_key_env = "SLUICE_TEST_HEADER_KEY";
+    o.headers = {"Authorization: Basic dXNlcjpwYXNz"};
+    dispatcher_options opts = build_options(o);
+    CHECK(opts.api_key.empty());
+    opts.base_url = "https://gateway.example.com/v1";
+    CHECK(missing_key_error(opts, "SLUICE_TEST_HEADER_KEY").empty()); // the user's own auth
+
+    const scoped_env key("SLUICE_TEST_HEADER_KEY", "sk-test-key-0123456789");
+    const std::string why = refusal(o);
+    CHECK(why.find("Authorization would replace the API key") != std::string::npos);
+    CHECK(why.find("dXNlcjpwYXNz") == std::string::npos);
+    CHECK(why.find("sk-test-key") == std::string::npos);
+}
