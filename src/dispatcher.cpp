@@ -32,7 +32,12 @@ void validate_headers(const dispatcher_options& o) {
             throw std::invalid_argument("headers: " + name +
                                         ": sluice writes this header itself (it frames every "
                                         "request); it cannot be replaced");
-        if (same_header_name(name, "Authorization") && !o.api_key.empty())
+        const bool azure = o.effective_style() == api_style::azure;
+        if (same_header_name(name, "api-key") && azure && !o.api_key.empty())
+            throw std::invalid_argument(
+                "headers: api-key would replace the API key's \"api-key\" header (Azure "
+                "style); to send your own, configure no API key");
+        if (same_header_name(name, "Authorization") && !azure && !o.api_key.empty())
             throw std::invalid_argument(
                 "headers: Authorization would replace the API key's \"Authorization: Bearer\" "
                 "header; to send your own, configure no API key");
@@ -46,11 +51,42 @@ void validate_headers(const dispatcher_options& o) {
     }
 }
 
+bool is_api_version_char(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
+}
+
+// Azure's api-version: given in a safe spelling, and present one way or the other.
+void validate_api_version(const dispatcher_options& o, const endpoint& ep) {
+    for (char c : o.api_version)
+        if (!is_api_version_char(c))
+            throw std::invalid_argument(
+                "api_version: letters, digits, '-', '.' and '_' only (e.g. 2024-10-21)");
+    if (o.effective_style() != api_style::azure || !o.api_version.empty())
+        return;
+    const auto in_url = ep.query_param("api-version");
+    if (!in_url || in_url->empty())
+        throw std::invalid_argument(
+            "api_version: Azure OpenAI needs an api-version on every request (without one it "
+            "answers 404 \"Resource not found\"): set api_version (--api-version, "
+            "OPENAI_API_VERSION) or add ?api-version=... to base_url");
+}
+
 } // namespace
+
+api_style dispatcher_options::effective_style() const {
+    if (style != api_style::automatic)
+        return style;
+    error_code ec;
+    const endpoint ep = endpoint::parse(base_url, ec);
+    return !ec && ep.path_prefix.find("/openai/deployments/") != std::string::npos
+               ? api_style::azure
+               : api_style::openai;
+}
 
 void dispatcher_options::validate() const {
     error_code ec;
-    endpoint::parse(base_url, ec);
+    const endpoint ep = endpoint::parse(base_url, ec);
     if (ec) // the URL as given, unless it holds what would break the line it is printed on
         throw std::invalid_argument("base_url: not an http:// or https:// URL" +
                                     (is_valid_header_value(base_url)
@@ -66,6 +102,7 @@ void dispatcher_options::validate() const {
             throw std::invalid_argument(std::string(name) +
                                         ": holds a control character (CR, LF or NUL)");
     }
+    validate_api_version(*this, ep);
     validate_headers(*this);
     if (queue_limit == 0)
         throw std::invalid_argument("queue_limit: must be at least 1");

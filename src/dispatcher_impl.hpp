@@ -137,8 +137,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     request_headers make_headers() const {
         request_headers h;
-        h.target = ep.target("/chat/completions");
-        if (!opts.api_key.empty())
+        endpoint target = ep;
+        if (!opts.api_version.empty())
+            target.set_query_param("api-version", opts.api_version);
+        h.target = target.target("/chat/completions");
+        if (opts.effective_style() == api_style::azure)
+            h.api_key = opts.api_key;
+        else if (!opts.api_key.empty())
             h.authorization = "Bearer " + opts.api_key;
         h.organization = opts.organization;
         h.project = opts.project;

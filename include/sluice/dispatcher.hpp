@@ -34,13 +34,34 @@ enum class overflow_policy {
     fail, ///< the submission completes at once with errc::queue_full
 };
 
+/// How an endpoint wants requests addressed and authenticated.
+enum class api_style {
+    /// `azure` when the base URL's path holds `/openai/deployments/`, else `openai`.
+    automatic,
+    /// OpenAI and the compatible servers: `Authorization: Bearer KEY`.
+    openai,
+    /// Azure OpenAI: the key in an `api-key` header, and an `api-version` query parameter on
+    /// every request (from `api_version`, or the base URL's query); the deployment is in the
+    /// base URL's path (`https://X.openai.azure.com/openai/deployments/NAME`).
+    azure,
+};
+
 /// Everything the engine needs: endpoint and credentials, and one options struct per stage.
 /// `configs/default.toml` mirrors this struct key for key.
 struct dispatcher_options {
     /// Base URL, as the SDKs' OPENAI_BASE_URL; http:// for local servers.
     std::string base_url = "https://api.openai.com/v1";
-    /// Sent as `Authorization: Bearer ...`; empty sends no Authorization. Never logged.
+    /// Sent as `Authorization: Bearer ...` (as `api-key: ...` for Azure, see `style`); empty
+    /// sends neither. Never logged.
     std::string api_key;
+    /// How requests are addressed and authenticated; `automatic` tells Azure by its URL.
+    api_style style = api_style::automatic;
+    /// Azure OpenAI's `api-version` (e.g. "2024-10-21"), set as a query parameter on every
+    /// request, replacing one in `base_url`; empty keeps the base URL's. With the azure style
+    /// one of the two is required (`validate()` refuses neither: Azure answers a request
+    /// without it 404 "Resource not found"). Letters, digits, '-', '.' and '_' only. Sent with
+    /// the openai style too when set (some gateways want it).
+    std::string api_version;
     /// Optional OpenAI-Organization and OpenAI-Project headers.
     std::string organization;
     std::string project;
@@ -50,11 +71,11 @@ struct dispatcher_options {
     /// value holding a control character, a framing header the pool writes itself
     /// (`is_framing_header`: Host, Content-Length, Content-Type, Connection, ...), and a
     /// header that would replace one sluice sends from another option: `Authorization` while
-    /// `api_key` is set, `OpenAI-Organization` / `OpenAI-Project` while `organization` /
-    /// `project` is. Without a key, an `Authorization` here is the request's authentication.
-    /// A `User-Agent` here replaces sluice's. Values are treated as secrets: never logged nor
-    /// put in an error message, and a value of 8 characters or more that a server echoes back
-    /// is replaced by `[REDACTED]` in results, as the key is.
+    /// `api_key` is set (`api-key` with the azure style), `OpenAI-Organization` / `OpenAI-Project`
+    /// while `organization` / `project` is. Without a key, an `Authorization` here is the request's
+    /// authentication. A `User-Agent` here replaces sluice's. Values are treated as secrets: never
+    /// logged nor put in an error message, and a value of 8 characters or more that a server echoes
+    /// back is replaced by `[REDACTED]` in results, as the key is.
     std::vector<std::pair<std::string, std::string>> headers;
 
     pool_options pool;
@@ -93,6 +114,9 @@ struct dispatcher_options {
     /// clock. A `manual_clock` makes a test of the engine's timing exact. Connection and
     /// request timeouts always run on the steady clock.
     std::shared_ptr<engine_clock> clock;
+
+    /// `style`, with `automatic` resolved from `base_url`.
+    api_style effective_style() const;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;

@@ -20,6 +20,9 @@ struct bench_options {
     std::optional<std::string> api_key_env;
     std::optional<std::string> ca_file;
     bool insecure = false;
+    /// `--api-style` ("openai", "azure", "auto") and `--api-version`.
+    std::optional<std::string> api_style;
+    std::optional<std::string> api_version;
     /// `--header 'Name: value'`, as `sluice run` takes them.
     std::vector<std::string> headers;
     /// Model of synthetic prompts and of prompt lines that name none.

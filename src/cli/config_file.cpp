@@ -126,7 +126,18 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 // clang-format off
 constexpr key_spec keys[] = {
     {"", "base_url", [](V v, T t) { t.o.base_url = v.header_value(); }},
-    {"", "api_key_env", [](V v, T t) { t.f.api_key_env = v.header_value(); }},
+    {"", "api_key_env", [](V v, T t) {
+        t.f.api_key_env = v.header_value();
+        t.f.api_key_env_set = true;
+    }},
+    {"", "api_style", [](V v, T t) {
+        const std::string s = v.string();
+        if (s != "openai" && s != "azure" && s != "auto")
+            v.fail("expected \"openai\", \"azure\" or \"auto\"");
+        t.o.style = parse_api_style(s, "api_style");
+        t.f.api_style_set = true;
+    }},
+    {"", "api_version", [](V v, T t) { t.o.api_version = v.header_value(); }},
     {"", "organization", [](V v, T t) { t.o.organization = v.header_value(); }},
     {"", "project", [](V v, T t) { t.o.project = v.header_value(); }},
     {"", "queue_limit", [](V v, T t) { t.o.queue_limit = v.integer<usize>(1); }},
@@ -388,27 +399,36 @@ file_settings apply_config_file(const std::string& path, dispatcher_options& opt
     return settings;
 }
 
+namespace {
+
+// Every value here goes into the request line or a header: a CR or LF (a key pasted with its
+// newline) would end the header and start another. Refused naming the variable; the value
+// itself may be the key, so it is never shown.
+void set_from_env(const std::function<const char*(const char*)>& getenv,
+                  const char* name,
+                  std::string& target,
+                  const char* what) {
+    const char* v = getenv(name);
+    if (!v || !*v)
+        return;
+    if (!is_valid_header_value(v))
+        throw config_error(std::string(name) + ": " + what +
+                           " contains a CR, LF or other control character (a line end "
+                           "copied with it?); refused before anything is sent, and not "
+                           "shown");
+    target = v;
+}
+
+} // namespace
+
 void apply_environment(dispatcher_options& opts,
                        std::string_view api_key_env,
                        const std::function<const char*(const char*)>& getenv) {
-    // Every value here goes into the request line or a header: a CR or LF (a key pasted with
-    // its newline) would end the header and start another. Refused naming the variable; the
-    // value itself may be the key, so it is never shown.
-    auto set = [&](const char* name, std::string& target, const char* what) {
-        const char* v = getenv(name);
-        if (!v || !*v)
-            return;
-        if (!is_valid_header_value(v))
-            throw config_error(std::string(name) + ": " + what +
-                               " contains a CR, LF or other control character (a line end "
-                               "copied with it?); refused before anything is sent, and not "
-                               "shown");
-        target = v;
-    };
-    set("OPENAI_BASE_URL", opts.base_url, "the base URL");
-    set(std::string(api_key_env).c_str(), opts.api_key, "the API key");
-    set("OPENAI_ORG_ID", opts.organization, "the organization");
-    set("OPENAI_PROJECT_ID", opts.project, "the project");
+    set_from_env(getenv, "OPENAI_BASE_URL", opts.base_url, "the base URL");
+    set_from_env(getenv, std::string(api_key_env).c_str(), opts.api_key, "the API key");
+    set_from_env(getenv, "OPENAI_ORG_ID", opts.organization, "the organization");
+    set_from_env(getenv, "OPENAI_PROJECT_ID", opts.project, "the project");
+    set_from_env(getenv, "OPENAI_API_VERSION", opts.api_version, "the API version");
     if (const char* v = getenv("SLUICE_DEADLINE_MS"); v && *v) {
         const auto ms = parse_env_number(v);
         if (!ms || *ms != std::floor(*ms) || *ms > 1e15)
@@ -432,6 +452,23 @@ std::string printable(std::string_view text) {
     for (const char c : text.substr(0, 40))
         out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
     return out;
+}
+
+void apply_api_key(dispatcher_options& opts,
+                   std::string_view api_key_env,
+                   const std::function<const char*(const char*)>& getenv) {
+    opts.api_key.clear();
+    set_from_env(getenv, std::string(api_key_env).c_str(), opts.api_key, "the API key");
+}
+
+api_style parse_api_style(std::string_view text, std::string_view where) {
+    if (text == "openai")
+        return api_style::openai;
+    if (text == "azure")
+        return api_style::azure;
+    if (text == "auto")
+        return api_style::automatic;
+    throw config_error(std::string(where) + ": expected \"openai\", \"azure\" or \"auto\"");
 }
 
 } // namespace sluice::cli

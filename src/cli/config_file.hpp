@@ -64,6 +64,11 @@ struct run_settings {
 struct file_settings {
     /// Environment variable that holds the API key.
     std::string api_key_env = "OPENAI_API_KEY";
+    /// The file named it (`api_key_env`): the Azure default (AZURE_OPENAI_API_KEY) is not
+    /// taken then.
+    bool api_key_env_set = false;
+    /// The file set `api_style`.
+    bool api_style_set = false;
     /// Tier named by `[limits] tier`; empty when none.
     std::string tier;
     /// `[limits] rpm` / `tpm` were given: they override the same file's tier.
@@ -82,9 +87,10 @@ struct file_settings {
 file_settings apply_config_file(const std::string& path, dispatcher_options& opts);
 
 /// Applies the environment as the official SDKs read it: OPENAI_BASE_URL, the API key from
-/// variable `api_key_env`, OPENAI_ORG_ID and OPENAI_PROJECT_ID; and sluice's own
-/// SLUICE_DEADLINE_MS. Throws config_error naming the variable (never the value of one that
-/// may hold a secret) when one holds a CR, LF or other control character or is not a number.
+/// variable `api_key_env`, OPENAI_ORG_ID, OPENAI_PROJECT_ID and OPENAI_API_VERSION (as the
+/// SDKs' Azure client reads it); and sluice's own SLUICE_DEADLINE_MS. Throws config_error naming
+/// the variable (never the value of one that may hold a secret) when one holds a CR, LF or other
+/// control character or is not a number.
 void apply_environment(dispatcher_options& opts,
                        std::string_view api_key_env,
                        const std::function<const char*(const char*)>& getenv = ::getenv);
@@ -94,5 +100,14 @@ std::optional<double> parse_env_number(std::string_view text);
 
 /// The first 40 characters of `text` with control characters as '?', for a message.
 std::string printable(std::string_view text);
+
+/// Sets `opts.api_key` from variable `api_key_env` (cleared when it is unset or empty), with
+/// apply_environment's check.
+void apply_api_key(dispatcher_options& opts,
+                   std::string_view api_key_env,
+                   const std::function<const char*(const char*)>& getenv = ::getenv);
+
+/// "openai", "azure" or "auto" as an api_style; throws config_error naming `where` otherwise.
+api_style parse_api_style(std::string_view text, std::string_view where);
 
 } // namespace sluice::cli

@@ -17,10 +17,8 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
     file_settings file;
     if (!o.config_file.empty())
         file = apply_config_file(o.config_file, opts);
-    const std::string key_env = o.api_key_env.value_or(file.api_key_env);
+    std::string key_env = o.api_key_env.value_or(file.api_key_env);
     apply_environment(opts, key_env);
-    if (api_key_env)
-        *api_key_env = key_env;
     if (run_file)
         *run_file = file.run;
 
@@ -38,6 +36,20 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         check_header_flag("--base-url", *o.base_url);
         opts.base_url = *o.base_url;
     }
+    if (o.api_style)
+        opts.style = parse_api_style(*o.api_style, "--api-style");
+    if (o.api_version) {
+        check_header_flag("--api-version", *o.api_version);
+        opts.api_version = *o.api_version;
+    }
+    // An Azure endpoint's key is in AZURE_OPENAI_API_KEY, as the SDKs' Azure client reads it,
+    // unless a flag or the file names the variable: an OpenAI key is never sent to Azure.
+    if (!o.api_key_env && !file.api_key_env_set && opts.effective_style() == api_style::azure) {
+        key_env = "AZURE_OPENAI_API_KEY";
+        apply_api_key(opts, key_env);
+    }
+    if (api_key_env)
+        *api_key_env = key_env;
     if (o.ca_file)
         opts.tls.ca_file = *o.ca_file;
     if (o.insecure)
@@ -127,8 +139,9 @@ void apply_run_settings(run_options& o, const run_settings& file) {
 std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {
     if (!opts.api_key.empty())
         return {};
+    const char* auth = opts.effective_style() == api_style::azure ? "api-key" : "Authorization";
     for (const auto& [name, value] : opts.headers)
-        if (same_header_name(name, "Authorization"))
+        if (same_header_name(name, auth))
             return {}; // the user's own authentication
 
     error_code ec;

@@ -29,6 +29,9 @@ struct run_options {
     std::optional<std::string> api_key_env;
     std::optional<std::string> ca_file;
     bool insecure = false;
+    /// `--api-style` ("openai", "azure", "auto") and `--api-version`.
+    std::optional<std::string> api_style;
+    std::optional<std::string> api_version;
     /// `--header 'Name: value'`, in the order given; they add to the config file's
     /// `[headers]`, replacing one of the same name.
     std::vector<std::string> headers;

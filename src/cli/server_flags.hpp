@@ -6,7 +6,8 @@ namespace sluice::cli {
 
 /// The flags that name the server and how to trust it, the same in every command that sends
 /// requests (`sluice run`, `sluice bench`): `Options` has `base_url`, `api_key_env`, `ca_file`
-/// (optional strings), `insecure` and `headers` (a vector of strings).
+/// (optional strings), `insecure`, `headers` (a vector of strings), `api_style` and
+/// `api_version` (optional strings).
 template <class Options>
 void add_server_flags(CLI::App* cmd, Options& o) {
     cmd->add_option("--base-url",
@@ -19,6 +20,15 @@ void add_server_flags(CLI::App* cmd, Options& o) {
         "--ca-file", o.ca_file, "PEM file of an extra trusted CA (self-signed local servers)");
     cmd->add_flag(
         "--insecure", o.insecure, "Do not verify TLS certificates (loud; local tests only)");
+    cmd->add_option("--api-style",
+                    o.api_style,
+                    "openai (Authorization: Bearer) or azure (api-key header, api-version); "
+                    "default: azure for a base URL with /openai/deployments/")
+        ->check(CLI::IsMember({"openai", "azure", "auto"}));
+    cmd->add_option("--api-version",
+                    o.api_version,
+                    "Azure OpenAI api-version query parameter (default $OPENAI_API_VERSION or "
+                    "the base URL's)");
     // One value per --header, so that a positional argument after it stays positional.
     cmd->add_option("-H,--header",
                     o.headers,

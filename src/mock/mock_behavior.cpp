@@ -118,6 +118,44 @@ answer_shape shape_answer(const parsed_request& req,
     return a;
 }
 
+// Azure OpenAI's deployment route: /openai/deployments/NAME/chat/completions.
+bool is_azure_chat_path(std::string_view path) {
+    constexpr std::string_view prefix = "/openai/deployments/";
+    constexpr std::string_view suffix = "/chat/completions";
+    if (path.size() <= prefix.size() + suffix.size() || path.substr(0, prefix.size()) != prefix ||
+        path.substr(path.size() - suffix.size()) != suffix)
+        return false;
+    const std::string_view name =
+        path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+    return name.find('/') == std::string_view::npos;
+}
+
+// The value of `name` in a query string ("a=1&api-version=x"); absent when not there.
+std::optional<std::string_view> query_param(std::string_view query, std::string_view name) {
+    while (!query.empty()) {
+        const std::size_t amp = query.find('&');
+        const std::string_view pair = query.substr(0, amp);
+        const std::size_t eq = pair.find('=');
+        if (pair.substr(0, eq) == name)
+            return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    }
+    return std::nullopt;
+}
+
+// An api-version Azure would know the shape of: 2024-10-21 or 2025-01-01-preview.
+bool looks_like_api_version(std::string_view v) {
+    auto digits = [&](std::size_t from, std::size_t n) {
+        for (std::size_t i = from; i < from + n; ++i)
+            if (i >= v.size() || v[i] < '0' || v[i] > '9')
+                return false;
+        return true;
+    };
+    const bool date = v.size() >= 10 && digits(0, 4) && v[4] == '-' && digits(5, 2) &&
+                      v[7] == '-' && digits(8, 2);
+    return date && (v.size() == 10 || v.substr(10) == "-preview");
+}
+
 } // namespace
 
 std::string format_go_duration(std::chrono::nanoseconds d) {
@@ -186,7 +224,8 @@ void mock_behavior::add_limit_headers(mock_reply& r, clock::time_point now) {
 mock_reply mock_behavior::on_request(std::string_view method,
                                      std::string_view target,
                                      std::string_view body,
-                                     clock::time_point now) {
+                                     clock::time_point now,
+                                     std::optional<std::string_view> api_key) {
     if (target == "/mock/stats") {
         const mock_counters& c = counters_;
         mock_reply r;
@@ -214,17 +253,58 @@ mock_reply mock_behavior::on_request(std::string_view method,
         r.body = buf;
         return r;
     }
-    const bool chat = target == "/v1/chat/completions" || target == "/chat/completions";
-    if (!chat)
-        return error_reply(404, "Unknown path " + std::string(target), "invalid_request_error", "");
+    const std::size_t question = target.find('?');
+    const std::string_view path = target.substr(0, question);
+    const std::string_view query =
+        question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+    const bool chat = path == "/v1/chat/completions" || path == "/chat/completions";
+    const bool azure = is_azure_chat_path(path);
+    if (!chat && !azure)
+        return error_reply(404, "Unknown path " + std::string(path), "invalid_request_error", "");
     if (method != "POST")
         return error_reply(405, "Use POST", "invalid_request_error", "");
 
     ++counters_.requests;
+    if (azure) {
+        if (auto refusal = azure_refusal(query, api_key)) {
+            ++counters_.client_errors;
+            return std::move(*refusal);
+        }
+    }
     mock_reply r = chat_completion(body, now);
     if (opts_.close_every > 0 && ++responses_ % opts_.close_every == 0)
         r.close = true;
     return r;
+}
+
+// What Azure OpenAI answers a deployment request without its key or api-version, in its own
+// error shape ({"error":{"code","message"}}, no type): 401 without the `api-key` header, 404
+// "Resource not found" without `api-version` (Azure's answer, which says nothing of the
+// cause: hence sluice refuses to send without one), 400 for a version it does not know.
+std::optional<mock_reply> mock_behavior::azure_refusal(std::string_view query,
+                                                       std::optional<std::string_view> api_key) {
+    auto azure_error = [](unsigned status, std::string_view code, std::string_view message) {
+        mock_reply r;
+        r.status = status;
+        r.body = R"({"error":{"code":)";
+        append_json_string(r.body, code);
+        r.body += R"(,"message":)";
+        append_json_string(r.body, message);
+        r.body += "}}";
+        return r;
+    };
+    if (!api_key || api_key->empty())
+        return azure_error(401,
+                           "401",
+                           "Access denied due to invalid subscription key or wrong API endpoint. "
+                           "Make sure to provide a valid key for an active subscription and use "
+                           "a correct regional API endpoint for your resource.");
+    const auto version = query_param(query, "api-version");
+    if (!version)
+        return azure_error(404, "404", "Resource not found");
+    if (!looks_like_api_version(*version))
+        return azure_error(400, "BadRequest", "API version not supported");
+    return std::nullopt;
 }
 
 // The faults decided before the limits are looked at: a reset, a 500 or 503, a quota 429.

@@ -47,10 +47,14 @@ public:
 
     mock_behavior(const mock_options& opts, clock::time_point now);
 
+    // `api_key`: the request's `api-key` header, absent when it had none. The Azure OpenAI
+    // route (/openai/deployments/NAME/chat/completions?api-version=...) answers as Azure does
+    // without it.
     mock_reply on_request(std::string_view method,
                           std::string_view target,
                           std::string_view body,
-                          clock::time_point now);
+                          clock::time_point now,
+                          std::optional<std::string_view> api_key = std::nullopt);
 
     mock_counters& counters() noexcept { return counters_; }
 
@@ -68,6 +72,8 @@ private:
     };
 
     mock_reply chat_completion(std::string_view body, clock::time_point now);
+    std::optional<mock_reply> azure_refusal(std::string_view query,
+                                            std::optional<std::string_view> api_key);
     std::optional<mock_reply> early_fault(fault_draw& faults);
     std::optional<mock_reply> over_limit(double cost, clock::time_point now);
     std::chrono::microseconds answer_delay(fault_draw& faults);

@@ -180,8 +180,14 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
 
     mock_reply decide(const http::request<http::string_body>& req, steady_clock::time_point now) {
         std::lock_guard lock(mutex);
-        return behavior.on_request(
-            std::string_view(req.method_string()), std::string_view(req.target()), req.body(), now);
+        std::optional<std::string_view> api_key;
+        if (auto it = req.find("api-key"); it != req.end())
+            api_key = std::string_view(it->value());
+        return behavior.on_request(std::string_view(req.method_string()),
+                                   std::string_view(req.target()),
+                                   req.body(),
+                                   now,
+                                   api_key);
     }
 
     // False when the server was stopped during the wait or before it: a stop that ran while

@@ -24,13 +24,21 @@ bool valid_host_char(char c) {
            c == '.' || c == '_';
 }
 
-// The base path goes into the request line as it is: no query, no fragment, and nothing
+// The base path goes into the request line as it is: no fragment, and nothing
 // that would end the line or the target (a CR/LF here would inject headers).
 bool valid_path(std::string_view path) noexcept {
     if (!path.empty() && path.front() != '/')
         return false; // a query or fragment in a base URL
     for (char c : path)
         if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#')
+            return false;
+    return true;
+}
+
+// The query goes into the request line as it is: printable, no blank, no fragment.
+bool valid_query(std::string_view query) noexcept {
+    for (char c : query)
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '#')
             return false;
     return true;
 }
@@ -107,6 +115,15 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
     const std::string_view authority = rest.substr(0, slash);
     std::string_view path =
         slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    std::string_view query;
+    if (const std::size_t question = path.find('?'); question != std::string_view::npos) {
+        query = path.substr(question + 1);
+        path = path.substr(0, question);
+        if (!valid_query(query)) {
+            ec = errc::invalid_url;
+            return {};
+        }
+    }
     std::string_view host;
     std::string_view port;
     bool has_port = false;
@@ -121,11 +138,49 @@ endpoint endpoint::parse(std::string_view url, error_code& ec) {
     while (!path.empty() && path.back() == '/')
         path.remove_suffix(1);
     ep.path_prefix = std::string(path);
+    ep.query = std::string(query);
     return ep;
 }
 
+std::optional<std::string_view> endpoint::query_param(std::string_view name) const {
+    std::string_view rest = query;
+    while (!rest.empty()) {
+        const std::size_t amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const std::size_t eq = pair.find('=');
+        if (pair.substr(0, eq) == name)
+            return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    }
+    return std::nullopt;
+}
+
+void endpoint::set_query_param(std::string_view name, std::string_view value) {
+    const std::string pair = std::string(name) + "=" + std::string(value);
+    std::size_t from = 0;
+    while (from <= query.size()) {
+        std::size_t amp = query.find('&', from);
+        if (amp == std::string::npos)
+            amp = query.size();
+        const std::string_view item = std::string_view(query).substr(from, amp - from);
+        if (item.substr(0, item.find('=')) == name) {
+            query.replace(from, amp - from, pair);
+            return;
+        }
+        from = amp + 1;
+    }
+    if (!query.empty())
+        query += '&';
+    query += pair;
+}
+
 std::string endpoint::target(std::string_view path) const {
-    return path_prefix + std::string(path);
+    std::string t = path_prefix + std::string(path);
+    if (!query.empty()) {
+        t += '?';
+        t += query;
+    }
+    return t;
 }
 
 std::string endpoint::host_header() const {

@@ -116,6 +116,7 @@ void check_extra_header(const std::pair<std::string, std::string>& header) {
 std::string request_head(const endpoint& ep, const request_headers& h) {
     check_header_value(h.target, "target");
     check_header_value(h.authorization, "authorization");
+    check_header_value(h.api_key, "api_key");
     check_header_value(h.organization, "organization");
     check_header_value(h.project, "project");
     check_header_value(h.user_agent, "user_agent");
@@ -127,6 +128,8 @@ std::string request_head(const endpoint& ep, const request_headers& h) {
     std::string head = "POST " + h.target + " HTTP/1.1\r\nHost: " + ep.host_header() + "\r\n";
     if (!h.authorization.empty())
         head += "Authorization: " + h.authorization + "\r\n";
+    if (!h.api_key.empty())
+        head += "api-key: " + h.api_key + "\r\n";
     if (!h.organization.empty())
         head += "OpenAI-Organization: " + h.organization + "\r\n";
     if (!h.project.empty())

@@ -1,5 +1,6 @@
 // Providers as they are, through the `sluice` binary (docs/endpoints.md): custom headers on
-// every request and never in anything written.
+// every request and never in anything written; Azure OpenAI's key header, api-version and
+// deployment route against the mock's Azure-shaped route, with configs/azure.toml.
 #include "support/mock_process.hpp"
 #include "support/read_request.hpp"
 #include "support/script_server.hpp"
@@ -103,4 +104,77 @@ TEST_CASE("sluice bench sends --header too") {
     REQUIRE(server.requests() >= 4);
     for (int n = 0; n < server.requests(); ++n)
         CHECK(header_value(server.request(n), "x-tenant") == "bench");
+}
+
+namespace {
+
+// The mock's root URL ("https://127.0.0.1:PORT"), without its "/v1".
+std::string root_of(const mock_process& mock) {
+    const std::string& url = mock.base_url();
+    return url.substr(0, url.rfind("/v1"));
+}
+
+} // namespace
+
+TEST_CASE("configs/azure.toml runs against the mock's Azure route: api-key, api-version, "
+          "deployment path") {
+    temp_dir dir;
+    mock_process mock(dir, "");
+    const std::string input = make_input(dir, 20);
+    const std::string deployment = root_of(mock) + "/openai/deployments/gpt-4o-mini";
+    // OPENAI_API_KEY is set too: an Azure endpoint reads AZURE_OPENAI_API_KEY and never
+    // sends the OpenAI key.
+    const std::string status_line =
+        "OPENAI_API_KEY=sk-openai-0123456789 AZURE_OPENAI_API_KEY=azure-key-0123456789 " +
+        std::string(SLUICE_EXE) + " run " + input + " -o " + dir.file("out.jsonl") + " --config " +
+        SLUICE_SOURCE_DIR + "/configs/azure.toml --base-url " + deployment + " --ca-file " +
+        mock.ca_file() + " --rpm 0 --tpm 0 -q 2>" + dir.file("err.txt");
+    CHECK(run_shell(status_line) == 0);
+    INFO(read_file(dir.file("err.txt")));
+    tally t = read_output(dir.file("out.jsonl"));
+    CHECK(t.per_id.size() == 20);
+    CHECK(t.by_code["ok"] == 20);
+
+    // No config: the base URL says Azure by its path and carries the api-version.
+    CHECK(run_shell("AZURE_OPENAI_API_KEY=azure-key-0123456789 " + std::string(SLUICE_EXE) +
+                    " run " + input + " -o " + dir.file("url.jsonl") + " --base-url '" +
+                    deployment + "?api-version=2024-10-21' --ca-file " + mock.ca_file() + " -q") ==
+          0);
+    t = read_output(dir.file("url.jsonl"));
+    CHECK(t.by_code["ok"] == 20);
+
+    // An api-version Azure does not know: the mock's 400, a client error per line.
+    CHECK(run_shell("AZURE_OPENAI_API_KEY=azure-key-0123456789 " + std::string(SLUICE_EXE) +
+                    " run " + input + " -o " + dir.file("bad.jsonl") + " --base-url " + deployment +
+                    " --api-version latest --ca-file " + mock.ca_file() + " -q") == 1);
+    t = read_output(dir.file("bad.jsonl"));
+    CHECK(t.by_code["client_error"] == 20);
+}
+
+TEST_CASE("an Azure endpoint without api-version is refused before sending, and without its "
+          "key gets Azure's 401") {
+    temp_dir dir;
+    mock_process mock(dir, "");
+    const std::string input = make_input(dir, 5);
+    const std::string deployment = root_of(mock) + "/openai/deployments/gpt-4o-mini";
+    const std::string run = "AZURE_OPENAI_API_KEY=azure-key-0123456789 " + std::string(SLUICE_EXE) +
+                            " run " + input + " --ca-file " + mock.ca_file() + " -q";
+    CHECK(run_shell(run + " -o " + dir.file("none.jsonl") + " --base-url " + deployment + " 2>" +
+                    dir.file("none.txt")) == 2);
+    const std::string why = read_file(dir.file("none.txt"));
+    INFO(why);
+    CHECK(why.find("api_version: Azure OpenAI needs an api-version") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir.file("none.jsonl")));
+    // The same with --api-style azure on a URL that does not look like Azure's.
+    CHECK(run_shell(run + " -o " + dir.file("style.jsonl") + " --api-style azure --base-url " +
+                    root_of(mock) + "/v1 2>/dev/null") == 2);
+    CHECK_FALSE(fs::exists(dir.file("style.jsonl")));
+
+    // Told it is OpenAI, sluice sends Bearer and no api-key: Azure's 401 stops the job.
+    CHECK(run_shell("OPENAI_API_KEY=sk-openai-0123456789 " + run + " -o " +
+                    dir.file("bearer.jsonl") + " --api-style openai --base-url '" + deployment +
+                    "?api-version=2024-10-21' 2>/dev/null") == 6);
+    tally t = read_output(dir.file("bearer.jsonl"));
+    CHECK(t.by_code["unauthorized"] >= 1);
+    CHECK(t.per_id.size() == 5);
 }

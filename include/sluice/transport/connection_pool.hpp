@@ -74,6 +74,8 @@ struct request_headers {
     std::string target;
     /// Full Authorization value ("Bearer ..."); empty sends none. Never logged.
     std::string authorization;
+    /// Sent as `api-key` (Azure OpenAI's authentication); empty sends none. Never logged.
+    std::string api_key;
     /// OpenAI-Organization and OpenAI-Project; empty sends none.
     std::string organization;
     std::string project;

@@ -54,6 +54,8 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.tls.ca_file = "changed.pem";
     loaded.organization = "changed";
     loaded.project = "changed";
+    loaded.style = api_style::openai;
+    loaded.api_version = "changed";
     loaded.per_model_limits = !loaded.per_model_limits;
     loaded.limits.rpm = 1;
     loaded.limits.tpm = 1;
@@ -74,6 +76,8 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
         apply_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.toml", loaded);
     const dispatcher_options d;
     CHECK(loaded.base_url == d.base_url);
+    CHECK(loaded.style == d.style);
+    CHECK(loaded.api_version == d.api_version);
     CHECK(loaded.queue_limit == d.queue_limit);
     CHECK(loaded.on_full == d.on_full);
     CHECK(loaded.deadline == d.deadline);

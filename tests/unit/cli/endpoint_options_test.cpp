@@ -123,3 +123,43 @@ TEST_CASE("an Authorization header is refused while a key is set, and stands for
     CHECK(why.find("dXNlcjpwYXNz") == std::string::npos);
     CHECK(why.find("sk-test-key") == std::string::npos);
 }
+
+TEST_CASE("Azure from the command line or a file: style, api-version and the key's variable") {
+    const scoped_env openai_key("OPENAI_API_KEY", "sk-openai-0123456789");
+    const scoped_env azure_key("AZURE_OPENAI_API_KEY", "azure-key-0123456789");
+    run_options o;
+    o.base_url = "https://res.openai.azure.com/openai/deployments/d";
+    o.api_version = "2024-10-21";
+    std::string env;
+    dispatcher_options opts = build_options(o, &env);
+    CHECK(opts.effective_style() == api_style::azure);
+    CHECK(env == "AZURE_OPENAI_API_KEY"); // never the OpenAI key to Azure
+    CHECK(opts.api_key == "azure-key-0123456789");
+    o.api_key_env = "OPENAI_API_KEY"; // unless told so
+    CHECK(build_options(o, &env).api_key == "sk-openai-0123456789");
+    o.api_key_env.reset();
+
+    o.api_version.reset();
+    CHECK(refusal(o).find("Azure OpenAI needs an api-version") != std::string::npos);
+    {
+        const scoped_env version("OPENAI_API_VERSION", "2025-01-01-preview");
+        CHECK(build_options(o).api_version == "2025-01-01-preview");
+    }
+    o.api_style = "openai";
+    opts = build_options(o, &env);
+    CHECK(opts.effective_style() == api_style::openai);
+    CHECK(env == "OPENAI_API_KEY");
+
+    test::temp_dir dir;
+    run_options f =
+        with_config(dir,
+                    std::string("api_style = \"azure\"\napi_version = \"2024-10-21\"\n") +
+                        "base_url = \"https://x.example/v1\"\n");
+    opts = build_options(f, &env);
+    CHECK(opts.style == api_style::azure);
+    CHECK(env == "AZURE_OPENAI_API_KEY");
+    CHECK(refusal(with_config(dir, "api_style = \"azur\"\n")).find("expected \"openai\"") !=
+          std::string::npos);
+    CHECK(refusal(with_config(dir, "api_version = \"a\\nb\"\n")).find("control character") !=
+          std::string::npos);
+}

@@ -98,3 +98,36 @@ TEST_CASE("custom headers: tokens, once each, clean values, none that sluice sen
     project.project = "p-1";
     CHECK(refusal(project).find("OpenAI-Project") != std::string::npos);
 }
+
+TEST_CASE("Azure: told by its deployment URL, refused without an api-version, api-key guarded") {
+    dispatcher_options o;
+    o.base_url = "https://res.openai.azure.com/openai/deployments/gpt-4o-mini";
+    CHECK(o.effective_style() == api_style::azure);
+    CHECK(refusal(o).rfind("api_version: Azure OpenAI needs an api-version", 0) == 0);
+    o.base_url += "?api-version=2024-10-21";
+    CHECK(refusal(o).empty());
+    o.base_url = "https://res.openai.azure.com/openai/deployments/gpt-4o-mini";
+    o.api_version = "2024-10-21";
+    CHECK(refusal(o).empty());
+    o.api_version = "2024-10-21&evil=1";
+    CHECK(refusal(o).rfind("api_version:", 0) == 0);
+    o.api_version = "2024-10-21";
+
+    // The key goes in api-key: a custom api-key is refused while one is set; Authorization
+    // is not sluice's header for Azure.
+    o.headers = {{"api-key", "other"}};
+    CHECK(refusal(o).empty());
+    o.api_key = secret;
+    CHECK(refusal(o).find("api-key would replace") != std::string::npos);
+    o.headers = {{"Authorization", "Bearer entra-token"}};
+    CHECK(refusal(o).empty());
+
+    // Told otherwise, the style is what it is told.
+    o.style = api_style::openai;
+    CHECK(o.effective_style() == api_style::openai);
+    CHECK(refusal(o).find("Authorization would replace") != std::string::npos);
+    dispatcher_options plain;
+    plain.style = api_style::azure;
+    CHECK(refusal(plain).rfind("api_version:", 0) == 0);
+    CHECK(dispatcher_options{}.effective_style() == api_style::openai);
+}

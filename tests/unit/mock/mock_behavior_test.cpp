@@ -519,3 +519,49 @@ TEST_CASE("reset durations are formatted as OpenAI's x-ratelimit-reset headers a
     CHECK(format_go_duration(6min) == "6m0s");
     CHECK(format_go_duration(6min + 30s) == "6m30s");
 }
+
+TEST_CASE("the Azure route wants the api-key header and an api-version, as Azure does") {
+    test::manual_clock clock;
+    mock_behavior b(mock_options{}, clock.now());
+    simdjson::dom::parser p;
+    const std::string body = chat("hi");
+    const std::string route = "/openai/deployments/gpt-4o-mini/chat/completions";
+    auto code_of = [&](const mock_reply& r) {
+        return std::string(std::string_view(parse(p, r.body)["error"]["code"]));
+    };
+
+    mock_reply r = b.on_request("POST", route + "?api-version=2024-10-21", body, clock.now());
+    CHECK(r.status == 401); // no api-key header
+    CHECK(code_of(r) == "401");
+    r = b.on_request("POST", route, body, clock.now(), "azure-key");
+    CHECK(r.status == 404); // Azure's answer to a missing api-version says nothing of it
+    CHECK(code_of(r) == "404");
+    r = b.on_request("POST", route + "?api-version=latest", body, clock.now(), "azure-key");
+    CHECK(r.status == 400);
+    CHECK(code_of(r) == "BadRequest");
+    CHECK(b.counters().client_errors == 3);
+
+    for (const std::string version : {"2024-10-21", "2025-01-01-preview"}) {
+        r = b.on_request(
+            "POST", route + "?x=1&api-version=" + version, body, clock.now(), "azure-key");
+        INFO(version << ": " << r.body);
+        CHECK(r.status == 200);
+        CHECK(std::string_view(parse(p, r.body)["object"]) == "chat.completion");
+    }
+    // Not a deployment route: a path with more segments, or none.
+    CHECK(b.on_request("POST",
+                       "/openai/deployments//chat/completions?api-version=2024-10-21",
+                       body,
+                       clock.now(),
+                       "k")
+              .status == 404);
+    CHECK(b.on_request("POST",
+                       "/openai/deployments/a/b/chat/completions?api-version=2024-10-21",
+                       body,
+                       clock.now(),
+                       "k")
+              .status == 404);
+    // The OpenAI route ignores a query and the api-key header alike.
+    CHECK(b.on_request("POST", "/v1/chat/completions?api-version=1", body, clock.now()).status ==
+          200);
+}

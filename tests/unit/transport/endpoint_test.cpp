@@ -100,9 +100,10 @@ TEST_CASE("malformed or unsupported URLs are invalid_url") {
                             "https://host:/v1",
                             "https://[::1/v1",
                             "https://[nothex]/v1",
-                            "https://host?x=1",
-                            "https://host/v1?api-version=1",
                             "https://host/v1#frag",
+                            "https://host/v1?api-version=1#frag",
+                            "https://host/v1?api-version=1 2",
+                            "https://host/v1?a=1\r\nX-Injected: 1",
                             "https://host/v 1",
                             "https://host/v1\r\nX-Injected: 1",
                             "https://host:443:1/v1",
@@ -119,4 +120,26 @@ TEST_CASE("malformed or unsupported URLs are invalid_url") {
         endpoint::parse(bad, ec);
         CHECK(ec == errc::invalid_url);
     }
+}
+
+TEST_CASE("a base URL's query is kept and sent with every request, as Azure's api-version") {
+    error_code ec;
+    auto ep = endpoint::parse(
+        "https://res.openai.azure.com/openai/deployments/gpt-4o-mini?api-version=2024-10-21", ec);
+    REQUIRE(!ec);
+    CHECK(ep.host == "res.openai.azure.com");
+    CHECK(ep.path_prefix == "/openai/deployments/gpt-4o-mini");
+    CHECK(ep.query == "api-version=2024-10-21");
+    CHECK(ep.target("/chat/completions") ==
+          "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21");
+    // A trailing slash before the query goes, as without one; a bare host keeps its query.
+    ep = endpoint::parse("http://127.0.0.1:8000/v1/?a=1&b=2", ec);
+    REQUIRE(!ec);
+    CHECK(ep.target("/chat/completions") == "/v1/chat/completions?a=1&b=2");
+    ep = endpoint::parse("https://host?x=1", ec);
+    REQUIRE(!ec);
+    CHECK(ep.target("/chat/completions") == "/chat/completions?x=1");
+    ep = endpoint::parse("https://host/v1", ec);
+    CHECK(ep.query.empty());
+    CHECK(ep.target("/chat/completions") == "/v1/chat/completions");
 }
