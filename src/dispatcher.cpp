@@ -103,6 +103,16 @@ void dispatcher_options::validate() const {
                                         ": holds a control character (CR, LF or NUL)");
     }
     validate_api_version(*this, ep);
+    if (!proxy.url.empty()) {
+        error_code pec;
+        proxy_endpoint::parse(proxy.url, pec);
+        if (pec) // never shown: it may hold the proxy's password
+            throw std::invalid_argument(
+                "proxy.url: not an http:// proxy URL (http://[user:password@]host[:port]); "
+                "not shown");
+    }
+    if (!is_valid_header_value(proxy.no_proxy))
+        throw std::invalid_argument("proxy.no_proxy: holds a control character");
     validate_headers(*this);
     if (queue_limit == 0)
         throw std::invalid_argument("queue_limit: must be at least 1");

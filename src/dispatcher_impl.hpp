@@ -96,7 +96,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         , ep(parse_endpoint(opts.base_url))
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
-        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr) {
+        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr, proxy_for(opts, ep)) {
         for (const auto& [model, limits] : opts.model_limits)
             scopes.emplace(model,
                            std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, model));
@@ -119,12 +119,24 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                     .first->second;
     }
 
-    // What a result must never hold: the key, and the custom headers' values.
+    // What a result must never hold: the key, the custom headers' values, the proxy's
+    // password.
     static std::vector<std::string> secrets_of(const dispatcher_options& o) {
         std::vector<std::string> s{o.api_key};
         for (const auto& header : o.headers)
             s.push_back(header.second);
+        error_code ec;
+        s.push_back(proxy_endpoint::parse(o.proxy.url, ec).password);
         return s;
+    }
+
+    // The proxy of the endpoint's connections: none when not configured or when no_proxy
+    // names the endpoint.
+    static proxy_endpoint proxy_for(const dispatcher_options& o, const endpoint& ep) {
+        if (o.proxy.url.empty() || no_proxy_matches(o.proxy.no_proxy, ep.host, ep.port))
+            return {};
+        error_code ec;
+        return proxy_endpoint::parse(o.proxy.url, ec); // validate() checked it
     }
 
     static endpoint parse_endpoint(const std::string& url) {

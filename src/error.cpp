@@ -54,6 +54,10 @@ const char* errc_name(errc e) noexcept {
         return "event_stream_truncated";
     case errc::deadline_exceeded:
         return "deadline_exceeded";
+    case errc::proxy_refused:
+        return "proxy_refused";
+    case errc::proxy_error:
+        return "proxy_error";
     }
     return "unknown";
 }
@@ -106,6 +110,10 @@ public:
             return "the event stream was cut in the middle of an event";
         case errc::deadline_exceeded:
             return "the request's deadline passed";
+        case errc::proxy_refused:
+            return "the proxy refused to open a tunnel to the server";
+        case errc::proxy_error:
+            return "the proxy could not open a tunnel to the server";
         }
         return "unknown sluice error";
     }
@@ -129,6 +137,8 @@ bool is_retryable(const error_code& ec) noexcept {
         case errc::unexpected_bytes:   // the answer could not be told apart: ask again
         // A stream cut mid-event is a cut connection, as a truncated body is.
         case errc::event_stream_truncated:
+        // The proxy could not reach the server this time: a connection failure.
+        case errc::proxy_error:
             return true;
         default:
             return false;
@@ -148,7 +158,7 @@ bool is_retryable(const error_code& ec) noexcept {
 
 bool is_fatal(const error_code& ec) noexcept {
     return ec == errc::quota_exhausted || ec == errc::unauthorized ||
-           ec == errc::certificate_rejected;
+           ec == errc::certificate_rejected || ec == errc::proxy_refused;
 }
 
 const char* error_kind(const error_code& ec) noexcept {

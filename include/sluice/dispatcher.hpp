@@ -78,6 +78,11 @@ struct dispatcher_options {
     /// back is replaced by `[REDACTED]` in results, as the key is.
     std::vector<std::pair<std::string, std::string>> headers;
 
+    /// An HTTP proxy the connections tunnel through (CONNECT), and the hosts that bypass it;
+    /// by default none, and the environment is not read (`proxy_from_environment` reads it
+    /// as curl does). The proxy's password is a secret as the key is.
+    proxy_options proxy;
+
     pool_options pool;
     tls_options tls;
     /// Limits of the endpoint scope: every request without a scope of its own.

@@ -65,6 +65,13 @@ enum class errc {
     /// its next attempt or wait would have ended past it: the whole life of a request is
     /// bounded, backoff and the server's hints included. Not retried.
     deadline_exceeded,
+    /// The HTTP proxy answered the CONNECT with a 4xx (407: credentials missing or wrong; 403:
+    /// the server is not allowed): every connection would be refused alike, so the job stops
+    /// (as for a rejected certificate) and a resumed run, with the right settings, sends again.
+    proxy_refused,
+    /// The HTTP proxy could not open the tunnel (a 5xx answer to CONNECT, such as 502: it
+    /// could not reach the server) or answered it with garbage: a connection failure, retried.
+    proxy_error,
 };
 
 /// The category of `sluice::errc`; its `name()` is "sluice".

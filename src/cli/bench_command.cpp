@@ -168,6 +168,12 @@ int end_status(error_code end, bool signalled, bool written) {
                      "above); stopped: fix the certificate or trust its CA with --ca-file\n";
         return exit_usage;
     }
+    if (end == errc::proxy_refused) {
+        std::cerr << "sluice bench: the proxy refused the tunnel to the server (its answer is "
+                     "said above); stopped: fix the proxy settings (--proxy, HTTPS_PROXY, "
+                     "NO_PROXY)\n";
+        return exit_usage;
+    }
     if (signalled)
         return exit_interrupted;
     return written ? exit_ok : exit_io;
@@ -175,7 +181,7 @@ int end_status(error_code end, bool signalled, bool written) {
 
 bool is_fatal_end(error_code end) {
     return end == errc::unauthorized || end == errc::quota_exhausted ||
-           end == errc::certificate_rejected;
+           end == errc::certificate_rejected || end == errc::proxy_refused;
 }
 
 // The report on stdout and in the files; then the exit status for how the run ended.

@@ -28,6 +28,8 @@ dispatcher_options engine_options(const bench_options& o, std::string* api_key_e
     ro.headers = o.headers;
     ro.api_style = o.api_style;
     ro.api_version = o.api_version;
+    ro.proxy = o.proxy;
+    ro.no_proxy = o.no_proxy;
     ro.rpm = o.rpm;
     ro.tpm = o.tpm;
     ro.max_attempts = o.max_attempts;

@@ -23,6 +23,9 @@ struct bench_options {
     /// `--api-style` ("openai", "azure", "auto") and `--api-version`.
     std::optional<std::string> api_style;
     std::optional<std::string> api_version;
+    /// `--proxy URL` ("" for none) and `--no-proxy`; over the environment's and the file's.
+    std::optional<std::string> proxy;
+    bool no_proxy = false;
     /// `--header 'Name: value'`, as `sluice run` takes them.
     std::vector<std::string> headers;
     /// Model of synthetic prompts and of prompt lines that name none.

@@ -2,6 +2,7 @@
 #include "cli/toml_value.hpp"
 
 #include <sluice/transport/header_value.hpp>
+#include <sluice/transport/proxy.hpp>
 
 #include <array>
 #include <charconv>
@@ -138,6 +139,13 @@ constexpr key_spec keys[] = {
         t.f.api_style_set = true;
     }},
     {"", "api_version", [](V v, T t) { t.o.api_version = v.header_value(); }},
+    {"", "proxy", [](V v, T t) {
+        t.o.proxy.url = v.header_value();
+        error_code ec;
+        if (!t.o.proxy.url.empty() && (proxy_endpoint::parse(t.o.proxy.url, ec), ec))
+            v.fail("not an http:// proxy URL (http://[user:password@]host[:port]); not shown");
+    }},
+    {"", "no_proxy", [](V v, T t) { t.o.proxy.no_proxy = v.header_value(); }},
     {"", "organization", [](V v, T t) { t.o.organization = v.header_value(); }},
     {"", "project", [](V v, T t) { t.o.project = v.header_value(); }},
     {"", "queue_limit", [](V v, T t) { t.o.queue_limit = v.integer<usize>(1); }},
@@ -147,6 +155,7 @@ constexpr key_spec keys[] = {
     {"pool", "max_connections", [](V v, T t) { t.o.pool.max_connections = v.integer<usize>(1); }},
     {"pool", "connect_timeout_ms", [](V v, T t) { t.o.pool.connect_timeout = v.millis(1); }},
     {"pool", "handshake_timeout_ms", [](V v, T t) { t.o.pool.handshake_timeout = v.millis(1); }},
+    {"pool", "tunnel_timeout_ms", [](V v, T t) { t.o.pool.tunnel_timeout = v.millis(1); }},
     {"pool", "request_timeout_ms", [](V v, T t) { t.o.pool.request_timeout = v.millis(1); }},
     {"pool", "stream_idle_timeout_ms",
         [](V v, T t) { t.o.pool.stream_idle_timeout = v.millis(1); }},

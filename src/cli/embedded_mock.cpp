@@ -35,6 +35,7 @@ bool point_engine(bool use_mock,
     if (use_mock) {
         mock.emplace(mock_latency_ms);
         engine.base_url = mock->base_url();
+        engine.proxy = {}; // in this process: no proxy could reach it
         engine.tls.ca_pem = mock->certificate_pem();
         const bool own_auth =
             std::any_of(engine.headers.begin(), engine.headers.end(), [](const auto& h) {

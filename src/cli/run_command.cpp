@@ -136,6 +136,12 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env, boo
                      "the job stopped and the lines not answered are recorded to be sent again: "
                      "fix the certificate or trust its CA with --ca-file, and run the same "
                      "command again to resume\n";
+    const bool proxy_refused = r.stats.failures.count("proxy_refused") > 0;
+    if (proxy_refused)
+        std::cerr << "sluice run: the proxy refused the tunnel to the server (its answer is said "
+                     "above); the job stopped and the lines not answered are recorded to be sent "
+                     "again: fix the proxy settings (--proxy, HTTPS_PROXY, its credentials, "
+                     "NO_PROXY) and run the same command again to resume\n";
     const std::uint64_t earlier_errors = r.recovered.kept_errors + r.recovered.kept_bad_lines;
     if (earlier_errors > 0 && !o.quiet)
         std::cerr << "  " << earlier_errors
@@ -143,7 +149,7 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env, boo
     if (status == exit_ok) {
         if (r.interrupted)
             status = deadline_passed ? exit_deadline : exit_interrupted;
-        else if (rejected)
+        else if (rejected || proxy_refused)
             status = exit_usage; // as for bench: the setup is wrong, not a line
         else if (r.stats.failures.count("unauthorized"))
             status = exit_auth;

@@ -2,12 +2,45 @@
 
 #include <sluice/transport/endpoint.hpp>
 #include <sluice/transport/header_value.hpp>
+#include <sluice/transport/proxy.hpp>
 
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
 namespace sluice::cli {
+
+namespace {
+
+// The proxy: --no-proxy or --proxy, else the environment's for the endpoint's scheme (as curl
+// reads it), else the config file's. Errors name where the URL came from, never the URL (it
+// may hold a password).
+void apply_proxy(const run_options& o, dispatcher_options& opts) {
+    auto check = [](const std::string& url, const std::string& where) {
+        error_code ec;
+        if (!url.empty() && (proxy_endpoint::parse(url, ec), ec))
+            throw std::invalid_argument(where + ": not an http:// proxy URL "
+                                                "(http://[user:password@]host[:port]); not shown");
+    };
+    error_code ec;
+    const endpoint ep = endpoint::parse(opts.base_url, ec);
+    std::string variable;
+    const proxy_options env = proxy_from_environment(ec || ep.tls, ::getenv, &variable);
+    if (!env.url.empty()) {
+        check(env.url, variable);
+        opts.proxy.url = env.url;
+    }
+    if (!env.no_proxy.empty())
+        opts.proxy.no_proxy = env.no_proxy;
+    if (o.proxy) {
+        check(*o.proxy, "--proxy");
+        opts.proxy.url = *o.proxy;
+    }
+    if (o.no_proxy)
+        opts.proxy.url.clear();
+}
+
+} // namespace
 
 // Flags > environment > config file > defaults, in that order of strength; within the file
 // and within the flags, rpm/tpm override the tier's numbers.
@@ -50,6 +83,7 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
     }
     if (api_key_env)
         *api_key_env = key_env;
+    apply_proxy(o, opts);
     if (o.ca_file)
         opts.tls.ca_file = *o.ca_file;
     if (o.insecure)

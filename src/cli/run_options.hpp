@@ -32,6 +32,9 @@ struct run_options {
     /// `--api-style` ("openai", "azure", "auto") and `--api-version`.
     std::optional<std::string> api_style;
     std::optional<std::string> api_version;
+    /// `--proxy URL` ("" for none) and `--no-proxy`; over the environment's and the file's.
+    std::optional<std::string> proxy;
+    bool no_proxy = false;
     /// `--header 'Name: value'`, in the order given; they add to the config file's
     /// `[headers]`, replacing one of the same name.
     std::vector<std::string> headers;

@@ -6,8 +6,8 @@ namespace sluice::cli {
 
 /// The flags that name the server and how to trust it, the same in every command that sends
 /// requests (`sluice run`, `sluice bench`): `Options` has `base_url`, `api_key_env`, `ca_file`
-/// (optional strings), `insecure`, `headers` (a vector of strings), `api_style` and
-/// `api_version` (optional strings).
+/// (optional strings), `insecure`, `headers` (a vector of strings), `api_style`,
+/// `api_version` and `proxy` (optional strings) and `no_proxy` (a flag).
 template <class Options>
 void add_server_flags(CLI::App* cmd, Options& o) {
     cmd->add_option("--base-url",
@@ -29,6 +29,11 @@ void add_server_flags(CLI::App* cmd, Options& o) {
                     o.api_version,
                     "Azure OpenAI api-version query parameter (default $OPENAI_API_VERSION or "
                     "the base URL's)");
+    cmd->add_option("--proxy",
+                    o.proxy,
+                    "HTTP proxy http://[user:password@]host[:port] to tunnel through (CONNECT); "
+                    "'' for none (default $HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY)");
+    cmd->add_flag("--no-proxy", o.no_proxy, "Connect directly: ignore proxy settings");
     // One value per --header, so that a positional argument after it stays positional.
     cmd->add_option("-H,--header",
                     o.headers,

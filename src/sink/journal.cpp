@@ -115,7 +115,8 @@ bool redone(const record_fields& f, const journal_options& options) {
                          errc::stopped,
                          errc::quota_exhausted,
                          errc::unauthorized,
-                         errc::certificate_rejected})
+                         errc::certificate_rejected,
+                         errc::proxy_refused})
         if (f.code == error_kind(make_error_code(e)))
             return true;
     return false;

@@ -16,9 +16,10 @@ connection_pool::connection_pool(asio::any_io_executor ex,
                                  endpoint ep,
                                  request_headers headers,
                                  pool_options opts,
-                                 asio::ssl::context* tls)
+                                 asio::ssl::context* tls,
+                                 proxy_endpoint proxy)
     : impl_(std::make_shared<detail::pool_impl>(
-          std::move(ex), std::move(ep), std::move(headers), opts, tls)) {}
+          std::move(ex), std::move(ep), std::move(headers), opts, tls, std::move(proxy))) {}
 
 connection_pool::~connection_pool() {
     if (impl_)

@@ -14,12 +14,14 @@ pool_impl::pool_impl(asio::any_io_executor e,
                      endpoint endp,
                      request_headers h,
                      pool_options o,
-                     asio::ssl::context* t)
+                     asio::ssl::context* t,
+                     proxy_endpoint p)
     : ex(std::move(e))
     , loop_ex(concrete_loop_executor(ex))
     , ep(std::move(endp))
     , opts(o)
     , tls(ep.tls ? t : nullptr)
+    , proxy(std::move(p))
     , resolver(ex)
     , resolve_timer(ex)
     , idle_timer(ex)
@@ -28,6 +30,17 @@ pool_impl::pool_impl(asio::any_io_executor e,
     if (ep.tls && !tls)
         throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
     head = request_head(ep, h);
+    if (!proxy.empty()) {
+        // The server's authority, with its port always (RFC 9110 9.3.6), in the request line
+        // and Host. The credentials go here only, never in the requests inside the tunnel.
+        const std::string authority =
+            (ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host) + ":" +
+            std::to_string(ep.port);
+        connect_request = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n";
+        if (!proxy.authorization.empty())
+            connect_request += "Proxy-Authorization: " + proxy.authorization + "\r\n";
+        connect_request += "\r\n";
+    }
     bodies.limit = opts.max_body_bytes_in_flight;
     live.reserve(std::min<std::size_t>(opts.max_connections, 1024));
 }

@@ -3,15 +3,51 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
 
 #include <algorithm>
+#include <array>
+#include <memory>
 #include <string>
 
 namespace sluice::detail {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+// The answer to one CONNECT: its head is read into it; nothing may follow a 2xx head.
+struct tunnel_reply {
+    beast::flat_buffer buffer;
+    http::response_parser<http::empty_body> parser;
+};
+
+// "the proxy answered HTTP 407 Proxy Authentication Required", static text for
+// http_response::failed_reason (built once for every status).
+const char* proxy_status_text(unsigned status) {
+    static const std::array<std::string, 600> texts = [] {
+        std::array<std::string, 600> t;
+        for (unsigned s = 100; s < t.size(); ++s) {
+            t[s] = "the proxy answered HTTP " + std::to_string(s);
+            const auto reason = http::obsolete_reason(static_cast<http::status>(s));
+            if (!reason.empty() && reason.front() != '<') // "<unknown-status>"
+                t[s] += " " + std::string(reason);
+        }
+        return t;
+    }();
+    return status >= 100 && status < texts.size() ? texts[status].c_str()
+                                                  : "the proxy answered with no valid status";
+}
+
+} // namespace
 
 void pool_impl::open_connection(exchange_ptr x) {
     x->conn = make_connection();
@@ -35,9 +71,11 @@ void pool_impl::do_resolve() {
         if (!ec)
             self->on_resolve(gen, beast::error::timeout, {});
     });
+    // Through a proxy, every connection goes to the proxy; the server's name is only said in
+    // the CONNECT (the proxy resolves it).
     resolver.async_resolve(
-        ep.host,
-        std::to_string(ep.port),
+        proxy.empty() ? ep.host : proxy.host,
+        std::to_string(proxy.empty() ? ep.port : proxy.port),
         [self = shared_from_this(), gen](error_code ec, tcp::resolver::results_type r) {
             self->on_resolve(gen, ec, std::move(r));
         });
@@ -54,7 +92,7 @@ void pool_impl::on_resolve(std::uint64_t gen, error_code ec, tcp::resolver::resu
     resolving.clear();
     for (auto& x : batch) {
         if (ec)
-            fail(std::move(x), ec, "connect");
+            fail(std::move(x), ec, proxy.empty() ? "connect" : "connect to the proxy");
         else
             do_connect(std::move(x));
     }
@@ -70,7 +108,9 @@ pool_impl::clock::duration pool_impl::step_budget(const exchange& x,
 void pool_impl::do_connect(exchange_ptr x) {
     const auto budget = step_budget(*x, opts.connect_timeout);
     if (budget == clock::duration::zero())
-        return fail(std::move(x), beast::error::timeout, "connect");
+        return fail(std::move(x),
+                    beast::error::timeout,
+                    proxy.empty() ? "connect" : "connect to the proxy");
     beast::tcp_stream& s = x->conn->tcp();
     s.expires_after(budget);
     s.async_connect(
@@ -83,12 +123,75 @@ void pool_impl::do_connect(exchange_ptr x) {
 void pool_impl::on_connect(exchange_ptr x, error_code ec) {
     if (ec) {
         resolved.reset(); // the address may have changed: resolve again next time
-        return fail(std::move(x), ec, "connect");
+        return fail(std::move(x), ec, proxy.empty() ? "connect" : "connect to the proxy");
     }
     if (closed)
         return fail(std::move(x), asio::error::operation_aborted, "connect");
     error_code ignored; // without TCP_NODELAY the exchange still works, only slower
     x->conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
+    if (!proxy.empty())
+        return do_tunnel(std::move(x));
+    start_session(std::move(x));
+}
+
+// Asks the proxy for a tunnel to the server, within tunnel_timeout (and what is left of the
+// request's): `CONNECT host:port`, then the answer's head.
+void pool_impl::do_tunnel(exchange_ptr x) {
+    const auto budget = step_budget(*x, opts.tunnel_timeout);
+    if (budget == clock::duration::zero())
+        return fail(std::move(x), beast::error::timeout, "proxy");
+    beast::tcp_stream& s = x->conn->tcp();
+    s.expires_after(budget);
+    asio::async_write(
+        s,
+        asio::buffer(connect_request),
+        [self = shared_from_this(), x = std::move(x)](error_code ec, std::size_t) mutable {
+            if (ec)
+                return self->fail(std::move(x), ec, "proxy");
+            auto reply = std::make_shared<tunnel_reply>();
+            // A 2xx to CONNECT has no body (RFC 9110 9.3.6), whatever its headers say; the
+            // body of a refusal is never read.
+            reply->parser.skip(true);
+            reply->parser.header_limit(16 * 1024);
+            beast::tcp_stream& stream = x->conn->tcp();
+            http::async_read_header(
+                stream,
+                reply->buffer,
+                reply->parser,
+                [self, x = std::move(x), reply](error_code ec, std::size_t) mutable {
+                    const unsigned status = ec ? 0 : reply->parser.get().result_int();
+                    self->on_tunnel(std::move(x), ec, status, reply->buffer.size() > 0);
+                });
+        });
+}
+
+// A 2xx opens the tunnel; a 4xx refuses every connection alike (credentials, a server not
+// allowed), a 5xx is this attempt's failure (the proxy could not reach the server).
+void pool_impl::on_tunnel(exchange_ptr x, error_code ec, unsigned status, bool extra_bytes) {
+    if (ec)
+        return fail(std::move(x), ec, "proxy");
+    if (closed)
+        return fail(std::move(x), asio::error::operation_aborted, "proxy");
+    if (status < 200 || status >= 300) {
+        const char* reason = proxy_status_text(status);
+        if (status >= 400 && status < 500)
+            return reject_first_contact(std::move(x), errc::proxy_refused, "proxy", reason);
+        x->resp.failed_reason = reason;
+        return fail(std::move(x), errc::proxy_error, "proxy");
+    }
+    if (extra_bytes) {
+        // The server cannot have spoken before our first byte: the proxy sent more than its
+        // answer, and those bytes would be read as the server's.
+        x->resp.failed_reason = "the proxy sent bytes after its answer to CONNECT";
+        return fail(std::move(x), errc::proxy_error, "proxy");
+    }
+    start_session(std::move(x));
+}
+
+// On a connection to the server (direct, or through a tunnel): the TLS handshake, or the
+// request itself over plain HTTP.
+void pool_impl::start_session(exchange_ptr x) {
+    error_code ec;
     if (!x->conn->tls)
         return start_write(std::move(x));
 
@@ -133,14 +236,22 @@ void pool_impl::on_handshake(exchange_ptr x, error_code ec) {
 // fail alike instead of each opening a connection. They are taken out of the queue first, so
 // that the slot `x` frees goes to none of them.
 void pool_impl::reject_certificate(exchange_ptr x, const char* reason) {
+    reject_first_contact(std::move(x), errc::certificate_rejected, "handshake", reason);
+}
+
+// The same for any refusal that every connection would meet (a proxy's 4xx to CONNECT).
+void pool_impl::reject_first_contact(exchange_ptr x,
+                                     errc why,
+                                     const char* step,
+                                     const char* reason) {
     std::deque<exchange_ptr> held;
     if (first_contact)
         held.swap(waiters);
     x->resp.failed_reason = reason;
-    fail(std::move(x), errc::certificate_rejected, "handshake");
+    fail(std::move(x), why, step);
     for (auto& h : held) {
         h->resp.failed_reason = reason;
-        fail(std::move(h), errc::certificate_rejected, "handshake");
+        fail(std::move(h), why, step);
     }
 }
 

@@ -15,6 +15,8 @@ void pool_options::validate() const {
         throw std::invalid_argument("pool.connect_timeout: must be positive");
     if (handshake_timeout.count() <= 0)
         throw std::invalid_argument("pool.handshake_timeout: must be positive");
+    if (tunnel_timeout.count() <= 0)
+        throw std::invalid_argument("pool.tunnel_timeout: must be positive");
     if (request_timeout.count() <= 0)
         throw std::invalid_argument("pool.request_timeout: must be positive");
     if (stream_idle_timeout.count() <= 0)

@@ -3,6 +3,7 @@
 #include <sluice/error.hpp>
 #include <sluice/http_response.hpp>
 #include <sluice/transport/endpoint.hpp>
+#include <sluice/transport/proxy.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -30,6 +31,9 @@ struct pool_options {
     std::chrono::milliseconds connect_timeout{10'000};
     /// TLS handshake timeout.
     std::chrono::milliseconds handshake_timeout{10'000};
+    /// Through a proxy: how long the proxy may take to answer the CONNECT of a new connection
+    /// (after the TCP connect to it, which `connect_timeout` bounds).
+    std::chrono::milliseconds tunnel_timeout{10'000};
     /// Whole request timeout, from the moment the exchange has a connection: connecting and
     /// the TLS handshake of a new connection (each also within its own timeout above), writing
     /// the request and reading the full response (the SDKs' 600 s).
@@ -123,12 +127,18 @@ struct pool_stats {
 /// connections. The body passed to `async_exchange` must stay valid until completion.
 class connection_pool {
 public:
-    /// `tls` must be non-null for an https endpoint and outlive the pool.
+    /// `tls` must be non-null for an https endpoint and outlive the pool. With a `proxy`
+    /// (not empty), every connection goes to the proxy and asks it for a tunnel to `ep` with
+    /// `CONNECT host:port` (its credentials, if any, in Proxy-Authorization on the CONNECT
+    /// only); TLS and HTTP then run inside the tunnel exactly as on a direct connection. A
+    /// 4xx answer fails the exchange with errc::proxy_refused, a 5xx or a malformed one with
+    /// errc::proxy_error (step "proxy"), `failed_reason` naming the status.
     connection_pool(boost::asio::any_io_executor ex,
                     endpoint ep,
                     request_headers headers,
                     pool_options opts,
-                    boost::asio::ssl::context* tls);
+                    boost::asio::ssl::context* tls,
+                    proxy_endpoint proxy = {});
     ~connection_pool();
     connection_pool(const connection_pool&) = delete;
     connection_pool& operator=(const connection_pool&) = delete;

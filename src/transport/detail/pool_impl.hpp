@@ -41,7 +41,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
               endpoint endp,
               request_headers h,
               pool_options o,
-              boost::asio::ssl::context* t);
+              boost::asio::ssl::context* t,
+              proxy_endpoint p);
 
     // --- bookkeeping (pool_bookkeeping.cpp) ------------------------------------------------
     void submit(exchange_ptr x);
@@ -71,8 +72,12 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     clock::duration step_budget(const exchange& x, std::chrono::milliseconds step_timeout) const;
     void do_connect(exchange_ptr x);
     void on_connect(exchange_ptr x, error_code ec);
+    void do_tunnel(exchange_ptr x);
+    void on_tunnel(exchange_ptr x, error_code ec, unsigned status, bool extra_bytes);
+    void start_session(exchange_ptr x);
     void on_handshake(exchange_ptr x, error_code ec);
     void reject_certificate(exchange_ptr x, const char* reason);
+    void reject_first_contact(exchange_ptr x, errc why, const char* step, const char* reason);
 
     // --- one exchange (pool_exchange.cpp) --------------------------------------------------
     void start_write(exchange_ptr x);
@@ -95,6 +100,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     endpoint ep;
     pool_options opts;
     boost::asio::ssl::context* tls;
+    proxy_endpoint proxy;        // empty: direct connections
+    std::string connect_request; // the CONNECT request of a new connection through `proxy`
     tcp::resolver resolver;
     boost::asio::steady_timer resolve_timer;
     boost::asio::steady_timer idle_timer;

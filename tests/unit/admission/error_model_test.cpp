@@ -53,6 +53,9 @@ TEST_CASE("every failure has one meaning for retrying and stopping") {
         {errc::event_stream_truncated, true, false, "event_stream_truncated"},
         // The request's own bound: no attempt may go past it.
         {errc::deadline_exceeded, false, false, "deadline_exceeded"},
+        // A proxy's 4xx to CONNECT refuses every connection alike; its 5xx is one failure.
+        {errc::proxy_refused, false, true, "proxy_refused"},
+        {errc::proxy_error, true, false, "proxy_error"},
         // The transport's own: a fresh attempt may succeed, except when we cancelled it or the
         // body or the head was over the cap.
         {asio::error::connection_reset, true, false, "connection_reset"},

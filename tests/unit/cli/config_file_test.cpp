@@ -44,6 +44,9 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.pool.max_connections = 1;
     loaded.pool.connect_timeout = std::chrono::milliseconds(1);
     loaded.pool.handshake_timeout = std::chrono::milliseconds(1);
+    loaded.pool.tunnel_timeout = std::chrono::milliseconds(1);
+    loaded.proxy.url = "http://changed:1";
+    loaded.proxy.no_proxy = "changed";
     loaded.pool.request_timeout = std::chrono::milliseconds(1);
     loaded.pool.stream_idle_timeout = std::chrono::milliseconds(1);
     loaded.pool.idle_timeout = std::chrono::milliseconds(1);
@@ -77,6 +80,9 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     const dispatcher_options d;
     CHECK(loaded.base_url == d.base_url);
     CHECK(loaded.style == d.style);
+    CHECK(loaded.proxy.url == d.proxy.url);
+    CHECK(loaded.proxy.no_proxy == d.proxy.no_proxy);
+    CHECK(loaded.pool.tunnel_timeout == d.pool.tunnel_timeout);
     CHECK(loaded.api_version == d.api_version);
     CHECK(loaded.queue_limit == d.queue_limit);
     CHECK(loaded.on_full == d.on_full);

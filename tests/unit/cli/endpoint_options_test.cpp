@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -162,4 +163,60 @@ TEST_CASE("Azure from the command line or a file: style, api-version and the key
           std::string::npos);
     CHECK(refusal(with_config(dir, "api_version = \"a\\nb\"\n")).find("control character") !=
           std::string::npos);
+}
+
+TEST_CASE("the proxy: flags over the environment over the file, the scheme's variable") {
+    test::temp_dir dir;
+    run_options o = with_config(dir,
+                                "proxy = \"http://file-proxy:3128\"\nno_proxy = \"a.test\"\n"
+                                "[pool]\ntunnel_timeout_ms = 2500\n");
+    o.base_url = "https://api.example.com/v1";
+    dispatcher_options opts = build_options(o);
+    CHECK(opts.proxy.url == "http://file-proxy:3128");
+    CHECK(opts.proxy.no_proxy == "a.test");
+    CHECK(opts.pool.tunnel_timeout == std::chrono::milliseconds(2500));
+    {
+        const scoped_env https("HTTPS_PROXY", "http://env-proxy:8080");
+        const scoped_env none("NO_PROXY", "b.test");
+        const scoped_env plain("HTTP_PROXY", "http://plain-proxy:80");
+        opts = build_options(o);
+        CHECK(opts.proxy.url == "http://env-proxy:8080");
+        CHECK(opts.proxy.no_proxy == "b.test");
+        o.base_url = "http://api.example.com/v1"; // an http server takes HTTP_PROXY
+        CHECK(build_options(o).proxy.url == "http://plain-proxy:80");
+        o.proxy = "http://flag-proxy:1";
+        CHECK(build_options(o).proxy.url == "http://flag-proxy:1");
+        o.proxy = "";
+        CHECK(build_options(o).proxy.url.empty()); // --proxy '': none
+        o.proxy.reset();
+        o.no_proxy = true;
+        CHECK(build_options(o).proxy.url.empty());
+    }
+    // The documented example loads as it says.
+    run_options example;
+    example.config_file = std::string(SLUICE_SOURCE_DIR) + "/configs/proxy.toml";
+    opts = build_options(example);
+    CHECK(opts.proxy.url == "http://proxy.corp.example:3128");
+    CHECK(opts.proxy.no_proxy == "localhost,127.0.0.1,.corp.example");
+}
+
+TEST_CASE("a bad proxy URL is refused naming where it came from, never shown") {
+    test::temp_dir dir;
+    const std::string bad = "https://user:PROXY-SECRET@proxy:3128";
+    run_options o;
+    o.base_url = "https://api.example.com/v1";
+    o.proxy = bad;
+    std::string why = refusal(o);
+    CHECK(why.rfind("--proxy: not an http:// proxy URL", 0) == 0);
+    CHECK(why.find("PROXY-SECRET") == std::string::npos);
+    o.proxy.reset();
+    {
+        const scoped_env env("https_proxy", bad);
+        why = refusal(o);
+        CHECK(why.rfind("https_proxy: not an http:// proxy URL", 0) == 0);
+        CHECK(why.find("PROXY-SECRET") == std::string::npos);
+    }
+    why = refusal(with_config(dir, "proxy = \"" + bad + "\"\n"));
+    CHECK(why.find("proxy: not an http:// proxy URL") != std::string::npos);
+    CHECK(why.find("PROXY-SECRET") == std::string::npos);
 }
