@@ -310,12 +310,16 @@ constexpr const char* run_footer = R"(Environment:
   OPENAI_PROJECT_ID   sent as OpenAI-Project
   SLUICE_DEADLINE_MS  --deadline-ms, when the flag is not given (outranks the config file)
   SLUICE_MAX_DURATION --max-duration, likewise
+  AZURE_OPENAI_API_KEY  the key of an Azure endpoint (api-key header)
+  OPENAI_API_VERSION  Azure's api-version, when --api-version and the config name none
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  the proxy, as curl reads them (docs/endpoints.md)
 
 Exit status:
   0  every line has a success record       4  input or output could not be read/written
   1  some lines have error records         5  --strict or --dry-run found bad lines
   2  bad flags, config or environment,     6  stopped: the server refused the key (401)
-     or the TLS certificate was rejected
+     the TLS certificate was rejected or
+     the proxy refused the tunnel
   3  stopped: quota exhausted              7  stopped by --max-duration (resume to finish)
                                            130  stopped by SIGINT/SIGTERM (resume to finish)
 
