@@ -22,7 +22,9 @@ public:
             capacity_ = std::max(size + parse_padding, capacity_ * 2);
             scratch_ = std::make_unique<char[]>(capacity_);
         }
-        std::memcpy(scratch_.get(), data, size);
+        // An empty view may have no buffer at all (a null pointer), which memcpy must not see.
+        if (size != 0)
+            std::memcpy(scratch_.get(), data, size);
         std::memset(scratch_.get() + size, 0, parse_padding);
         data = scratch_.get();
         capacity = capacity_;

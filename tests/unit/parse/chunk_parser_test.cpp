@@ -1,6 +1,7 @@
 #include "unit/parse/sse_feed.hpp"
 
 #include <sluice/parse/chunk_parser.hpp>
+#include <sluice/parse/completion_parser.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -357,4 +358,18 @@ TEST_CASE("text that would change the chunk's structure is not taken for content
     (void)reused_parse(p, base);
     const std::string other = R"({"choices":[{"delta":{"content":"A"}}],"id":"y"})";
     CHECK(reused_parse(p, other).find("id=y") != std::string::npos);
+}
+
+// Found by tests/fuzz (corpus/stream/regress-empty-data): an event whose data is empty hands
+// the parser a view with no buffer at all (a null pointer and no bytes), which it copied with
+// memcpy, undefined for a null source even of zero bytes (UBSan: "null pointer passed as
+// argument 2").
+TEST_CASE("an empty event with no buffer behind it is refused as not JSON") {
+    chunk_parser p;
+    completion_chunk out;
+    CHECK(p.parse(std::string_view{}, out));
+    completion_parser whole;
+    completion c;
+    CHECK(whole.parse(nullptr, 0, 0, c));
+    CHECK_FALSE(c.body_is_json);
 }
