@@ -223,8 +223,8 @@ bool read_usage(value_result v, std::optional<usage>& out) {
     od::json_type t;
     if (v.type().get(t))
         return false;
-    if (t == od::json_type::null)
-        return true;
+    if (t == od::json_type::null) // type() looks at the first letter only: check the rest
+        return valid(v);
     od::object object;
     if (v.get_object().get(object))
         return false;

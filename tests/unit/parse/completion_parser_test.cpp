@@ -317,4 +317,24 @@ TEST_CASE("a usage-only parse accepts, refuses and reads usage and errors as the
         CHECK(b.model.empty());
         CHECK(b.choices.empty());
     }
+
+// Found by tests/fuzz (corpus/completion/regress-usage-not-null): `"usage": n@` was taken for
+// null from its first letter, so the body passed for JSON and the sink would have embedded it
+// as is, making an output line that is not JSON (and an output file no resume accepts).
+TEST_CASE("a usage that only starts like null is not JSON") {
+    completion_parser p;
+    for (const std::string body :
+         {R"({"usage":n@})",
+          R"({"usage":nul})",
+          R"({"choices":[{"index":0,"message":{"content":"hi"}}],"usage":nulx})"}) {
+        INFO(body);
+        completion c;
+        CHECK(p.parse(body, c) == errc::malformed_response);
+        CHECK_FALSE(c.body_is_json);
+        CHECK_FALSE(p.is_json(body));
+    }
+    completion c;
+    CHECK_FALSE(p.parse(R"({"choices":[{"index":0,"message":{"content":"hi"}}],"usage":null})", c));
+    CHECK_FALSE(c.usage);
+    CHECK(c.body_is_json);
 }
