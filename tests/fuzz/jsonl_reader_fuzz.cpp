@@ -1,0 +1,68 @@
+// The JSONL input reader (src/source/jsonl_reader.cpp) on arbitrary files: every line that is
+// not blank yields exactly one record, numbered as the line; a good record's body is a valid
+// JSON object (it is sent as written) and a bad one says why.
+#include "fuzz_support.hpp"
+
+#include <sluice/source/jsonl_reader.hpp>
+
+#include <simdjson.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <vector>
+
+using namespace sluice;
+
+namespace {
+
+// The numbers of the lines that are not blank (blank: only spaces, tabs and CRs).
+std::vector<std::uint64_t> content_lines(std::string_view text) {
+    std::vector<std::uint64_t> out;
+    std::uint64_t number = 0;
+    while (!text.empty()) {
+        ++number;
+        const std::size_t end = text.find('\n');
+        const std::string_view line = text.substr(0, end);
+        if (line.find_first_not_of(" \t\r") != std::string_view::npos)
+            out.push_back(number);
+        text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    }
+    return out;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view in = fuzz::as_view(data, size);
+    static const int fd = ::memfd_create("sluice-fuzz-jsonl", 0);
+    SLUICE_FUZZ_CHECK(fd >= 0);
+    SLUICE_FUZZ_CHECK(::ftruncate(fd, 0) == 0);
+    SLUICE_FUZZ_CHECK(::pwrite(fd, in.data(), in.size(), 0) == static_cast<ssize_t>(in.size()));
+    SLUICE_FUZZ_CHECK(::lseek(fd, 0, SEEK_SET) == 0);
+
+    reader_options opts;
+    if (!in.empty() && (in[0] & 1)) { // sometimes prompt lines have a default model
+        opts.model = "gpt-4o-mini";
+        opts.system = "Be brief.";
+    }
+    jsonl_reader reader(fd, opts);
+    static simdjson::dom::parser json;
+    const std::vector<std::uint64_t> expected = content_lines(in);
+    std::size_t n = 0;
+    input_record record;
+    while (reader.next(record)) {
+        SLUICE_FUZZ_CHECK(n < expected.size());
+        SLUICE_FUZZ_CHECK(record.line_number == expected[n]);
+        ++n;
+        SLUICE_FUZZ_CHECK(!record.request.custom_id.empty());
+        if (record.ec) {
+            SLUICE_FUZZ_CHECK(!record.message.empty());
+            continue;
+        }
+        simdjson::dom::object body;
+        SLUICE_FUZZ_CHECK(!json.parse(record.request.body).get_object().get(body));
+    }
+    SLUICE_FUZZ_CHECK(n == expected.size());
+    return 0;
+}
