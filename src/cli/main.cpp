@@ -1,5 +1,6 @@
 // The `sluice` entry point: registers the commands and nothing else.
 #include "cli/bench_command.hpp"
+#include "cli/merge_command.hpp"
 #include "cli/mock_command.hpp"
 #include "cli/run_command.hpp"
 
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
     sluice::cli::add_run_command(app);
     sluice::cli::add_mock_command(app);
     sluice::cli::add_bench_command(app);
+    sluice::cli::add_merge_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -270,6 +270,12 @@ void add_job_flags(CLI::App* cmd, run_options& o) {
     cmd->add_flag("--dry-run",
                   o.dry_run,
                   "Read and validate the input, print the plan (tokens, time, cost); send nothing");
+    cmd->add_option("--shard",
+                    o.shard,
+                    "Only shard K of N (as 2/3, counted from 1): the lines whose custom_id "
+                    "hashes there (FNV-1a 64 mod N; see docs/scale-out.md); give each shard its "
+                    "own -o")
+        ->type_name("K/N");
     cmd->add_flag(
         "--strict", o.strict, "Validate every line first; any bad line fails the run unsent");
     cmd->add_flag("--retry-failed",

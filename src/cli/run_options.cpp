@@ -200,6 +200,13 @@ batch_options make_batch_options(const run_options& o, dispatcher_options engine
     bo.engine = std::move(engine);
     bo.reader.model = o.model;
     bo.reader.system = o.system;
+    if (!o.shard.empty()) {
+        try {
+            bo.reader.shard = shard_spec::parse(o.shard);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(std::string("--") + e.what());
+        }
+    }
     bo.threads = o.threads;
     bo.retry_failed = o.retry_failed;
     bo.job.ordered = o.ordered;

@@ -59,6 +59,8 @@ struct run_options {
     /// Also write the summary as JSON to this file.
     std::string summary_file;
 
+    /// Only this shard of the input ("K/N", `--shard`); empty: all of it.
+    std::string shard;
     /// Model and system message of `{"prompt": ...}` lines.
     std::string model;
     std::string system;
@@ -108,7 +110,7 @@ std::string missing_key_error(const dispatcher_options& opts, std::string_view a
 
 /// The batch job's options for the flags `o` (after apply_run_settings) and the engine
 /// options `engine` that build_options made of them. Throws std::invalid_argument naming
-/// --model when the model holds a control character.
+/// --model when the model holds a control character, or --shard when it is not K/N.
 batch_options make_batch_options(const run_options& o, dispatcher_options engine);
 
 /// `--header 'Name: value'` split into its name and value (the value's surrounding blanks

@@ -4,6 +4,7 @@
 
 #include "detail/line_reader.hpp"
 #include "sink/atomic_file.hpp"
+#include "sink/output_record.hpp"
 
 #include <simdjson.h>
 
@@ -31,96 +32,6 @@ using detail::sync_file;
 // How every record sluice writes begins: an unfinished last line is only cut when it could be
 // the start of one, so a foreign file that merely lacks its final newline is never shortened.
 constexpr std::string_view record_start = "{\"id\":";
-
-// The top-level fields of one output record that decide its fate. Views point into the
-// parser: valid until the next line is parsed.
-struct record_fields {
-    std::string_view custom_id;
-    bool failed = false;               // `error` is an object, not null
-    std::string_view code;             // error.code when failed
-    std::optional<std::uint64_t> line; // a bad-input-line record
-};
-
-// Reads `line` as an output record; on failure `why` says what makes it foreign. Only
-// top-level members count (a `line` inside a response body is not the record's), and the
-// first of a repeated key wins, as in the input reader.
-// `text` must have SIMDJSON_PADDING readable bytes behind it, as detail::line_reader gives.
-bool read_record(sj::dom::parser& parser,
-                 std::string_view text,
-                 record_fields& out,
-                 std::string& why) {
-    out = record_fields{};
-    sj::dom::element root;
-    if (auto err = parser.parse(text.data(), text.size(), false).get(root)) {
-        why = std::string("not JSON: ") + sj::error_message(err);
-        return false;
-    }
-    sj::dom::object object;
-    if (root.get_object().get(object)) {
-        why = "not a JSON object";
-        return false;
-    }
-    bool has_id = false;
-    bool has_response = false;
-    bool has_error = false;
-    bool has_line = false;
-    for (sj::dom::key_value_pair field : object) {
-        if (field.key == "custom_id" && !has_id) {
-            has_id = true;
-            if (field.value.get_string().get(out.custom_id)) {
-                why = "custom_id is not a string";
-                return false;
-            }
-        } else if (field.key == "response" && !has_response) {
-            has_response = true;
-            if (!field.value.is_null() && !field.value.is_object()) {
-                why = "response is neither null nor an object";
-                return false;
-            }
-        } else if (field.key == "error" && !has_error) {
-            has_error = true;
-            if (field.value.is_null())
-                continue;
-            out.failed = true;
-            sj::dom::object error;
-            if (field.value.get_object().get(error) || error["code"].get_string().get(out.code)) {
-                why = "error is neither null nor an object with a string code";
-                return false;
-            }
-        } else if (field.key == "line" && !has_line) {
-            has_line = true;
-            std::uint64_t n = 0;
-            if (field.value.get_uint64().get(n) || n == 0) {
-                why = "line is not a positive integer";
-                return false;
-            }
-            out.line = n;
-        }
-    }
-    if (!has_id || !has_response || !has_error) {
-        why = !has_id ? "no custom_id" : !has_response ? "no response" : "no error";
-        return false;
-    }
-    return true;
-}
-
-// Records the resumed run must redo: requests that never got their answer, and with
-// --retry-failed every failure.
-bool redone(const record_fields& f, const journal_options& options) {
-    if (!f.failed)
-        return false;
-    if (options.retry_failed)
-        return true;
-    for (const errc e : {errc::not_attempted,
-                         errc::stopped,
-                         errc::quota_exhausted,
-                         errc::unauthorized,
-                         errc::certificate_rejected,
-                         errc::proxy_refused})
-        if (f.code == error_kind(make_error_code(e)))
-            return true;
-    return false;
-}
 
 // An unfinished last line is cut only when it can be what a killed writer leaves: the start
 // of a record, or the zeros a machine crash can leave where data was never written.
@@ -199,7 +110,7 @@ journal_recovery recover_journal(const std::string& output_path,
     sj::dom::parser parser;
     std::optional<replacement_file> compacted; // created at the first record removed
     std::optional<replacement_file> kept_errors;
-    record_fields f;
+    detail::output_record_fields f;
     std::string why;
     std::string_view line;
     std::string_view tail; // an unfinished last line, behind the last newline
@@ -212,10 +123,10 @@ journal_recovery recover_journal(const std::string& output_path,
             break;
         }
         ++number;
-        if (!read_record(parser, line, f, why))
+        if (!detail::read_output_record(parser, line, f, why))
             throw not_ours(output_path, number, why);
         ++rec.records;
-        const bool keep = !redone(f, options);
+        const bool keep = !detail::is_unanswered(f, options.retry_failed);
         if (!keep) {
             ++rec.dropped;
         } else if (f.line) {

@@ -98,7 +98,8 @@ std::string stream_check(const sj::dom::object& body) {
 struct jsonl_reader::impl {
     impl(int fd, reader_options opts)
         : lines(fd, sj::SIMDJSON_PADDING, "read input")
-        , default_model(std::move(opts.model)) {
+        , default_model(std::move(opts.model))
+        , shard(opts.shard) {
         // The system message is the same on every prompt line: quote it once.
         if (!opts.system.empty()) {
             system_message = R"({"role":"system","content":)";
@@ -117,6 +118,7 @@ struct jsonl_reader::impl {
     detail::line_reader lines;  // every line (and part of one) has SIMDJSON_PADDING behind it
     std::string default_model;  // reader_options::model
     std::string system_message; // quoted messages[] entry with its comma, or empty
+    shard_spec shard;           // reader_options::shard
     bool first_line = true;
     std::uint64_t line_number = 0;
     sj::dom::parser validator; // full validation: on-demand alone does not check skipped values
@@ -284,6 +286,10 @@ bool jsonl_reader::next(input_record& out) {
             continue; // blank lines are skipped but keep their line numbers
         out.line_number = impl_->line_number;
         impl_->parse_line(line, out);
+        // Decided by the id the line's record will carry, bad lines included, so that every
+        // line is in exactly one shard.
+        if (!impl_->shard.contains(out.request.custom_id))
+            continue;
         return true;
     }
     return false;

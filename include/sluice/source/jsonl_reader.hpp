@@ -2,6 +2,7 @@
 
 #include <sluice/error.hpp>
 #include <sluice/request.hpp>
+#include <sluice/source/shard.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -29,11 +30,16 @@ struct reader_options {
     std::string model;
     /// System message put before every prompt (`--system`). Empty: no system message.
     std::string system;
+    /// Only the lines of this shard (`--shard K/N`) are yielded, decided by the custom_id their
+    /// record carries (`shard_of`); the others are skipped as blank lines are, keeping their
+    /// line numbers. The default, 1 of 1, yields every line.
+    shard_spec shard;
 };
 
 /// Reads input lines from a file descriptor as a stream: memory is bounded by the longest
-/// line, never the file. Blank lines are skipped; every other line yields exactly one record,
-/// a bad one included. Three forms are accepted, so users can bring the files they have:
+/// line, never the file. Blank lines are skipped; every other line of the shard
+/// (`reader_options::shard`, by default all) yields exactly one record, a bad one included.
+/// Three forms are accepted, so users can bring the files they have:
 ///  - OpenAI Batch API: `{"custom_id","method","url","body"}`, the body sent as written;
 ///  - a chat-completion body on its own (a line with `messages`), sent as written;
 ///  - a bare prompt: `{"prompt","custom_id"?,"model"?}`, sent as
