@@ -209,7 +209,23 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         engine_scope& sc = *op->scope;
         const std::uint64_t cost = op->cost;
         sc.rules.push_back(std::move(op), cost);
+        {
+            std::lock_guard lock(stats_mutex);
+            observe(sc, clock->now());
+        }
         pump();
+    }
+
+    // Copies a scope's gauges into the counters (the caller holds stats_mutex): the scope
+    // lives on `ex`, and stats() may be called from any thread.
+    void observe(engine_scope& sc, engine_clock::time_point now) {
+        scope_stats& s = counters.scopes[sc.rules.name()];
+        const rate_limiter& l = sc.rules.limiter();
+        s.waiting = sc.rules.size();
+        s.rpm = l.limits().rpm;
+        s.tpm = l.limits().tpm;
+        s.requests_available = l.requests_available(now);
+        s.tokens_available = l.tokens_available(now);
     }
 
     // Admits waiting requests while a connection is free: in order within each scope, taking
@@ -287,6 +303,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     void start_attempt(op_ptr op) {
         admitted.fetch_add(1, std::memory_order_relaxed);
+        {
+            const auto now = clock->now();
+            std::lock_guard lock(stats_mutex);
+            if (op->res.attempts == 0)
+                counters.admission_wait.record(now - op->res.times.queued);
+            observe(*op->scope, now);
+        }
         op->scope->rules.on_attempt(clock->now(), ++op->res.attempts);
         ++on_wire;
         const std::string_view body = op->req.body;

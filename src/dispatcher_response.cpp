@@ -156,9 +156,15 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     const response_action action = sc.rules.on_response(now, event);
     if (action.limits_learned)
         opts.log.log(log_level::info, server_limits_message(sc, sc.rules.limits()));
-    if (action.rate_limited) {
+    {
         std::lock_guard lock(stats_mutex);
-        ++counters.rate_limited;
+        if (action.rate_limited) {
+            ++counters.rate_limited;
+            ++counters.scopes[sc.rules.name()].rate_limited;
+        }
+        if (action.limits_learned)
+            counters.scopes[sc.rules.name()].limits_learned = true;
+        observe(sc, now);
     }
 
     op->res.status = resp.status;

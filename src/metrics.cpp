@@ -20,8 +20,19 @@ void merge(stats_snapshot& into, const stats_snapshot& from) {
         into.failures[kind] += n;
     for (const auto& [kind, n] : from.retry_causes)
         into.retry_causes[kind] += n;
+    for (const auto& [key, sc] : from.scopes) {
+        scope_stats& to = into.scopes[key];
+        to.rate_limited += sc.rate_limited;
+        to.waiting += sc.waiting;
+        to.rpm += sc.rpm;
+        to.tpm += sc.tpm;
+        to.requests_available += sc.requests_available;
+        to.tokens_available += sc.tokens_available;
+        to.limits_learned = to.limits_learned || sc.limits_learned;
+    }
     for (const auto& [status, n] : from.statuses)
         into.statuses[status] += n;
+    into.admission_wait.merge(from.admission_wait);
     into.latency.merge(from.latency);
     into.ttfb.merge(from.ttfb);
     into.ttft.merge(from.ttft);

@@ -89,6 +89,32 @@ double timing_histogram::stddev_ns() const noexcept {
     return std::sqrt(std::max(0.0, shifted_squares_ / n - mean * mean));
 }
 
+std::uint64_t timing_histogram::count_at_most(duration bound) const noexcept {
+    if (count_ == 0 || bound < min_)
+        return 0;
+    if (bound >= max_)
+        return count_;
+    // A bucket holds the values whose whole microseconds are in [lower, upper): all of them
+    // are at most `bound` when upper x 1000 - 1 <= bound in nanoseconds.
+    const auto limit = static_cast<std::uint64_t>(bound.count()) + 1;
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        std::uint64_t upper_us = 0;
+        if (i < exact_below) {
+            upper_us = i + 1;
+        } else {
+            const std::size_t group = (i - exact_below) / sub_buckets;
+            const std::uint64_t sub = (i - exact_below) % sub_buckets + sub_buckets;
+            const unsigned shift = static_cast<unsigned>(group) + 1;
+            upper_us = (sub + 1) << shift;
+        }
+        if (upper_us * 1000 > limit)
+            break;
+        n += buckets_[i];
+    }
+    return n;
+}
+
 timing_histogram::duration timing_histogram::percentile(double p) const noexcept {
     if (count_ == 0)
         return duration::zero();

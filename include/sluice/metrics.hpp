@@ -8,6 +8,28 @@
 
 namespace sluice {
 
+/// One rate-limit scope (the endpoint's, or one model's) as its engine last saw it: updated
+/// when a request joins its line, is admitted, or has its response, so the levels are as of
+/// the scope's last event (a bucket refills between events). Limits and levels are this
+/// engine's share of the account (`limit_options::share`); `merge` adds the shares up.
+struct scope_stats {
+    /// 429 rate_limit_exceeded answers to this scope's requests.
+    std::uint64_t rate_limited = 0;
+    /// Requests waiting for admission (retries waiting out their delay not included).
+    std::uint64_t waiting = 0;
+    /// Request limit in use, per minute: configured, or lowered or learned from the server's
+    /// `x-ratelimit-limit-requests`; 0: none.
+    double rpm = 0;
+    /// Token limit in use, per minute, as `rpm`.
+    double tpm = 0;
+    /// Requests the request bucket held (negative: a debt); 0 with no request limit.
+    double requests_available = 0;
+    /// Tokens the token bucket held, as `requests_available`.
+    double tokens_available = 0;
+    /// The server's headers set or lowered `rpm` or `tpm` (`limit_options::learn_from_headers`).
+    bool limits_learned = false;
+};
+
 /// A snapshot of the dispatcher's counters, taken with `dispatcher::stats()`.
 struct stats_snapshot {
     std::uint64_t submitted = 0;          ///< requests accepted by async_complete
@@ -28,8 +50,13 @@ struct stats_snapshot {
     std::map<std::string, std::uint64_t> failures;
     /// Retries by the kind of failure that caused them.
     std::map<std::string, std::uint64_t> retry_causes;
+    /// Rate-limit scopes by key: "" is the endpoint's, else the model's (`scope_key`).
+    std::map<std::string, scope_stats> scopes;
     /// Delivered results by the HTTP status of their last attempt (0: no response arrived).
     std::map<unsigned, std::uint64_t> statuses;
+    /// Time from submission to the first admission: what the rate limits (and the connection
+    /// count) made each request wait before its first attempt.
+    timing_histogram admission_wait;
     /// End-to-end latency of delivered results (queued to done).
     timing_histogram latency;
     /// Time from the request's send to its response's first byte (time to first byte).

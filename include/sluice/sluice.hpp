@@ -33,3 +33,4 @@
 
 #include <sluice/dispatcher.hpp>
 #include <sluice/metrics.hpp>
+#include <sluice/prometheus.hpp>

@@ -55,6 +55,16 @@ public:
     duration min() const noexcept { return count_ ? min_ : duration::zero(); }
     duration max() const noexcept { return max_; }
 
+    /// Exact sum of every value recorded.
+    duration sum() const noexcept { return duration(static_cast<std::int64_t>(sum_ns_)); }
+
+    /// How many values are at most `bound`, as the buckets tell: a bucket counts when its
+    /// whole range is at most `bound`, so a value less than 1/128 below `bound` may be
+    /// counted only by the next larger bound (exact for bounds on bucket edges, and for
+    /// bounds at or above max()). Cumulative: never less for a larger bound. For the `le`
+    /// buckets of a Prometheus histogram.
+    std::uint64_t count_at_most(duration bound) const noexcept;
+
     /// Exact mean and population standard deviation (numpy's std), in nanoseconds; 0 when
     /// empty.
     double mean_ns() const noexcept;

@@ -177,6 +177,7 @@ constexpr key_spec keys[] = {
     }},
     {"run", "model", [](V v, T t) { t.f.run.model = v.header_value(); }},
     {"run", "system", [](V v, T t) { t.f.run.system = v.string(); }},
+    {"run", "metrics_listen", [](V v, T t) { t.f.run.metrics_listen = v.string(); }},
 
     {"tls", "ca_file", [](V v, T t) { t.o.tls.ca_file = v.string(); }},
     {"tls", "insecure", [](V v, T t) { t.o.tls.insecure = v.boolean(); }},

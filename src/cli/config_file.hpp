@@ -58,6 +58,7 @@ struct run_settings {
     std::optional<double> progress_interval_s;
     std::optional<std::string> model;
     std::optional<std::string> system;
+    std::optional<std::string> metrics_listen;
 };
 
 /// Settings of a config file that are not engine options.

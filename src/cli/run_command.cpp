@@ -4,12 +4,14 @@
 #include "cli/config_file.hpp"
 #include "cli/dry_run.hpp"
 #include "cli/embedded_mock.hpp"
+#include "cli/metrics_listener.hpp"
 #include "cli/private_file.hpp"
 #include "cli/progress.hpp"
 #include "cli/signal_stop.hpp"
 #include "cli/summary.hpp"
 
 #include <sluice/batch/batch_run.hpp>
+#include <sluice/prometheus.hpp>
 #include <sluice/sink/journal.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -260,6 +262,11 @@ void add_engine_flags(CLI::App* cmd, run_options& o) {
     cmd->add_option(
         "--mock-latency-ms", o.mock_latency_ms, "Latency of the embedded mock's answers");
     cmd->add_option("--summary", o.summary_file, "Also write the summary as JSON to this file");
+    cmd->add_option("--metrics-listen",
+                    o.metrics_listen,
+                    "Serve Prometheus metrics on http://ADDRESS/metrics while the job runs, as "
+                    "127.0.0.1:9464 (port 0: a free one, printed on stderr)")
+        ->type_name("IP:PORT");
     cmd->add_flag("-q,--quiet", o.quiet, "Print no progress and no summary");
     cmd->add_option("--model", o.model, "Model of {\"prompt\": ...} lines that name none");
     cmd->add_option("--system", o.system, "System message put before every prompt line");
@@ -309,6 +316,68 @@ void add_job_flags(CLI::App* cmd, run_options& o) {
         ->check(CLI::PositiveNumber.description(""));
 }
 
+// The job's own figures after the engine's: where a scraper sees how far the input is read.
+void append_job_metrics(const batch_run& job, std::string& out) {
+    auto counter = [&](const char* name, const char* help, std::uint64_t v, const char* type) {
+        out += "# HELP sluice_batch_";
+        out += name;
+        out += ' ';
+        out += help;
+        out += "\n# TYPE sluice_batch_";
+        out += name;
+        out += ' ';
+        out += type;
+        out += "\nsluice_batch_";
+        out += name;
+        out += ' ';
+        out += std::to_string(v);
+        out += '\n';
+    };
+    const batch_report r = job.report();
+    counter("lines_read_total",
+            "Input lines read by this run (blank lines not counted).",
+            r.lines,
+            "counter");
+    counter("bad_lines_total",
+            "Input lines recorded as errors without a request (bad lines, repeated ids).",
+            r.bad_lines,
+            "counter");
+    counter("skipped_lines_total",
+            "Input lines skipped because the output already held their record (resume).",
+            r.skipped,
+            "counter");
+    if (const auto total = job.total_lines())
+        counter("input_lines",
+                "Input lines of this run's shard, found by the planning pass.",
+                *total,
+                "gauge");
+}
+
+// --metrics-listen: bound before any file is touched, so a bad address costs nothing; serves
+// once the job exists.
+bool make_metrics(std::optional<metrics_listener>& metrics,
+                  asio::io_context& ioc,
+                  const run_options& o,
+                  const std::optional<batch_run>& job) {
+    if (o.metrics_listen.empty())
+        return true;
+    try {
+        metrics.emplace(ioc, o.metrics_listen, [&job] {
+            std::string text;
+            if (job) {
+                render_prometheus(job->stats(), text);
+                append_job_metrics(*job, text);
+            }
+            return text;
+        });
+    } catch (const std::exception& e) {
+        std::cerr << "sluice run: --metrics-listen: " << e.what() << '\n';
+        return false;
+    }
+    std::cerr << "sluice run: metrics on http://" << metrics->local_endpoint() << "/metrics\n";
+    return true;
+}
+
 constexpr const char* run_footer = R"(Environment:
   OPENAI_API_KEY      the API key (another variable with --api-key-env or api_key_env)
   OPENAI_BASE_URL     the endpoint, when --base-url and the config file name none
@@ -352,6 +421,9 @@ int run(const run_options& flags) {
     // scheduler keeps its lock for those posts.
     asio::io_context ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     std::optional<batch_run> job;
+    std::optional<metrics_listener> metrics;
+    if (!make_metrics(metrics, ioc, o, job))
+        return exit_usage;
     if (const int status = make_job(job, ioc, o, std::move(*bo)); status != exit_ok)
         return status;
 
@@ -361,10 +433,14 @@ int run(const run_options& flags) {
     asio::post(ioc, [&] {
         if (progress)
             progress->start();
+        if (metrics)
+            metrics->start();
         job->start([&] {
             signals.cancel();
             if (progress)
                 progress->stop();
+            if (metrics)
+                metrics->stop();
         });
     });
     ioc.run();
@@ -389,7 +465,8 @@ void add_run_command(CLI::App& app) {
                                  "--max-duration",
                                  "--progress-interval",
                                  "--model",
-                                 "--system"})
+                                 "--system",
+                                 "--metrics-listen"})
             if (cmd->count(flag) > 0)
                 opts->given.insert(flag);
         const int code = run(*opts);

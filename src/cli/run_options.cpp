@@ -168,6 +168,7 @@ void apply_run_settings(run_options& o, const run_settings& file) {
     take("--progress-interval", o.progress_interval_s, file.progress_interval_s);
     take("--model", o.model, file.model);
     take("--system", o.system, file.system);
+    take("--metrics-listen", o.metrics_listen, file.metrics_listen);
 }
 
 std::string missing_key_error(const dispatcher_options& opts, std::string_view api_key_env) {

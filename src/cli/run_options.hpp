@@ -85,6 +85,8 @@ struct run_options {
     double max_duration_s = 0;
     /// Seconds between plain progress lines when stderr is not a terminal.
     double progress_interval_s = 10;
+    /// Serve Prometheus metrics on this IP:PORT while the job runs; empty: none.
+    std::string metrics_listen;
 
     /// The flags among those of the config file's `[run]` section that the command line gave
     /// ("--ordered", ...): they outrank the file, which outranks the defaults above.

@@ -115,6 +115,16 @@ public:
 
     const limit_options& limits() const noexcept { return opts_; }
 
+    /// Requests the request bucket holds at `now`, negative for a debt; 0 with no request
+    /// limit (nothing to hold). For metrics: the books are read, not moved.
+    double requests_available(time_point now) const noexcept {
+        return opts_.rpm > 0 ? requests_.peek(now) : 0;
+    }
+    /// Tokens the token bucket holds at `now`, as requests_available.
+    double tokens_available(time_point now) const noexcept {
+        return opts_.tpm > 0 ? tokens_.peek(now) : 0;
+    }
+
 private:
     limit_options opts_;
     token_bucket requests_;

@@ -39,6 +39,10 @@ public:
         return level_;
     }
 
+    /// What `available(now)` would return, without moving the bucket's books: for an observer
+    /// (metrics) that must not change the arithmetic of the admissions that follow.
+    double peek(time_point now) const noexcept { return level_at(now); }
+
     /// Takes `n` tokens if they are available at `now`.
     bool try_take(time_point now, double n) noexcept {
         if (unlimited())

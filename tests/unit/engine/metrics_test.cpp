@@ -33,3 +33,26 @@ TEST_CASE("merge adds the counts of several dispatchers") {
     CHECK(a.itl.count() == 2);
     CHECK(a.itl.max() == nanoseconds(5ms));
 }
+
+TEST_CASE("merge adds the scopes of several engines: shares of limits, levels and 429s") {
+    stats_snapshot a, b;
+    a.scopes[""].rpm = 30;
+    a.scopes[""].rate_limited = 1;
+    a.scopes[""].requests_available = 0.5;
+    a.scopes[""].waiting = 2;
+    b.scopes[""].rpm = 30;
+    b.scopes[""].rate_limited = 2;
+    b.scopes[""].requests_available = -1;
+    b.scopes[""].limits_learned = true;
+    b.scopes["gpt-4o"].tpm = 1000;
+    a.admission_wait.record(1ms);
+    b.admission_wait.record(2ms);
+    merge(a, b);
+    CHECK(a.scopes[""].rpm == 60);
+    CHECK(a.scopes[""].rate_limited == 3);
+    CHECK(a.scopes[""].requests_available == -0.5);
+    CHECK(a.scopes[""].waiting == 2);
+    CHECK(a.scopes[""].limits_learned);
+    CHECK(a.scopes["gpt-4o"].tpm == 1000);
+    CHECK(a.admission_wait.count() == 2);
+}

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -151,4 +152,41 @@ TEST_CASE("an empty histogram reports zeros and reset empties a full one") {
     CHECK(h.empty());
     CHECK(h.max() == 0ns);
     CHECK(h.percentile(99) == 0ns);
+}
+
+TEST_CASE("count_at_most counts each value at most its bound, within one bucket, cumulatively") {
+    timing_histogram h;
+    std::vector<ns> values;
+    for (int i = 0; i < 5000; ++i)
+        values.push_back(ns(std::int64_t(i) * 7919 * 1013 % 3'000'000'000));
+    for (auto v : values)
+        h.record(v);
+    CHECK(h.count_at_most(-1ns) == 0);
+    CHECK(h.count_at_most(h.max()) == 5000);
+    CHECK(h.count_at_most(1h) == 5000);
+    CHECK(h.sum() == std::accumulate(values.begin(), values.end(), ns(0)));
+    std::uint64_t last = 0;
+    for (const ns b :
+         std::initializer_list<ns>{1us, 255us, 256us, 1ms, 2500us, 5ms, 10ms, 100ms, 1s, 2500ms}) {
+        std::uint64_t exact = 0, loose = 0;
+        for (auto v : values) {
+            exact += v <= b;
+            // A value counts once its whole bucket (at most 1/128 wide) is at most the bound.
+            loose += v <= b - b / 128 - 1us;
+        }
+        const std::uint64_t n = h.count_at_most(b);
+        INFO(b.count() << " " << n << " " << exact);
+        CHECK(n <= exact);
+        CHECK(n >= loose);
+        CHECK(n >= last);
+        last = n;
+    }
+    // Below 256 us every microsecond is its own bucket: exact on whole microseconds.
+    timing_histogram small;
+    for (int us = 0; us < 256; ++us)
+        small.record(std::chrono::microseconds(us) + 500ns);
+    CHECK(small.count_at_most(100us) == 100); // 0.5 us ... 99.5 us
+    CHECK(small.count_at_most(101us) == 101);
+    CHECK(small.count_at_most(100us + 999ns) == 101); // the whole bucket [100, 101) us is below
+    CHECK(small.count_at_most(100us + 998ns) == 100); // not all of it: 100.5 us is not counted
 }
