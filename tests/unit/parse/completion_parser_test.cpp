@@ -317,6 +317,7 @@ TEST_CASE("a usage-only parse accepts, refuses and reads usage and errors as the
         CHECK(b.model.empty());
         CHECK(b.choices.empty());
     }
+}
 
 // Found by tests/fuzz (corpus/completion/regress-usage-not-null): `"usage": n@` was taken for
 // null from its first letter, so the body passed for JSON and the sink would have embedded it
