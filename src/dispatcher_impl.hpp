@@ -78,6 +78,7 @@ struct engine_scope {
     scope<op_ptr> rules;
     std::unique_ptr<engine_timer> timer;
     bool timer_armed = false;
+    scope_stats* stats = nullptr; // its entry in the dispatcher's counters; see stats_of
 };
 
 } // namespace detail
@@ -218,8 +219,16 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     // Copies a scope's gauges into the counters (the caller holds stats_mutex): the scope
     // lives on `ex`, and stats() may be called from any thread.
+    // The scope's entry in `counters`, under stats_mutex: looked up by name once, not at every
+    // admission and response (std::map nodes stay where they are).
+    scope_stats& stats_of(engine_scope& sc) {
+        if (!sc.stats)
+            sc.stats = &counters.scopes[sc.rules.name()];
+        return *sc.stats;
+    }
+
     void observe(engine_scope& sc, engine_clock::time_point now) {
-        scope_stats& s = counters.scopes[sc.rules.name()];
+        scope_stats& s = stats_of(sc);
         const rate_limiter& l = sc.rules.limiter();
         s.waiting = sc.rules.size();
         s.rpm = l.limits().rpm;

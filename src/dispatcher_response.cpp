@@ -160,10 +160,10 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
         std::lock_guard lock(stats_mutex);
         if (action.rate_limited) {
             ++counters.rate_limited;
-            ++counters.scopes[sc.rules.name()].rate_limited;
+            ++stats_of(sc).rate_limited;
         }
         if (action.limits_learned)
-            counters.scopes[sc.rules.name()].limits_learned = true;
+            stats_of(sc).limits_learned = true;
         observe(sc, now);
     }
 
