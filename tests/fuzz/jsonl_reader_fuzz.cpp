@@ -16,8 +16,11 @@ using namespace sluice;
 
 namespace {
 
-// The numbers of the lines that are not blank (blank: only spaces, tabs and CRs).
+// The numbers of the lines that are not blank (blank: only spaces, tabs and CRs), after the
+// byte-order mark the reader takes off the first line.
 std::vector<std::uint64_t> content_lines(std::string_view text) {
+    if (text.substr(0, 3) == "\xEF\xBB\xBF")
+        text.remove_prefix(3);
     std::vector<std::uint64_t> out;
     std::uint64_t number = 0;
     while (!text.empty()) {
