@@ -2,6 +2,7 @@
 
 #include "cli/bench_progress.hpp"
 #include "cli/embedded_mock.hpp"
+#include "cli/open_files.hpp"
 #include "cli/private_file.hpp"
 #include "cli/run_options.hpp"
 
@@ -341,6 +342,9 @@ int bench(const bench_options& o) {
     lo.engine.log.sink = log_to_stderr;
     std::optional<embedded_mock> mock;
     if (!point_engine(o, key_env, lo, mock))
+        return exit_usage;
+    if (!ensure_open_files(lo.engine.pool.max_connections * (mock ? 2 : 1) + reserved_descriptors,
+                           "sluice bench"))
         return exit_usage;
     if (sweep)
         return sweep_run(o, lo, *sweep).run();

@@ -153,6 +153,7 @@ constexpr key_spec keys[] = {
     {"", "deadline_ms", [](V v, T t) { t.o.deadline = v.millis(0); }},
 
     {"pool", "max_connections", [](V v, T t) { t.o.pool.max_connections = v.integer<usize>(1); }},
+    {"pool", "max_connecting", [](V v, T t) { t.o.pool.max_connecting = v.integer<usize>(0); }},
     {"pool", "connect_timeout_ms", [](V v, T t) { t.o.pool.connect_timeout = v.millis(1); }},
     {"pool", "handshake_timeout_ms", [](V v, T t) { t.o.pool.handshake_timeout = v.millis(1); }},
     {"pool", "tunnel_timeout_ms", [](V v, T t) { t.o.pool.tunnel_timeout = v.millis(1); }},

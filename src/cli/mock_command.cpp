@@ -1,5 +1,6 @@
 #include "cli/mock_command.hpp"
 
+#include "cli/open_files.hpp"
 #include "cli/run_command.hpp"
 
 #include <sluice/error.hpp>
@@ -36,6 +37,7 @@ int run_mock(const mock_command_options& o) {
     opts.chunk_interval = std::chrono::microseconds(static_cast<long long>(o.chunk_ms * 1000));
     opts.faults.slow_delay = std::chrono::milliseconds(o.slow_delay_ms);
 
+    raise_open_files_to_hard_limit(); // as many clients as come, like nginx's worker_rlimit_nofile
     asio::io_context ioc;
     std::optional<mock_server> server;
     try {

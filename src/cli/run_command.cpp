@@ -5,6 +5,7 @@
 #include "cli/dry_run.hpp"
 #include "cli/embedded_mock.hpp"
 #include "cli/metrics_listener.hpp"
+#include "cli/open_files.hpp"
 #include "cli/private_file.hpp"
 #include "cli/progress.hpp"
 #include "cli/signal_stop.hpp"
@@ -415,6 +416,10 @@ int run(const run_options& flags) {
 
     std::optional<embedded_mock> mock;
     if (!point_engine(o.mock, o.mock_latency_ms, key_env, bo->engine, mock, "sluice run"))
+        return exit_usage;
+    // With --mock both ends of every connection are in this process.
+    if (!ensure_open_files(bo->engine.pool.max_connections * (mock ? 2 : 1) + reserved_descriptors,
+                           "sluice run"))
         return exit_usage;
     // One thread runs this loop and alone touches its sockets; other threads (engine shards,
     // the resolver's) only post to it. So the reactor's per-descriptor locks can go; the

@@ -95,7 +95,15 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
             if (ec) {
                 if (!self->acceptor.is_open())
                     co_return;
-                continue; // a transient failure (EMFILE, aborted handshake): keep serving
+                if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+                    ec == asio::error::no_memory) {
+                    // The waiting client stays in the backlog and the next accept would fail
+                    // at once: pause, as nginx does, instead of spinning until a descriptor
+                    // is free.
+                    asio::steady_timer pause(self->ex, std::chrono::milliseconds(20));
+                    co_await pause.async_wait(use_tuple);
+                }
+                continue; // a transient failure (an aborted handshake, no descriptor): serve on
             }
             auto handle = std::make_shared<connection_handle>(connection_handle{strand});
             {

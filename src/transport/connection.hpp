@@ -68,6 +68,7 @@ struct connection {
     bool reused = false;
     bool open = true;        // not yet discarded
     bool read_armed = false; // an async_read_some into `probe` is pending
+    bool connecting = false; // counted in the pool's connections being opened
     phase state = phase::busy;
     std::chrono::steady_clock::time_point idle_since;
     std::size_t slot = 0;         // index in the pool's list of open connections

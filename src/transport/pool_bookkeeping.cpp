@@ -50,7 +50,7 @@ void pool_impl::submit(exchange_ptr x) {
         connection_ptr conn = std::move(idle.back()); // the most recently used: the least
         idle.pop_back();                              // likely to be stale
         lend(std::move(conn), std::move(x));
-    } else if (live.size() < opts.max_connections && !(first_contact && !live.empty())) {
+    } else if (may_open()) {
         open_connection(std::move(x));
     } else {
         waiters.push_back(std::move(x));
@@ -122,8 +122,7 @@ void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
 // A slot was freed by a closed connection, or the first contact is over: the longest waiters
 // may open new connections, as many as there are free slots.
 void pool_impl::on_slot_freed() {
-    while (!waiters.empty() && !closed && live.size() < opts.max_connections &&
-           !(first_contact && !live.empty())) {
+    while (!waiters.empty() && !closed && may_open()) {
         exchange_ptr next = std::move(waiters.front());
         waiters.pop_front();
         open_connection(std::move(next));
@@ -143,14 +142,28 @@ connection_ptr pool_impl::make_connection() {
     auto conn = std::make_shared<connection>(ex, tls);
     conn->slot = live.size();
     live.push_back(conn.get());
+    conn->connecting = true;
+    ++connecting;
     ++stats.connects;
     return conn;
+}
+
+void pool_impl::connected(connection& conn) {
+    if (!conn.connecting)
+        return;
+    conn.connecting = false;
+    --connecting;
+    on_slot_freed();
 }
 
 void pool_impl::discard(connection_ptr conn) {
     if (!conn->open)
         return;
     conn->open = false;
+    if (conn->connecting) {
+        conn->connecting = false;
+        --connecting;
+    }
     conn->close();
     live[conn->slot] = live.back();
     live[conn->slot]->slot = conn->slot;

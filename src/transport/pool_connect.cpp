@@ -121,6 +121,17 @@ void pool_impl::do_connect(exchange_ptr x) {
 }
 
 void pool_impl::on_connect(exchange_ptr x, error_code ec) {
+    if (ec == asio::error::operation_aborted && !closed && resolved && !resolved->empty()) {
+        // Asio's range connect reports a socket it could not open (EMFILE: the open-file limit)
+        // as cancelled. Nothing cancelled it: open one to name the real cause, which is then
+        // retried as a connection failure instead of ending the request as "cancelled".
+        error_code why;
+        x->conn->tcp().socket().open(resolved->begin()->endpoint().protocol(), why);
+        if (why)
+            ec = why;
+        else
+            x->conn->tcp().socket().close(why);
+    }
     if (ec) {
         resolved.reset(); // the address may have changed: resolve again next time
         return fail(std::move(x), ec, proxy.empty() ? "connect" : "connect to the proxy");
@@ -192,8 +203,10 @@ void pool_impl::on_tunnel(exchange_ptr x, error_code ec, unsigned status, bool e
 // request itself over plain HTTP.
 void pool_impl::start_session(exchange_ptr x) {
     error_code ec;
-    if (!x->conn->tls)
+    if (!x->conn->tls) {
+        connected(*x->conn);
         return start_write(std::move(x));
+    }
 
     set_peer_name(x->conn->tls->native_handle(), ep.host, host_is_ip, ec);
     if (ec)
@@ -225,10 +238,8 @@ void pool_impl::on_handshake(exchange_ptr x, error_code ec) {
         return fail(std::move(x), asio::error::operation_aborted, "handshake");
     if (live.size() <= opts.tls_buffered_connections)
         ::SSL_clear_mode(x->conn->tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);
-    if (first_contact) {
-        first_contact = false; // the server is the one it says: the others may connect now
-        on_slot_freed();
-    }
+    first_contact = false; // the server is the one it says: the others may connect now
+    connected(*x->conn);   // and another connection may start in its place
     start_write(std::move(x));
 }
 

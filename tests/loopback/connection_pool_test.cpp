@@ -13,6 +13,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <functional>
 #include <thread>
@@ -141,6 +144,74 @@ TEST_CASE("a refused connection fails at the connect step") {
     REQUIRE(run.responses.size() == 1);
     CHECK(run.responses[0].ec == asio::error::connection_refused);
     CHECK(std::string(run.responses[0].failed_step) == "connect");
+}
+
+TEST_CASE("a socket the open-file limit refuses is named, not reported as cancelled") {
+    test::loopback_mock mock;
+    const std::string url = mock.server().base_url();
+    pool_run run;
+    asio::io_context ioc;
+    error_code ec;
+    const endpoint ep = endpoint::parse(url, ec);
+    request_headers h;
+    h.target = ep.target("/chat/completions");
+    connection_pool pool(ioc.get_executor(), ep, h, {}, nullptr);
+    // Every descriptor under a lowered limit taken: the connection's socket finds none.
+    rlimit saved{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rlimit low = saved;
+    low.rlim_cur = 1024;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    std::vector<int> fillers;
+    for (int fd; (fd = ::dup(0)) >= 0 && fillers.size() < 1024;)
+        fillers.push_back(fd);
+    pool.async_exchange(test::chat_body(0, 8), [&](http_response r) {
+        run.responses.push_back(std::move(r));
+        pool.close();
+    });
+    ioc.run();
+    for (const int fd : fillers)
+        ::close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved);
+    REQUIRE(run.responses.size() == 1);
+    CHECK(run.responses[0].ec == asio::error::no_descriptors);
+    CHECK(std::string(run.responses[0].failed_step) == "connect");
+}
+
+TEST_CASE("no more than max_connecting connections are opened at once") {
+    // A listener that never accepts: the kernel completes the TCP connects, and every TLS
+    // handshake then waits for an answer that does not come.
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor silent(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    error_code ec;
+    const endpoint ep = endpoint::parse(
+        "https://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/v1", ec);
+    REQUIRE_FALSE(ec);
+    // Verifying nothing, so that no first contact holds the others back (that is its own test).
+    tls_options insecure;
+    insecure.insecure = true;
+    auto ctx = make_client_tls_context(insecure);
+    request_headers h;
+    h.target = ep.target("/chat/completions");
+    pool_options opts;
+    opts.max_connections = 8;
+    opts.max_connecting = 3;
+    connection_pool pool(ioc.get_executor(), ep, h, opts, &ctx);
+    int failed = 0;
+    for (int i = 0; i < 8; ++i)
+        pool.async_exchange(test::chat_body(i, 8),
+                            [&](http_response r) { failed += r.ec ? 1 : 0; });
+    pool_stats seen;
+    asio::steady_timer look(ioc, std::chrono::milliseconds(300));
+    look.async_wait([&](error_code) {
+        seen = pool.stats();
+        pool.close();
+    });
+    ioc.run();
+    CHECK(seen.connects == 3);
+    CHECK(seen.open == 3);
+    CHECK(seen.waiting == 5);
+    CHECK(failed == 8); // closed: every exchange ends, none is lost
 }
 
 TEST_CASE("a server slower than the request timeout gives a timeout") {

@@ -27,6 +27,12 @@ struct pool_impl;
 struct pool_options {
     /// Most connections open at once; requests beyond wait for a free one.
     std::size_t max_connections = 64;
+    /// Most connections being opened at once (TCP connect, proxy tunnel and TLS handshake);
+    /// requests beyond wait for one of them or for a free connection. Ten thousand connects
+    /// at once overflow the server's accept queue: the dropped SYNs come back a second or more
+    /// later, and some connects time out; handshakes cost the client CPU alike however many
+    /// run together. 0: no bound but max_connections.
+    std::size_t max_connecting = 128;
     /// TCP connect timeout (resolve included).
     std::chrono::milliseconds connect_timeout{10'000};
     /// TLS handshake timeout.

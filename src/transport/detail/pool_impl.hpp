@@ -113,12 +113,18 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::vector<connection_ptr> idle;    // most recently used last
     std::deque<exchange_ptr> waiters;    // waiting for a connection, FIFO
     std::vector<connection*> live;       // every open connection; connection::slot indexes it
+    std::size_t connecting = 0;          // of which being opened (pool_options::max_connecting)
     body_budget bodies;                  // body bytes of the responses being read
     // No handshake has verified the server yet: one connection is opened, and the exchanges
     // that would open others wait for its outcome (a rejected certificate would refuse them
     // all, and a job should stop on one refusal, not on one per connection). Never set when
     // the context verifies nothing.
     bool first_contact = false;
+    bool may_open() const {
+        return live.size() < opts.max_connections && !(first_contact && !live.empty()) &&
+               (opts.max_connecting == 0 || connecting < opts.max_connecting);
+    }
+    void connected(connection& conn); // its connect (and handshake) is over: another may start
     bool idle_timer_armed = false;
     bool closed = false;
     pool_stats stats;
