@@ -147,6 +147,8 @@ void dispatcher::impl::do_stop(bool graceful) {
     if (stopped && graceful)
         return;
     stopped = true;
+    if (budget)
+        budget->close(); // what it holds goes back to the others
     for (auto& [key, sc] : scopes)
         sc->timer->cancel();
     while (!overflow.empty()) {
@@ -193,6 +195,8 @@ stats_snapshot dispatcher::impl::snapshot() {
     s.submitted = submitted.load(std::memory_order_relaxed);
     s.admitted = admitted.load(std::memory_order_relaxed);
     s.in_flight = s.submitted - s.succeeded - s.failed;
+    if (budget)
+        s.shared_budget = budget->stats();
     return s;
 }
 

@@ -12,6 +12,7 @@
 #include "detail/complete.hpp"
 #include "detail/recycled.hpp"
 #include "detail/redact.hpp"
+#include "redis/budget_client.hpp"
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -97,13 +98,53 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         , ep(parse_endpoint(opts.base_url))
         , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                      : std::nullopt)
-        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr, proxy_for(opts, ep)) {
+        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr, proxy_for(opts, ep))
+        , budget(make_budget_client(ex, opts)) {
         for (const auto& [model, limits] : opts.model_limits)
-            scopes.emplace(model,
-                           std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, model));
-        scopes.emplace(
-            std::string(),
-            std::make_unique<engine_scope>(opts.limits, opts.retry, *clock, ex, std::string()));
+            share(
+                *scopes
+                     .emplace(model,
+                              std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, model))
+                     .first->second);
+        share(*scopes
+                   .emplace(std::string(),
+                            std::make_unique<engine_scope>(
+                                opts.limits, opts.retry, *clock, ex, std::string()))
+                   .first->second);
+    }
+
+    ~impl() {
+        if (budget)
+            budget->close();
+    }
+
+    // The shared budget's member, when one is configured; its key defaults to the account's.
+    static std::shared_ptr<detail::budget_client>
+    make_budget_client(const asio::any_io_executor& ex, const dispatcher_options& o) {
+        if (!o.shared_budget.enabled())
+            return nullptr;
+        shared_budget_options sb = o.shared_budget;
+        if (sb.key.empty())
+            sb.key = default_budget_key(o.base_url, o.api_key);
+        return std::make_shared<detail::budget_client>(ex, std::move(sb), o.log);
+    }
+
+    // Puts a scope's limiter on the shared budget, and starts the member on first use.
+    engine_scope& share(engine_scope& sc) {
+        if (budget)
+            sc.rules.limiter().share_budget(&budget->lease(sc.rules.name()));
+        return sc;
+    }
+
+    void start_budget() {
+        if (!budget || budget_started)
+            return;
+        budget_started = true;
+        budget->on_change([weak = weak_from_this()] {
+            if (auto self = weak.lock())
+                self->pump();
+        });
+        budget->start();
     }
 
     // A request's scope: its model's when that model has limits of its own (or every model
@@ -114,10 +155,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             return *it->second;
         // Only a model under per_model_limits has no scope yet: its own buckets, endpoint limits.
         const limit_options& limits = scope_limits(key, opts.limits, opts.model_limits);
-        return *scopes
-                    .emplace(key,
-                             std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, key))
-                    .first->second;
+        return share(
+            *scopes
+                 .emplace(key, std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, key))
+                 .first->second);
     }
 
     // What a result must never hold: the key, the custom headers' values, the proxy's
@@ -202,6 +243,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         ++pending;
         submitted.fetch_add(1, std::memory_order_relaxed);
         op->scope = &scope_for(op->req);
+        start_budget();
         if (std::string why = op->scope->rules.refusal(op->cost); !why.empty()) {
             op->res.message = std::move(why);
             finish(std::move(op), errc::request_too_large);
@@ -406,6 +448,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     endpoint ep;
     std::optional<asio::ssl::context> tls;
     connection_pool pool;
+    // Before `scopes`, whose limiters point into its leases.
+    std::shared_ptr<detail::budget_client> budget;
+    bool budget_started = false;
     completion_parser parser;                 // one per dispatcher: all parsing happens on `ex`
     token_estimator estimator{opts.estimate}; // likewise
     stream_request_preparer prepare_stream;   // likewise

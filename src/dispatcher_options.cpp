@@ -115,6 +115,7 @@ void dispatcher_options::validate() const {
     if (!is_valid_header_value(proxy.no_proxy))
         throw std::invalid_argument("proxy.no_proxy: holds a control character");
     validate_headers(*this);
+    shared_budget.validate();
     if (queue_limit == 0)
         throw std::invalid_argument("queue_limit: must be at least 1");
     pool.validate();

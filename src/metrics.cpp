@@ -1,5 +1,7 @@
 #include <sluice/metrics.hpp>
 
+#include <algorithm>
+
 namespace sluice {
 
 void merge(stats_snapshot& into, const stats_snapshot& from) {
@@ -37,6 +39,16 @@ void merge(stats_snapshot& into, const stats_snapshot& from) {
     into.ttfb.merge(from.ttfb);
     into.ttft.merge(from.ttft);
     into.itl.merge(from.itl);
+    shared_budget_stats& sb = into.shared_budget;
+    const shared_budget_stats& fb = from.shared_budget;
+    sb.enabled = sb.enabled || fb.enabled;
+    sb.state = std::max(sb.state, fb.state);
+    sb.members = std::max(sb.members, fb.members);
+    sb.round_trips += fb.round_trips;
+    sb.failures += fb.failures;
+    sb.fallbacks += fb.fallbacks;
+    sb.requests_held += fb.requests_held;
+    sb.tokens_held += fb.tokens_held;
 }
 
 } // namespace sluice

@@ -7,6 +7,7 @@
 #include <sluice/logger.hpp>
 #include <sluice/metrics.hpp>
 #include <sluice/parse/completion_parser.hpp>
+#include <sluice/redis/shared_budget.hpp>
 #include <sluice/request.hpp>
 #include <sluice/result.hpp>
 #include <sluice/source/token_estimate.hpp>
@@ -94,6 +95,10 @@ struct dispatcher_options {
     /// limit per model), instead of sharing the endpoint's.
     bool per_model_limits = false;
     retry_options retry;
+    /// Share the account's limits with other processes through Redis (off by default): the
+    /// limits above are then the account's, for all members together. See
+    /// docs/scale-out.md.
+    shared_budget_options shared_budget;
     estimate_options estimate;
     /// What a result's `completion` holds: everything (`all`), or only usage and the error
     /// object (`usage`) for a caller that reads the body itself; see completion_fields.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sluice/redis/shared_budget.hpp>
 #include <sluice/timing_histogram.hpp>
 
 #include <cstdint>
@@ -67,6 +68,8 @@ struct stats_snapshot {
     /// Streamed answers delivered without error: every gap between two events carrying
     /// content (inter-token latency).
     timing_histogram itl;
+    /// The rate-limit budget shared through Redis (`dispatcher_options::shared_budget`).
+    shared_budget_stats shared_budget;
 };
 
 /// Adds the counters and histograms of `from` into `into` (several dispatchers' totals).

@@ -46,15 +46,51 @@ make_bucket(double per_minute, std::chrono::duration<double> burst, token_bucket
 rate_limiter::rate_limiter(const limit_options& opts, time_point now)
     : opts_(opts)
     , requests_(make_bucket(opts.rpm, opts.burst, now))
-    , tokens_(make_bucket(opts.tpm, opts.burst, now)) {}
+    , tokens_(make_bucket(opts.tpm, opts.burst, now))
+    , base_share_(opts.share) {}
+
+// A shared budget out of reach: the buckets go to 1/N of the account, and back when it
+// returns. The limits and the share scale together, so the server's headers keep their sense.
+void rate_limiter::follow_shared(time_point now) {
+    const double share = shared_->local_share();
+    const double target = share >= 1 ? 1.0 : std::min(1.0, share / base_share_);
+    if (target == scale_ || !(target > 0))
+        return;
+    const double f = target / scale_;
+    scale_ = target;
+    opts_.rpm *= f;
+    opts_.tpm *= f;
+    opts_.share *= f;
+    if (!requests_.unlimited()) {
+        const bucket_shape b = shape_of(opts_.rpm, opts_.burst);
+        requests_.reconfigure(now, b.rate, b.capacity);
+    }
+    if (!tokens_.unlimited()) {
+        const bucket_shape b = shape_of(opts_.tpm, opts_.burst);
+        tokens_.reconfigure(now, b.rate, b.capacity);
+    }
+    // Going local, the buckets start empty: the account's bucket was being drawn on by every
+    // member up to now, and N full local buckets at once would be N bursts on top.
+    if (target < 1) {
+        requests_.clamp(now, 0);
+        tokens_.clamp(now, 0);
+    }
+}
 
 rate_limiter::duration rate_limiter::try_admit(time_point now, std::uint64_t tokens) {
     if (now < held_until_)
         return held_until_ - now;
+    if (shared_)
+        follow_shared(now);
     const auto cost = static_cast<double>(tokens);
     const duration wait = std::max(requests_.wait_for(now, 1), tokens_.wait_for(now, cost));
     if (wait > duration::zero())
         return wait;
+    if (shared_) {
+        shared_->set_limits(opts_.rpm / opts_.share, opts_.tpm / opts_.share, opts_.burst);
+        if (const duration lease_wait = shared_->try_take(now, cost); lease_wait > duration::zero())
+            return lease_wait;
+    }
     // take() may leave a debt: a request costing more than one burst goes out once the
     // bucket is full, and the debt holds back the ones after it.
     requests_.take(now, 1);
@@ -87,6 +123,8 @@ void rate_limiter::refused(std::uint64_t ticket) {
         return;
     requests_.refund(1);
     tokens_.refund(it->second);
+    if (shared_)
+        shared_->give_back(1, it->second);
     in_flight_.erase(it);
 }
 
@@ -108,6 +146,8 @@ void rate_limiter::learn_too_large(std::uint64_t estimated, const too_large_hint
 }
 
 void rate_limiter::settle(time_point now, std::uint64_t estimated, std::uint64_t actual) {
+    if (shared_)
+        shared_->give_back(0, static_cast<double>(estimated) - static_cast<double>(actual));
     if (actual < estimated)
         tokens_.refund(static_cast<double>(estimated - actual));
     else if (actual > estimated)
@@ -118,6 +158,8 @@ void rate_limiter::hold_until(time_point until) {
     if (until <= held_until_)
         return;
     held_until_ = until;
+    if (shared_)
+        shared_->hold_until(until);
     // Whatever was saved up before the 429 is not really there: start the hold's end empty.
     requests_.clamp(until, 0);
     tokens_.clamp(until, 0);
@@ -191,6 +233,9 @@ bool rate_limiter::reconcile(time_point now,
     };
     clamp(requests_, remaining_requests, later_requests, learned_requests);
     clamp(tokens_, remaining_tokens, later_tokens, learned_tokens);
+    if (shared_) // the account's view, unscaled, less what this member has on the wire
+        shared_->observe_server(
+            now, h.remaining_requests, h.remaining_tokens, seen, later_requests, later_tokens);
     return changed;
 }
 

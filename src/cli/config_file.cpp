@@ -186,6 +186,9 @@ constexpr key_spec keys[] = {
     // rpm, tpm, burst_seconds, learn_from_headers: limit_fields.
     {"limits", "tier", [](V v, T t) { t.f.tier = v.string(); }},
     {"limits", "per_model", [](V v, T t) { t.o.per_model_limits = v.boolean(); }},
+    {"limits", "redis", [](V v, T t) { t.o.shared_budget.url = v.string(); }},
+    {"limits", "budget_key", [](V v, T t) { t.o.shared_budget.key = v.string(); }},
+    {"limits", "redis_optional", [](V v, T t) { t.o.shared_budget.optional = v.boolean(); }},
     {"limits", "models", read_model_limits},
 
     {"retry", "max_attempts", [](V v, T t) { t.o.retry.max_attempts = v.integer<unsigned>(1); }},
@@ -440,6 +443,9 @@ void apply_environment(dispatcher_options& opts,
     set_from_env(getenv, "OPENAI_ORG_ID", opts.organization, "the organization");
     set_from_env(getenv, "OPENAI_PROJECT_ID", opts.project, "the project");
     set_from_env(getenv, "OPENAI_API_VERSION", opts.api_version, "the API version");
+    // A URL that may hold a password: read, never shown (validate() shows it redacted).
+    if (const char* v = getenv("SLUICE_REDIS_URL"); v && *v)
+        opts.shared_budget.url = v;
     if (const char* v = getenv("SLUICE_DEADLINE_MS"); v && *v) {
         const auto ms = parse_env_number(v);
         if (!ms || *ms != std::floor(*ms) || *ms > 1e15)

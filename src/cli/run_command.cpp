@@ -172,6 +172,24 @@ int finish(const run_options& o, batch_run& job, const std::string& key_env, boo
     return status;
 }
 
+// A shared budget's Redis must answer before anything is sent, unless it is optional: a run
+// that cannot share would overrun the account N-fold, or crawl at 1/N.
+bool check_redis(const shared_budget_options& sb) {
+    if (!sb.enabled())
+        return true;
+    std::string why;
+    if (!probe_redis(sb, why))
+        return true;
+    if (sb.optional) {
+        std::cerr << "sluice run: warning: shared budget: " << why
+                  << "; --redis-optional: running on the local limits until Redis answers\n";
+        return true;
+    }
+    std::cerr << "sluice run: shared budget: " << why
+              << " (--redis-optional runs without it on the local limits)\n";
+    return false;
+}
+
 // The engine's options and the job's, from the flags `o` completed with the config file's
 // `[run]` section; empty, having said why, when they are not usable.
 std::optional<batch_options> configure(run_options& o, std::string& key_env) {
@@ -234,6 +252,19 @@ void add_endpoint_flags(CLI::App* cmd, run_options& o) {
                     "x-ratelimit headers)");
     cmd->add_option(
         "--tier", o.tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
+    cmd->add_option("--redis",
+                    o.redis,
+                    "Share the account's limits with other processes through Redis: "
+                    "redis://[[user]:password@]host[:port][/db], rediss:// for TLS "
+                    "(env SLUICE_REDIS_URL)");
+    cmd->add_option("--budget-key",
+                    o.budget_key,
+                    "Name of the shared budget (default: from the base URL and a hash of the "
+                    "API key)");
+    cmd->add_flag("--redis-optional",
+                  o.redis_optional,
+                  "Run on the local limits when Redis cannot be reached at start, instead of "
+                  "failing");
 }
 
 // ... the engine, the mock and what is printed ...
@@ -420,6 +451,8 @@ int run(const run_options& flags) {
     // With --mock both ends of every connection are in this process.
     if (!ensure_open_files(bo->engine.pool.max_connections * (mock ? 2 : 1) + reserved_descriptors,
                            "sluice run"))
+        return exit_usage;
+    if (!check_redis(bo->engine.shared_budget))
         return exit_usage;
     // One thread runs this loop and alone touches its sockets; other threads (engine shards,
     // the resolver's) only post to it. So the reactor's per-descriptor locks can go; the

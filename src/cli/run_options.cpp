@@ -94,6 +94,12 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         opts.limits.rpm = *o.rpm;
     if (o.tpm)
         opts.limits.tpm = *o.tpm;
+    if (o.redis)
+        opts.shared_budget.url = *o.redis;
+    if (o.budget_key)
+        opts.shared_budget.key = *o.budget_key;
+    if (o.redis_optional)
+        opts.shared_budget.optional = true;
     if (o.max_attempts)
         opts.retry.max_attempts = *o.max_attempts;
     if (o.retry_budget) {

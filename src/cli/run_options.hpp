@@ -42,6 +42,10 @@ struct run_options {
     std::optional<double> rpm;
     std::optional<double> tpm;
     std::optional<std::string> tier;
+    /// `--redis URL`, `--budget-key NAME`, `--redis-optional`: a budget shared through Redis.
+    std::optional<std::string> redis;
+    std::optional<std::string> budget_key;
+    bool redis_optional = false;
     std::optional<unsigned> max_attempts;
     std::optional<double> retry_budget;
     /// Event loops (threads); connections and limits are split evenly between them.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sluice/admission/budget_lease.hpp>
 #include <sluice/admission/limit_headers.hpp>
 #include <sluice/admission/token_bucket.hpp>
 
@@ -115,6 +116,13 @@ public:
 
     const limit_options& limits() const noexcept { return opts_; }
 
+    /// Shares the account's budget with other processes through `lease` (null: not shared):
+    /// an admission must then also be paid from the leased budget, and refunds, settlements,
+    /// holds and the server's view go to the shared books too. While the lease runs locally
+    /// (its shared state out of reach), the buckets keep to `lease->local_share()` of the
+    /// account. `lease` must outlive this limiter.
+    void share_budget(budget_lease* lease) noexcept { shared_ = lease; }
+
     /// Requests the request bucket holds at `now`, negative for a debt; 0 with no request
     /// limit (nothing to hold). For metrics: the books are read, not moved.
     double requests_available(time_point now) const noexcept {
@@ -126,6 +134,8 @@ public:
     }
 
 private:
+    void follow_shared(time_point now);
+
     limit_options opts_;
     token_bucket requests_;
     token_bucket tokens_;
@@ -135,6 +145,9 @@ private:
     // Admitted and not yet complete, in ticket order: (ticket, token cost). As many as there
     // are requests on the wire.
     std::deque<std::pair<std::uint64_t, double>> in_flight_;
+    budget_lease* shared_ = nullptr;
+    double base_share_ = 1.0; // opts_.share as constructed
+    double scale_ = 1.0;      // the factor follow_shared applied to it
 };
 
 } // namespace sluice

@@ -75,10 +75,16 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.estimate.per_message_overhead = 99;
     loaded.estimate.per_request_overhead = 99;
     loaded.estimate.default_max_tokens = 1;
+    loaded.shared_budget.url = "redis://changed";
+    loaded.shared_budget.key = "changed";
+    loaded.shared_budget.optional = !loaded.shared_budget.optional;
     const auto settings =
         apply_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.toml", loaded);
     const dispatcher_options d;
     CHECK(loaded.base_url == d.base_url);
+    CHECK(loaded.shared_budget.url == d.shared_budget.url);
+    CHECK(loaded.shared_budget.key == d.shared_budget.key);
+    CHECK(loaded.shared_budget.optional == d.shared_budget.optional);
     CHECK(loaded.style == d.style);
     CHECK(loaded.proxy.url == d.proxy.url);
     CHECK(loaded.proxy.no_proxy == d.proxy.no_proxy);
@@ -462,4 +468,40 @@ TEST_CASE("the deadlines come from the file, SLUICE_DEADLINE_MS outranks it, and
     }
     test::write_file(path, "deadline_ms = -5\n");
     CHECK_THROWS_WITH(apply_config_file(path, o), Catch::Contains("deadline_ms"));
+}
+
+TEST_CASE("the shared budget's Redis: limits.redis, then SLUICE_REDIS_URL, then --redis") {
+    test::temp_dir dir;
+    const std::string path = dir.file("r.toml");
+    test::write_file(path,
+                     "[limits]\nredis = \"redis://file:6379\"\nbudget_key = \"team-a\"\n"
+                     "redis_optional = true\n");
+    dispatcher_options o;
+    apply_config_file(path, o);
+    CHECK(o.shared_budget.url == "redis://file:6379");
+    CHECK(o.shared_budget.key == "team-a");
+    CHECK(o.shared_budget.optional);
+    std::map<std::string, std::string> env{{"SLUICE_REDIS_URL", "redis://:pw@env:6380/1"}};
+    auto getenv = [&](const char* name) -> const char* {
+        auto it = env.find(name);
+        return it == env.end() ? nullptr : it->second.c_str();
+    };
+    apply_environment(o, "OPENAI_API_KEY", getenv);
+    CHECK(o.shared_budget.url == "redis://:pw@env:6380/1");
+
+    run_options flags;
+    flags.config_file = path;
+    flags.redis = "redis://flag:6381";
+    flags.budget_key = "team-b";
+    const dispatcher_options built = build_options(flags);
+    CHECK(built.shared_budget.url == "redis://flag:6381");
+    CHECK(built.shared_budget.key == "team-b");
+    // A URL that does not parse is refused before anything runs, its password not shown.
+    flags.redis = "redis://:hunter2-secret@host:notaport";
+    try {
+        build_options(flags);
+        FAIL("accepted");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("hunter2-secret") == std::string::npos);
+    }
 }

@@ -1,0 +1,240 @@
+// Four `sluice run` processes sharing one account's limits through a real redis-server,
+// against one `sluice mock` process that enforces them (it plays the account): the budget is
+// used together (>= 95% of the limit, < 0.5% 429s), a killed member's share goes to the
+// others, and Redis stopped and restarted mid-run loses no line. Each load is scaled to end
+// in about 10-20 seconds.
+#include "support/mock_process.hpp"
+#include "support/redis_peer.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace sluice;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int members = 4;
+
+// `sluice ARGS` in the background (quiet, its stderr in `err`); waited for or killed by PID.
+class sluice_process {
+public:
+    sluice_process(const std::string& args, const std::string& err) {
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const std::string cmd = "exec " + std::string(SLUICE_EXE) + " " + args + " 2> " + err;
+            ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    ~sluice_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            wait();
+        }
+    }
+    sluice_process(const sluice_process&) = delete;
+    sluice_process& operator=(const sluice_process&) = delete;
+
+    int wait() {
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    void kill() {
+        ::kill(pid_, SIGKILL);
+        wait();
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+struct member_files {
+    std::string input, output, summary, err;
+};
+
+std::vector<member_files> make_members(const test::temp_dir& dir, int lines) {
+    std::vector<member_files> m;
+    for (int k = 0; k < members; ++k) {
+        const std::string name = "m" + std::to_string(k);
+        m.push_back({test::make_input(dir, lines, name + ".jsonl"),
+                     dir.file(name + ".out.jsonl"),
+                     dir.file(name + ".summary.json"),
+                     dir.file(name + ".err")});
+    }
+    return m;
+}
+
+std::string run_args(const member_files& f,
+                     const test::mock_process& mock,
+                     const std::string& redis_url,
+                     const std::string& limits) {
+    return "run " + f.input + " -o " + f.output + " --base-url " + mock.base_url() + " --ca-file " +
+           mock.ca_file() + " " + limits + " --redis " + redis_url +
+           " --budget-key shared-test --summary " + f.summary + " -q";
+}
+
+// A number field of a summary file.
+double summary_number(const std::string& path, const std::string& field) {
+    const std::string text = test::read_file(path);
+    const auto at = text.find("\"" + field + "\":");
+    if (at == std::string::npos)
+        return -1;
+    return std::stod(text.substr(at + field.size() + 3));
+}
+
+struct outcome {
+    double seconds = 0;
+    double ok = 0;
+    double rate_limited = 0;
+    double prompt_tokens = 0;
+    double completion_tokens = 0;
+};
+
+// Runs the four members together; every line must end in exactly one successful record.
+outcome run_members(const std::vector<member_files>& m,
+                    const test::mock_process& mock,
+                    const std::string& redis_url,
+                    const std::string& limits,
+                    int lines) {
+    const auto start = clock_type::now();
+    std::vector<std::unique_ptr<sluice_process>> procs;
+    for (const auto& f : m)
+        procs.push_back(
+            std::make_unique<sluice_process>(run_args(f, mock, redis_url, limits), f.err));
+    for (auto& p : procs)
+        CHECK(p->wait() == 0);
+    outcome o;
+    o.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    for (const auto& f : m) {
+        INFO(test::read_file(f.err));
+        const test::tally t = test::read_output(f.output);
+        CHECK(t.per_id.size() == static_cast<std::size_t>(lines));
+        for (const auto& [id, n] : t.per_id)
+            CHECK(n == 1);
+        o.ok += t.by_code.count("ok") ? t.by_code.at("ok") : 0;
+        o.rate_limited += summary_number(f.summary, "rate_limited");
+        o.prompt_tokens += summary_number(f.summary, "prompt_tokens");
+        o.completion_tokens += summary_number(f.summary, "completion_tokens");
+    }
+    return o;
+}
+
+std::size_t lines_of(const std::string& path) {
+    return test::read_lines(path).size();
+}
+
+} // namespace
+
+TEST_CASE("four processes share an RPM-bound budget: the limit used together, no 429s") {
+    test::temp_dir dir;
+    test::redis_peer redis;
+    // 2,400 RPM: 40 a second, a bucket of 40. 4 x 150 requests: about 14 s at the limit.
+    test::mock_process mock(dir, "--rpm 2400");
+    const int lines = 150;
+    const auto m = make_members(dir, lines);
+    const outcome o = run_members(m, mock, redis.url(), "--rpm 2400", lines);
+    CHECK(o.ok == members * lines);
+    // Served beyond the first burst, per second of the whole run (process start-up included).
+    const double rate = (o.ok - 40) / o.seconds;
+    CHECK(rate >= 0.95 * 40);
+    CHECK(o.rate_limited < 0.005 * members * lines);
+}
+
+TEST_CASE("four processes share a TPM-bound budget: the limit used together, no 429s") {
+    test::temp_dir dir;
+    test::redis_peer redis;
+    // 30,000 TPM: 500 tokens a second. Each request is charged its prompt and its 16-token
+    // completion budget (about 24 tokens): about 20 requests a second, 4 x 75 in about 14 s.
+    test::mock_process mock(dir, "--tpm 30000");
+    const int lines = 75;
+    const auto m = make_members(dir, lines);
+    const outcome o = run_members(m, mock, redis.url(), "--tpm 30000", lines);
+    CHECK(o.ok == members * lines);
+    const double tokens = o.prompt_tokens + o.completion_tokens;
+    const double rate = (tokens - 500) / o.seconds;
+    CHECK(rate >= 0.95 * 500);
+    CHECK(o.rate_limited < 0.005 * members * lines);
+}
+
+TEST_CASE("a member killed mid-run: the others take up its share within 2 s") {
+    test::temp_dir dir;
+    test::redis_peer redis;
+    test::mock_process mock(dir, "--rpm 2400");
+    const int lines = 200; // more than the test lets them finish before it measures
+    const auto m = make_members(dir, lines);
+    std::vector<std::unique_ptr<sluice_process>> procs;
+    for (const auto& f : m)
+        procs.push_back(
+            std::make_unique<sluice_process>(run_args(f, mock, redis.url(), "--rpm 2400"), f.err));
+    std::this_thread::sleep_for(3s);
+    procs[0]->kill(); // holding its lease: no goodbye
+    // From 2 s after the kill, the three survivors together run at the whole limit.
+    std::this_thread::sleep_for(2s);
+    auto survivors = [&] {
+        std::size_t n = 0;
+        for (int k = 1; k < members; ++k)
+            n += lines_of(m[k].output);
+        return n;
+    };
+    const std::size_t before = survivors();
+    const auto from = clock_type::now();
+    std::this_thread::sleep_for(4s);
+    const std::size_t after = survivors();
+    const double seconds = std::chrono::duration<double>(clock_type::now() - from).count();
+    const double rate = static_cast<double>(after - before) / seconds;
+    INFO("survivors' rate " << rate << "/s over " << seconds << " s");
+    CHECK(after < 3u * lines); // still busy when measured
+    CHECK(rate >= 0.9 * 40);
+    for (int k = 1; k < members; ++k)
+        CHECK(procs[k]->wait() == 0);
+    double rate_limited = 0;
+    for (int k = 1; k < members; ++k)
+        rate_limited += summary_number(m[k].summary, "rate_limited");
+    CHECK(rate_limited < 0.005 * 3 * lines);
+}
+
+TEST_CASE("Redis stopped and restarted mid-run: every line one record, few 429s") {
+    test::temp_dir dir;
+    test::redis_peer redis;
+    test::mock_process mock(dir, "--rpm 2400");
+    const int lines = 150;
+    const auto m = make_members(dir, lines);
+    std::vector<std::unique_ptr<sluice_process>> procs;
+    const auto start = clock_type::now();
+    for (const auto& f : m)
+        procs.push_back(
+            std::make_unique<sluice_process>(run_args(f, mock, redis.url(), "--rpm 2400"), f.err));
+    std::this_thread::sleep_for(4s);
+    redis.stop();
+    std::this_thread::sleep_for(3s);
+    redis.start(); // empty: the budget's state is gone
+    double rate_limited = 0;
+    for (int k = 0; k < members; ++k) {
+        INFO(test::read_file(m[k].err));
+        CHECK(procs[k]->wait() == 0);
+        const test::tally t = test::read_output(m[k].output);
+        CHECK(t.per_id.size() == static_cast<std::size_t>(lines));
+        for (const auto& [id, n] : t.per_id)
+            CHECK(n == 1);
+        CHECK(t.by_code.at("ok") == lines);
+        rate_limited += summary_number(m[k].summary, "rate_limited");
+        // Each said it lost Redis and came back.
+        const std::string err = test::read_file(m[k].err);
+        CHECK(err.find("Redis lost") != std::string::npos);
+        CHECK(err.find("Redis is back") != std::string::npos);
+    }
+    CHECK(rate_limited < 0.02 * members * lines);
+    // And it kept going meanwhile: not much slower than the limit allows.
+    const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    CHECK(seconds < (members * lines - 40) / 40.0 * 1.3);
+}
