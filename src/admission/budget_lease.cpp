@@ -17,6 +17,16 @@ constexpr std::chrono::milliseconds poll{50};
 // timed by Redis, so the guard delays each block without adding up.
 constexpr std::chrono::milliseconds reservation_guard{5};
 
+// The shared buckets hold this much less than a burst. Leased budget is spent a little after
+// its grant (a new connection's handshake, a process starting), and a server bucket that was
+// full meanwhile lost that refill: the headroom absorbs about a tenth of a second of such
+// delay. It costs a tenth of one burst, once, when the buckets start full.
+constexpr double headroom = 0.1;
+
+double shared_capacity(double rate, double burst) noexcept {
+    return std::max(1.0, rate * burst * (1 - headroom));
+}
+
 double seconds(budget_lease::duration d) noexcept {
     return std::chrono::duration<double>(d).count();
 }
@@ -37,7 +47,7 @@ void budget_lease::set_limits(double rpm,
 double budget_lease::request_block() const noexcept {
     if (rpm_ <= 0)
         return 0;
-    const double capacity = std::max(1.0, request_rate() * burst_);
+    const double capacity = shared_capacity(request_rate(), burst_);
     const double block = request_rate() * opts_.block.count() / static_cast<double>(members_);
     return std::min(capacity, std::max(1.0, block));
 }
@@ -45,7 +55,7 @@ double budget_lease::request_block() const noexcept {
 double budget_lease::token_block() const noexcept {
     if (tpm_ <= 0)
         return 0;
-    const double capacity = std::max(1.0, token_rate() * burst_);
+    const double capacity = shared_capacity(token_rate(), burst_);
     const double block = token_rate() * opts_.block.count() / static_cast<double>(members_);
     return std::min(capacity, std::max({1.0, block, need_tokens_}));
 }
@@ -84,7 +94,7 @@ budget_lease::duration budget_lease::try_take(time_point now, double tokens) {
     }
     mature(now);
     expire(now);
-    const double token_need = std::min(tokens, std::max(1.0, token_rate() * burst_));
+    const double token_need = std::min(tokens, shared_capacity(token_rate(), burst_));
     const bool requests_ok = rpm_ <= 0 || held_requests_ >= 1.0 - 1e-9;
     const bool tokens_ok = tpm_ <= 0 || held_tokens_ >= token_need - 1e-9;
     if (!requests_ok || !tokens_ok) {
@@ -201,9 +211,9 @@ lease_call budget_lease::prepare(time_point now) {
     const double held_t = held_tokens_ + pending_tokens_;
     lease_call c;
     c.request_rate = request_rate();
-    c.request_capacity = rpm_ > 0 ? std::max(1.0, request_rate() * burst_) : 0;
+    c.request_capacity = rpm_ > 0 ? shared_capacity(request_rate(), burst_) : 0;
     c.token_rate = token_rate();
-    c.token_capacity = tpm_ > 0 ? std::max(1.0, token_rate() * burst_) : 0;
+    c.token_capacity = tpm_ > 0 ? shared_capacity(token_rate(), burst_) : 0;
     if (rpm_ > 0) {
         c.want_requests = std::max(0.0, request_block() - held_r);
         c.need_requests = std::max(0.0, std::min(1.0 - held_r, c.want_requests));
