@@ -193,6 +193,21 @@ TEST_CASE("the probe: AUTH with a password or an ACL user, SELECT, and clear err
     CHECK(why.find(address) != std::string::npos);
 }
 
+TEST_CASE("rediss://: TLS verified against the given CA, refused without it") {
+    test::redis_peer redis("pw-tls-0123456789", "", true);
+    shared_budget_options o;
+    std::string why;
+    o.url = redis.url(":pw-tls-0123456789");
+    REQUIRE(o.url.rfind("rediss://", 0) == 0);
+    CHECK(probe_redis(o, why)); // a self-signed certificate: not trusted by the system
+    CHECK(why.find("TLS") != std::string::npos);
+    o.tls.ca_file = redis.ca_file();
+    CHECK_FALSE(probe_redis(o, why));
+    INFO(why);
+    o.url = "rediss://localhost:" + std::to_string(redis.port());
+    CHECK(probe_redis(o, why)); // the certificate names 127.0.0.1 only
+}
+
 TEST_CASE("an engine on a shared budget sends through leases, and reloads a flushed script") {
     test::redis_peer redis;
     test::loopback_mock mock;

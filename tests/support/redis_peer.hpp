@@ -20,17 +20,28 @@ namespace sluice::test {
 /// port, in the foreground, with no persistence (a restart starts empty, as a lost Redis
 /// does). Stopped by its PID at scope end; `stop()` and `start()` in between restart it on
 /// the same port. With a password, AUTH is required (`requirepass`); with a user too, that
-/// ACL user is created with the password and the default user is disabled.
+/// ACL user is created with the password and the default user is disabled. With `tls`, it
+/// serves TLS only (rediss://), with a self-signed certificate for 127.0.0.1 made by the
+/// `openssl` command (`ca_file()`), and asks no client certificate.
 class redis_peer {
 public:
-    explicit redis_peer(std::string password = "", std::string user = "")
+    explicit redis_peer(std::string password = "", std::string user = "", bool tls = false)
         : password_(std::move(password))
-        , user_(std::move(user)) {
+        , user_(std::move(user))
+        , tls_(tls) {
         if (::access("/usr/bin/redis-server", X_OK) != 0)
             throw std::runtime_error("redis-server is not installed (run .ci/install-deps)");
         port_ = free_port();
+        if (tls_ && run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
+                              "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                              dir_.file("key.pem") + " -out " + dir_.file("cert.pem") +
+                              " > /dev/null 2>&1") != 0)
+            throw std::runtime_error("openssl could not make a certificate");
         start();
     }
+
+    /// The certificate a TLS peer serves (its own CA).
+    std::string ca_file() const { return dir_.file("cert.pem"); }
 
     ~redis_peer() { stop(); }
 
@@ -43,8 +54,9 @@ public:
     /// "redis://127.0.0.1:PORT", with `userinfo` ("user:pass", ":pass") before the host and
     /// `/db` after it when given.
     std::string url(const std::string& userinfo = "", int db = -1) const {
-        return "redis://" + (userinfo.empty() ? "" : userinfo + "@") +
-               "127.0.0.1:" + std::to_string(port_) + (db >= 0 ? "/" + std::to_string(db) : "");
+        return std::string(tls_ ? "rediss://" : "redis://") +
+               (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" + std::to_string(port_) +
+               (db >= 0 ? "/" + std::to_string(db) : "");
     }
 
     /// Stops the server (SIGTERM, then waits for it); a no-op when stopped.
@@ -64,7 +76,7 @@ public:
                                       "--bind",
                                       "127.0.0.1",
                                       "--port",
-                                      std::to_string(port_),
+                                      tls_ ? "0" : std::to_string(port_),
                                       "--dir",
                                       d,
                                       "--save",
@@ -78,6 +90,24 @@ public:
         if (!password_.empty() && user_.empty()) {
             args.push_back("--requirepass");
             args.push_back(password_);
+        }
+        if (tls_) {
+            for (const char* a : {"--tls-port",
+                                  "",
+                                  "--tls-cert-file",
+                                  "",
+                                  "--tls-key-file",
+                                  "",
+                                  "--tls-ca-cert-file",
+                                  "",
+                                  "--tls-auth-clients",
+                                  "no"})
+                args.push_back(a);
+            const std::size_t n = args.size();
+            args[n - 9] = std::to_string(port_);
+            args[n - 7] = dir_.file("cert.pem");
+            args[n - 5] = dir_.file("key.pem");
+            args[n - 3] = dir_.file("cert.pem");
         }
         if (!user_.empty()) {
             write_file(d + "/users.acl",
@@ -137,6 +167,7 @@ private:
     temp_dir dir_;
     std::string password_;
     std::string user_;
+    bool tls_ = false;
     std::uint16_t port_ = 0;
     pid_t pid_ = -1;
 };
