@@ -151,6 +151,33 @@ private:
     std::string& out_;
 };
 
+// The Redis lease state of a budget shared with other processes: only with one configured.
+void render_shared_budget(writer& w, const shared_budget_stats& sb) {
+    w.gauge("shared_budget_state",
+            "Shared budget through Redis: 0 joining, 1 sharing, 2 Redis lost (1/N of the limits).",
+            static_cast<std::uint64_t>(sb.state));
+    w.gauge("shared_budget_members",
+            "Members sharing the budget, as Redis last counted them.",
+            sb.members);
+    w.counter("shared_budget_redis_calls_total",
+              "Calls (round trips) to Redis for leases and heartbeats.",
+              sb.round_trips);
+    w.counter("shared_budget_redis_failures_total",
+              "Redis calls and connections that failed.",
+              sb.failures);
+    w.counter("shared_budget_fallbacks_total",
+              "Times Redis was lost and the limits fell back to 1/N locally.",
+              sb.fallbacks);
+    w.family("shared_budget_leased_requests",
+             "gauge",
+             "Requests leased from the shared budget and not yet used (reservations included).");
+    w.sample("shared_budget_leased_requests", sb.requests_held);
+    w.family("shared_budget_leased_tokens",
+             "gauge",
+             "Tokens leased from the shared budget and not yet used (reservations included).");
+    w.sample("shared_budget_leased_tokens", sb.tokens_held);
+}
+
 } // namespace
 
 void render_prometheus(const stats_snapshot& s, std::string& out) {
@@ -242,6 +269,8 @@ void render_prometheus(const stats_snapshot& s, std::string& out) {
                 s.ttft);
     w.histogram(
         "inter_token_latency_seconds", "Streamed answers: gaps between two content events.", s.itl);
+    if (s.shared_budget.enabled)
+        render_shared_budget(w, s.shared_budget);
 }
 
 } // namespace sluice

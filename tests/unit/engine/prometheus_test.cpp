@@ -170,3 +170,37 @@ TEST_CASE("promtool check metrics accepts the rendering") {
         CHECK(said.empty()); // no lint warning either
     }
 }
+
+TEST_CASE("the Redis lease state of a shared budget is rendered when one is configured") {
+    std::string text;
+    render_prometheus(known_stats(), text);
+    CHECK(text.find("shared_budget") == std::string::npos);
+
+    stats_snapshot s = known_stats();
+    s.shared_budget.enabled = true;
+    s.shared_budget.state = 2;
+    s.shared_budget.members = 4;
+    s.shared_budget.round_trips = 120;
+    s.shared_budget.failures = 3;
+    s.shared_budget.fallbacks = 1;
+    s.shared_budget.requests_held = 2.5;
+    s.shared_budget.tokens_held = 250;
+    text.clear();
+    render_prometheus(s, text);
+    CHECK(has_line(text, "sluice_shared_budget_state 2"));
+    CHECK(has_line(text, "sluice_shared_budget_members 4"));
+    CHECK(has_line(text, "sluice_shared_budget_redis_calls_total 120"));
+    CHECK(has_line(text, "sluice_shared_budget_redis_failures_total 3"));
+    CHECK(has_line(text, "sluice_shared_budget_fallbacks_total 1"));
+    CHECK(has_line(text, "sluice_shared_budget_leased_requests 2.5"));
+    CHECK(has_line(text, "sluice_shared_budget_leased_tokens 250"));
+    if (test::run_shell("command -v promtool >/dev/null 2>&1") != 0)
+        return; // the test above says why
+    test::temp_dir dir;
+    test::write_file(dir.file("metrics.txt"), text);
+    const int status = test::run_shell("promtool check metrics < " + dir.file("metrics.txt") +
+                                       " > " + dir.file("out.txt") + " 2>&1");
+    INFO(test::read_file(dir.file("out.txt")));
+    CHECK(status == 0);
+    CHECK(test::read_file(dir.file("out.txt")).empty());
+}
