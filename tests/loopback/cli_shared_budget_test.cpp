@@ -238,3 +238,33 @@ TEST_CASE("Redis stopped and restarted mid-run: every line one record, few 429s"
     const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
     CHECK(seconds < (members * lines - 40) / 40.0 * 1.3);
 }
+
+TEST_CASE("Redis unreachable at start: a clear error, or the local limits with --redis-optional") {
+    test::temp_dir dir;
+    std::uint16_t port = 0;
+    {
+        test::redis_peer redis; // a port that was Redis' a moment ago, now closed
+        port = redis.port();
+    }
+    test::mock_process mock(dir, "--rpm 6000");
+    const std::string input = test::make_input(dir, 20);
+    const std::string url = "redis://:pw-secret-4242@127.0.0.1:" + std::to_string(port);
+    const std::string err = dir.file("err.txt");
+    const std::string out = dir.file("out.jsonl");
+    CHECK(test::run_sluice(mock, input, out, "--rpm 6000 --redis " + url + " 2> " + err) == 2);
+    std::string said = test::read_file(err);
+    INFO(said);
+    CHECK(said.find("shared budget: cannot connect to 127.0.0.1:" + std::to_string(port)) !=
+          std::string::npos);
+    CHECK(said.find("--redis-optional") != std::string::npos);
+    CHECK(said.find("pw-secret-4242") == std::string::npos);
+    CHECK(test::read_lines(out).empty()); // nothing sent
+
+    CHECK(test::run_sluice(
+              mock, input, out, "--rpm 6000 --redis-optional --redis " + url + " 2> " + err) == 0);
+    said = test::read_file(err);
+    CHECK(said.find("warning: shared budget") != std::string::npos);
+    CHECK(said.find("Redis lost") != std::string::npos);
+    CHECK(said.find("pw-secret-4242") == std::string::npos);
+    CHECK(test::read_output(out).by_code["ok"] == 20);
+}
