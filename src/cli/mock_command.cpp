@@ -28,6 +28,9 @@ struct mock_command_options {
     std::uint64_t slow_delay_ms = 2000;
     std::string write_cert;
     double duration_s = 0;
+    double batch_time_s = 2;
+    std::uint64_t batch_delay_ms = 0;
+    double download_piece_ms = 0;
 };
 
 int run_mock(const mock_command_options& o) {
@@ -36,6 +39,11 @@ int run_mock(const mock_command_options& o) {
     opts.first_token = std::chrono::microseconds(static_cast<long long>(o.first_token_ms * 1000));
     opts.chunk_interval = std::chrono::microseconds(static_cast<long long>(o.chunk_ms * 1000));
     opts.faults.slow_delay = std::chrono::milliseconds(o.slow_delay_ms);
+    opts.batch.processing_time =
+        std::chrono::milliseconds(static_cast<long long>(o.batch_time_s * 1000));
+    opts.batch.api_delay = std::chrono::milliseconds(o.batch_delay_ms);
+    opts.batch.download_piece_interval =
+        std::chrono::microseconds(static_cast<long long>(o.download_piece_ms * 1000));
 
     raise_open_files_to_hard_limit(); // as many clients as come, like nginx's worker_rlimit_nofile
     asio::io_context ioc;
@@ -142,6 +150,24 @@ void add_mock_command(CLI::App& app) {
                     "Probability of a connection closed halfway through a stream");
     cmd->add_option("--seed", m.seed, "Seed of the fault, latency and chunk-gap draws")
         ->capture_default_str();
+    cmd->add_option("--batch-time",
+                    o->batch_time_s,
+                    "Batch API: seconds from a batch's creation to its end (validating, "
+                    "in_progress, finalizing, completed)")
+        ->capture_default_str();
+    cmd->add_option("--batch-fail-every",
+                    m.batch.fail_every,
+                    "Batch API: every Nth request of a batch fails with a 500 (0: none)");
+    cmd->add_option("--batch-expire-every",
+                    m.batch.expire_every,
+                    "Batch API: every Nth batch expires with half its requests done (0: none)");
+    cmd->add_option("--batch-delay-ms",
+                    o->batch_delay_ms,
+                    "Batch API: delay before every /v1/files and /v1/batches answer, after its "
+                    "effect");
+    cmd->add_option("--download-piece-ms",
+                    o->download_piece_ms,
+                    "Batch API: gap between the 64 KiB pieces of a file download (0: at once)");
     cmd->add_option(
         "--duration", o->duration_s, "Stop after this many seconds (0: on SIGINT/SIGTERM)");
     cmd->callback([o] {

@@ -175,7 +175,9 @@ std::string format_go_duration(std::chrono::nanoseconds d) {
 mock_behavior::mock_behavior(const mock_options& opts, clock::time_point now)
     : opts_(opts)
     , rng_(opts.seed)
-    , gaps_(opts.seed ^ 0x9e3779b97f4a7c15ULL) {
+    , gaps_(opts.seed ^ 0x9e3779b97f4a7c15ULL)
+    , batches_(
+          opts.batch, counters_, [this](std::string_view body) { return batch_answer(body); }) {
     if (opts.rpm > 0)
         requests_ =
             token_bucket(opts.rpm / 60, std::max(1.0, opts.rpm / 60 * opts.bucket_seconds), now);
@@ -225,17 +227,20 @@ mock_reply mock_behavior::on_request(std::string_view method,
                                      std::string_view target,
                                      std::string_view body,
                                      clock::time_point now,
-                                     std::optional<std::string_view> api_key) {
+                                     std::optional<std::string_view> api_key,
+                                     std::string_view content_type) {
     if (target == "/mock/stats") {
         const mock_counters& c = counters_;
         mock_reply r;
-        char buf[1024];
+        char buf[1536];
         std::snprintf(buf,
                       sizeof buf,
                       R"({"requests":%llu,"ok":%llu,"rate_limited":%llu,"quota":%llu,)"
                       R"("server_errors":%llu,"client_errors":%llu,"resets":%llu,)"
                       R"("truncated":%llu,"malformed":%llu,"slow":%llu,"streamed":%llu,)"
-                      R"("stream_errors":%llu,"stream_cuts":%llu,"connections":%llu})",
+                      R"("stream_errors":%llu,"stream_cuts":%llu,"connections":%llu,)"
+                      R"("files_uploaded":%llu,"batches_created":%llu,"batches_cancelled":%llu,)"
+                      R"("file_downloads":%llu,"batch_requests":%llu})",
                       (unsigned long long)c.requests,
                       (unsigned long long)c.ok,
                       (unsigned long long)c.rate_limited,
@@ -249,7 +254,12 @@ mock_reply mock_behavior::on_request(std::string_view method,
                       (unsigned long long)c.streamed,
                       (unsigned long long)c.stream_errors,
                       (unsigned long long)c.stream_cuts,
-                      (unsigned long long)c.connections);
+                      (unsigned long long)c.connections,
+                      (unsigned long long)c.files_uploaded,
+                      (unsigned long long)c.batches_created,
+                      (unsigned long long)c.batches_cancelled,
+                      (unsigned long long)c.file_downloads,
+                      (unsigned long long)c.batch_requests);
         r.body = buf;
         return r;
     }
@@ -257,6 +267,8 @@ mock_reply mock_behavior::on_request(std::string_view method,
     const std::string_view path = target.substr(0, question);
     const std::string_view query =
         question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+    if (mock_batches::handles(path))
+        return batches_.on_request(method, path, query, content_type, body, now);
     const bool chat = path == "/v1/chat/completions" || path == "/chat/completions";
     const bool azure = is_azure_chat_path(path);
     if (!chat && !azure)
@@ -437,6 +449,28 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
     }
     ++counters_.ok;
     return r;
+}
+
+// A batch's request line is answered as the live route would answer it, without the live
+// route's faults and limits (a batch has its own: mock_batch_options).
+batch_line_answer mock_behavior::batch_answer(std::string_view body) {
+    parsed_request req;
+    batch_line_answer a;
+    const std::string serial = std::to_string(next_id_++);
+    a.request_id = "req_mock" + serial;
+    if (!parse_request(body, req)) {
+        a.status = 400;
+        a.body = error_reply(400,
+                             "We could not parse the JSON body of your request.",
+                             "invalid_request_error",
+                             "")
+                     .body;
+        return a;
+    }
+    const std::uint64_t prompt = (req.message_chars + 3) / 4 + 4 * req.messages + 3;
+    req.stream = false;
+    a.body = completion_body(shape_answer(req, prompt, opts_.answer_tokens, serial));
+    return a;
 }
 
 // A streamed answer: its schedule from the request, after the reply's delay; the streaming

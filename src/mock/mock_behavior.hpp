@@ -3,7 +3,7 @@
 #include <sluice/admission/token_bucket.hpp>
 #include <sluice/mock/mock_server.hpp>
 
-#include "mock/mock_answer.hpp"
+#include "mock/mock_batches.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -15,29 +15,6 @@
 #include <vector>
 
 namespace sluice::detail {
-
-// What the mock does with one request, decided without I/O so that it can be reasoned about
-// (and tested) apart from the sockets.
-struct mock_reply {
-    enum class action {
-        respond,  // send status, headers and body
-        reset,    // reset the connection before any byte
-        truncate, // send the headers and half the body, then close
-        stream,   // send the headers (chunked), then `stream`'s pieces, each as one chunk when
-                  // due, then end it as `stream.end` says
-    };
-    action what = action::respond;
-    unsigned status = 200;
-    std::string content_type = "application/json";
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;                   // empty for a stream
-    stream_schedule stream;             // for action::stream; its pieces' times include `delay`
-    bool close = false;                 // Connection: close after this response
-    std::chrono::microseconds delay{0}; // from the request to the response head
-};
-
-// Counters, kept by the behaviour under the server's lock.
-using mock_counters = mock_stats;
 
 // Decides every answer of the mock: parses the request, charges the enforced buckets, draws
 // faults and latency, and builds OpenAI-shaped bodies and headers.
@@ -54,7 +31,8 @@ public:
                           std::string_view target,
                           std::string_view body,
                           clock::time_point now,
-                          std::optional<std::string_view> api_key = std::nullopt);
+                          std::optional<std::string_view> api_key = std::nullopt,
+                          std::string_view content_type = {});
 
     mock_counters& counters() noexcept { return counters_; }
 
@@ -72,6 +50,7 @@ private:
     };
 
     mock_reply chat_completion(std::string_view body, clock::time_point now);
+    batch_line_answer batch_answer(std::string_view body);
     std::optional<mock_reply> azure_refusal(std::string_view query,
                                             std::optional<std::string_view> api_key);
     std::optional<mock_reply> early_fault(fault_draw& faults);
@@ -92,6 +71,7 @@ private:
     std::uint64_t next_id_ = 1;
     std::uint64_t responses_ = 0;
     mock_counters counters_;
+    mock_batches batches_; // after counters_, which it counts into
 };
 
 // Formats a duration as OpenAI's x-ratelimit-reset-* headers do ("20ms", "1.5s", "6m0s").

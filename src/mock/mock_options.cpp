@@ -36,6 +36,9 @@ void mock_options::validate() const {
     check_duration(latency, "latency");
     check_duration(first_token, "first_token");
     check_duration(chunk_interval, "chunk_interval");
+    check_duration(batch.processing_time, "batch.processing_time");
+    check_duration(batch.api_delay, "batch.api_delay");
+    check_duration(batch.download_piece_interval, "batch.download_piece_interval");
     if (tokens_per_chunk == 0)
         throw std::invalid_argument("mock_options: tokens_per_chunk must be at least 1");
 }

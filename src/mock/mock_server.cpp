@@ -144,8 +144,27 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         beast::flat_buffer buffer;
         for (;;) {
             http::request_parser<http::string_body> parser;
-            parser.body_limit(opts.max_body_size);
+            // The head is read under the larger of the two limits (Beast checks a
+            // Content-Length as it parses the head), the body under its route's own.
+            parser.body_limit(std::max(opts.max_body_size, upload_limit()));
             tcp_layer.expires_after(read_timeout);
+            auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+            if (hec == http::error::body_limit) {
+                co_await refuse_too_large(stream);
+                co_return;
+            }
+            if (hec || handle.stopped)
+                co_return;
+            // Uploads have their own limit: a batch input file is far larger than a request.
+            const std::string_view target = parser.get().target();
+            const bool upload =
+                target.starts_with("/v1/files") || target.starts_with("/openai/files");
+            const std::size_t limit = upload ? upload_limit() : opts.max_body_size;
+            if (parser.content_length() && *parser.content_length() > limit) {
+                co_await refuse_too_large(stream);
+                co_return;
+            }
+            parser.body_limit(limit);
             auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
             if (ec == http::error::body_limit) {
                 co_await refuse_too_large(stream);
@@ -186,16 +205,23 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
     }
 
+    // An upload's body: the file and the multipart framing around it.
+    std::size_t upload_limit() const { return opts.batch.max_file_bytes + 64 * 1024; }
+
     mock_reply decide(const http::request<http::string_body>& req, steady_clock::time_point now) {
         std::lock_guard lock(mutex);
         std::optional<std::string_view> api_key;
         if (auto it = req.find("api-key"); it != req.end())
             api_key = std::string_view(it->value());
+        std::string_view content_type;
+        if (auto it = req.find(http::field::content_type); it != req.end())
+            content_type = std::string_view(it->value());
         return behavior.on_request(std::string_view(req.method_string()),
                                    std::string_view(req.target()),
                                    req.body(),
                                    now,
-                                   api_key);
+                                   api_key,
+                                   content_type);
     }
 
     // False when the server was stopped during the wait or before it: a stop that ran while

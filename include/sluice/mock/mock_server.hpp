@@ -30,6 +30,31 @@ struct mock_faults {
     double stream_cut = 0;
 };
 
+/// The mock's Batch API (`/v1/files`, `/v1/batches`): how long a batch takes and what goes
+/// wrong with it, so that a deferred job can be rehearsed offline. A batch is `validating` for
+/// the first tenth of `processing_time`, `in_progress` (its request counts growing with the
+/// time) until nine tenths, then `finalizing`, then `completed` (or `expired`).
+struct mock_batch_options {
+    /// From a batch's creation to its end (0: it is complete at once, at its first retrieval).
+    std::chrono::milliseconds processing_time{2000};
+    /// Every Nth request line of a batch (the Nth, 2Nth, ... counted from 1) is answered with a
+    /// 500 server_error, which goes to the batch's error file (0: none fails).
+    std::uint32_t fail_every = 0;
+    /// Every Nth batch created (counted from 1) expires at the end of its processing time with
+    /// only the first half of its requests done: the output file holds those, the error file
+    /// the others as `batch_expired` (0: none expires).
+    std::uint32_t expire_every = 0;
+    /// Added before the answer to every request to `/v1/files` and `/v1/batches`, after its
+    /// effect (an upload is stored, a batch created, when the wait starts): a client killed
+    /// during the wait has done the step without knowing it (0: none).
+    std::chrono::milliseconds api_delay{0};
+    /// A file's content is sent in pieces of 64 KiB this far apart (0: at once), so that a
+    /// download can be interrupted in the middle.
+    std::chrono::microseconds download_piece_interval{0};
+    /// Largest upload accepted (413 above); the request body limit of `/v1/files`.
+    std::size_t max_file_bytes = std::size_t{256} << 20;
+};
+
 /// Settings of the embedded OpenAI-compatible mock server.
 struct mock_options {
     /// Listen address; loopback unless told otherwise.
@@ -74,8 +99,10 @@ struct mock_options {
     std::uint64_t quota_after = 0;
     /// Seed of the fault and latency draws.
     std::uint64_t seed = 1;
-    /// Largest request body accepted (413 above).
+    /// Largest request body accepted (413 above), except uploads (`batch.max_file_bytes`).
     std::size_t max_body_size = 16 * 1024 * 1024;
+    /// The Batch API: processing time and faults of batches.
+    mock_batch_options batch;
 
     /// Throws std::invalid_argument naming the first field out of range: a fault probability
     /// outside 0..1, a negative duration, `tokens_per_chunk` 0. The server's constructor
@@ -85,26 +112,32 @@ struct mock_options {
 
 /// Counters the mock keeps, also served as JSON at `GET /mock/stats`.
 struct mock_stats {
-    std::uint64_t requests = 0;      ///< chat-completion requests received
-    std::uint64_t ok = 0;            ///< answered 200 with a completion
-    std::uint64_t rate_limited = 0;  ///< answered 429 rate_limit_exceeded
-    std::uint64_t quota = 0;         ///< answered 429 insufficient_quota
-    std::uint64_t server_errors = 0; ///< answered 500/503
-    std::uint64_t client_errors = 0; ///< answered 4xx for a bad request
-    std::uint64_t resets = 0;        ///< connections reset on purpose
-    std::uint64_t truncated = 0;     ///< bodies cut short on purpose
-    std::uint64_t malformed = 0;     ///< non-JSON bodies sent on purpose
-    std::uint64_t slow = 0;          ///< slow answers
-    std::uint64_t streamed = 0;      ///< answered as SSE (also counted in ok when complete)
-    std::uint64_t stream_errors = 0; ///< streams ended by an error event on purpose
-    std::uint64_t stream_cuts = 0;   ///< streams cut by a close on purpose
-    std::uint64_t connections = 0;   ///< connections accepted
+    std::uint64_t requests = 0;          ///< chat-completion requests received
+    std::uint64_t ok = 0;                ///< answered 200 with a completion
+    std::uint64_t rate_limited = 0;      ///< answered 429 rate_limit_exceeded
+    std::uint64_t quota = 0;             ///< answered 429 insufficient_quota
+    std::uint64_t server_errors = 0;     ///< answered 500/503
+    std::uint64_t client_errors = 0;     ///< answered 4xx for a bad request
+    std::uint64_t resets = 0;            ///< connections reset on purpose
+    std::uint64_t truncated = 0;         ///< bodies cut short on purpose
+    std::uint64_t malformed = 0;         ///< non-JSON bodies sent on purpose
+    std::uint64_t slow = 0;              ///< slow answers
+    std::uint64_t streamed = 0;          ///< answered as SSE (also counted in ok when complete)
+    std::uint64_t stream_errors = 0;     ///< streams ended by an error event on purpose
+    std::uint64_t stream_cuts = 0;       ///< streams cut by a close on purpose
+    std::uint64_t connections = 0;       ///< connections accepted
+    std::uint64_t files_uploaded = 0;    ///< files stored by `POST /v1/files`
+    std::uint64_t batches_created = 0;   ///< batches created by `POST /v1/batches`
+    std::uint64_t batches_cancelled = 0; ///< batches cancelled by `POST .../cancel`
+    std::uint64_t file_downloads = 0;    ///< `GET /v1/files/{id}/content` answered
+    std::uint64_t batch_requests = 0;    ///< request lines of batches answered (output or error)
 };
 
 /// An OpenAI-compatible server for tests, demos and benchmarks: `POST /v1/chat/completions`
 /// over HTTP or HTTPS with keep-alive, realistic `chat.completion` bodies whose `usage` is
 /// computed from the request, SSE for `stream: true`, enforced RPM/TPM with OpenAI-shaped 429s,
-/// and fault injection by probability.
+/// fault injection by probability, and the Batch API (`/v1/files`, `/v1/batches`: see
+/// mock_batch_options).
 ///
 /// Thread safety: construct, start and stop from any one thread; `stats()` from any thread.
 /// Object lifetimes: the server must outlive the io_context's run of its operations; `stop()`
