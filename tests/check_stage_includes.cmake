@@ -10,7 +10,7 @@
 
 cmake_minimum_required(VERSION 3.25)
 
-set(stages core source admission transport parse sink redis mock harness loadgen engine batch cli)
+set(stages core source admission transport parse sink redis mock harness loadgen engine batch batch_api cli)
 set(engine_files dispatcher dispatcher_impl dispatcher_options dispatcher_response dispatcher_delivery
     metrics prometheus sluice)
 

@@ -23,6 +23,7 @@ struct parsed_request {
     std::uint64_t n = 1;
     bool stream = false;
     bool include_usage = false;
+    bool store = false; // "store": true: kept for GET /v1/chat/completions/{id}
 };
 
 std::uint64_t count_text(simdjson::simdjson_result<od::value> content) {
@@ -85,6 +86,9 @@ bool parse_request(std::string_view body, parsed_request& out) {
                 return false;
         } else if (key == "stream") {
             if (field.value().get_bool().get(out.stream))
+                return false;
+        } else if (key == "store") {
+            if (field.value().get_bool().get(out.store))
                 return false;
         } else if (key == "stream_options") {
             bool include = false;
@@ -267,6 +271,19 @@ mock_reply mock_behavior::on_request(std::string_view method,
     const std::string_view path = target.substr(0, question);
     const std::string_view query =
         question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+    constexpr std::string_view stored_prefix = "/v1/chat/completions/";
+    if (path.substr(0, stored_prefix.size()) == stored_prefix && method == "GET") {
+        auto it = stored_.find(std::string(path.substr(stored_prefix.size())));
+        if (it == stored_.end())
+            return error_reply(404,
+                               "No chat completion found with id " +
+                                   std::string(path.substr(stored_prefix.size())),
+                               "invalid_request_error",
+                               "");
+        mock_reply r;
+        r.body = it->second;
+        return r;
+    }
     if (mock_batches::handles(path))
         return batches_.on_request(method, path, query, content_type, body, now);
     const bool chat = path == "/v1/chat/completions" || path == "/chat/completions";
@@ -442,6 +459,8 @@ mock_reply mock_behavior::chat_completion(std::string_view body, clock::time_poi
         return r;
     }
     r.body = completion_body(a);
+    if (req.store)
+        stored_[a.id] = r.body;
     if (faults.hit(opts_.faults.truncated)) {
         ++counters_.truncated;
         r.what = mock_reply::action::truncate;

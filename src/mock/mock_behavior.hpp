@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -71,7 +72,8 @@ private:
     std::uint64_t next_id_ = 1;
     std::uint64_t responses_ = 0;
     mock_counters counters_;
-    mock_batches batches_; // after counters_, which it counts into
+    std::map<std::string, std::string> stored_; // completions sent with "store": true, by id
+    mock_batches batches_;                      // after counters_, which it counts into
 };
 
 // Formats a duration as OpenAI's x-ratelimit-reset-* headers do ("20ms", "1.5s", "6m0s").

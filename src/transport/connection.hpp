@@ -132,6 +132,11 @@ struct exchange : recycled<exchange> {
 
     std::string_view body;
     body_observer* observer; // takes an event-stream body; null: every body is collected
+    // An async_request: its own request line and headers (empty: the pool's `head`), the
+    // body's further pieces, and whether any 2xx body goes to the observer.
+    std::string own_head;
+    std::array<std::string_view, 2> more_body{};
+    bool observe_any = false;
     boost::asio::any_completion_handler<void(http_response)> handler;
     http_response resp;
     connection_ptr conn;

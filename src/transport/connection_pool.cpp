@@ -2,7 +2,10 @@
 
 #include "transport/detail/pool_impl.hpp"
 
+#include <sluice/transport/header_value.hpp>
+
 #include <memory>
+#include <stdexcept>
 #include <utility>
 
 namespace sluice {
@@ -32,6 +35,28 @@ void connection_pool::async_exchange(std::string_view body,
                                      asio::any_completion_handler<void(http_response)> handler) {
     auto x = std::make_unique<detail::exchange>(body, observer, std::move(handler));
     x->not_after = not_after;
+    if (impl_->closed)
+        return impl_->complete_later(std::move(x), "");
+    impl_->submit(std::move(x));
+}
+
+void connection_pool::async_request(const request_spec& spec,
+                                    body_observer* observer,
+                                    asio::any_completion_handler<void(http_response)> handler) {
+    if (!is_valid_header_value(spec.method) || !is_valid_header_value(spec.target) ||
+        !is_valid_header_value(spec.content_type))
+        throw std::invalid_argument("connection_pool::async_request: a control character in "
+                                    "the method, target or content type");
+    auto x = std::make_unique<detail::exchange>(spec.body[0], observer, std::move(handler));
+    x->more_body = {spec.body[1], spec.body[2]};
+    x->observe_any = spec.observe_any_body;
+    std::string& h = x->own_head;
+    h.reserve(spec.method.size() + spec.target.size() + impl_->fields.size() + 96);
+    h.append(spec.method).append(" ").append(spec.target).append(" HTTP/1.1\r\n");
+    h += impl_->fields;
+    if (!spec.content_type.empty())
+        h.append("Content-Type: ").append(spec.content_type).append("\r\n");
+    h += "Accept: application/json\r\n";
     if (impl_->closed)
         return impl_->complete_later(std::move(x), "");
     impl_->submit(std::move(x));

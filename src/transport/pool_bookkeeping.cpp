@@ -30,6 +30,7 @@ pool_impl::pool_impl(asio::any_io_executor e,
     if (ep.tls && !tls)
         throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
     head = request_head(ep, h);
+    fields = request_fields(ep, h);
     if (!proxy.empty()) {
         // The server's authority, with its port always (RFC 9110 9.3.6), in the request line
         // and Host. The credentials go here only, never in the requests inside the tunnel.

@@ -27,15 +27,17 @@ constexpr unsigned max_informational = 8;
 // The fixed head, the Content-Length line and the caller's body go out as one gather
 // write: no serializer, no copy of the body.
 void pool_impl::start_write(exchange_ptr x) {
-    const int n = std::snprintf(x->length_line.data(),
-                                x->length_line.size(),
-                                "Content-Length: %zu\r\n\r\n",
-                                x->body.size());
+    const std::size_t length = x->body.size() + x->more_body[0].size() + x->more_body[1].size();
+    const int n = std::snprintf(
+        x->length_line.data(), x->length_line.size(), "Content-Length: %zu\r\n\r\n", length);
     x->length_line_size = static_cast<std::size_t>(n);
-    const std::array<asio::const_buffer, 3> buffers{
-        asio::buffer(head),
+    const std::string& request_head = x->own_head.empty() ? head : x->own_head;
+    const std::array<asio::const_buffer, 5> buffers{
+        asio::buffer(request_head),
         asio::buffer(x->length_line.data(), x->length_line_size),
-        asio::buffer(x->body.data(), x->body.size())};
+        asio::buffer(x->body.data(), x->body.size()),
+        asio::buffer(x->more_body[0].data(), x->more_body[0].size()),
+        asio::buffer(x->more_body[1].data(), x->more_body[1].size())};
     connection& c = *x->conn;
     // One deadline for connecting, writing the request and reading the whole response.
     c.tcp().expires_at(x->deadline);
@@ -48,7 +50,8 @@ void pool_impl::start_write(exchange_ptr x) {
 }
 
 void pool_impl::new_parser(exchange& x) {
-    x.conn->parser.emplace(x.resp, bodies, x.body_charge, opts.max_body_size, x.observer);
+    x.conn->parser.emplace(
+        x.resp, bodies, x.body_charge, opts.max_body_size, x.observer, x.observe_any);
 }
 
 void pool_impl::on_write(exchange_ptr x, error_code ec) {

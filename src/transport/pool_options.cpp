@@ -117,6 +117,12 @@ void check_extra_header(const std::pair<std::string, std::string>& header) {
 
 std::string request_head(const endpoint& ep, const request_headers& h) {
     check_header_value(h.target, "target");
+    return "POST " + h.target + " HTTP/1.1\r\n" + request_fields(ep, h) +
+           // Either answer form: a request with "stream": true is answered with an event stream.
+           "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
+}
+
+std::string request_fields(const endpoint& ep, const request_headers& h) {
     check_header_value(h.authorization, "authorization");
     check_header_value(h.api_key, "api_key");
     check_header_value(h.organization, "organization");
@@ -127,7 +133,7 @@ std::string request_head(const endpoint& ep, const request_headers& h) {
         check_extra_header(header);
         own_user_agent = own_user_agent || same_header_name(header.first, "User-Agent");
     }
-    std::string head = "POST " + h.target + " HTTP/1.1\r\nHost: " + ep.host_header() + "\r\n";
+    std::string head = "Host: " + ep.host_header() + "\r\n";
     if (!h.authorization.empty())
         head += "Authorization: " + h.authorization + "\r\n";
     if (!h.api_key.empty())
@@ -140,8 +146,6 @@ std::string request_head(const endpoint& ep, const request_headers& h) {
         head += "User-Agent: " + h.user_agent + "\r\n";
     for (const auto& [name, value] : h.extra)
         head += name + ": " + value + "\r\n";
-    // Either answer form: a request with "stream": true is answered with an event stream.
-    head += "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
     return head;
 }
 

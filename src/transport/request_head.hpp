@@ -11,4 +11,8 @@ namespace sluice::detail {
 // the API key) when a value holds a control character, which would end the header early.
 std::string request_head(const endpoint& ep, const request_headers& h);
 
+// The fixed headers alone, from Host to the extra headers (what request_head puts between its
+// request line and Content-Type), for requests with a line and content type of their own.
+std::string request_fields(const endpoint& ep, const request_headers& h);
+
 } // namespace sluice::detail

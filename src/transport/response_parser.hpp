@@ -42,14 +42,21 @@ public:
                     body_budget& budget,
                     std::size_t& charged,
                     std::size_t max_body,
-                    body_observer* observer = nullptr)
+                    body_observer* observer = nullptr,
+                    bool observe_any = false)
         : out_(out)
         , budget_(budget)
         , charged_(charged)
         , max_body_(max_body)
-        , observer_(observer) {
+        , observer_(observer)
+        , observe_any_(observer && observe_any) {
         out_.body.clear();
-        body_limit(max_body);
+        // A body any 2xx of which goes to the observer (a download to disk) has no limit;
+        // one that is collected after all (an error answer) gets it with the head.
+        if (observe_any_)
+            body_limit(boost::none);
+        else
+            body_limit(max_body);
     }
 
     // The last failure was the pool-wide budget, not this body's own size.
@@ -78,8 +85,14 @@ private:
 
     // Decided with the header, not at the body's first byte: the exchange reads a stream
     // piece by piece from the moment the header is in.
-    void on_header_impl(error_code&) override {
-        out_.streamed = observer_ && out_.status >= 200 && out_.status < 300 && is_event_stream();
+    void on_header_impl(error_code& ec) override {
+        out_.streamed = observer_ && out_.status >= 200 && out_.status < 300 &&
+                        (observe_any_ || is_event_stream());
+        if (observe_any_ && !out_.streamed) {
+            if (content_length() && *content_length() > max_body_)
+                ec = errc::body_too_large;
+            body_limit(max_body_);
+        }
     }
 
     void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code& ec) override {
@@ -184,6 +197,7 @@ private:
     std::size_t& charged_;
     std::size_t max_body_;
     body_observer* observer_;
+    bool observe_any_;
     bool over_budget_ = false;
 };
 

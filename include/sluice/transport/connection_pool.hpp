@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -99,6 +100,25 @@ struct request_headers {
     std::vector<std::pair<std::string, std::string>> extra;
 };
 
+/// A request other than the pool's own `POST target` with a JSON body: another method, target
+/// and content type, a body gathered from up to three pieces written one after the other (a
+/// multipart preamble, a file's bytes, its epilogue: nothing is copied). The pool's fixed
+/// headers (Host, authentication, organization, project, User-Agent, extra) go with it as
+/// with every request. Views: valid until the exchange completes.
+struct request_spec {
+    /// "GET", "POST", "DELETE".
+    std::string_view method = "POST";
+    /// The request target, e.g. "/v1/files?purpose=batch"; no control character.
+    std::string_view target;
+    /// Content-Type; empty sends none (a GET).
+    std::string_view content_type = "application/json";
+    /// The body, in pieces; empty pieces are skipped.
+    std::array<std::string_view, 3> body{};
+    /// Any 2xx body goes to the observer given with the exchange, whatever its type, without
+    /// `max_body_size` (a file downloaded to disk); a non-2xx body is collected as usual.
+    bool observe_any_body = false;
+};
+
 /// Counters of the pool, for stats.
 struct pool_stats {
     std::size_t open = 0;       ///< connections open now
@@ -171,6 +191,14 @@ public:
                         body_observer* observer,
                         std::chrono::steady_clock::time_point not_after,
                         boost::asio::any_completion_handler<void(http_response)> handler);
+
+    /// Sends `spec` (see request_spec) and completes with the response; a 2xx body goes to
+    /// `observer` when `spec.observe_any_body` (else as in async_exchange). Retried by the pool
+    /// only as every exchange is: once, on a fresh connection, when a reused one failed before
+    /// any response byte. `spec`'s views and `observer` must stay valid until completion.
+    void async_request(const request_spec& spec,
+                       body_observer* observer,
+                       boost::asio::any_completion_handler<void(http_response)> handler);
 
     /// Cancels waiting and running exchanges and closes every connection.
     void close();

@@ -106,7 +106,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     boost::asio::steady_timer resolve_timer;
     boost::asio::steady_timer idle_timer;
     bool host_is_ip;
-    std::string head; // request line and fixed headers, built once
+    std::string head;   // request line and fixed headers, built once
+    std::string fields; // the fixed headers alone, for async_request
     std::optional<tcp::resolver::results_type> resolved;
     std::uint64_t resolve_gen = 0;
     std::vector<exchange_ptr> resolving; // waiting for the resolution under way
