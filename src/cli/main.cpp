@@ -1,4 +1,5 @@
 // The `sluice` entry point: registers the commands and nothing else.
+#include "cli/batch_api_command.hpp"
 #include "cli/bench_command.hpp"
 #include "cli/merge_command.hpp"
 #include "cli/mock_command.hpp"
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
     sluice::cli::add_mock_command(app);
     sluice::cli::add_bench_command(app);
     sluice::cli::add_merge_command(app);
+    sluice::cli::add_batch_api_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
