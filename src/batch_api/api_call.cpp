@@ -11,6 +11,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace sluice::detail {
@@ -54,6 +55,15 @@ request_headers headers_of(const dispatcher_options& o, const endpoint& ep) {
     return h;
 }
 
+std::vector<std::string> secrets_of(const dispatcher_options& o) {
+    std::vector<std::string> s{o.api_key};
+    for (const auto& header : o.headers)
+        s.push_back(header.second);
+    error_code ec;
+    s.push_back(proxy_endpoint::parse(o.proxy.url, ec).password);
+    return s;
+}
+
 proxy_endpoint proxy_of(const dispatcher_options& o, const endpoint& ep) {
     if (o.proxy.url.empty() || no_proxy_matches(o.proxy.no_proxy, ep.host, ep.port))
         return {};
@@ -83,7 +93,8 @@ api_caller::api_caller(asio::any_io_executor e, dispatcher_options o)
     , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
                  : std::nullopt)
     , pool(ex, ep, headers_of(opts, ep), opts.pool, tls ? &*tls : nullptr, proxy_of(opts, ep))
-    , retries(opts.retry) {}
+    , retries(opts.retry)
+    , secrets(secrets_of(opts)) {}
 
 std::string api_caller::target(std::string_view path, std::string_view query) const {
     std::string t = ep.path_prefix;
@@ -131,19 +142,27 @@ asio::awaitable<api_answer> api_caller::call(const request_spec& spec,
         a.message = !message.empty() ? message
                     : a.resp.ec      ? std::string(a.resp.failed_step) + ": " + a.resp.ec.message()
                                      : "HTTP " + std::to_string(a.resp.status);
+        secrets.scrub(a.message);
+        secrets.scrub(a.resp.body);
         if (d.what == retry_decision::action::give_up || closed ||
             a.resp.ec == asio::error::operation_aborted)
             co_return a;
         timer.expires_after(d.delay);
+        waiting.push_back(&timer);
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (ec || closed)
+        std::erase(waiting, &timer);
+        if (ec || closed) {
+            a.ec = asio::error::operation_aborted;
             co_return a;
+        }
     }
 }
 
 void api_caller::close() {
     closed = true;
     pool.close();
+    for (auto* t : waiting)
+        t->cancel();
 }
 
 } // namespace sluice::detail

@@ -6,14 +6,18 @@
 #include <sluice/transport/connection_pool.hpp>
 #include <sluice/transport/endpoint.hpp>
 
+#include "detail/redact.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::detail {
 
@@ -41,6 +45,7 @@ struct api_caller {
                                             body_observer* observer = nullptr,
                                             std::function<void()> before_attempt = {});
 
+    // Marks the caller closed, cancels the pool's exchanges and the retry waits.
     void close();
 
     boost::asio::any_io_executor ex;
@@ -49,6 +54,10 @@ struct api_caller {
     std::optional<boost::asio::ssl::context> tls;
     connection_pool pool;
     retry_policy retries;
+    // The key, the custom headers' values and the proxy's password: cut out of the provider's
+    // messages before they reach a caller, as the dispatcher cuts them out of results.
+    secret_scrubber secrets;
+    std::vector<boost::asio::steady_timer*> waiting; // retry waits under way, for close()
     bool closed = false;
 };
 

@@ -137,6 +137,17 @@ find_orphan_batch(api_session& api, const batch_state& s, const batch_part& p) {
     }
 }
 
+// What a retrieval said of a part's batch; all of it, since a batch found already final is
+// never polled again.
+void record_poll(batch_part& p, const batch_object& b) {
+    p.status = b.status;
+    p.total = b.request_counts.total;
+    p.completed = b.request_counts.completed;
+    p.failed = b.request_counts.failed;
+    p.output_file_id = b.output_file_id;
+    p.error_file_id = b.error_file_id;
+}
+
 // Uploads and creates every part that has no batch yet, saving the state after each step.
 void submit_parts(api_session& api, batch_state& s, const std::string& state_path, bool quiet) {
     const std::string dir = batch_state::directory_of(state_path);
@@ -173,7 +184,7 @@ void submit_parts(api_session& api, batch_state& s, const std::string& state_pat
             if (p.create_pending) {
                 if (auto b = find_orphan_batch(api, s, p)) {
                     p.batch_id = b->id;
-                    p.status = b->status;
+                    record_poll(p, *b);
                     if (!quiet)
                         std::cerr << "sluice batch: part " << p.index << ": found its batch "
                                   << p.batch_id << " from before the interruption\n";
@@ -194,7 +205,7 @@ void submit_parts(api_session& api, batch_state& s, const std::string& state_pat
                 }),
                                  "create batch of part " + std::to_string(p.index));
                 p.batch_id = b.id;
-                p.status = b.status;
+                record_poll(p, b);
                 if (!quiet)
                     std::cerr << "sluice batch: part " << p.index << ": batch " << b.id
                               << " created\n";
@@ -203,15 +214,6 @@ void submit_parts(api_session& api, batch_state& s, const std::string& state_pat
             s.save(state_path);
         }
     }
-}
-
-void record_poll(batch_part& p, const batch_object& b) {
-    p.status = b.status;
-    p.total = b.request_counts.total;
-    p.completed = b.request_counts.completed;
-    p.failed = b.request_counts.failed;
-    p.output_file_id = b.output_file_id;
-    p.error_file_id = b.error_file_id;
 }
 
 bool is_final(const std::string& status) {

@@ -135,7 +135,10 @@ mock_reply mock_batches::on_request(std::string_view method,
     const long long unix_now = static_cast<long long>(std::time(nullptr));
     path = path.substr(path.find('/', 1)); // "/files..." or "/batches..."
     mock_reply r;
-    if (path == "/files") {
+    if (++counters_.batch_api_calls <= opts_.fail_first_calls) {
+        r = json_error(503, "The engine is currently overloaded, please try again later.");
+        r.headers.emplace_back("retry-after-ms", "20");
+    } else if (path == "/files") {
         if (method == "POST")
             r = upload(content_type, body, unix_now);
         else if (method == "GET")

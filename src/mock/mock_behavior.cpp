@@ -244,7 +244,7 @@ mock_reply mock_behavior::on_request(std::string_view method,
                       R"("truncated":%llu,"malformed":%llu,"slow":%llu,"streamed":%llu,)"
                       R"("stream_errors":%llu,"stream_cuts":%llu,"connections":%llu,)"
                       R"("files_uploaded":%llu,"batches_created":%llu,"batches_cancelled":%llu,)"
-                      R"("file_downloads":%llu,"batch_requests":%llu})",
+                      R"("file_downloads":%llu,"batch_requests":%llu,"batch_api_calls":%llu})",
                       (unsigned long long)c.requests,
                       (unsigned long long)c.ok,
                       (unsigned long long)c.rate_limited,
@@ -263,7 +263,8 @@ mock_reply mock_behavior::on_request(std::string_view method,
                       (unsigned long long)c.batches_created,
                       (unsigned long long)c.batches_cancelled,
                       (unsigned long long)c.file_downloads,
-                      (unsigned long long)c.batch_requests);
+                      (unsigned long long)c.batch_requests,
+                      (unsigned long long)c.batch_api_calls);
         r.body = buf;
         return r;
     }

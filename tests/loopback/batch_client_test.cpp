@@ -165,6 +165,7 @@ TEST_CASE("batch client: cancel, and failures carry the provider's words", "[bat
     CHECK_THROWS_AS(client.async_poll("batch_nope", asio::use_future).get(),
                     boost::system::system_error);
     work.reset();
+    ioc.stop(); // the pool's idle connections would keep run() going until their timeout
     runner.join();
     ioc.restart();
 
@@ -228,4 +229,55 @@ TEST_CASE("batch client: a completion sent with store true is retrieved by its i
     });
     CHECK(mec == errc::client_error);
     CHECK(missing.http_status == 404);
+}
+
+TEST_CASE("batch client: 503s are retried after the server's hint, and close ends a wait",
+          "[batch_api]") {
+    mock_options mo = test::mock_with_tls();
+    mo.batch.fail_first_calls = 2;
+    test::loopback_mock mock(mo);
+    test::temp_dir dir;
+    write(dir.file("in.jsonl"), batch_lines(2));
+    asio::io_context ioc;
+    batch_client client(ioc.get_executor(), mock.client_options());
+    auto [ec, file] = call<file_object>(client, ioc, [&](batch_client& c, auto h) {
+        c.async_upload(dir.file("in.jsonl"), "in.jsonl", std::move(h));
+    });
+    REQUIRE_FALSE(ec);
+    CHECK(mock.server().stats().batch_api_calls == 3);
+    CHECK(mock.server().stats().files_uploaded == 1);
+
+    // Retries spent: the last failure, with its status and words.
+    auto opts = mock.client_options();
+    opts.retry.max_attempts = 2;
+    mock_options always = test::mock_with_tls();
+    always.batch.fail_first_calls = 1000;
+    test::loopback_mock busy(always);
+    opts.base_url = busy.server().base_url();
+    opts.tls.ca_pem = busy.server().certificate_pem();
+    batch_client impatient(ioc.get_executor(), opts);
+    auto [pec, polled] = call<batch_object>(
+        impatient, ioc, [&](batch_client& c, auto h) { c.async_poll("batch_x", std::move(h)); });
+    CHECK(pec == errc::server_error);
+    CHECK(polled.http_status == 503);
+    CHECK(polled.error_message.find("overloaded") != std::string::npos);
+    CHECK(busy.server().stats().batch_api_calls == 2);
+
+    // close() during the backoff before a retry (a refused connection: no hint, so the
+    // backoff rules, drawn up to a minute): the operation ends at once, aborted.
+    dispatcher_options refused;
+    refused.base_url = "http://127.0.0.1:1/v1";
+    refused.retry.initial_backoff = std::chrono::milliseconds(60'000);
+    refused.retry.max_backoff = std::chrono::milliseconds(60'000);
+    batch_client closing(ioc.get_executor(), refused);
+    std::optional<error_code> done;
+    closing.async_poll("batch_x", [&](error_code e, batch_object) { done = e; });
+    const auto start = std::chrono::steady_clock::now();
+    ioc.run_for(200ms);
+    REQUIRE_FALSE(done);
+    closing.close();
+    while (!done)
+        ioc.run_one();
+    CHECK(*done == asio::error::operation_aborted);
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
 }

@@ -51,6 +51,10 @@ struct mock_batch_options {
     /// A file's content is sent in pieces of 64 KiB this far apart (0: at once), so that a
     /// download can be interrupted in the middle.
     std::chrono::microseconds download_piece_interval{0};
+    /// The first N requests to `/v1/files` and `/v1/batches` are answered 503
+    /// `server_is_overloaded` with `retry-after-ms: 20`, before any effect (0: none), so that
+    /// a client's retries can be seen.
+    std::uint32_t fail_first_calls = 0;
     /// Largest upload accepted (413 above); the request body limit of `/v1/files`.
     std::size_t max_file_bytes = std::size_t{256} << 20;
 };
@@ -131,6 +135,7 @@ struct mock_stats {
     std::uint64_t batches_cancelled = 0; ///< batches cancelled by `POST .../cancel`
     std::uint64_t file_downloads = 0;    ///< `GET /v1/files/{id}/content` answered
     std::uint64_t batch_requests = 0;    ///< request lines of batches answered (output or error)
+    std::uint64_t batch_api_calls = 0;   ///< requests to /v1/files and /v1/batches, all answers
 };
 
 /// An OpenAI-compatible server for tests, demos and benchmarks: `POST /v1/chat/completions`
