@@ -275,6 +275,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         s.waiting = sc.rules.size();
         s.rpm = l.limits().rpm;
         s.tpm = l.limits().tpm;
+        s.adaptive_rpm = l.adaptive_rpm(now);
         s.requests_available = l.requests_available(now);
         s.tokens_available = l.tokens_available(now);
     }

@@ -71,6 +71,16 @@ std::string server_limits_message(const detail::engine_scope& sc, const limit_op
            " (its x-ratelimit-limit-* headers: lower than configured, or not configured)";
 }
 
+// Once per scope: the server refuses without saying its limits, so the scope paces itself
+// (limit_options::adaptive); the progress line and the summary show the rate it finds.
+std::string adaptive_message(detail::engine_scope& sc, engine_clock::time_point now) {
+    return "no rate limits known" +
+           (sc.rules.name().empty() ? std::string() : " for " + sc.rules.name()) +
+           " and a 429 with neither x-ratelimit-* headers nor a retry hint: finding the rate "
+           "from the 429s, starting at " +
+           std::to_string(std::llround(sc.rules.limiter().adaptive_rpm(now))) + " requests/min";
+}
+
 // The facts of one response as the scope's rules take them: the outcome (transport error,
 // status, the provider's error, hints) and the server's rate-limit headers. `parsed` receives
 // the body's completion; the event's views point into it and into `resp`.
@@ -156,6 +166,8 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     const response_action action = sc.rules.on_response(now, event);
     if (action.limits_learned)
         opts.log.log(log_level::info, server_limits_message(sc, sc.rules.limits()));
+    if (action.adaptive_started)
+        opts.log.log(log_level::info, adaptive_message(sc, now));
     {
         std::lock_guard lock(stats_mutex);
         if (action.rate_limited) {

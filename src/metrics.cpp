@@ -27,6 +27,7 @@ void merge(stats_snapshot& into, const stats_snapshot& from) {
         to.rate_limited += sc.rate_limited;
         to.waiting += sc.waiting;
         to.rpm += sc.rpm;
+        to.adaptive_rpm += sc.adaptive_rpm;
         to.tpm += sc.tpm;
         to.requests_available += sc.requests_available;
         to.tokens_available += sc.tokens_available;

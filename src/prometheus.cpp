@@ -232,6 +232,11 @@ void render_prometheus(const stats_snapshot& s, std::string& out) {
                 "1 when the server's x-ratelimit-limit headers set or lowered the scope's limits.",
                 s.scopes,
                 [](const scope_stats& sc) { return std::uint64_t{sc.limits_learned}; });
+    w.per_scope("scope_adaptive_requests_per_minute",
+                "gauge",
+                "Request rate the scope found itself from 429s without hints; 0: not adapting.",
+                s.scopes,
+                [](const scope_stats& sc) { return sc.adaptive_rpm; });
     w.per_scope("scope_available_requests",
                 "gauge",
                 "Requests the scope's bucket held at its last event (negative: a debt).",

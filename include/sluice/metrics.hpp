@@ -29,6 +29,10 @@ struct scope_stats {
     double tokens_available = 0;
     /// The server's headers set or lowered `rpm` or `tpm` (`limit_options::learn_from_headers`).
     bool limits_learned = false;
+    /// The request rate the scope found itself from 429s without hints, per minute, as of the
+    /// last admission or response (`limit_options::adaptive`); 0: not adapting (no such 429,
+    /// or a request limit is known).
+    double adaptive_rpm = 0;
 };
 
 /// A snapshot of the dispatcher's counters, taken with `dispatcher::stats()`.

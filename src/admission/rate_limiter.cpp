@@ -17,6 +17,7 @@ void limit_options::validate() const {
         throw std::invalid_argument("limits.burst: must be more than 0 and at most 60 seconds");
     if (!(share > 0 && share <= 1))
         throw std::invalid_argument("limits.share: must be more than 0 and at most 1");
+    adaptive.validate();
 }
 
 namespace {
@@ -47,6 +48,7 @@ rate_limiter::rate_limiter(const limit_options& opts, time_point now)
     : opts_(opts)
     , requests_(make_bucket(opts.rpm, opts.burst, now))
     , tokens_(make_bucket(opts.tpm, opts.burst, now))
+    , adaptive_(opts.adaptive, now)
     , base_share_(opts.share) {}
 
 // A shared budget out of reach: the buckets go to 1/N of the account, and back when it
@@ -83,7 +85,15 @@ rate_limiter::duration rate_limiter::try_admit(time_point now, std::uint64_t tok
     if (shared_)
         follow_shared(now);
     const auto cost = static_cast<double>(tokens);
-    const duration wait = std::max(requests_.wait_for(now, 1), tokens_.wait_for(now, cost));
+    duration wait = std::max(requests_.wait_for(now, 1), tokens_.wait_for(now, cost));
+    const bool pacing = adaptive_.active() && !knows_limits();
+    if (pacing) {
+        // The rate moves with time: the bucket refills at the rate of the last admission up
+        // to now, then takes the rate of now. A wait it answers is asked again at its end.
+        const double rate = adaptive_.rate(now);
+        paced_.reconfigure(now, rate, std::max(1.0, rate * opts_.adaptive.burst.count()));
+        wait = std::max(wait, paced_.wait_for(now, 1));
+    }
     if (wait > duration::zero())
         return wait;
     if (shared_) {
@@ -95,6 +105,10 @@ rate_limiter::duration rate_limiter::try_admit(time_point now, std::uint64_t tok
     // bucket is full, and the debt holds back the ones after it.
     requests_.take(now, 1);
     tokens_.take(now, cost);
+    if (pacing)
+        paced_.take(now, 1);
+    if (opts_.adaptive.enabled && !knows_limits())
+        adaptive_.on_sent(now);
     in_flight_.emplace_back(++tickets_, cost);
     return duration::zero();
 }
@@ -143,6 +157,25 @@ void rate_limiter::learn_too_large(std::uint64_t estimated, const too_large_hint
     const double cap = hint.limit * static_cast<double>(estimated) / hint.requested;
     if (request_cap_ == 0 || cap < request_cap_)
         request_cap_ = cap;
+}
+
+bool rate_limiter::throttled(time_point now, std::uint64_t ticket, bool hinted) {
+    if (!opts_.adaptive.enabled || knows_limits())
+        return false;
+    adaptive_.on_refused(now);
+    const bool first = !adaptive_.active();
+    if (hinted || !adaptive_.on_throttled(now, ticket, tickets_))
+        return false;
+    // Start the new rate empty: the server's bucket is, and the requests on the wire, sent at
+    // the old rate, are still to be answered.
+    const double rate = adaptive_.rate(now);
+    paced_ = token_bucket(rate, std::max(1.0, rate * opts_.adaptive.burst.count()), now);
+    paced_.clamp(now, 0);
+    return first;
+}
+
+double rate_limiter::adaptive_rpm(time_point now) const noexcept {
+    return knows_limits() ? 0.0 : adaptive_.rate(now) * 60.0;
 }
 
 void rate_limiter::settle(time_point now, std::uint64_t estimated, std::uint64_t actual) {

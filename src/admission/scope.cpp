@@ -86,6 +86,12 @@ scope_rules::on_response(time_point now, const response_event& event, rate_limit
     if (action.rate_limited && outcome.retry_after)
         limiter.hold_until(now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                      *outcome.retry_after));
+    // A 429 with neither a hint nor a limit in its headers (the reconcile above learned none)
+    // leaves the scope to find the server's rate itself; with a hint it is only counted. The
+    // limiter ignores both once it knows a limit.
+    if (action.rate_limited)
+        action.adaptive_started =
+            limiter.throttled(now, event.ticket, outcome.retry_after.has_value());
     // The server's count of a request too large for it, against its limit, teaches the scope
     // to refuse the like of it before sending (see scope::next).
     if (decision.ec == errc::request_too_large)

@@ -4,6 +4,7 @@
 #include <sluice/transport/header_value.hpp>
 #include <sluice/transport/proxy.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -85,6 +86,7 @@ constexpr std::array limit_fields{
         l.burst = std::chrono::duration<double>(v.number_in(0, 60, "expected seconds in (0, 60]"));
     }},
     limit_field{"learn_from_headers", [](V v, L l) { l.learn_from_headers = v.boolean(); }},
+    limit_field{"adaptive", [](V v, L l) { l.adaptive.enabled = v.boolean(); }},
 };
 // clang-format on
 
@@ -185,6 +187,7 @@ constexpr key_spec keys[] = {
 
     // rpm, tpm, burst_seconds, learn_from_headers: limit_fields.
     {"limits", "tier", [](V v, T t) { t.f.tier = v.string(); }},
+    {"limits", "tiers_file", [](V v, T t) { t.f.tiers_file = v.string(); }},
     {"limits", "per_model", [](V v, T t) { t.o.per_model_limits = v.boolean(); }},
     {"limits", "redis", [](V v, T t) { t.o.shared_budget.url = v.string(); }},
     {"limits", "budget_key", [](V v, T t) { t.o.shared_budget.key = v.string(); }},
@@ -241,6 +244,37 @@ void read_section(const std::string& path, std::string_view name, const toml::no
         read_key(toml_value{path, name, key.str(), value}, t);
 }
 
+// The keys of a [tiers.NAME.models."MODEL"] table (or inline table).
+using tier_model_ref = tier_model_limits&;
+// clang-format off
+constexpr std::array tier_model_fields{
+    field<tier_model_limits>{"rpm", [](V v, tier_model_ref m) { m.rpm = v.number(0); }},
+    field<tier_model_limits>{"tpm", [](V v, tier_model_ref m) { m.tpm = v.number(0); }},
+};
+// clang-format on
+
+// [tiers.NAME.models]: "MODEL" = { rpm = ..., tpm = ... }, each a model name as sent in a
+// request body.
+void read_tier_models(V v, tier& t) {
+    const toml::table* models = v.node.as_table();
+    if (!models)
+        v.fail("expected tables [" + std::string(v.section) + ".models.\"MODEL\"]");
+    const std::string section = std::string(v.section) + ".models";
+    for (const auto& [key, node] : *models) {
+        const std::string model(key.str());
+        const toml_value entry{v.path, section, key.str(), node};
+        if (model.empty())
+            entry.fail("a model name must not be empty");
+        if (!node.is_table())
+            entry.fail("expected a table { rpm = ..., tpm = ... }");
+        tier_model_limits limits;
+        read_fields(toml_value{v.path, section + ".\"" + model + "\"", key.str(), node},
+                    tier_model_fields,
+                    limits);
+        t.models[model] = limits;
+    }
+}
+
 // The keys of a [tiers.NAME] table of configs/tiers.toml.
 using tier_ref = tier&;
 // clang-format off
@@ -248,6 +282,7 @@ constexpr std::array tier_fields{
     field<tier>{"rpm", [](V v, tier_ref t) { t.rpm = v.number(0); }},
     field<tier>{"tpm", [](V v, tier_ref t) { t.tpm = v.number(0); }},
     field<tier>{"description", [](V v, tier_ref t) { t.description = v.string(); }},
+    field<tier>{"models", read_tier_models},
 };
 // clang-format on
 
@@ -356,6 +391,25 @@ std::vector<tier> builtin_tiers() {
 
 std::vector<tier> load_tiers(const std::string& path) {
     return tiers_from(parse_file(path), path);
+}
+
+void merge_tiers(std::vector<tier>& into, std::vector<tier> from) {
+    for (tier& t : from) {
+        auto same = std::find_if(
+            into.begin(), into.end(), [&](const tier& known) { return known.name == t.name; });
+        if (same != into.end())
+            *same = std::move(t);
+        else
+            into.push_back(std::move(t));
+    }
+}
+
+std::vector<tier> known_tiers(const std::string& file_tiers, const std::string& flag_tiers) {
+    std::vector<tier> tiers = builtin_tiers();
+    for (const std::string* path : {&file_tiers, &flag_tiers})
+        if (!path->empty())
+            merge_tiers(tiers, load_tiers(*path));
+    return tiers;
 }
 
 const tier& find_tier(const std::vector<tier>& tiers, std::string_view name) {

@@ -19,12 +19,20 @@ struct config_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-/// A provider's rate-limit tier (configs/tiers.toml).
+/// The limits a tier gives one model.
+struct tier_model_limits {
+    double rpm = 0;
+    double tpm = 0;
+};
+
+/// A provider's rate-limit tier (configs/tiers.toml): the endpoint's limits (0: none) and
+/// those of the models it names, each of which is admitted in a scope of its own.
 struct tier {
     std::string name;
     std::string description;
     double rpm = 0;
     double tpm = 0;
+    std::map<std::string, tier_model_limits> models;
 };
 
 /// The tiers of configs/tiers.toml, compiled into the binary.
@@ -32,6 +40,14 @@ std::vector<tier> builtin_tiers();
 
 /// Tiers from a file in the format of configs/tiers.toml.
 std::vector<tier> load_tiers(const std::string& path);
+
+/// `from` laid over `into`: a tier of a name already there replaces it whole (a tier left
+/// half from each would be neither), a new one is added at the end.
+void merge_tiers(std::vector<tier>& into, std::vector<tier> from);
+
+/// The built-in tiers with those of the tiers file of a config (`[limits] tiers_file`,
+/// empty: none) and then of `--tiers` (empty: none) laid over them.
+std::vector<tier> known_tiers(const std::string& file_tiers, const std::string& flag_tiers);
 
 /// The tier called `name`; throws config_error listing the known names.
 const tier& find_tier(const std::vector<tier>& tiers, std::string_view name);
@@ -72,6 +88,8 @@ struct file_settings {
     bool api_style_set = false;
     /// Tier named by `[limits] tier`; empty when none.
     std::string tier;
+    /// `[limits] tiers_file`: tiers added to (or replacing) the built-in ones; empty: none.
+    std::string tiers_file;
     /// `[limits] rpm` / `tpm` were given: they override the same file's tier.
     bool rpm_set = false;
     bool tpm_set = false;

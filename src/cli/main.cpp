@@ -4,6 +4,7 @@
 #include "cli/merge_command.hpp"
 #include "cli/mock_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/tiers_command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
     sluice::cli::add_bench_command(app);
     sluice::cli::add_merge_command(app);
     sluice::cli::add_batch_api_command(app);
+    sluice::cli::add_tiers_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -127,6 +127,9 @@ void add_mock_command(CLI::App& app) {
     cmd->add_option("--tpm", m.tpm, "Enforced tokens per minute (0: none)");
     cmd->add_option("--bucket-seconds", m.bucket_seconds, "Bucket capacity in seconds of refill")
         ->capture_default_str();
+    cmd->add_flag("--hide-limits",
+                  m.hide_limits,
+                  "Enforce --rpm/--tpm without x-ratelimit-* headers or retry hints");
     cmd->add_option(
         "--close-every", m.close_every, "Close the connection after every Nth response");
     cmd->add_option("--fault-500", m.faults.http_500, "Probability of a 500");

@@ -24,6 +24,8 @@ progress_sample sample_of(const stats_snapshot& stats) {
     s.rate_limited = stats.rate_limited;
     s.failed = stats.failed;
     s.tokens = stats.prompt_tokens + stats.completion_tokens;
+    for (const auto& [key, scope] : stats.scopes)
+        s.adaptive_rpm += scope.adaptive_rpm;
     return s;
 }
 
@@ -167,6 +169,10 @@ std::string progress_meter::update(clock::time_point now, const progress_sample&
     // before it hides failures and 429s.
     line += "  " + format_count(s.failed) + " failed";
     line += "  " + format_count(s.rate_limited) + " 429s";
+    // The rate the 429s taught, where no limit is known: why the run goes at this pace.
+    if (s.adaptive_rpm > 0)
+        line += " (adaptive " +
+                format_count(static_cast<std::uint64_t>(std::llround(s.adaptive_rpm))) + " rpm)";
     line += "  " + format_count(s.retries) + " retries";
     line += "  " + format_count(s.in_flight) + " in flight";
     return line;

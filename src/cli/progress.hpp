@@ -32,6 +32,9 @@ struct progress_sample {
     std::uint64_t retries = 0;
     /// 429 rate-limit answers seen.
     std::uint64_t rate_limited = 0;
+    /// The request rate found from 429s without limits or hints, per minute, summed over the
+    /// scopes that adapt (`scope_stats::adaptive_rpm`); 0: none adapts.
+    double adaptive_rpm = 0;
     /// Lines of `done` that ended in an error.
     std::uint64_t failed = 0;
     /// Prompt plus completion tokens of the responses so far.
@@ -69,7 +72,8 @@ public:
 
     /// Records `sample` as seen at `now` and returns the line, e.g.
     /// "1,234/10,000 (12.3%)  ETA 0:01:10  125.0 req/s  38.2k tok/s  0 failed  2 429s
-    /// 5 retries  64 in flight". A `now` not later than the previous sample's replaces it.
+    /// 5 retries  64 in flight", with "(adaptive 2,950 rpm)" after the 429s while a scope
+    /// finds its rate from them. A `now` not later than the previous sample's replaces it.
     std::string update(clock::time_point now, const progress_sample& sample);
 
     /// The rates as of the last update.

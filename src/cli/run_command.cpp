@@ -250,8 +250,10 @@ void add_endpoint_flags(CLI::App* cmd, run_options& o) {
                     o.tpm,
                     "Tokens per minute limit (default none: learned from the server's "
                     "x-ratelimit headers)");
-    cmd->add_option(
-        "--tier", o.tier, "Provider tier from configs/tiers.toml (free, payg-first-48h, payg)");
+    cmd->add_option("--tier",
+                    o.tier,
+                    "Provider tier: free, payg-first-48h, payg, tier-1 ... tier-5 (OpenAI's "
+                    "usage tiers, per model) or one of --tiers FILE; `sluice tiers` lists them");
     cmd->add_option("--redis",
                     o.redis,
                     "Share the account's limits with other processes through Redis: "
@@ -265,6 +267,14 @@ void add_endpoint_flags(CLI::App* cmd, run_options& o) {
                   o.redis_optional,
                   "Run on the local limits when Redis cannot be reached at start, instead of "
                   "failing");
+    cmd->add_option("--tiers",
+                    o.tiers_file,
+                    "TOML file of tiers (format of configs/tiers.toml) added to the built-in "
+                    "ones; a tier of the same name replaces the built-in one");
+    cmd->add_flag("--no-adaptive",
+                  o.no_adaptive,
+                  "With no limit known, do not find the rate from 429s that carry neither "
+                  "x-ratelimit headers nor a retry hint");
 }
 
 // ... the engine, the mock and what is printed ...

@@ -40,6 +40,26 @@ void apply_proxy(const run_options& o, dispatcher_options& opts) {
         opts.proxy.url.clear();
 }
 
+// A tier's limits onto `opts`. A --tier flag (`flag`) outranks the file's rpm and tpm; the
+// file's own tier only what it leaves out. A model's limits in the file
+// (`[limits.models."NAME"]`) outrank the tier's for that model either way, being the more
+// particular; the tier's other models get scopes of their own with the tier's figures and the
+// rest of the endpoint's settings (burst, learning, adaptation).
+void apply_tier(const tier& t, bool flag, const file_settings& file, dispatcher_options& opts) {
+    if (flag || !file.rpm_set)
+        opts.limits.rpm = t.rpm;
+    if (flag || !file.tpm_set)
+        opts.limits.tpm = t.tpm;
+    for (const auto& [model, figures] : t.models) {
+        if (opts.model_limits.count(model) > 0)
+            continue;
+        limit_options l = opts.limits;
+        l.rpm = figures.rpm;
+        l.tpm = figures.tpm;
+        opts.model_limits.emplace(model, l);
+    }
+}
+
 } // namespace
 
 // Flags > environment > config file > defaults, in that order of strength; within the file
@@ -57,13 +77,10 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
 
     const std::string tier_name = o.tier.value_or(file.tier);
     if (!tier_name.empty()) {
-        const auto tiers = builtin_tiers();
-        const tier& t = find_tier(tiers, tier_name);
-        // A --tier flag outranks the whole file; the file's own tier only what it leaves out.
-        if (o.tier || !file.rpm_set)
-            opts.limits.rpm = t.rpm;
-        if (o.tier || !file.tpm_set)
-            opts.limits.tpm = t.tpm;
+        const auto tiers = known_tiers(file.tiers_file, o.tiers_file.value_or(""));
+        apply_tier(find_tier(tiers, tier_name), o.tier.has_value(), file, opts);
+    } else if (o.tiers_file) {
+        known_tiers({}, *o.tiers_file); // checked even when no tier is chosen: a typo shows
     }
     if (o.base_url) {
         check_header_flag("--base-url", *o.base_url);
@@ -100,6 +117,11 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         opts.shared_budget.key = *o.budget_key;
     if (o.redis_optional)
         opts.shared_budget.optional = true;
+    if (o.no_adaptive) {
+        opts.limits.adaptive.enabled = false;
+        for (auto& [model, limits] : opts.model_limits)
+            limits.adaptive.enabled = false;
+    }
     if (o.max_attempts)
         opts.retry.max_attempts = *o.max_attempts;
     if (o.retry_budget) {

@@ -46,6 +46,10 @@ struct run_options {
     std::optional<std::string> redis;
     std::optional<std::string> budget_key;
     bool redis_optional = false;
+    /// `--tiers FILE`: tiers added to (or replacing) the built-in ones and the config's.
+    std::optional<std::string> tiers_file;
+    /// `--no-adaptive`: no scope finds its rate from 429s (`limit_options::adaptive`).
+    bool no_adaptive = false;
     std::optional<unsigned> max_attempts;
     std::optional<double> retry_budget;
     /// Event loops (threads); connections and limits are split evenly between them.

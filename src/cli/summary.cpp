@@ -1,5 +1,6 @@
 #include "cli/summary.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <ostream>
@@ -41,6 +42,13 @@ void write_percentiles(std::ostream& os, const char* name, const timing_histogra
     os << buf;
 }
 
+double adaptive_rpm(const stats_snapshot& stats) {
+    double rpm = 0;
+    for (const auto& [key, scope] : stats.scopes)
+        rpm += scope.adaptive_rpm;
+    return rpm;
+}
+
 std::string format_kinds(const std::map<std::string, std::uint64_t>& kinds) {
     std::string s;
     for (const auto& [kind, n] : kinds) {
@@ -70,7 +78,13 @@ void print_summary(std::ostream& os,
     os << "  succeeded " << stats.succeeded << ", failed " << stats.failed
        << format_kinds(stats.failures) << ", bad input lines " << job.bad_lines << '\n';
     os << "  retried " << stats.retries << format_kinds(stats.retry_causes) << ", 429s "
-       << stats.rate_limited << '\n';
+       << stats.rate_limited;
+    // Where no limit was known and the server said only 429: the rate found, for the next run
+    // to configure (--rpm) or to compare.
+    if (const double rpm = adaptive_rpm(stats); rpm > 0)
+        os << ", adaptive rate " << std::llround(rpm)
+           << " requests/min (found from 429s without limits or hints)";
+    os << '\n';
     os << "  tokens: " << stats.prompt_tokens << " in, " << stats.completion_tokens << " out\n";
     print_percentiles(os, "latency", stats.latency);
     print_percentiles(os, "time to first byte", stats.ttfb);
@@ -125,7 +139,9 @@ void write_summary_json(std::ostream& os,
         sep = ",";
     }
     os << '}';
-    os << ",\"rate_limited\":" << stats.rate_limited << ",\"prompt_tokens\":" << stats.prompt_tokens
+    os << ",\"rate_limited\":" << stats.rate_limited
+       << ",\"adaptive_rpm\":" << std::llround(adaptive_rpm(stats))
+       << ",\"prompt_tokens\":" << stats.prompt_tokens
        << ",\"completion_tokens\":" << stats.completion_tokens
        << ",\"connections\":{\"opened\":" << stats.connections_opened
        << ",\"replayed\":" << stats.replayed << ",\"untrusted\":" << stats.untrusted_connections

@@ -210,6 +210,8 @@ mock_reply mock_behavior::error_reply(unsigned status,
 }
 
 void mock_behavior::add_limit_headers(mock_reply& r, clock::time_point now) {
+    if (opts_.hide_limits)
+        return;
     auto add = [&](const char* what, token_bucket& b, double limit) {
         if (b.unlimited())
             return;
@@ -358,8 +360,10 @@ std::optional<mock_reply> mock_behavior::early_fault(fault_draw& faults) {
                                    "server_error",
                                    "server_is_overloaded");
         // Short hints keep tests quick; real servers send seconds.
-        r.headers.emplace_back("retry-after-ms", "50");
-        r.headers.emplace_back("retry-after", "1");
+        if (!opts_.hide_limits) {
+            r.headers.emplace_back("retry-after-ms", "50");
+            r.headers.emplace_back("retry-after", "1");
+        }
         return r;
     }
     if (faults.hit(f.insufficient_quota) ||
@@ -402,12 +406,18 @@ std::optional<mock_reply> mock_behavior::over_limit(double cost, clock::time_poi
     std::string message = by_requests ? "Rate limit reached for requests per min (RPM): Limit "
                                       : "Rate limit reached for tokens per min (TPM): Limit ";
     message += std::to_string(static_cast<long long>(by_requests ? opts_.rpm : opts_.tpm));
-    message += ". Please try again later.";
+    const auto ms =
+        std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+    // As OpenAI words it, the wait in the message too; with hide_limits, no wait anywhere.
+    message += opts_.hide_limits ? ". Please try again later."
+                                 : ". Please try again in " +
+                                       format_go_duration(std::chrono::milliseconds(ms)) + ".";
     mock_reply r =
         error_reply(429, message, by_requests ? "requests" : "tokens", "rate_limit_exceeded");
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-    r.headers.emplace_back("retry-after-ms", std::to_string(std::max<long long>(1, ms)));
-    r.headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
+    if (!opts_.hide_limits) {
+        r.headers.emplace_back("retry-after-ms", std::to_string(ms));
+        r.headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
+    }
     add_limit_headers(r, now);
     return r;
 }

@@ -220,6 +220,45 @@ TEST_CASE("a 429 holds its whole scope until the hint and spends no retry budget
     CHECK(t.engine->stats().rate_limited == 1);
 }
 
+TEST_CASE("a 429 without hint or limits paces the scope at the rate the server delivered") {
+    // Two answers taken, then a bare 429: the scope's rate becomes 0.9 x 2 a second (the
+    // delivered rate over the one-second window), and its pacing bucket starts empty.
+    test::script_server server(
+        [](int n, std::string_view) { return n == 2 ? rate_limited_answer("") : ok_answer; });
+    auto opts = options_for(server); // no limits: nothing configured, nothing in the headers
+    opts.pool.max_connections = 1;
+    opts.retry.initial_backoff = 0ms; // the 429's retry is ready at once: only pacing waits
+    std::vector<std::string> logged;
+    opts.log.sink = [&](log_level, std::string_view m) {
+        logged.emplace_back(m);
+    };
+    timed_engine t(opts);
+    for (const char* id : {"a", "b", "c", "d"})
+        t.submit(id, 1);
+    REQUIRE(t.run_until([&] { return server.requests() == 3 && t.clock->waiting() == 1; }));
+    CHECK(t.results.size() == 2);
+    const double rpm = t.engine->stats().scopes.at("").adaptive_rpm;
+    CHECK(rpm == Approx(0.9 * 2 * 60));
+    // One request's interval at that rate, to the tick the bucket's arithmetic gives.
+    const auto wake = t.wake();
+    CHECK(std::chrono::duration<double>(wake - t.t0).count() == Approx(60 / rpm).epsilon(1e-9));
+    t.clock->set(wake - 1ns);
+    t.poll();
+    CHECK(t.admitted() == 3);
+    t.clock->set(wake);
+    REQUIRE(t.run_until([&] { return server.requests() == 4 && t.clock->waiting() == 1; }));
+    // The retried "c" went first; "d" waits for the next interval, the rate grown a little.
+    CHECK(t.wake() > wake + std::chrono::milliseconds(500));
+    t.clock->set(t.wake());
+    REQUIRE(t.run_until([&] { return t.results.size() == 4; }));
+    for (const result& r : t.results)
+        CHECK(r.ok());
+    CHECK(t.engine->stats().rate_limited == 1);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("finding the rate from the 429s, starting at 108 requests/min") !=
+          std::string::npos);
+}
+
 TEST_CASE("a 5xx spends retry budget: with none left the request fails at once") {
     test::script_server server([](int, std::string_view) {
         return test::http_answer("500 Internal Server Error",
@@ -302,7 +341,8 @@ TEST_CASE("limits learned from the server's headers pace the next request exactl
     CHECK(logged.size() == 1); // said once per scope
 }
 
-TEST_CASE("a retry whose wait ends before the deadline is made, and one ending at it fails at once") {
+TEST_CASE(
+    "a retry whose wait ends before the deadline is made, and one ending at it fails at once") {
     test::script_server server(
         [](int, std::string_view) { return rate_limited_answer("retry-after-ms: 400\r\n"); });
     auto opts = options_for(server);

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <optional>
+#include <string>
+#include <vector>
 
 using namespace sluice;
 namespace asio = boost::asio;
@@ -188,4 +190,84 @@ TEST_CASE("a first wave far over the server's bucket does not stall admission") 
     // Paying for the refused ones twice would hold admission back 5 s after the server has
     // refilled, and the rate after the first second would drop to half.
     check_converged(r, n, 10, 1, opts.pool.max_connections);
+}
+
+TEST_CASE("with no limits known and no headers or hints, the rate is found from the 429s") {
+    // The target (>= 90% of the limit, < 2% 429s), at ten times the rate of the
+    // benchmark (bench/admission/adaptive.sh: 3,000 RPM for a minute) to keep it short.
+    mock_options mo;
+    mo.rpm = 30'000;       // 500 a second, a bucket of one second
+    mo.hide_limits = true; // no x-ratelimit-*, no retry-after, no "try again in"
+    test::loopback_mock mock(mo);
+    auto opts = mock.client_options(); // no rpm, no tpm, no tier
+    REQUIRE(opts.limits.adaptive.enabled);
+    opts.retry.max_attempts = 10;
+    std::vector<std::string> logged;
+    opts.log.sink = [&](log_level, std::string_view m) {
+        logged.emplace_back(m);
+    };
+
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), opts);
+    const int n = 6'000; // 12 s at the limit, less the server's first second of burst
+    int done = 0;
+    int ok = 0;
+    const auto start = std::chrono::steady_clock::now();
+    double seconds = 0;
+    // Bounded: a rate stuck low would otherwise take minutes. 30 s is 2.5 times the run at
+    // the limit.
+    asio::steady_timer bound(ioc, start + std::chrono::seconds(30));
+    bound.async_wait([&](error_code ec) {
+        if (!ec)
+            engine.stop();
+    });
+    double adaptive_rpm = 0;
+    for (int i = 0; i < n; ++i) {
+        request req;
+        req.custom_id = std::to_string(i);
+        req.body = test::chat_body(i, 16);
+        engine.async_complete(std::move(req), [&](error_code ec, result) {
+            ok += !ec;
+            if (++done == n) {
+                seconds =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                adaptive_rpm = engine.stats().scopes[""].adaptive_rpm;
+                bound.cancel();
+                engine.stop();
+            }
+        });
+    }
+    ioc.run();
+    const mock_stats m = mock.server().stats();
+    INFO("seconds " << seconds << ", mock requests " << m.requests << ", 429s " << m.rate_limited
+                    << ", adaptive rpm at the end " << adaptive_rpm);
+    REQUIRE(done == n);
+    CHECK(ok == n);
+    // The limit used: the server's first second of burst plus 500 a second, at least 90%.
+    const double served_per_second = static_cast<double>(m.ok - 500) / seconds;
+    CHECK(served_per_second >= 0.9 * 500);
+    // Under 2% of the requests sent were refused.
+    CHECK(m.rate_limited * 50 < m.requests);
+    // The rate found is near the server's and shows in the stats; said once on the log.
+    CHECK(adaptive_rpm > 0.8 * 30'000);
+    CHECK(adaptive_rpm < 1.5 * 30'000);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("finding the rate from the 429s") != std::string::npos);
+}
+
+TEST_CASE("adaptive admission off: 429s without hints are only retried") {
+    mock_options mo;
+    mo.rpm = 6'000; // 100 a second
+    mo.hide_limits = true;
+    test::loopback_mock mock(mo);
+    auto opts = mock.client_options();
+    opts.limits.adaptive.enabled = false;
+    opts.retry.max_attempts = 20;
+    const int n = 300;
+    const auto r = run_load(mock, opts, n, 16);
+    // Every request still ends well, but the client keeps running into the wall: the 429s
+    // are many times the 2% that adapting keeps to (what the switch is there to compare).
+    CHECK(r.ok == n);
+    CHECK(r.end.rate_limited * 50 > r.end.requests);
+    CHECK(r.stats.scopes.at("").adaptive_rpm == 0);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sluice/admission/budget_lease.hpp>
+#include <sluice/admission/adaptive_rate.hpp>
 #include <sluice/admission/limit_headers.hpp>
 #include <sluice/admission/token_bucket.hpp>
 
@@ -32,6 +33,9 @@ struct limit_options {
     /// `tpm` are already this share; the server's `x-ratelimit-limit-*` and `-remaining-*`
     /// count the whole account, so they are scaled by it before use. Default 1: the whole.
     double share = 1.0;
+    /// The request rate found from 429s while no limit is known (`rpm` and `tpm` 0, none
+    /// learned): see `adaptive_rate`. A configured or learned limit always wins.
+    adaptive_options adaptive;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;
@@ -114,6 +118,18 @@ public:
         return reconcile(now, headers, now, tickets_);
     }
 
+    /// A 429 `rate_limit_exceeded` answered request `ticket` at `now`: counted as refused by
+    /// the adaptive request rate while no limit is known (neither `rpm` nor `tpm`, configured
+    /// or learned). Without a retry hint (`hinted` false) it also cuts that rate (see
+    /// `adaptive_rate`), and from then on requests are paced at it. Returns true when this was
+    /// the first cut (the scope starts adapting). No-op returning false with
+    /// `adaptive.enabled` false or a known limit.
+    bool throttled(time_point now, std::uint64_t ticket, bool hinted = false);
+
+    /// The adaptive request rate in use at `now`, per minute; 0 when not adapting (no 429
+    /// yet, adaptation off, or a limit is known).
+    double adaptive_rpm(time_point now) const noexcept;
+
     const limit_options& limits() const noexcept { return opts_; }
 
     /// Shares the account's budget with other processes through `lease` (null: not shared):
@@ -135,10 +151,16 @@ public:
 
 private:
     void follow_shared(time_point now);
+    // A request or token limit is configured or learned: the adaptive rate stands aside.
+    bool knows_limits() const noexcept { return opts_.rpm > 0 || opts_.tpm > 0; }
 
     limit_options opts_;
     token_bucket requests_;
     token_bucket tokens_;
+    // Paces requests at the adaptive rate while it is active: rate and capacity set from it
+    // at every admission.
+    adaptive_rate adaptive_;
+    token_bucket paced_;
     time_point held_until_{};
     double request_cap_ = 0; // estimate units; 0: none learned
     std::uint64_t tickets_ = 0;

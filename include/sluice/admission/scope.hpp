@@ -79,6 +79,9 @@ struct response_action {
     /// The scope took the server's limits for the first time (lower than configured, or not
     /// configured): report it once, with `limits()`.
     bool limits_learned = false;
+    /// The scope started to find its request rate itself (a 429 with no hint, and no request
+    /// limit known; see `adaptive_rate`): report it once, with `rate_limiter::adaptive_rpm`.
+    bool adaptive_started = false;
 };
 
 /// The rules that combine a scope's policies on each response, sans I/O: the limiter's

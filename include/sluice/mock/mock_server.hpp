@@ -91,10 +91,15 @@ struct mock_options {
     /// at least 1.
     std::uint32_t tokens_per_chunk = 1;
     /// Enforced limits (0 = none), with buckets of `bucket_seconds` of refill; over the limit
-    /// the answer is 429 rate_limit_exceeded with x-ratelimit-*, retry-after(-ms) headers.
+    /// the answer is 429 rate_limit_exceeded with x-ratelimit-*, retry-after(-ms) headers and
+    /// the wait in its message ("Please try again in 1.5s.").
     double rpm = 0;
     double tpm = 0;
     double bucket_seconds = 1;
+    /// Enforce the limits without saying them, as many OpenAI-compatible servers and gateways
+    /// do: no `x-ratelimit-*` headers on any answer, and no retry hint on a 429 or a 503 (no
+    /// `retry-after`, `retry-after-ms`, nor a "try again in" wait in the message).
+    bool hide_limits = false;
     /// Answer with `Connection: close` and close after every Nth response (0 = never).
     std::uint32_t close_every = 0;
     mock_faults faults;

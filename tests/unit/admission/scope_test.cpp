@@ -119,7 +119,10 @@ TEST_CASE("a 429 is refunded before the headers cap the level") {
 
 TEST_CASE("a 429 spends no retry budget, a 5xx does") {
     test::manual_clock clock;
-    test_scope sc("", {}, no_budget(), clock.now(), 1);
+    // Not paced after the hintless 429 (adaptive_rate_test.cpp has that): the budget alone.
+    limit_options unpaced;
+    unpaced.adaptive.enabled = false;
+    test_scope sc("", unpaced, no_budget(), clock.now(), 1);
     const auto t1 = admit(sc, clock, "a", 1);
     const response_action paced = sc.on_response(clock.now(), rate_limited(t1, 1));
     CHECK(paced.what == response_action::kind::retry);

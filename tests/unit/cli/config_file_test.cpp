@@ -64,6 +64,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.limits.tpm = 1;
     loaded.limits.burst = std::chrono::duration<double>(7);
     loaded.limits.learn_from_headers = !loaded.limits.learn_from_headers;
+    loaded.limits.adaptive.enabled = !loaded.limits.adaptive.enabled;
     loaded.retry.max_attempts = 9;
     loaded.retry.initial_backoff = std::chrono::milliseconds(1);
     loaded.retry.max_backoff = std::chrono::milliseconds(1);
@@ -112,6 +113,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.limits.tpm == d.limits.tpm);
     CHECK(loaded.limits.burst == d.limits.burst);
     CHECK(loaded.limits.learn_from_headers == d.limits.learn_from_headers);
+    CHECK(loaded.limits.adaptive.enabled == d.limits.adaptive.enabled);
     CHECK(loaded.limits.share == d.limits.share); // not a key: --threads sets it
     CHECK(loaded.retry.max_attempts == d.retry.max_attempts);
     CHECK(loaded.retry.initial_backoff == d.retry.initial_backoff);
@@ -126,6 +128,7 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.estimate.default_max_tokens == d.estimate.default_max_tokens);
     CHECK(settings.api_key_env == "OPENAI_API_KEY");
     CHECK(settings.tier.empty());
+    CHECK(settings.tiers_file.empty());
     // [run] states the defaults of `sluice run`'s own options.
     const run_options r;
     CHECK(settings.run.threads == r.threads);
@@ -148,6 +151,25 @@ TEST_CASE("the tiers compiled in are the provider's numbers") {
     CHECK(by_name.at("free") == std::pair<double, double>(20, 40000));
     CHECK(by_name.at("payg-first-48h") == std::pair<double, double>(60, 60000));
     CHECK(by_name.at("payg") == std::pair<double, double>(3500, 90000));
+    // The original three limit the endpoint; OpenAI's usage tiers limit each model.
+    CHECK(find_tier(tiers, "payg").models.empty());
+    for (const char* name : {"tier-1", "tier-2", "tier-3", "tier-4", "tier-5"}) {
+        INFO(name);
+        const tier& t = find_tier(tiers, name);
+        CHECK(t.rpm == 0);
+        CHECK(t.tpm == 0);
+        CHECK(t.description.find("OpenAI usage tier") == 0);
+        for (const char* model : {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"}) {
+            INFO(model);
+            REQUIRE(t.models.count(model) == 1);
+            CHECK(t.models.at(model).rpm > 0);
+            CHECK(t.models.at(model).tpm > 0);
+        }
+    }
+    CHECK(find_tier(tiers, "tier-1").models.at("gpt-4o").rpm == 500);
+    CHECK(find_tier(tiers, "tier-1").models.at("gpt-4o").tpm == 30'000);
+    CHECK(find_tier(tiers, "tier-5").models.at("gpt-4o-mini").rpm == 30'000);
+    CHECK(find_tier(tiers, "tier-5").models.at("gpt-4o-mini").tpm == 150'000'000);
     CHECK(load_tiers(std::string(SLUICE_SOURCE_DIR) + "/configs/tiers.toml").size() ==
           tiers.size());
     CHECK_THROWS_WITH(find_tier(tiers, "gold"),
@@ -412,6 +434,68 @@ TEST_CASE("a tiers file is read with the same checks") {
                       Catch::Contains("tiers.toml:3: [tiers.x] colour: unknown key"));
     test::write_file(path, "[tiers.x]\nrpm = -10\n");
     CHECK_THROWS_WITH(load_tiers(path), Catch::Contains("tiers.toml:2: [tiers.x] rpm: expected"));
+}
+
+TEST_CASE("a tiers file's per-model limits are read and checked, errors naming the line") {
+    test::temp_dir dir;
+    const std::string path = dir.file("tiers.toml");
+    test::write_file(path,
+                     "[tiers.mine]\n"
+                     "description = \"our gateway\"\n"
+                     "rpm = 100\n"
+                     "[tiers.mine.models]\n"
+                     "\"llama-3-70b\" = { rpm = 30, tpm = 50_000 }\n"
+                     "[tiers.mine.models.\"qwen\"]\n"
+                     "tpm = 7\n");
+    const auto tiers = load_tiers(path);
+    REQUIRE(tiers.size() == 1);
+    const tier& t = tiers[0];
+    CHECK(t.rpm == 100);
+    REQUIRE(t.models.size() == 2);
+    CHECK(t.models.at("llama-3-70b").rpm == 30);
+    CHECK(t.models.at("llama-3-70b").tpm == 50'000);
+    CHECK(t.models.at("qwen").rpm == 0); // left out: no limit
+    CHECK(t.models.at("qwen").tpm == 7);
+
+    test::write_file(path, "[tiers.x.models]\n\"m\" = { rpm = 1, colour = 2 }\n");
+    CHECK_THROWS_WITH(load_tiers(path),
+                      Catch::Contains("tiers.toml:2: [tiers.x.models.\"m\"] colour: unknown key"));
+    test::write_file(path, "[tiers.x]\nrpm = 1\n[tiers.x.models]\n\"m\" = { tpm = -5 }\n");
+    CHECK_THROWS_WITH(load_tiers(path),
+                      Catch::Contains("tiers.toml:4: [tiers.x.models.\"m\"] tpm: expected"));
+    test::write_file(path, "[tiers.x]\nmodels = 3\n");
+    CHECK_THROWS_WITH(load_tiers(path),
+                      Catch::Contains("tiers.toml:2: [tiers.x] models: expected"));
+    test::write_file(path, "[tiers.x.models]\n\"m\" = 500\n");
+    CHECK_THROWS_WITH(load_tiers(path),
+                      Catch::Contains("tiers.toml:2: [tiers.x.models] m: expected a table"));
+}
+
+TEST_CASE("a tiers file adds tiers and replaces a built-in one of the same name whole") {
+    test::temp_dir dir;
+    const std::string path = dir.file("tiers.toml");
+    test::write_file(path,
+                     "[tiers.tier-1]\n"
+                     "description = \"as our account has it\"\n"
+                     "[tiers.tier-1.models]\n"
+                     "\"gpt-4o\" = { rpm = 1_000, tpm = 60_000 }\n"
+                     "[tiers.mine]\n"
+                     "rpm = 5\n");
+    const auto builtin = builtin_tiers();
+    const auto tiers = known_tiers({}, path);
+    CHECK(tiers.size() == builtin.size() + 1);
+    const tier& replaced = find_tier(tiers, "tier-1");
+    CHECK(replaced.description == "as our account has it");
+    REQUIRE(replaced.models.size() == 1); // whole: the built-in's other models are gone
+    CHECK(replaced.models.at("gpt-4o").rpm == 1'000);
+    CHECK(find_tier(tiers, "mine").rpm == 5);
+    CHECK(find_tier(tiers, "payg").rpm == 3'500); // the others stay
+    // The config's tiers file first, then --tiers over it.
+    const std::string other = dir.file("other.toml");
+    test::write_file(other, "[tiers.mine]\nrpm = 6\n");
+    CHECK(find_tier(known_tiers(path, other), "mine").rpm == 6);
+    CHECK(find_tier(known_tiers(other, path), "mine").rpm == 5);
+    CHECK_THROWS_WITH(known_tiers({}, dir.file("absent.toml")), Catch::Contains("absent.toml"));
 }
 
 TEST_CASE("config keys sent as headers or in the URL refuse control characters") {

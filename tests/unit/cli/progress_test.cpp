@@ -178,6 +178,18 @@ TEST_CASE("no ETA and no percentage when the total is unknown") {
     CHECK(line.find('%') == std::string::npos);
 }
 
+TEST_CASE("the rate found from 429s shows beside them while a scope adapts") {
+    test::manual_clock clock;
+    progress_meter meter;
+    meter.update(clock.now(), sample(0));
+    clock.advance(2s);
+    progress_sample s = sample(100);
+    s.rate_limited = 64;
+    s.adaptive_rpm = 2'949.6;
+    CHECK(meter.update(clock.now(), s) == "100 done  50.0 req/s  500.0 tok/s  0 failed  64 429s "
+                                          "(adaptive 2,950 rpm)  0 retries  0 in flight");
+}
+
 TEST_CASE("the first line shows unknown rates, not zero") {
     test::manual_clock clock;
     progress_meter meter;
@@ -212,7 +224,10 @@ TEST_CASE("sample_of takes the dispatcher's counters") {
     st.rate_limited = 3;
     st.prompt_tokens = 100;
     st.completion_tokens = 50;
+    st.scopes[""].adaptive_rpm = 1'000;
+    st.scopes["gpt-4o"].adaptive_rpm = 500;
     const progress_sample s = sample_of(st);
+    CHECK(s.adaptive_rpm == 1'500); // every adapting scope's
     CHECK(s.done == 12);
     CHECK(s.failed == 2);
     CHECK(s.in_flight == 5);

@@ -1,6 +1,8 @@
 #include "cli/run_command.hpp"
 #include "support/temp_dir.hpp"
 
+#include <sluice/admission/scope.hpp>
+
 #include <catch2/catch.hpp>
 
 using namespace sluice;
@@ -46,6 +48,72 @@ TEST_CASE("without a config file the flags alone set the limits") {
     CHECK(opts.limits.rpm == 60);
     CHECK(opts.limits.tpm == 60'000);
     CHECK(opts.pool.max_connections == 7);
+}
+
+TEST_CASE("a usage tier limits each model it names in a scope of its own") {
+    test::temp_dir dir;
+    // The file's own limits for gpt-4o outrank the tier's; its burst is the models' too.
+    run_options o = with_config(dir,
+                                "[limits]\n"
+                                "burst_seconds = 2.0\n"
+                                "[limits.models.\"gpt-4o\"]\n"
+                                "rpm = 7\n");
+    o.tier = "tier-2";
+    const dispatcher_options opts = build_options(o);
+    CHECK(opts.limits.rpm == 0); // no endpoint limit: other models learn the server's
+    CHECK(opts.limits.tpm == 0);
+    REQUIRE(opts.model_limits.count("gpt-4o-mini") == 1);
+    const limit_options& mini = opts.model_limits.at("gpt-4o-mini");
+    CHECK(mini.rpm == 5'000);
+    CHECK(mini.tpm == 2'000'000);
+    CHECK(mini.burst.count() == 2.0);
+    CHECK(opts.model_limits.at("gpt-4o").rpm == 7);
+    CHECK(opts.model_limits.at("gpt-4o").tpm == 0);
+    // The dispatcher's rule: a model the tier names has its own scope and limits, another
+    // model the endpoint's.
+    CHECK(scope_key("gpt-4o-mini", opts.model_limits, opts.per_model_limits) == "gpt-4o-mini");
+    CHECK(scope_limits("gpt-4o-mini", opts.limits, opts.model_limits).tpm == 2'000'000);
+    CHECK(scope_key("llama-3", opts.model_limits, opts.per_model_limits).empty());
+}
+
+TEST_CASE("a tiers file from --tiers or the config's tiers_file gives --tier more names") {
+    test::temp_dir dir;
+    const std::string tiers = dir.file("tiers.toml");
+    test::write_file(tiers,
+                     "[tiers.gateway]\nrpm = 120\n[tiers.gateway.models]\n"
+                     "\"llama\" = { rpm = 30, tpm = 9_000 }\n");
+    run_options o;
+    o.tier = "gateway";
+    CHECK_THROWS_WITH(build_options(o),
+                      Catch::Contains("unknown tier \"gateway\"") && Catch::Contains("tier-1"));
+    o.tiers_file = tiers;
+    dispatcher_options opts = build_options(o);
+    CHECK(opts.limits.rpm == 120);
+    CHECK(opts.model_limits.at("llama").tpm == 9'000);
+
+    run_options f =
+        with_config(dir, "[limits]\ntier = \"gateway\"\ntiers_file = \"" + tiers + "\"\n");
+    opts = build_options(f);
+    CHECK(opts.limits.rpm == 120);
+    CHECK(opts.model_limits.at("llama").rpm == 30);
+    // A broken tiers file is an error even when no tier is chosen.
+    test::write_file(tiers, "[tiers.gateway]\nrpm = \"many\"\n");
+    run_options plain;
+    plain.tiers_file = tiers;
+    CHECK_THROWS_WITH(build_options(plain), Catch::Contains("tiers.toml:2: [tiers.gateway] rpm"));
+}
+
+TEST_CASE("--no-adaptive turns adaptive admission off for the endpoint and every model") {
+    test::temp_dir dir;
+    run_options o = with_config(dir, "[limits.models.\"m\"]\nrpm = 5\n");
+    CHECK(build_options(o).limits.adaptive.enabled);
+    o.no_adaptive = true;
+    const dispatcher_options opts = build_options(o);
+    CHECK_FALSE(opts.limits.adaptive.enabled);
+    CHECK_FALSE(opts.model_limits.at("m").adaptive.enabled);
+    // And the config key, per scope.
+    const run_options f = with_config(dir, "[limits]\nadaptive = false\n");
+    CHECK_FALSE(build_options(f).limits.adaptive.enabled);
 }
 
 TEST_CASE("a run to a remote https endpoint without an API key is refused, naming the variable") {

@@ -63,6 +63,7 @@ stats_snapshot known_stats() {
     odd.rate_limited = 2;
     odd.tpm = 90000;
     odd.tokens_available = -1250.25;
+    odd.adaptive_rpm = 2700.5;
     s.scopes["we\"ird\\model\nx"] = odd;
     s.latency.record(3ms);
     s.latency.record(20ms);
@@ -97,6 +98,8 @@ TEST_CASE("render_prometheus writes the known stats as exact lines") {
              "sluice_scope_limit_requests_per_minute{scope=\"(endpoint)\"} 60",
              "sluice_scope_limit_tokens_per_minute{scope=\"we\\\"ird\\\\model\\nx\"} 90000",
              "sluice_scope_limits_learned{scope=\"(endpoint)\"} 1",
+             "sluice_scope_adaptive_requests_per_minute{scope=\"(endpoint)\"} 0",
+             "sluice_scope_adaptive_requests_per_minute{scope=\"we\\\"ird\\\\model\\nx\"} 2700.5",
              "sluice_scope_available_requests{scope=\"(endpoint)\"} 0.5",
              "sluice_scope_available_tokens{scope=\"we\\\"ird\\\\model\\nx\"} -1250.25",
              "sluice_scope_waiting_requests{scope=\"(endpoint)\"} 3",

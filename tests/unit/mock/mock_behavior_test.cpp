@@ -154,6 +154,64 @@ TEST_CASE("over the RPM limit the answer is 429 with the wait in retry-after") {
     CHECK(b.counters().requests == 4);
 }
 
+TEST_CASE("the wait is in the 429's message too, as OpenAI words it") {
+    test::manual_clock clock;
+    mock_options o;
+    o.rpm = 60;
+    mock_behavior b(o, clock.now());
+    REQUIRE(b.on_request("POST", path, chat("hi"), clock.now()).status == 200);
+    clock.advance(250ms);
+    const auto r = b.on_request("POST", path, chat("hi"), clock.now());
+    REQUIRE(r.status == 429);
+    simdjson::dom::parser p;
+    auto doc = parse(p, r.body);
+    CHECK(std::string_view(doc["error"]["message"]).find("Please try again in 750ms.") !=
+          std::string_view::npos);
+}
+
+TEST_CASE("hide_limits enforces the limits with no rate-limit header and no retry hint") {
+    test::manual_clock clock;
+    mock_options o;
+    o.rpm = 60; // one a second, a bucket of one
+    o.tpm = 6000;
+    o.hide_limits = true;
+    mock_behavior b(o, clock.now());
+    auto r = b.on_request("POST", path, chat("hi"), clock.now());
+    REQUIRE(r.status == 200);
+    auto no_hint = [](const mock_reply& reply) {
+        for (const auto& [name, value] : reply.headers) {
+            INFO(name);
+            CHECK(name.rfind("x-ratelimit-", 0) == std::string::npos);
+            CHECK(name != "retry-after");
+            CHECK(name != "retry-after-ms");
+        }
+    };
+    no_hint(r);
+    r = b.on_request("POST", path, chat("hi"), clock.now());
+    REQUIRE(r.status == 429);
+    no_hint(r);
+    simdjson::dom::parser p;
+    auto doc = parse(p, r.body);
+    CHECK(std::string_view(doc["error"]["code"]) == "rate_limit_exceeded");
+    const std::string_view message = doc["error"]["message"];
+    CHECK(message.find("(RPM): Limit 60.") != std::string_view::npos);
+    CHECK(message.find("try again in") == std::string_view::npos);
+    CHECK(b.counters().rate_limited == 1);
+    // Still enforced at the limit's pace: one more a second.
+    clock.advance(999ms);
+    CHECK(b.on_request("POST", path, chat("hi"), clock.now()).status == 429);
+    clock.advance(1ms);
+    CHECK(b.on_request("POST", path, chat("hi"), clock.now()).status == 200);
+    // A 503 fault carries no hint either.
+    mock_options f;
+    f.hide_limits = true;
+    f.faults.http_503 = 1;
+    mock_behavior overloaded(f, clock.now());
+    r = overloaded.on_request("POST", path, chat("hi"), clock.now());
+    REQUIRE(r.status == 503);
+    no_hint(r);
+}
+
 TEST_CASE("over the TPM limit the answer is 429 naming tokens") {
     test::manual_clock clock;
     mock_options o;
