@@ -108,7 +108,7 @@ void dispatcher::impl::on_slot_freed() {
             complete_drain(std::move(h));
     }
     if (stopped && on_wire == 0)
-        pool.close();
+        close_pools();
     complete_stop_waiters();
 }
 
@@ -116,7 +116,7 @@ void dispatcher::impl::on_slot_freed() {
 void dispatcher::impl::complete_stop_waiters() {
     if (!stopped || on_wire != 0 || pending != 0 || stop_waiters.empty())
         return;
-    pool.close();
+    close_pools();
     auto waiters = std::move(stop_waiters);
     stop_waiters.clear();
     for (auto& h : waiters)
@@ -147,19 +147,31 @@ void dispatcher::impl::do_stop(bool graceful) {
     if (stopped && graceful)
         return;
     stopped = true;
-    if (budget)
-        budget->close(); // what it holds goes back to the others
-    for (auto& [key, sc] : scopes)
-        sc->timer->cancel();
+    for (auto& e : endpoints)
+        if (e->budget)
+            e->budget->close(); // what it holds goes back to the others
+    for (auto& e : endpoints)
+        for (auto& [key, sc] : e->scopes)
+            sc->timer->cancel();
+    for (auto& [model, line] : lines) {
+        ++line->generation;
+        line->timer->cancel();
+    }
     while (!overflow.empty()) {
         auto [req, h] = std::move(overflow.front());
         overflow.pop_front();
         deliver_now(std::move(req.custom_id), errc::stopped, std::move(h));
     }
     std::deque<op_ptr> queued;
-    for (auto& [key, sc] : scopes) {
-        for (auto& op : sc->rules.drain())
+    for (auto& e : endpoints)
+        for (auto& [key, sc] : e->scopes) {
+            for (auto& op : sc->rules.drain())
+                queued.push_back(std::move(op));
+        }
+    for (auto& [model, line] : lines) {
+        for (auto& op : line->ops)
             queued.push_back(std::move(op));
+        line->ops.clear();
     }
     for (auto& op : queued) {
         if (op->res.attempts > 0) {
@@ -174,17 +186,25 @@ void dispatcher::impl::do_stop(bool graceful) {
     for (request_op* op : sleeping)
         op->retry_timer->cancel();
     if (!graceful || on_wire == 0)
-        pool.close();
+        close_pools();
+}
+
+void dispatcher::impl::close_pools() {
+    for (auto& e : endpoints)
+        e->pool.close();
 }
 
 // The pool's counters live on `ex`; stats() may be called from any thread, so they are
 // copied as each result is delivered, by finish() under the lock it takes anyway (the
 // caller holds stats_mutex).
 void dispatcher::impl::copy_pool_stats() {
-    const pool_stats p = pool.stats();
-    counters.connections_opened = p.connects;
-    counters.replayed = p.replayed;
-    counters.untrusted_connections = p.untrusted;
+    counters.connections_opened = counters.replayed = counters.untrusted_connections = 0;
+    for (auto& e : endpoints) {
+        const pool_stats p = e->pool.stats();
+        counters.connections_opened += p.connects;
+        counters.replayed += p.replayed;
+        counters.untrusted_connections += p.untrusted;
+    }
 }
 
 stats_snapshot dispatcher::impl::snapshot() {
@@ -195,8 +215,8 @@ stats_snapshot dispatcher::impl::snapshot() {
     s.submitted = submitted.load(std::memory_order_relaxed);
     s.admitted = admitted.load(std::memory_order_relaxed);
     s.in_flight = s.submitted - s.succeeded - s.failed;
-    if (budget)
-        s.shared_budget = budget->stats();
+    if (primary().budget)
+        s.shared_budget = primary().budget->stats();
     return s;
 }
 

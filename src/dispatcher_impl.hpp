@@ -3,6 +3,7 @@
 // The dispatcher's state, shared by the files that implement it: dispatcher.cpp (submission,
 // admission, attempts), dispatcher_response.cpp (what a response leads to) and
 // dispatcher_delivery.cpp (results, stop and drain).
+#include <sluice/admission/endpoint_router.hpp>
 #include <sluice/admission/scope.hpp>
 #include <sluice/dispatcher.hpp>
 #include <sluice/parse/completion_parser.hpp>
@@ -53,7 +54,9 @@ struct request_op : recycled<request_op> {
     struct engine_scope* scope = nullptr;
     std::unique_ptr<engine_timer> retry_timer;
     std::uint64_t ticket = 0; // the scope limiter's ticket of the attempt on the wire
-    error_code last_error;    // cause of the last failed attempt, for a stop during a retry wait
+    struct engine_endpoint* target = nullptr; // the endpoint of the attempt on the wire
+    bool probe = false;                       // the attempt is its endpoint's half-open probe
+    error_code last_error; // cause of the last failed attempt, for a stop during a retry wait
     // The request's deadline on the engine clock (max: none), its length for messages, and
     // the steady-clock moment the attempt on the wire is cut at.
     engine_clock::time_point deadline = engine_clock::time_point::max();
@@ -82,6 +85,48 @@ struct engine_scope {
     scope_stats* stats = nullptr; // its entry in the dispatcher's counters; see stats_of
 };
 
+// One endpoint: its options (the dispatcher's, as `endpoint_view` gives them), its connection
+// pool and its rate-limit scopes.
+struct engine_endpoint {
+    engine_endpoint(asio::any_io_executor ex, dispatcher_options o, std::size_t i, bool several);
+
+    // A request's scope here: its model's when that model has limits of its own (or every
+    // model does, with per_model_limits), else the endpoint's. With several endpoints the
+    // scopes are named after the endpoint ("backup", "backup/gpt-4o") so their stats differ.
+    engine_scope& scope_for(const request& r, engine_clock& clock, asio::any_io_executor ex);
+
+    static endpoint parse_endpoint(const std::string& url);
+    static std::shared_ptr<budget_client> make_budget_client(const asio::any_io_executor& ex,
+                                                             const dispatcher_options& o);
+    static proxy_endpoint proxy_for(const dispatcher_options& o, const endpoint& ep);
+    request_headers make_headers() const;
+
+    dispatcher_options opts;
+    std::size_t index;
+    bool several;
+    endpoint ep;
+    std::optional<asio::ssl::context> tls;
+    connection_pool pool;
+    // The budget shared with other processes through Redis (the default endpoint's only),
+    // before `scopes`, whose limiters point into its leases.
+    std::shared_ptr<detail::budget_client> budget;
+    std::map<std::string, std::unique_ptr<engine_scope>> scopes; // "" is the endpoint's
+    std::size_t on_wire = 0;                                     // handed to its pool
+    endpoint_stats* stats = nullptr; // its entry in the counters, with several endpoints
+};
+
+// The requests of one model waiting for an endpoint, with several endpoints: in order, the
+// first routed first; its timer wakes the head when an endpoint can take it.
+struct route_line {
+    explicit route_line(std::unique_ptr<engine_timer> t)
+        : timer(std::move(t)) {}
+    std::deque<op_ptr> ops;
+    std::unique_ptr<engine_timer> timer;
+    bool armed = false;
+    engine_clock::time_point armed_for{};
+    std::uint64_t generation = 0; // a cancelled wait's handler sees a newer one and does nothing
+};
+
 } // namespace detail
 
 struct dispatcher::impl : std::enable_shared_from_this<impl> {
@@ -90,120 +135,69 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     using op_ptr = detail::op_ptr;
     using engine_scope = detail::engine_scope;
 
+    using engine_endpoint = detail::engine_endpoint;
+    using route_line = detail::route_line;
+
     impl(asio::any_io_executor executor, dispatcher_options o)
         : opts(std::move(o))
         , clock(opts.clock ? opts.clock : steady_engine_clock())
         , ex(std::move(executor))
         , loop_ex(detail::concrete_loop_executor(ex))
-        , ep(parse_endpoint(opts.base_url))
-        , tls(ep.tls ? std::optional<asio::ssl::context>(make_client_tls_context(opts.tls))
-                     : std::nullopt)
-        , pool(ex, ep, make_headers(), opts.pool, tls ? &*tls : nullptr, proxy_for(opts, ep))
-        , budget(make_budget_client(ex, opts)) {
-        for (const auto& [model, limits] : opts.model_limits)
-            share(
-                *scopes
-                     .emplace(model,
-                              std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, model))
-                     .first->second);
-        share(*scopes
-                   .emplace(std::string(),
-                            std::make_unique<engine_scope>(
-                                opts.limits, opts.retry, *clock, ex, std::string()))
-                   .first->second);
+        , several(!opts.endpoints.empty()) {
+        std::vector<endpoint_router::endpoint> routes;
+        for (std::size_t i = 0; i <= opts.endpoints.size(); ++i) {
+            endpoints.push_back(
+                std::make_unique<engine_endpoint>(ex, opts.endpoint_view(i), i, several));
+            routes.push_back({endpoints.back()->opts.models, endpoints.back()->opts.weight});
+            breakers.emplace_back(opts.breaker);
+            if (several) {
+                std::lock_guard lock(stats_mutex);
+                endpoints.back()->stats = &counters.endpoints[endpoints.back()->opts.endpoint_name];
+            }
+        }
+        router.emplace(std::move(routes));
     }
+
+    engine_endpoint& primary() { return *endpoints.front(); }
 
     ~impl() {
-        if (budget)
-            budget->close();
+        for (auto& e : endpoints)
+            if (e->budget)
+                e->budget->close();
     }
 
-    // The shared budget's member, when one is configured; its key defaults to the account's.
-    static std::shared_ptr<detail::budget_client>
-    make_budget_client(const asio::any_io_executor& ex, const dispatcher_options& o) {
-        if (!o.shared_budget.enabled())
-            return nullptr;
-        shared_budget_options sb = o.shared_budget;
-        if (sb.key.empty())
-            sb.key = default_budget_key(o.base_url, o.api_key);
-        return std::make_shared<detail::budget_client>(ex, std::move(sb), o.log);
-    }
-
-    // Puts a scope's limiter on the shared budget, and starts the member on first use.
-    engine_scope& share(engine_scope& sc) {
-        if (budget)
-            sc.rules.limiter().share_budget(&budget->lease(sc.rules.name()));
-        return sc;
-    }
-
+    // The shared budget's members start with the first request: each tells the engine when
+    // its lease changes, so that the requests waiting for budget go on.
     void start_budget() {
-        if (!budget || budget_started)
+        if (budget_started)
             return;
         budget_started = true;
-        budget->on_change([weak = weak_from_this()] {
-            if (auto self = weak.lock())
-                self->pump();
-        });
-        budget->start();
+        for (auto& e : endpoints) {
+            if (!e->budget)
+                continue;
+            e->budget->on_change([weak = weak_from_this()] {
+                if (auto self = weak.lock())
+                    self->pump();
+            });
+            e->budget->start();
+        }
     }
 
-    // A request's scope: its model's when that model has limits of its own (or every model
-    // does, with per_model_limits), else the endpoint's.
-    engine_scope& scope_for(const request& r) {
-        const std::string& key = scope_key(r.model, opts.model_limits, opts.per_model_limits);
-        if (auto it = scopes.find(key); it != scopes.end())
-            return *it->second;
-        // Only a model under per_model_limits has no scope yet: its own buckets, endpoint limits.
-        const limit_options& limits = scope_limits(key, opts.limits, opts.model_limits);
-        return share(
-            *scopes
-                 .emplace(key, std::make_unique<engine_scope>(limits, opts.retry, *clock, ex, key))
-                 .first->second);
-    }
+    engine_scope& scope_for(const request& r) { return primary().scope_for(r, *clock, ex); }
 
-    // What a result must never hold: the key, the custom headers' values, the proxy's
-    // password.
+    // What a result must never hold: every endpoint's key and custom headers' values, the
+    // proxy's password.
     static std::vector<std::string> secrets_of(const dispatcher_options& o) {
-        std::vector<std::string> s{o.api_key};
-        for (const auto& header : o.headers)
-            s.push_back(header.second);
+        std::vector<std::string> s;
+        for (std::size_t i = 0; i <= o.endpoints.size(); ++i) {
+            const dispatcher_options v = i == 0 ? o : o.endpoint_view(i);
+            s.push_back(v.api_key);
+            for (const auto& header : v.headers)
+                s.push_back(header.second);
+        }
         error_code ec;
         s.push_back(proxy_endpoint::parse(o.proxy.url, ec).password);
         return s;
-    }
-
-    // The proxy of the endpoint's connections: none when not configured or when no_proxy
-    // names the endpoint.
-    static proxy_endpoint proxy_for(const dispatcher_options& o, const endpoint& ep) {
-        if (o.proxy.url.empty() || no_proxy_matches(o.proxy.no_proxy, ep.host, ep.port))
-            return {};
-        error_code ec;
-        return proxy_endpoint::parse(o.proxy.url, ec); // validate() checked it
-    }
-
-    static endpoint parse_endpoint(const std::string& url) {
-        error_code ec;
-        auto ep = endpoint::parse(url, ec);
-        if (ec)
-            throw std::invalid_argument("base_url: not an http:// or https:// URL: " + url);
-        return ep;
-    }
-
-    request_headers make_headers() const {
-        request_headers h;
-        endpoint target = ep;
-        if (!opts.api_version.empty())
-            target.set_query_param("api-version", opts.api_version);
-        h.target = target.target("/chat/completions");
-        if (opts.effective_style() == api_style::azure)
-            h.api_key = opts.api_key;
-        else if (!opts.api_key.empty())
-            h.authorization = "Bearer " + opts.api_key;
-        h.organization = opts.organization;
-        h.project = opts.project;
-        h.user_agent = "sluice/0.1";
-        h.extra = opts.headers;
-        return h;
     }
 
     // --- submission -------------------------------------------------------------------------
@@ -242,8 +236,15 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         op->req = std::move(req);
         ++pending;
         submitted.fetch_add(1, std::memory_order_relaxed);
-        op->scope = &scope_for(op->req);
         start_budget();
+        if (several) {
+            // Its endpoint (and so its scope) is chosen when it reaches the head of its line.
+            line_for(op->req.model).ops.push_back(std::move(op));
+            pump();
+            return;
+        }
+        op->target = &primary();
+        op->scope = &scope_for(op->req);
         if (std::string why = op->scope->rules.refusal(op->cost); !why.empty()) {
             op->res.message = std::move(why);
             finish(std::move(op), errc::request_too_large);
@@ -285,10 +286,14 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     // moment it can. Admitting no more than there are connections keeps each charge close to
     // its send time and leaves nothing half-sent to cancel when the job stops.
     void pump() {
+        if (several) {
+            pump_lines();
+            return;
+        }
         bool admitted = true;
         while (admitted && !stopped) {
             admitted = false;
-            for (auto& [key, sc] : scopes) {
+            for (auto& [key, sc] : primary().scopes) {
                 if (on_wire >= opts.pool.max_connections)
                     return;
                 const auto now = clock->now();
@@ -364,6 +369,12 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         op->scope->rules.on_attempt(clock->now(), ++op->res.attempts);
         ++on_wire;
+        engine_endpoint* const target = op->target;
+        ++target->on_wire;
+        if (target->stats) {
+            std::lock_guard lock(stats_mutex);
+            ++target->stats->sent;
+        }
         const std::string_view body = op->req.body;
         stream_reader* const stream = op->stream.get(); // before `op` moves into the handler
         if (stream)
@@ -376,18 +387,34 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         const auto not_after = op->not_after;
         auto on_done = [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
             --self->on_wire;
+            --op->target->on_wire;
             self->on_response(std::move(op), std::move(resp));
             self->pump();
         };
         if (loop_ex)
-            pool.async_exchange(
+            target->pool.async_exchange(
                 body, stream, not_after, asio::bind_executor(*loop_ex, std::move(on_done)));
         else
-            pool.async_exchange(
+            target->pool.async_exchange(
                 body, stream, not_after, asio::bind_executor(ex, std::move(on_done)));
     }
 
     void on_response(op_ptr op, http_response resp);
+
+    // --- several endpoints (dispatcher_routing.cpp) -----------------------------------------
+
+    route_line& line_for(const std::string& model);
+    void pump_lines();
+    bool route_head(const std::string& model, route_line& line, engine_clock::time_point now);
+    void arm_line_timer(route_line& line, engine_clock::time_point when);
+    // The breaker's view of one response of endpoint `e`; true when it retired the endpoint
+    // and the request goes back to its line for another.
+    bool on_endpoint_response(request_op& op,
+                              const http_response& resp,
+                              const response_action& action,
+                              engine_clock::time_point now);
+    void observe_endpoint(engine_endpoint& e, engine_clock::time_point now);
+    void close_pools();
 
     bool take_stream(request_op& op, http_response& resp);
 
@@ -446,11 +473,12 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     // concurrently (a single-threaded io_context, or a strand).
     asio::any_io_executor ex;
     std::optional<asio::io_context::executor_type> loop_ex; // see concrete_loop_executor
-    endpoint ep;
-    std::optional<asio::ssl::context> tls;
-    connection_pool pool;
-    // Before `scopes`, whose limiters point into its leases.
-    std::shared_ptr<detail::budget_client> budget;
+    bool several; // more than one endpoint: requests wait in `lines` and are routed
+    std::vector<std::unique_ptr<engine_endpoint>> endpoints; // [0] is the default
+    std::vector<circuit_breaker> breakers;                   // one per endpoint
+    std::optional<endpoint_router> router;
+    std::map<std::string, std::unique_ptr<route_line>> lines; // by model, with several endpoints
+    std::vector<std::size_t> candidates;                      // route_head's scratch
     bool budget_started = false;
     completion_parser parser;                 // one per dispatcher: all parsing happens on `ex`
     token_estimator estimator{opts.estimate}; // likewise
@@ -459,9 +487,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did
 
-    std::map<std::string, std::unique_ptr<engine_scope>> scopes; // "" is the endpoint's
-    std::deque<std::pair<request, result_handler>> overflow;     // submissions beyond queue_limit
-    std::unordered_set<request_op*> sleeping;                    // waiting out a retry delay
+    std::deque<std::pair<request, result_handler>> overflow; // submissions beyond queue_limit
+    std::unordered_set<request_op*> sleeping;                // waiting out a retry delay
     std::vector<asio::any_completion_handler<void(error_code)>> drain_waiters;
     std::vector<asio::any_completion_handler<void(error_code)>> stop_waiters;
     std::vector<std::unique_ptr<stream_reader>> spare_streams; // see take_stream_reader

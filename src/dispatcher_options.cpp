@@ -4,7 +4,10 @@
 #include <sluice/transport/header_value.hpp>
 #include <sluice/transport/proxy.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 // The engine's option checks, apart from the dispatcher's Asio code: the config loader and
@@ -85,6 +88,60 @@ api_style dispatcher_options::effective_style() const {
                : api_style::openai;
 }
 
+dispatcher_options dispatcher_options::endpoint_view(std::size_t i) const {
+    dispatcher_options v = *this;
+    v.endpoints.clear();
+    if (i == 0)
+        return v;
+    const endpoint_options& e = endpoints.at(i - 1);
+    v.endpoint_name = e.name;
+    v.base_url = e.base_url;
+    v.api_key = e.api_key;
+    v.style = e.style;
+    v.api_version = e.api_version;
+    v.organization = e.organization;
+    v.project = e.project;
+    v.headers = e.headers;
+    v.limits = e.limits;
+    v.models = e.models;
+    v.weight = e.weight;
+    v.model_limits.clear();
+    v.per_model_limits = false;
+    return v;
+}
+
+namespace {
+
+// The endpoints: named once each, weighed, and each valid as its own options are.
+void validate_endpoints(const dispatcher_options& o) {
+    for (std::size_t i = 0; i <= o.endpoints.size(); ++i) {
+        const std::string& name = i == 0 ? o.endpoint_name : o.endpoints[i - 1].name;
+        const double weight = i == 0 ? o.weight : o.endpoints[i - 1].weight;
+        const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return is_api_version_char(c);
+        });
+        if (!plain) // a name goes into the summary's JSON and the metrics' labels as it is
+            throw std::invalid_argument((i == 0 ? std::string("endpoint_name")
+                                                : "endpoints[" + std::to_string(i - 1) + "].name") +
+                                        ": letters, digits, '-', '.' and '_' only, not empty");
+        if (!(weight > 0 && std::isfinite(weight)))
+            throw std::invalid_argument("endpoints[" + name + "].weight: must be positive");
+        for (std::size_t j = 0; j < i; ++j)
+            if ((j == 0 ? o.endpoint_name : o.endpoints[j - 1].name) == name)
+                throw std::invalid_argument("endpoints: the name " + name + " is given twice");
+        if (i == 0)
+            continue;
+        try {
+            o.endpoint_view(i).validate();
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("endpoints[" + name + "]: " + e.what());
+        }
+    }
+    o.breaker.validate();
+}
+
+} // namespace
+
 void dispatcher_options::validate() const {
     error_code ec;
     const endpoint ep = endpoint::parse(base_url, ec);
@@ -130,6 +187,8 @@ void dispatcher_options::validate() const {
         throw std::invalid_argument("estimate.chars_per_token: must be positive");
     if (deadline.count() < 0)
         throw std::invalid_argument("deadline: must not be negative");
+    if (!endpoints.empty())
+        validate_endpoints(*this);
 }
 
 } // namespace sluice

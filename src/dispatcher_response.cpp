@@ -189,6 +189,14 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
             text += " (stream: " + op->stream->describe() + ")";
         return text;
     };
+    // With several endpoints: the breaker hears of it, and a quota or key refusal retires the
+    // endpoint while another serves the model, the request going back to its line.
+    if (several && on_endpoint_response(*op, resp, action, now)) {
+        op->last_error = action.ec;
+        op->res.message = why(action.ec);
+        line_for(op->req.model).ops.push_front(std::move(op));
+        return;
+    }
     using kind = response_action::kind;
     // The request's deadline: an attempt cut by it, or a retry whose wait (backoff or the
     // server's hint) would end at or past it, ends the request now. Never waited out in vain.
@@ -259,7 +267,13 @@ void dispatcher::impl::schedule_retry(op_ptr op,
                 return;
             }
             // A retry goes back through admission: failed requests count against the
-            // limits too. It joins the front, having waited longest.
+            // limits too. It joins the front, having waited longest: of its model's line with
+            // several endpoints (any endpoint may take it), else of its scope.
+            if (self->several) {
+                self->line_for(op->req.model).ops.push_front(std::move(op));
+                self->pump();
+                return;
+            }
             engine_scope& sc = *op->scope;
             const std::uint64_t cost = op->cost;
             sc.rules.push_front(std::move(op), cost);

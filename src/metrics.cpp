@@ -33,6 +33,18 @@ void merge(stats_snapshot& into, const stats_snapshot& from) {
         to.tokens_available += sc.tokens_available;
         to.limits_learned = to.limits_learned || sc.limits_learned;
     }
+    for (const auto& [name, e] : from.endpoints) {
+        const bool fresh = into.endpoints.count(name) == 0;
+        endpoint_stats& to = into.endpoints[name];
+        to.sent += e.sent;
+        to.ok += e.ok;
+        to.errors += e.errors;
+        to.rate_limited += e.rate_limited;
+        to.opened += e.opened;
+        // Several shards' breakers of one endpoint: the state of the first that is not closed.
+        if (fresh || to.state == "closed")
+            to.state = e.state;
+    }
     for (const auto& [status, n] : from.statuses)
         into.statuses[status] += n;
     into.admission_wait.merge(from.admission_wait);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sluice/admission/circuit_breaker.hpp>
 #include <sluice/admission/rate_limiter.hpp>
 #include <sluice/admission/retry_policy.hpp>
 #include <sluice/engine_clock.hpp>
@@ -45,6 +46,32 @@ enum class api_style {
     /// every request (from `api_version`, or the base URL's query); the deployment is in the
     /// base URL's path (`https://X.openai.azure.com/openai/deployments/NAME`).
     azure,
+};
+
+/// One more endpoint beside the dispatcher's default one (`dispatcher_options`' own
+/// `base_url`, `api_key`, ...): another key of the same provider, another region, another
+/// provider serving the same models. It has its own connection pool (with the options'
+/// `pool`, `tls` and `proxy`), its own rate-limit buckets that learn from its own
+/// `x-ratelimit-*` headers, its own retry budget and its own circuit breaker. Its key and
+/// header values are secrets as the default endpoint's are.
+struct endpoint_options {
+    /// Its name in stats, the summary and messages: unique among the endpoints, not empty.
+    std::string name;
+    /// As `dispatcher_options::base_url`, `api_key`, `style`, `api_version`, `organization`,
+    /// `project` and `headers`, for this endpoint.
+    std::string base_url;
+    std::string api_key;
+    api_style style = api_style::automatic;
+    std::string api_version;
+    std::string organization;
+    std::string project;
+    std::vector<std::pair<std::string, std::string>> headers;
+    /// Its limits (its own RPM/TPM buckets).
+    limit_options limits;
+    /// The models it serves (a request's `model`); empty: every model.
+    std::vector<std::string> models;
+    /// Its share of the requests when several endpoints can admit one at once; > 0.
+    double weight = 1;
 };
 
 /// Everything the engine needs: endpoint and credentials, and one options struct per stage.
@@ -100,6 +127,23 @@ struct dispatcher_options {
     /// docs/scale-out.md.
     shared_budget_options shared_budget;
     estimate_options estimate;
+    /// The default endpoint's name in stats and messages, its models (empty: every model) and
+    /// its weight, used when `endpoints` adds more (see `endpoint_options`).
+    std::string endpoint_name = "default";
+    std::vector<std::string> models;
+    double weight = 1;
+    /// More endpoints to send to beside the default one (the fields above). Empty (the
+    /// default): one endpoint, as always. With more, each request goes to an endpoint that
+    /// serves its model and can admit it soonest, weights breaking ties, in order within a
+    /// model; an endpoint failing at the connection level or with 5xx in a row is taken out
+    /// by its circuit breaker (`breaker`), and one whose quota is exhausted (429
+    /// insufficient_quota) or whose key is refused (401) is retired for the run while another
+    /// endpoint serves the model. `model_limits` and `per_model_limits` belong to the default
+    /// endpoint only. See docs/endpoints.md, "Several endpoints and keys".
+    std::vector<endpoint_options> endpoints;
+    /// The endpoints' circuit breakers (used only with several endpoints).
+    breaker_options breaker;
+
     /// What a result's `completion` holds: everything (`all`), or only usage and the error
     /// object (`usage`) for a caller that reads the body itself; see completion_fields.
     completion_fields fields = completion_fields::all;
@@ -128,11 +172,17 @@ struct dispatcher_options {
     /// `style`, with `automatic` resolved from `base_url`.
     api_style effective_style() const;
 
+    /// The options as endpoint `i` sees them: 0 is the default endpoint (these options, with
+    /// no `endpoints`); `i` > 0 is `endpoints[i - 1]`'s base URL, key, style, api-version,
+    /// organization, project, headers, limits, name, models and weight over the shared
+    /// options (no `model_limits`, no `per_model_limits`).
+    dispatcher_options endpoint_view(std::size_t i) const;
+
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;
 };
 
-/// The engine: one endpoint's connection pool, the admission stage (rate limiter and retry
+/// The engine: each endpoint's connection pool, the admission stage (rate limiter and retry
 /// scheduler) and the result path. Requests submitted with `async_complete` are admitted in
 /// order when the RPM/TPM buckets can pay for them, sent over pooled keep-alive connections,
 /// retried on 429/5xx/connection failures with backoff, parsed by the simdjson fast path, and

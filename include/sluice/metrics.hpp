@@ -35,6 +35,19 @@ struct scope_stats {
     double adaptive_rpm = 0;
 };
 
+/// One endpoint of a dispatcher with several (`dispatcher_options::endpoints`), as its engine
+/// last saw it. Counted per attempt: a request retried on another endpoint counts on both.
+struct endpoint_stats {
+    std::uint64_t sent = 0;         ///< attempts sent to it
+    std::uint64_t ok = 0;           ///< answered 2xx
+    std::uint64_t errors = 0;       ///< failed attempts other than 429s (transport, 4xx, 5xx)
+    std::uint64_t rate_limited = 0; ///< answered 429 (rate limit or quota)
+    /// Its circuit breaker: "closed", "open", "half-open" or "retired", as of its last event.
+    std::string state = "closed";
+    /// Times its breaker opened.
+    std::uint64_t opened = 0;
+};
+
 /// A snapshot of the dispatcher's counters, taken with `dispatcher::stats()`.
 struct stats_snapshot {
     std::uint64_t submitted = 0;          ///< requests accepted by async_complete
@@ -57,6 +70,8 @@ struct stats_snapshot {
     std::map<std::string, std::uint64_t> retry_causes;
     /// Rate-limit scopes by key: "" is the endpoint's, else the model's (`scope_key`).
     std::map<std::string, scope_stats> scopes;
+    /// Endpoints by name, with several endpoints only (empty with one).
+    std::map<std::string, endpoint_stats> endpoints;
     /// Delivered results by the HTTP status of their last attempt (0: no response arrived).
     std::map<unsigned, std::uint64_t> statuses;
     /// Time from submission to the first admission: what the rate limits (and the connection

@@ -29,6 +29,8 @@ dispatcher_options shard_options(const dispatcher_options& opts, unsigned index,
     divide(o.limits);
     for (auto& [model, l] : o.model_limits)
         divide(l);
+    for (endpoint_options& e : o.endpoints) // several endpoints: each one's too
+        divide(e.limits);
     return o;
 }
 
