@@ -204,6 +204,11 @@ constexpr key_spec keys[] = {
     {"retry", "budget_window_s",
         [](V v, T t) { t.o.retry.budget_window = std::chrono::seconds(v.integer(1)); }},
 
+    {"breaker", "failure_threshold",
+        [](V v, T t) { t.o.breaker.failure_threshold = v.integer<unsigned>(0); }},
+    {"breaker", "cool_down_ms", [](V v, T t) { t.o.breaker.cool_down = v.millis(1); }},
+    {"breaker", "max_cool_down_ms", [](V v, T t) { t.o.breaker.max_cool_down = v.millis(1); }},
+
     {"estimate", "chars_per_token", [](V v, T t) {
         t.o.estimate.chars_per_token = v.number_in(0, inf, "expected a positive number");
     }},
@@ -382,6 +387,96 @@ void read_headers(const std::string& path, const toml::node& node, dispatcher_op
     }
 }
 
+// One [[endpoints]] table. Its key only by the name of a variable: a key in a file that may be
+// logged or committed is what this shape exists to avoid, so `api_key` is refused.
+endpoint_entry read_endpoint(const std::string& path, std::size_t index, const toml::node& node) {
+    const std::string section = "endpoints[" + std::to_string(index) + "]";
+    const toml::table* table = node.as_table();
+    if (!table)
+        toml_value{path, "", "endpoints", node}.fail("expected tables [[endpoints]]");
+    endpoint_entry entry;
+    endpoint_options& e = entry.endpoint;
+    for (const auto& [key, value] : *table) {
+        const std::string k(key.str());
+        const toml_value v{path, section, k, value};
+        if (k == "name")
+            e.name = v.string();
+        else if (k == "base_url")
+            e.base_url = v.header_value();
+        else if (k == "api_key_env")
+            entry.api_key_env = v.header_value();
+        else if (k == "api_key")
+            v.fail("a key is never written in a file: put it in an environment variable and "
+                   "name that with api_key_env");
+        else if (k == "api_style")
+            e.style = parse_api_style(v.string(), section + " api_style");
+        else if (k == "api_version")
+            e.api_version = v.header_value();
+        else if (k == "organization")
+            e.organization = v.header_value();
+        else if (k == "project")
+            e.project = v.header_value();
+        else if (k == "rpm") {
+            e.limits.rpm = v.number(0);
+            entry.rpm_set = true;
+        } else if (k == "tpm") {
+            e.limits.tpm = v.number(0);
+            entry.tpm_set = true;
+        } else if (k == "burst_seconds")
+            e.limits.burst =
+                std::chrono::duration<double>(v.number_in(0, 60, "expected seconds in (0, 60]"));
+        else if (k == "tier")
+            entry.tier = v.string();
+        else if (k == "weight")
+            e.weight = v.number_in(0, inf, "expected a number > 0");
+        else if (k == "models") {
+            const toml::array* models = value.as_array();
+            if (!models)
+                v.fail("expected a list of model names");
+            for (const toml::node& m : *models)
+                e.models.push_back(toml_value{path, section, k, m}.header_value());
+        } else if (k == "headers") {
+            dispatcher_options scratch;
+            read_headers(path, value, scratch);
+            e.headers = std::move(scratch.headers);
+        } else
+            v.fail("unknown key (expected name, base_url, api_key_env, api_style, api_version, "
+                   "organization, project, rpm, tpm, burst_seconds, tier, weight, models, "
+                   "headers)");
+    }
+    if (e.name.empty())
+        toml_value{path, section, "name", node}.fail("missing: every endpoint needs a name");
+    if (e.base_url.empty())
+        toml_value{path, section, "base_url", node}.fail("missing: every endpoint needs one");
+    return entry;
+}
+
+// [[endpoints]]: each endpoint names its own URL, key variable and limits, so the top-level
+// ones would be ignored; refused instead, so that no setting is silently dropped.
+void read_endpoints(const std::string& path, const toml::table& root, file_settings& settings) {
+    const toml::node* node = root.get("endpoints");
+    const toml::array* list = node->as_array();
+    if (!list || list->empty())
+        toml_value{path, "", "endpoints", *node}.fail("expected tables [[endpoints]]");
+    for (std::size_t i = 0; i < list->size(); ++i)
+        settings.endpoints.push_back(read_endpoint(path, i, *list->get(i)));
+    for (const char* key : {"base_url",
+                            "api_key_env",
+                            "api_style",
+                            "api_version",
+                            "organization",
+                            "project",
+                            "headers"})
+        if (const toml::node* n = root.get(key))
+            toml_value{path, "", key, *n}.fail(
+                "with [[endpoints]], each endpoint gives its own (this would be ignored)");
+    if (const toml::table* limits = root["limits"].as_table())
+        for (const char* key : {"rpm", "tpm", "tier"})
+            if (const toml::node* n = limits->get(key))
+                toml_value{path, "limits", key, *n}.fail(
+                    "with [[endpoints]], each endpoint gives its own (this would be ignored)");
+}
+
 } // namespace
 
 std::vector<tier> builtin_tiers() {
@@ -448,6 +543,8 @@ file_settings apply_config_file(const std::string& path, dispatcher_options& opt
             prices_from(root, path, prices);
         } else if (key.str() == "headers") {
             read_headers(path, node, updated);
+        } else if (key.str() == "endpoints") {
+            read_endpoints(path, root, settings);
         } else if (node.is_table()) {
             read_section(path, key.str(), node, t);
         } else {

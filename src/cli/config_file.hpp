@@ -77,6 +77,21 @@ struct run_settings {
     std::optional<std::string> metrics_listen;
 };
 
+/// One endpoint of several: a `[[endpoints]]` table of the config file or a `--endpoint` flag.
+/// The key is not in it: only the name of the environment variable that holds it.
+struct endpoint_entry {
+    /// Name, base URL, style, api-version, organization, project, headers, limits (rpm/tpm),
+    /// models and weight; `api_key` empty.
+    endpoint_options endpoint;
+    /// The variable that holds its key; empty: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY for
+    /// an Azure endpoint.
+    std::string api_key_env;
+    /// A tier of configs/tiers.toml for the limits `rpm` / `tpm` leave out.
+    std::string tier;
+    bool rpm_set = false;
+    bool tpm_set = false;
+};
+
 /// Settings of a config file that are not engine options.
 struct file_settings {
     /// Environment variable that holds the API key.
@@ -95,6 +110,8 @@ struct file_settings {
     bool tpm_set = false;
     /// `[run]`.
     run_settings run;
+    /// `[[endpoints]]`, in order; empty when the file has none.
+    std::vector<endpoint_entry> endpoints;
 };
 
 /// Applies the keys present in a TOML config file (format: configs/default.toml) onto

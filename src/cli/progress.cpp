@@ -26,6 +26,9 @@ progress_sample sample_of(const stats_snapshot& stats) {
     s.tokens = stats.prompt_tokens + stats.completion_tokens;
     for (const auto& [key, scope] : stats.scopes)
         s.adaptive_rpm += scope.adaptive_rpm;
+    for (const auto& [name, e] : stats.endpoints)
+        if (e.state != "closed")
+            s.endpoints_out.push_back(name + " " + e.state);
     return s;
 }
 
@@ -175,6 +178,8 @@ std::string progress_meter::update(clock::time_point now, const progress_sample&
                 format_count(static_cast<std::uint64_t>(std::llround(s.adaptive_rpm))) + " rpm)";
     line += "  " + format_count(s.retries) + " retries";
     line += "  " + format_count(s.in_flight) + " in flight";
+    for (const std::string& out : s.endpoints_out)
+        line += "  endpoint " + out;
     return line;
 }
 

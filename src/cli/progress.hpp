@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // Only a reference crosses this header: the timer and the rest of Asio stay in progress.cpp.
 namespace boost::asio {
@@ -42,6 +43,9 @@ struct progress_sample {
     /// Lines already done in an earlier run (resume): they count towards `total` but not
     /// towards the rates.
     std::uint64_t skipped = 0;
+    /// With several endpoints, those not in service as "NAME STATE" ("backup open",
+    /// "azure retired"); empty when all are (or there is one).
+    std::vector<std::string> endpoints_out;
 };
 
 /// The counters of `stats` as a sample (done = succeeded + failed); `total`, `skipped` and

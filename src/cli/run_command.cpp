@@ -275,6 +275,14 @@ void add_endpoint_flags(CLI::App* cmd, run_options& o) {
                   o.no_adaptive,
                   "With no limit known, do not find the rate from 429s that carry neither "
                   "x-ratelimit headers nor a retry hint");
+    // One value per --endpoint, as for --header.
+    cmd->add_option("--endpoint",
+                    o.endpoints,
+                    "One of several endpoints, repeatable: NAME=URL[,api_key_env=VAR][,rpm=N]"
+                    "[,tpm=N][,tier=T][,weight=W][,models=A|B] (replaces the config's "
+                    "[[endpoints]]; see docs/endpoints.md)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 // ... the engine, the mock and what is printed ...

@@ -98,6 +98,32 @@ build_options(const run_options& o, std::string* api_key_env, run_settings* run_
         key_env = "AZURE_OPENAI_API_KEY";
         apply_api_key(opts, key_env);
     }
+    // Several endpoints (the flags' replace the file's): each names its own URL, key and
+    // limits, so the flags that set the one endpoint's are refused rather than dropped.
+    std::vector<endpoint_entry> entries = file.endpoints;
+    if (!o.endpoints.empty()) {
+        entries.clear();
+        for (const std::string& arg : o.endpoints)
+            entries.push_back(parse_endpoint_flag(arg));
+    }
+    if (!entries.empty()) {
+        const std::pair<const char*, bool> one_endpoint_flags[] = {
+            {"--base-url", o.base_url.has_value()},
+            {"--api-key-env", o.api_key_env.has_value()},
+            {"--api-style", o.api_style.has_value()},
+            {"--api-version", o.api_version.has_value()},
+            {"--rpm", o.rpm.has_value()},
+            {"--tpm", o.tpm.has_value()},
+            {"--tier", o.tier.has_value()},
+            {"--header", !o.headers.empty()},
+        };
+        for (const auto& [flag, given] : one_endpoint_flags)
+            if (given)
+                throw std::invalid_argument(std::string(flag) +
+                                            ": with several endpoints (--endpoint or "
+                                            "[[endpoints]]) each endpoint gives its own");
+        key_env = apply_endpoints(opts, entries);
+    }
     if (api_key_env)
         *api_key_env = key_env;
     apply_proxy(o, opts);
@@ -213,6 +239,141 @@ std::string missing_key_error(const dispatcher_options& opts, std::string_view a
         return {}; // a bad URL is reported where the engine is built
     return "no API key: set " + std::string(api_key_env) + " (or name another variable with " +
            "--api-key-env) before sending to " + opts.base_url;
+}
+
+endpoint_entry parse_endpoint_flag(std::string_view arg) {
+    const std::string flag = "--endpoint";
+    if (!is_valid_header_value(arg))
+        throw std::invalid_argument(flag + ": contains a CR, LF, NUL or other control character");
+    endpoint_entry entry;
+    endpoint_options& e = entry.endpoint;
+    std::size_t at = 0;
+    bool first = true;
+    while (at <= arg.size()) {
+        const std::size_t comma = std::min(arg.find(',', at), arg.size());
+        const std::string_view item = arg.substr(at, comma - at);
+        at = comma + 1;
+        const std::size_t eq = item.find('=');
+        if (eq == std::string_view::npos || eq == 0)
+            throw std::invalid_argument(
+                flag + ": expected NAME=URL[,key=value...] (keys: api_key_env, rpm, tpm, tier, "
+                       "weight, models, api_style, api_version, organization, project)");
+        const std::string key(item.substr(0, eq));
+        const std::string value(item.substr(eq + 1));
+        auto number = [&](double min_exclusive) {
+            const auto v = parse_env_number(value);
+            if (!v || *v <= min_exclusive)
+                throw std::invalid_argument(flag + " " + e.name + ": " + key +
+                                            ": expected a number" +
+                                            (min_exclusive >= 0 ? " > 0" : " >= 0"));
+            return *v;
+        };
+        if (first) {
+            e.name = key;
+            e.base_url = value;
+            first = false;
+        } else if (key == "api_key_env")
+            entry.api_key_env = value;
+        else if (key == "api_key")
+            throw std::invalid_argument(flag + " " + e.name +
+                                        ": a key is never given on the command line (other "
+                                        "users see it in the process list): name its "
+                                        "environment variable with api_key_env");
+        else if (key == "rpm") {
+            e.limits.rpm = number(-1);
+            entry.rpm_set = true;
+        } else if (key == "tpm") {
+            e.limits.tpm = number(-1);
+            entry.tpm_set = true;
+        } else if (key == "tier")
+            entry.tier = value;
+        else if (key == "weight")
+            e.weight = number(0);
+        else if (key == "models") {
+            std::size_t from = 0;
+            while (from <= value.size()) {
+                const std::size_t bar = std::min(value.find('|', from), value.size());
+                if (bar > from)
+                    e.models.push_back(value.substr(from, bar - from));
+                from = bar + 1;
+            }
+        } else if (key == "api_style")
+            e.style = parse_api_style(value, flag + " " + e.name + ": api_style");
+        else if (key == "api_version")
+            e.api_version = value;
+        else if (key == "organization")
+            e.organization = value;
+        else if (key == "project")
+            e.project = value;
+        else
+            throw std::invalid_argument(flag + " " + e.name + ": unknown key " + key +
+                                        " (keys: api_key_env, rpm, tpm, tier, weight, models, "
+                                        "api_style, api_version, organization, project)");
+    }
+    return entry;
+}
+
+std::string apply_endpoints(dispatcher_options& opts,
+                            const std::vector<endpoint_entry>& entries,
+                            const std::function<const char*(const char*)>& getenv) {
+    std::vector<endpoint_options> list;
+    std::string first_key_env;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const endpoint_entry& entry = entries[i];
+        endpoint_options e = entry.endpoint;
+        if (!entry.tier.empty()) {
+            const auto tiers = builtin_tiers();
+            const tier& t = find_tier(tiers, entry.tier);
+            if (!entry.rpm_set)
+                e.limits.rpm = t.rpm;
+            if (!entry.tpm_set)
+                e.limits.tpm = t.tpm;
+        }
+        // The key: from the entry's variable, else as for one endpoint (an Azure endpoint's
+        // from AZURE_OPENAI_API_KEY, so an OpenAI key is never sent to Azure).
+        dispatcher_options view;
+        view.base_url = e.base_url;
+        view.style = e.style;
+        std::string key_env = entry.api_key_env;
+        if (key_env.empty())
+            key_env = view.effective_style() == api_style::azure ? "AZURE_OPENAI_API_KEY"
+                                                                 : "OPENAI_API_KEY";
+        try {
+            apply_api_key(view, key_env, getenv);
+        } catch (const config_error& err) {
+            throw config_error("endpoint " + e.name + ": " + err.what());
+        }
+        e.api_key = view.api_key;
+        if (i == 0) {
+            first_key_env = key_env;
+        } else {
+            dispatcher_options check;
+            check.base_url = e.base_url;
+            check.style = e.style;
+            check.api_key = e.api_key;
+            check.headers = e.headers;
+            if (const std::string why = missing_key_error(check, key_env); !why.empty())
+                throw config_error("endpoint " + e.name + ": " + why);
+        }
+        list.push_back(std::move(e));
+    }
+    endpoint_options& d = list.front();
+    opts.endpoint_name = d.name;
+    opts.base_url = d.base_url;
+    opts.api_key = d.api_key;
+    opts.style = d.style;
+    opts.api_version = d.api_version;
+    opts.organization = d.organization;
+    opts.project = d.project;
+    opts.headers = d.headers;
+    opts.limits.rpm = d.limits.rpm;
+    opts.limits.tpm = d.limits.tpm;
+    opts.limits.burst = d.limits.burst;
+    opts.models = d.models;
+    opts.weight = d.weight;
+    opts.endpoints.assign(std::make_move_iterator(list.begin() + 1),
+                          std::make_move_iterator(list.end()));
+    return first_key_env;
 }
 
 void check_header_flag(std::string_view flag, std::string_view value) {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,6 +39,9 @@ struct run_options {
     /// `--header 'Name: value'`, in the order given; they add to the config file's
     /// `[headers]`, replacing one of the same name.
     std::vector<std::string> headers;
+    /// `--endpoint 'NAME=URL[,key=value...]'`, repeatable (parse_endpoint_flag): several
+    /// endpoints, replacing the config file's `[[endpoints]]`.
+    std::vector<std::string> endpoints;
     std::optional<std::size_t> concurrency;
     std::optional<double> rpm;
     std::optional<double> tpm;
@@ -127,6 +131,22 @@ batch_options make_batch_options(const run_options& o, dispatcher_options engine
 /// trimmed). Throws std::invalid_argument naming the flag, and the name when it is one, but
 /// never the value.
 std::pair<std::string, std::string> parse_header_flag(std::string_view arg);
+
+/// One `--endpoint` flag: `NAME=URL` then `,key=value` items with the keys of a
+/// `[[endpoints]]` table (api_key_env, rpm, tpm, tier, weight, models as names joined by '|',
+/// api_style, api_version, organization, project). No value may hold a comma. Throws
+/// std::invalid_argument naming the flag and the key.
+endpoint_entry parse_endpoint_flag(std::string_view arg);
+
+/// Makes `opts` send to the endpoints of `entries` (at least one): the first is the default
+/// endpoint (its name, URL, key, limits, ... replace `opts`' own, whatever the environment
+/// set), the others are `opts.endpoints`. Each key is read from its entry's variable, tiers
+/// fill the limits an entry leaves out. Returns the first entry's key variable. Throws
+/// config_error naming the endpoint when an endpoint other than the first has no key and
+/// needs one (missing_key_error checks the first, as for one endpoint).
+std::string apply_endpoints(dispatcher_options& opts,
+                            const std::vector<endpoint_entry>& entries,
+                            const std::function<const char*(const char*)>& getenv = ::getenv);
 
 /// Throws std::invalid_argument naming `flag` (never the value) when `value` holds a CR, LF,
 /// NUL or other control character: values sent in a header or the request line, or in every

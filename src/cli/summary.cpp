@@ -96,6 +96,15 @@ void print_summary(std::ostream& os,
     if (stats.untrusted_connections > 0)
         os << ", " << stats.untrusted_connections << " closed for bytes no request asked for";
     os << '\n';
+    // With several endpoints: what each did (attempts, so a request retried elsewhere counts
+    // on both) and the state its circuit breaker ended in.
+    for (const auto& [name, e] : stats.endpoints) {
+        os << "  endpoint " << name << ": sent " << e.sent << ", ok " << e.ok << ", errors "
+           << e.errors << ", 429s " << e.rate_limited << ", " << e.state;
+        if (e.opened > 0)
+            os << " (taken out " << e.opened << (e.opened == 1 ? " time)" : " times)");
+        os << '\n';
+    }
 }
 
 namespace {
@@ -151,6 +160,18 @@ void write_summary_json(std::ostream& os,
     if (!stats.ttft.empty()) {
         write_percentiles(os, "ttft_ms", stats.ttft);
         write_percentiles(os, "itl_ms", stats.itl);
+    }
+    // Endpoint names are letters, digits, '-', '_' and '.' (dispatcher_options::validate).
+    if (!stats.endpoints.empty()) {
+        os << ",\"endpoints\":{";
+        const char* comma = "";
+        for (const auto& [name, e] : stats.endpoints) {
+            os << comma << '"' << name << "\":{\"sent\":" << e.sent << ",\"ok\":" << e.ok
+               << ",\"errors\":" << e.errors << ",\"rate_limited\":" << e.rate_limited
+               << ",\"state\":\"" << e.state << "\",\"opened\":" << e.opened << '}';
+            comma = ",";
+        }
+        os << '}';
     }
     os << ",\"exit_status\":" << exit_status << "}\n";
 }

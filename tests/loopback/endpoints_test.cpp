@@ -1,6 +1,7 @@
 // Providers as they are, through the `sluice` binary (docs/endpoints.md): custom headers on
 // every request and never in anything written; Azure OpenAI's key header, api-version and
-// deployment route against the mock's Azure-shaped route, with configs/azure.toml.
+// deployment route against the mock's Azure-shaped route, with configs/azure.toml; several
+// endpoints (configs/endpoints.toml, --endpoint) with failover and a retired endpoint.
 #include "support/mock_process.hpp"
 #include "support/read_request.hpp"
 #include "support/script_server.hpp"
@@ -10,7 +11,10 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 using namespace sluice::test;
 namespace fs = std::filesystem;
@@ -177,4 +181,124 @@ TEST_CASE("an Azure endpoint without api-version is refused before sending, and 
     tally t = read_output(dir.file("bearer.jsonl"));
     CHECK(t.by_code["unauthorized"] >= 1);
     CHECK(t.per_id.size() == 5);
+}
+
+namespace {
+
+// `text` with every `from` replaced by `to`.
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+    for (std::size_t at = text.find(from); at != std::string::npos;
+         at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+    return text;
+}
+
+// The scheme, host and port of a mock's base URL ("https://127.0.0.1:PORT").
+std::string origin_of(const std::string& base_url) {
+    return base_url.substr(0, base_url.find('/', base_url.find("//") + 2));
+}
+
+// One certificate for 127.0.0.1 that both mocks serve: two self-signed certificates of the
+// same name would not both verify from one CA file (OpenSSL finds an issuer by its name).
+std::string shared_certificate(const temp_dir& dir) {
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " +
+                            dir.file("key.pem") + " -out " + dir.file("cert.pem") +
+                            " -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+                            " >/dev/null 2>&1";
+    REQUIRE(run_shell(cmd) == 0);
+    return " --cert " + dir.file("cert.pem") + " --key " + dir.file("key.pem");
+}
+
+constexpr const char* key_one = "sk-ONE-LEAKPROBE-1a2b3c";
+constexpr const char* key_two = "sk-TWO-LEAKPROBE-4d5e6f";
+constexpr const char* key_azure = "az-THREE-LEAKPROBE-7a8b9c";
+
+} // namespace
+
+TEST_CASE("configs/endpoints.toml against two mock servers: one killed mid-run, every line "
+          "still ends in exactly one record, served by the others") {
+    temp_dir dir, dir_a, dir_b;
+    const int n = 800;
+    const std::string input = make_input(dir, n);
+    const std::string cert = shared_certificate(dir);
+    mock_process a(dir_a, cert);
+    mock_process b(dir_b, cert);
+    // The example as documented, its endpoints pointed at the mocks: "primary" at a,
+    // "second-key" and the Azure deployment at b (the mock answers Azure's route too).
+    std::string config = read_file(std::string(SLUICE_SOURCE_DIR) + "/configs/endpoints.toml");
+    const std::string openai = "https://api.openai.com/v1";
+    const auto first = config.find(openai);
+    REQUIRE(first != std::string::npos);
+    config.replace(first, openai.size(), a.base_url());
+    config = replace_all(config, openai, b.base_url());
+    config = replace_all(config, "https://YOUR-RESOURCE.openai.azure.com", origin_of(b.base_url()));
+    // A short cool-down, so that the dead endpoint is probed (and fails) during the run.
+    config = replace_all(config, "cool_down_ms = 5000", "cool_down_ms = 500");
+    write_file(dir.file("endpoints.toml"), config);
+
+    const std::string cmd =
+        std::string("OPENAI_API_KEY=") + key_one + " OPENAI_API_KEY_2=" + key_two +
+        " AZURE_OPENAI_API_KEY=" + key_azure + " " + SLUICE_EXE + " run " + input + " -o " +
+        dir.file("out.jsonl") + " --config " + dir.file("endpoints.toml") + " --ca-file " +
+        dir.file("cert.pem") + " --summary " + dir.file("summary.json") + " --concurrency 8 >" +
+        dir.file("stdout.txt") + " 2>" + dir.file("stderr.txt");
+    int status = -1;
+    std::thread run([&] { status = run_shell(cmd); });
+    // Kill a once a quarter of the lines are written (bounded: 60 s).
+    for (int i = 0; i < 6000 && read_lines(dir.file("out.jsonl")).size() < n / 4; ++i)
+        ::usleep(10'000);
+    a.kill();
+    run.join();
+    INFO(read_file(dir.file("stderr.txt")));
+    CHECK(status == 0);
+    tally t = read_output(dir.file("out.jsonl"));
+    CHECK(t.per_id.size() == static_cast<std::size_t>(n));
+    for (const auto& [id, count] : t.per_id)
+        CHECK(count == 1);
+    CHECK(t.by_code["ok"] == n);
+    // The summary names each endpoint: the killed one taken out, the others serving.
+    const std::string summary = read_file(dir.file("summary.json"));
+    INFO(summary);
+    CHECK(summary.find("\"primary\":{") != std::string::npos);
+    CHECK(summary.find("\"second-key\":{") != std::string::npos);
+    CHECK(summary.find("\"azure\":{") != std::string::npos);
+    CHECK(summary.find("\"state\":\"closed\",\"opened\":0}") != std::string::npos);
+    const std::string primary = summary.substr(summary.find("\"primary\":{"));
+    const std::string own = primary.substr(0, primary.find('}'));
+    CHECK(own.find("\"state\":\"closed\"") == std::string::npos);
+    CHECK(own.find("\"opened\":0") == std::string::npos);
+    const std::string stderr_text = read_file(dir.file("stderr.txt"));
+    CHECK(stderr_text.find("endpoint primary taken out") != std::string::npos);
+    CHECK(stderr_text.find("endpoint primary:") != std::string::npos); // the summary's line
+    for (const char* key : {key_one, key_two, key_azure})
+        check_nowhere_under(dir, key);
+}
+
+TEST_CASE("--endpoint flags: an endpoint whose quota runs out is retired while the other "
+          "finishes the job") {
+    temp_dir dir, dir_a, dir_b;
+    const int n = 200;
+    const std::string input = make_input(dir, n);
+    const std::string cert = shared_certificate(dir);
+    mock_process a(dir_a, "--quota-after 30" + cert);
+    mock_process b(dir_b, cert);
+    const std::string cmd =
+        std::string("KEY_A=") + key_one + " KEY_B=" + key_two + " " + SLUICE_EXE + " run " + input +
+        " -o " + dir.file("out.jsonl") + " --endpoint 'a=" + a.base_url() +
+        ",api_key_env=KEY_A,weight=3'" + " --endpoint 'b=" + b.base_url() + ",api_key_env=KEY_B'" +
+        " --ca-file " + dir.file("cert.pem") + " --concurrency 4 --summary " +
+        dir.file("summary.json") + " >" + dir.file("stdout.txt") + " 2>" + dir.file("stderr.txt");
+    const int status = run_shell(cmd);
+    const std::string stderr_text = read_file(dir.file("stderr.txt"));
+    INFO(stderr_text);
+    CHECK(status == 0);
+    tally t = read_output(dir.file("out.jsonl"));
+    CHECK(t.per_id.size() == static_cast<std::size_t>(n));
+    CHECK(t.by_code["ok"] == n);
+    CHECK(stderr_text.find("endpoint a retired for the run") != std::string::npos);
+    const std::string summary = read_file(dir.file("summary.json"));
+    INFO(summary);
+    CHECK(summary.find("\"state\":\"retired\"") != std::string::npos);
+    for (const char* key : {key_one, key_two})
+        check_nowhere_under(dir, key);
 }

@@ -41,10 +41,16 @@ public:
             throw std::runtime_error("sluice mock did not start: " + read_file(out));
         ca_file_ = dir.file("mock.pem");
     }
-    ~mock_process() {
-        ::kill(pid_, SIGTERM);
+    ~mock_process() { stop(); }
+    /// Stops it now (SIGKILL: a server that dies, its connections reset), once.
+    void kill() { stop(SIGKILL); }
+    void stop(int signal = SIGTERM) {
+        if (pid_ <= 0)
+            return;
+        ::kill(pid_, signal);
         int status = 0;
         ::waitpid(pid_, &status, 0);
+        pid_ = -1;
     }
     const std::string& base_url() const { return base_url_; }
     const std::string& ca_file() const { return ca_file_; }

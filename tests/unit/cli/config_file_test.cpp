@@ -79,6 +79,9 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     loaded.shared_budget.url = "redis://changed";
     loaded.shared_budget.key = "changed";
     loaded.shared_budget.optional = !loaded.shared_budget.optional;
+    loaded.breaker.failure_threshold = 99;
+    loaded.breaker.cool_down = std::chrono::milliseconds(1);
+    loaded.breaker.max_cool_down = std::chrono::milliseconds(1);
     const auto settings =
         apply_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.toml", loaded);
     const dispatcher_options d;
@@ -105,6 +108,9 @@ TEST_CASE("configs/default.toml states exactly the defaults of the option struct
     CHECK(loaded.pool.reuse_quiet_period == d.pool.reuse_quiet_period);
     CHECK(loaded.tls.insecure == d.tls.insecure);
     CHECK(loaded.tls.ca_file == d.tls.ca_file);
+    CHECK(loaded.breaker.failure_threshold == d.breaker.failure_threshold);
+    CHECK(loaded.breaker.cool_down == d.breaker.cool_down);
+    CHECK(loaded.breaker.max_cool_down == d.breaker.max_cool_down);
     CHECK(loaded.organization == d.organization);
     CHECK(loaded.project == d.project);
     CHECK(loaded.per_model_limits == d.per_model_limits);

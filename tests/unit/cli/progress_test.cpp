@@ -238,6 +238,21 @@ TEST_CASE("sample_of takes the dispatcher's counters") {
     CHECK(s.skipped == 0);
 }
 
+TEST_CASE("the progress line names each endpoint out of service, and only those") {
+    stats_snapshot st;
+    st.endpoints["primary"].state = "closed";
+    st.endpoints["backup"].state = "open";
+    st.endpoints["azure"].state = "retired";
+    const progress_sample s = sample_of(st);
+    CHECK(s.endpoints_out == std::vector<std::string>{"azure retired", "backup open"});
+    test::manual_clock clock;
+    progress_meter meter;
+    const std::string line = meter.update(clock.now(), s);
+    CHECK(line.find("  endpoint azure retired  endpoint backup open") != std::string::npos);
+    CHECK(line.find("primary") == std::string::npos);
+    CHECK(sample_of(stats_snapshot{}).endpoints_out.empty());
+}
+
 TEST_CASE("the terminal line returns to column 0, clears the rest and fits the width") {
     const std::string text(200, 'x');
     for (std::size_t width : {1u, 2u, 40u, 80u, 199u, 200u, 300u}) {
