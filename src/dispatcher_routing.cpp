@@ -137,7 +137,10 @@ bool dispatcher::impl::route_head(const std::string& model,
         // Every endpoint of the model is retired: as with one endpoint, the run stops.
         op_ptr op = std::move(line.ops.front());
         line.ops.pop_front();
-        const error_code ec = op->last_error ? op->last_error : error_code(errc::quota_exhausted);
+        // Why the endpoints went: the request's own refusal when it had one, else quota.
+        const error_code ec = op->last_error == errc::unauthorized
+                                  ? op->last_error
+                                  : error_code(errc::quota_exhausted);
         op->res.message = "every endpoint serving the model \"" + model +
                           "\" is retired (quota exhausted or key refused)" +
                           (op->res.message.empty() ? "" : "; last failure: " + op->res.message);
@@ -151,12 +154,11 @@ bool dispatcher::impl::route_head(const std::string& model,
     line.ops.pop_front();
     std::optional<engine_clock::duration> soonest;
     std::string refused;
-    bool asked = false;
+    std::size_t refusals = 0;
     for (const std::size_t e : candidates) {
         engine_endpoint& target = *endpoints[e];
         if (target.on_wire >= opts.pool.max_connections)
             continue; // its response will pump again
-        asked = true;
         engine_scope& sc = target.scope_for(op->req, *clock, ex);
         const std::uint64_t cost = op->cost;
         sc.rules.push_front(std::move(op), cost);
@@ -180,24 +182,27 @@ bool dispatcher::impl::route_head(const std::string& model,
         if (auto* no = std::get_if<scope<op_ptr>::refused>(&step)) {
             op = std::move(no->item);
             refused = std::move(no->reason);
+            ++refusals;
             continue;
         }
         op = sc.rules.pop_front();
         const auto wait = std::get<engine_clock::duration>(step);
         soonest = soonest ? std::min(*soonest, wait) : wait;
     }
-    const auto reopen = router->next_reopen(model, breakers);
-    if (asked && !soonest && !reopen && !refused.empty()) {
-        // Every endpoint that could take it refused it as too large for its limits.
+    if (refusals > 0 && refusals == router->live_count(model, breakers)) {
+        // Every endpoint that may ever take it refused it as too large for its limits.
         op->res.message = std::move(refused);
         finish(std::move(op), errc::request_too_large);
         return true;
     }
+    // When to ask again: the soonest bucket's wait, or a breaker's probe moment (one already
+    // due belongs to a candidate whose pool is full: its response asks again).
     std::optional<engine_clock::time_point> when;
     if (soonest)
         when = now + *soonest;
-    if (reopen && (!when || *reopen < *when))
-        when = std::max(*reopen, now);
+    const auto reopen = router->next_reopen(model, breakers);
+    if (reopen && *reopen > now && (!when || *reopen < *when))
+        when = *reopen;
     if (when && op->deadline <= *when) {
         fail_deadline(
             std::move(op), now, "would pass before the rate limits admit it", *when - now);

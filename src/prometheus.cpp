@@ -123,6 +123,18 @@ public:
             sample(name, get(sc), "scope", key.empty() ? endpoint_scope : std::string_view(key));
     }
 
+    // Per endpoint (several endpoints only), one value each.
+    template <class Get>
+    void per_endpoint(std::string_view name,
+                      std::string_view type,
+                      std::string_view help,
+                      const std::map<std::string, endpoint_stats>& endpoints,
+                      Get get) {
+        family(name, type, help);
+        for (const auto& [key, e] : endpoints)
+            sample(name, get(e), "endpoint", key);
+    }
+
     void histogram(std::string_view name, std::string_view help, const timing_histogram& h) {
         family(name, "histogram", help);
         std::string bucket(name);
@@ -247,6 +259,40 @@ void render_prometheus(const stats_snapshot& s, std::string& out) {
                 "Tokens the scope's bucket held at its last event (negative: a debt).",
                 s.scopes,
                 [](const scope_stats& sc) { return sc.tokens_available; });
+    if (!s.endpoints.empty()) {
+        using E = const endpoint_stats&;
+        w.per_endpoint("endpoint_attempts_total",
+                       "counter",
+                       "Attempts sent to each of several endpoints.",
+                       s.endpoints,
+                       [](E e) { return e.sent; });
+        w.per_endpoint("endpoint_ok_total",
+                       "counter",
+                       "Attempts answered 2xx, by endpoint.",
+                       s.endpoints,
+                       [](E e) { return e.ok; });
+        w.per_endpoint("endpoint_errors_total",
+                       "counter",
+                       "Failed attempts other than 429s, by endpoint.",
+                       s.endpoints,
+                       [](E e) { return e.errors; });
+        w.per_endpoint("endpoint_rate_limited_total",
+                       "counter",
+                       "429 answers (rate limit or quota), by endpoint.",
+                       s.endpoints,
+                       [](E e) { return e.rate_limited; });
+        w.per_endpoint("endpoint_breaker_opened_total",
+                       "counter",
+                       "Times the endpoint's circuit breaker opened.",
+                       s.endpoints,
+                       [](E e) { return e.opened; });
+        w.per_endpoint("endpoint_up",
+                       "gauge",
+                       "1 while the endpoint's circuit breaker is closed (in service); 0 when "
+                       "open, half-open or retired.",
+                       s.endpoints,
+                       [](E e) { return std::uint64_t{e.state == "closed"}; });
+    }
     w.counter("prompt_tokens_total",
               "Prompt tokens, from usage of successful responses.",
               s.prompt_tokens);

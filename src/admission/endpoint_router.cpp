@@ -58,6 +58,15 @@ bool endpoint_router::can_serve(std::string_view model,
     return false;
 }
 
+std::size_t endpoint_router::live_count(std::string_view model,
+                                        const std::vector<circuit_breaker>& breakers) const {
+    std::size_t n = 0;
+    for (std::size_t e = 0; e < endpoints_.size(); ++e)
+        if (serves(e, model) && !breakers[e].retired())
+            ++n;
+    return n;
+}
+
 bool endpoint_router::anyone_serves(std::string_view model) const {
     for (std::size_t e = 0; e < endpoints_.size(); ++e)
         if (serves(e, model))

@@ -3,6 +3,7 @@
 // one stopped mid-run leaves the other to serve every request; one whose quota runs out is
 // retired while the other finishes the job. Each load is bounded in count and time.
 #include "support/loopback.hpp"
+#include "support/script_server.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -265,4 +266,114 @@ TEST_CASE("a request goes only to the endpoints that serve its model") {
         opts, 3, [] { return std::uint64_t{0}; }, {}, "other-model");
     CHECK(r.by_kind["client_error"] == 3);
     CHECK(a.server().stats().requests + b.server().stats().requests == 70);
+}
+
+TEST_CASE("a request goes to the endpoint that can admit it soonest, to the nanosecond of the "
+          "engine clock") {
+    // a: 60 RPM (one a second, a bucket of one); b: 120 RPM (two a second, a bucket of two).
+    const std::string ok = test::http_answer("200 OK", "", test::completion_with_usage(10));
+    test::script_server sa([&](int, std::string_view) { return ok; });
+    test::script_server sb([&](int, std::string_view) { return ok; });
+    dispatcher_options o;
+    o.endpoint_name = "a";
+    o.base_url = sa.base_url();
+    o.limits.rpm = 60;
+    endpoint_options e;
+    e.name = "b";
+    e.base_url = sb.base_url();
+    e.limits.rpm = 120;
+    o.endpoints.push_back(e);
+    auto clock = std::make_shared<manual_clock>();
+    o.clock = clock;
+    const auto t0 = clock->now();
+    asio::io_context ioc;
+    std::optional<dispatcher> engine(std::in_place, ioc.get_executor(), o);
+    std::vector<std::string> done;
+    for (int i = 0; i < 8; ++i) {
+        request r;
+        r.custom_id = std::to_string(i);
+        r.body = test::chat_body(i, 16);
+        r.model = "m";
+        r.token_cost = 1;
+        engine->async_complete(std::move(r),
+                               [&](error_code, result res) { done.push_back(res.custom_id); });
+    }
+    auto run_until = [&](const std::function<bool()>& what) {
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        while (!what() && std::chrono::steady_clock::now() < give_up) {
+            ioc.restart();
+            ioc.run_for(1ms);
+        }
+        return what();
+    };
+    auto poll = [&] {
+        ioc.restart();
+        ioc.poll();
+    };
+    // At t0: a takes the first (fewest routed, first in order), b the second and, a being
+    // empty, the third; the fourth waits for b's refill, half a second, the soonest.
+    REQUIRE(run_until([&] { return done.size() == 3 && clock->waiting() == 1; }));
+    CHECK(sa.requests() == 1);
+    CHECK(sb.requests() == 2);
+    CHECK(clock->next_wake() == t0 + 500ms);
+    clock->set(t0 + 500ms - 1ns);
+    poll();
+    CHECK(engine->stats().admitted == 3);
+    clock->set(t0 + 500ms);
+    REQUIRE(run_until([&] { return done.size() == 4 && clock->waiting() == 1; }));
+    CHECK(sb.requests() == 3);
+    // At t0 + 1 s both can admit one: a first (fewer routed), then b.
+    CHECK(clock->next_wake() == t0 + 1s);
+    clock->set(t0 + 1s);
+    REQUIRE(run_until([&] { return done.size() == 6; }));
+    CHECK(sa.requests() == 2);
+    CHECK(sb.requests() == 4);
+    // Sent in submission order, whichever endpoint took each: a 0 and 4, b 1, 2, 3 and 5.
+    auto sent = [](const test::script_server& server, int n, int question) {
+        return server.request(n).find("Question number " + std::to_string(question) + ":") !=
+               std::string::npos;
+    };
+    CHECK(sent(sa, 0, 0));
+    CHECK(sent(sa, 1, 4));
+    CHECK(sent(sb, 0, 1));
+    CHECK(sent(sb, 1, 2));
+    CHECK(sent(sb, 2, 3));
+    CHECK(sent(sb, 3, 5));
+    const auto s = engine->stats();
+    CHECK(s.endpoints.at("a").sent == 2);
+    CHECK(s.endpoints.at("b").sent == 4);
+    engine->stop(false);
+    engine.reset();
+    ioc.restart();
+    ioc.run_for(200ms);
+}
+
+TEST_CASE("a request too large for one endpoint's limits goes to another, and one too large "
+          "for all fails unsent") {
+    stoppable_mock a(mock_options{}), b(mock_options{});
+    auto opts = two_endpoints(a, b);
+    opts.limits.tpm = 100;
+    opts.endpoints[0].limits.tpm = 1'000;
+    asio::io_context ioc;
+    dispatcher engine(ioc.get_executor(), opts);
+    std::map<std::string, result> results;
+    for (const auto& [id, cost] : {std::pair{"fits-b", 500}, std::pair{"fits-none", 5'000}}) {
+        request r;
+        r.custom_id = id;
+        r.body = test::chat_body(1, 16);
+        r.token_cost = cost;
+        engine.async_complete(std::move(r), [&](error_code, result res) {
+            const std::string key = res.custom_id;
+            results.emplace(key, std::move(res));
+            if (results.size() == 2)
+                engine.stop();
+        });
+    }
+    ioc.run_for(20s);
+    REQUIRE(results.size() == 2);
+    CHECK_FALSE(results.at("fits-b").ec);
+    CHECK(results.at("fits-none").ec == errc::request_too_large);
+    CHECK(results.at("fits-none").attempts == 0);
+    CHECK(a.server().stats().requests == 0);
+    CHECK(b.server().stats().requests == 1);
 }

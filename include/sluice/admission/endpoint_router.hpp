@@ -56,6 +56,10 @@ public:
     /// be sent.
     bool can_serve(std::string_view model, const std::vector<circuit_breaker>& breakers) const;
 
+    /// How many endpoints serving `model` are not retired.
+    std::size_t live_count(std::string_view model,
+                           const std::vector<circuit_breaker>& breakers) const;
+
     /// Whether some endpoint serves `model` at all (retired or not).
     bool anyone_serves(std::string_view model) const;
 

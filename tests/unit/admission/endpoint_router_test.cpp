@@ -102,8 +102,10 @@ TEST_CASE("open breakers leave the candidates until their probe moment, retired 
     breakers[1].on_send(clock.now()); // the probe is out: no timer for it
     CHECK_FALSE(r.next_reopen("m", breakers));
     CHECK(r.can_serve("m", breakers));
+    CHECK(r.live_count("m", breakers) == 2);
     breakers[0].retire();
     breakers[1].retire();
     CHECK_FALSE(r.can_serve("m", breakers));
+    CHECK(r.live_count("m", breakers) == 0);
     CHECK(r.anyone_serves("m"));
 }

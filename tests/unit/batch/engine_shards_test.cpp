@@ -55,6 +55,25 @@ TEST_CASE("shard_options splits every scope's limits and gives each shard its sh
     CHECK(one.model_limits.at("gpt-4o").share == 1);
 }
 
+TEST_CASE("shard_options splits each of several endpoints' limits too") {
+    dispatcher_options opts = account();
+    endpoint_options e;
+    e.name = "backup";
+    e.base_url = "http://127.0.0.1:9/v1";
+    e.limits.rpm = 1200;
+    e.limits.tpm = 40'000;
+    opts.endpoints.push_back(e);
+    for (unsigned i = 0; i < 4; ++i) {
+        const dispatcher_options s = shard_options(opts, i, 4);
+        CHECK_NOTHROW(s.validate());
+        REQUIRE(s.endpoints.size() == 1);
+        CHECK(s.endpoints[0].limits.rpm == 300);
+        CHECK(s.endpoints[0].limits.tpm == 10'000);
+        CHECK(s.endpoints[0].limits.share == 0.25);
+        CHECK(s.limits.rpm == 600);
+    }
+}
+
 TEST_CASE("shards reconciling with the account's headers keep the account's limit together") {
     // Three shards of an account configured at 1,800 RPM that the server says allows 900 with
     // 12 left. Each shard must take a third of that (300 RPM, 4 now), not the whole: taken

@@ -68,6 +68,10 @@ stats_snapshot known_stats() {
     s.latency.record(3ms);
     s.latency.record(20ms);
     s.latency.record(2s);
+    // Several endpoints: their families are checked by promtool below too.
+    s.endpoints["primary"].sent = 3;
+    s.endpoints["primary"].ok = 3;
+    s.endpoints["backup"].state = "retired";
     return s;
 }
 
@@ -129,6 +133,38 @@ TEST_CASE("render_prometheus writes the known stats as exact lines") {
     for (const auto& l : lines_of(text))
         CHECK((l.rfind("# HELP sluice_", 0) == 0 || l.rfind("# TYPE sluice_", 0) == 0 ||
                l.rfind("sluice_", 0) == 0));
+}
+
+TEST_CASE("several endpoints each have their counters and an up gauge, one has none") {
+    stats_snapshot st;
+    st.endpoints["primary"].sent = 12;
+    st.endpoints["primary"].ok = 9;
+    st.endpoints["primary"].errors = 3;
+    st.endpoints["primary"].opened = 1;
+    st.endpoints["primary"].state = "open";
+    st.endpoints["backup"].sent = 4;
+    st.endpoints["backup"].rate_limited = 1;
+    std::string text;
+    render_prometheus(st, text);
+    INFO(text);
+    for (const char* line : {
+             "# TYPE sluice_endpoint_attempts_total counter",
+             "sluice_endpoint_attempts_total{endpoint=\"primary\"} 12",
+             "sluice_endpoint_attempts_total{endpoint=\"backup\"} 4",
+             "sluice_endpoint_ok_total{endpoint=\"primary\"} 9",
+             "sluice_endpoint_errors_total{endpoint=\"primary\"} 3",
+             "sluice_endpoint_rate_limited_total{endpoint=\"backup\"} 1",
+             "sluice_endpoint_breaker_opened_total{endpoint=\"primary\"} 1",
+             "# TYPE sluice_endpoint_up gauge",
+             "sluice_endpoint_up{endpoint=\"primary\"} 0",
+             "sluice_endpoint_up{endpoint=\"backup\"} 1",
+         }) {
+        INFO(line);
+        CHECK(has_line(text, line));
+    }
+    std::string one;
+    render_prometheus(stats_snapshot{}, one);
+    CHECK(one.find("sluice_endpoint_") == std::string::npos);
 }
 
 TEST_CASE("every histogram's buckets are cumulative and end in +Inf equal to the count") {
