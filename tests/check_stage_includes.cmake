@@ -12,7 +12,7 @@ cmake_minimum_required(VERSION 3.25)
 
 set(stages core source admission transport parse sink redis mock harness loadgen engine batch batch_api cli)
 set(engine_files dispatcher dispatcher_impl dispatcher_options dispatcher_response dispatcher_delivery
-    metrics prometheus sluice)
+    dispatcher_routing metrics prometheus sluice)
 
 # Direct dependencies, as the CMake targets declare them (passed in by tests/CMakeLists.txt).
 string(REPLACE "|" ";" stage_deps "${STAGE_DEPS}")

@@ -274,7 +274,7 @@ TEST_CASE("configs/endpoints.toml against two mock servers: one killed mid-run, 
         check_nowhere_under(dir, key);
 }
 
-TEST_CASE("--endpoint flags: an endpoint whose quota runs out is retired while the other "
+TEST_CASE("endpoint flags: an endpoint whose quota runs out is retired while the other "
           "finishes the job") {
     temp_dir dir, dir_a, dir_b;
     const int n = 200;

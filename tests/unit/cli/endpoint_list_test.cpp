@@ -127,7 +127,7 @@ base_url = "http://127.0.0.1:1/v1"
     CHECK_THAT(refusal(o), Catch::Contains("weight"));
 }
 
-TEST_CASE("--endpoint NAME=URL with key=value items, replacing the file's endpoints") {
+TEST_CASE("an endpoint flag is NAME=URL with key=value items, replacing the file's endpoints") {
     scoped_env k("SLUICE_TEST_KEY_B", "sk-bbb");
     const endpoint_entry e = parse_endpoint_flag(
         "b=https://api.example.com/v1?x=1,api_key_env=SLUICE_TEST_KEY_B,rpm=600,tpm=0,"
