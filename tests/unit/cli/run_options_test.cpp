@@ -103,7 +103,7 @@ TEST_CASE("a tiers file from --tiers or the config's tiers_file gives --tier mor
     CHECK_THROWS_WITH(build_options(plain), Catch::Contains("tiers.toml:2: [tiers.gateway] rpm"));
 }
 
-TEST_CASE("--no-adaptive turns adaptive admission off for the endpoint and every model") {
+TEST_CASE("the no-adaptive flag turns adaptive admission off for the endpoint and every model") {
     test::temp_dir dir;
     run_options o = with_config(dir, "[limits.models.\"m\"]\nrpm = 5\n");
     CHECK(build_options(o).limits.adaptive.enabled);
