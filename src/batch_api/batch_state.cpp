@@ -114,6 +114,7 @@ batch_state batch_state::load(const std::string& path) {
         get(o, "unfinished", p.unfinished);
         get(o, "unfinished_file", p.unfinished_file);
         get(o, "finished_by", p.finished_by);
+        get(o, "generation", p.generation);
         s.parts.push_back(std::move(p));
     }
     return s;
@@ -152,6 +153,7 @@ void batch_state::save(const std::string& path) const {
         put(out, "unfinished", p.unfinished);
         put(out, "unfinished_file", p.unfinished_file);
         put(out, "finished_by", p.finished_by);
+        put(out, "generation", std::uint64_t{p.generation});
         end_object(out);
     }
     out += "]}\n";

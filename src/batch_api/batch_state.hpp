@@ -31,6 +31,8 @@ struct batch_part {
     std::uint64_t unfinished = 0;
     std::string unfinished_file;
     std::string finished_by;
+    // 0 for a part of the input; 1 + its source's for a part made by --resubmit.
+    std::uint32_t generation = 0;
 };
 
 // The whole job. Written whole, atomically, after every step (save()).

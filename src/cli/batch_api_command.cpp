@@ -313,14 +313,31 @@ std::vector<batch_part*> unfinished_parts(batch_state& s) {
     return v;
 }
 
+// A part's lines can go into a new batch when the batch ran out of time or was cancelled
+// (not when it failed validation: the same lines would fail again), and at most
+// `max_resubmissions` times, so that a window too short for them cannot loop without end.
+constexpr std::uint32_t max_resubmissions = 3;
+
+std::vector<batch_part*> resubmittable_parts(batch_state& s) {
+    std::vector<batch_part*> v;
+    for (batch_part* p : unfinished_parts(s))
+        if ((p->status == "expired" || p->status == "cancelled") &&
+            p->generation < max_resubmissions)
+            v.push_back(p);
+    return v;
+}
+
 // --resubmit: the unfinished lines become new parts, submitted as the first ones were.
 void resubmit(api_session& api,
               batch_state& s,
               const batch_api_options& o,
               const std::string& state_path) {
-    const auto todo = unfinished_parts(s);
+    const auto todo = resubmittable_parts(s);
     if (todo.empty())
         return;
+    std::uint32_t generation = 0;
+    for (const batch_part* p : todo)
+        generation = std::max(generation, p->generation + 1);
     const std::string dir = batch_state::directory_of(state_path);
     detail::split_options so;
     so.max_requests = o.max_batch_requests;
@@ -346,8 +363,10 @@ void resubmit(api_session& api,
         names += (names.empty() ? "" : ", ") + std::to_string(np.index);
     for (batch_part* p : todo)
         p->finished_by = "resubmitted as part " + names;
-    for (auto& np : parts)
+    for (auto& np : parts) {
+        np.generation = generation;
         s.parts.push_back(std::move(np));
+    }
     s.save(state_path);
     submit_parts(api, s, state_path, o.run.quiet);
 }
@@ -490,7 +509,7 @@ int batch_collect(batch_api_options& o) {
                         collect_part(api, s, p, out, state_path, o.run.quiet);
                 out.sync();
             }
-            if (o.resubmit && !unfinished_parts(s).empty()) {
+            if (o.resubmit && !resubmittable_parts(s).empty()) {
                 resubmit(api, s, o, state_path);
                 continue;
             }

@@ -256,6 +256,26 @@ TEST_CASE("batch api: an expired part is resubmitted as a new part", "[batch_api
     CHECK(ok == n);
 }
 
+TEST_CASE("batch api: resubmission stops after 3 rounds, and live finishes the rest",
+          "[batch_api]") {
+    mock_options o;
+    o.batch.processing_time = 50ms;
+    o.batch.expire_every = 1; // every batch expires with half its requests done
+    job_fixture f(o);
+    write_input(f.dir.file("in.jsonl"), 20);
+    REQUIRE(f.run("submit " + f.dir.file("in.jsonl")) == 0);
+    const std::string out = f.dir.file("out.jsonl");
+    // 20 -> 10 left -> 5 -> 3 -> 2: the original batch and three resubmissions.
+    CHECK(f.run("collect -o " + out + " --wait --poll-interval 0.05 --resubmit") == 1);
+    CHECK(f.stats().batches_created == 4);
+    CHECK(records(out).size() == 18);
+    CHECK(f.run("collect -o " + out + " --finish-live") == 0);
+    CHECK(f.stats().ok == 2);
+    int ok = 0;
+    require_each_once(records(out, &ok), 20);
+    CHECK(ok == 20);
+}
+
 TEST_CASE("batch api: split by size, bad lines recorded and never uploaded", "[batch_api]") {
     // The issue's 300 MB input against the 200 MB limit, scaled down a hundredfold: the split
     // is the same code whatever the sizes, and the mock refuses nothing it should accept.
