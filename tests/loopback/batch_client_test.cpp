@@ -281,3 +281,38 @@ TEST_CASE("batch client: 503s are retried after the server's hint, and close end
     CHECK(*done == asio::error::operation_aborted);
     CHECK(std::chrono::steady_clock::now() - start < 10s);
 }
+
+TEST_CASE("batch client: Azure OpenAI's files and batches are the resource's, with api-version",
+          "[batch_api]") {
+    mock_options mo = test::mock_with_tls();
+    mo.batch.processing_time = 0ms;
+    test::loopback_mock mock(mo);
+    test::temp_dir dir;
+    std::string lines;
+    for (int i = 1; i <= 3; ++i)
+        lines += R"({"custom_id":"a)" + std::to_string(i) +
+                 R"(","method":"POST","url":"/chat/completions","body":)" + test::chat_body(i) +
+                 "}\n";
+    write(dir.file("in.jsonl"), lines);
+    auto opts = mock.client_options();
+    const std::string root = opts.base_url.substr(0, opts.base_url.size() - 3); // without /v1
+    opts.base_url = root + "/openai/deployments/gpt-4o-mini?api-version=2024-10-21";
+    REQUIRE(opts.effective_style() == api_style::azure);
+    asio::io_context ioc;
+    batch_client client(ioc.get_executor(), opts);
+    auto [uec, file] = call<file_object>(client, ioc, [&](batch_client& c, auto h) {
+        c.async_upload(dir.file("in.jsonl"), "in.jsonl", std::move(h));
+    });
+    REQUIRE_FALSE(uec); // /openai/files: the deployment's path would be a 404
+    batch_create_request req;
+    req.input_file_id = file.id;
+    req.endpoint = "/chat/completions";
+    auto [cec, b] = call<batch_object>(
+        client, ioc, [&](batch_client& c, auto h) { c.async_create_batch(req, std::move(h)); });
+    REQUIRE_FALSE(cec);
+    auto [pec, done] = call<batch_object>(
+        client, ioc, [&](batch_client& c, auto h) { c.async_poll(b.id, std::move(h)); });
+    REQUIRE_FALSE(pec);
+    CHECK(done.status == "completed");
+    CHECK(done.request_counts.completed == 3);
+}
