@@ -21,9 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The parts are not all final yet: collect again later (or with --wait).
-constexpr int exit_pending = 8;
-
 std::string default_state(const batch_api_options& o, const std::string& fallback) {
     if (!o.state.empty())
         return o.state;

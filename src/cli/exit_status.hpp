@@ -14,6 +14,7 @@ inline constexpr int exit_io = 4;            ///< input or output file could not
 inline constexpr int exit_invalid_input = 5; ///< --strict found bad lines; nothing sent
 inline constexpr int exit_auth = 6;          ///< stopped: the server refused the API key (401)
 inline constexpr int exit_deadline = 7;      ///< stopped by --max-duration; records written
+inline constexpr int exit_pending = 8; ///< sluice batch: parts not final yet; collect again later
 inline constexpr int exit_interrupted = 130; ///< stopped by SIGINT/SIGTERM; records written
 
 /// Thrown by a command's callback to end the process with `code` after it has reported.
