@@ -5,7 +5,7 @@
 # it must find the rate from the 429s.
 #
 #   bench/admission/adaptive.sh [--rpm N] [--seconds S] [--concurrency C] [--latency-ms L]
-#                               [--sluice PATH]
+#                               [--no-adaptive] [--sluice PATH]
 #
 # Defaults: 3,000 RPM (a bucket of one second), a job of 60 seconds at that rate (3,000 lines),
 # 64 connections (sluice's default), no added latency. Prints the served rate against the
@@ -13,7 +13,7 @@
 # of requests answered 429, the rate sluice found (its summary) and the verdict against the
 # target: at least 90% of the limit with under 2% of the requests refused. Exit status 0
 # when the target is met, 1 otherwise. Both processes listen and talk on 127.0.0.1 only and
-# are stopped by their PIDs.
+# are stopped by their PIDs. --no-adaptive runs the client with adaptation off, for contrast.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,6 +22,7 @@ rpm=3000
 seconds=60
 concurrency=64
 latency_ms=0
+client_flags=()
 sluice=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -29,8 +30,9 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --latency-ms) latency_ms=$2; shift 2 ;;
+    --no-adaptive) client_flags+=(--no-adaptive); shift ;;
     --sluice) sluice=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "adaptive.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -80,12 +82,14 @@ awk -v n="$lines" 'BEGIN {
 }' >"$work/in.jsonl"
 
 echo "adaptive: $lines lines, mock at $rpm RPM without headers or hints ($base_url)," \
-    "$concurrency connections, latency ${latency_ms} ms, sluice told no limit"
+    "$concurrency connections, latency ${latency_ms} ms, sluice told no limit" \
+    ${client_flags[@]+"${client_flags[@]}"}
 start=$(date +%s.%N)
 status=0
 OPENAI_API_KEY=sk-bench "$sluice" run "$work/in.jsonl" -o "$work/out.jsonl" \
     --base-url "$base_url" --concurrency "$concurrency" --max-attempts 10 \
-    --summary "$work/summary.json" >"$work/client.log" 2>&1 || status=$?
+    --summary "$work/summary.json" ${client_flags[@]+"${client_flags[@]}"} \
+    >"$work/client.log" 2>&1 || status=$?
 end=$(date +%s.%N)
 kill -INT "$mock_pid"
 wait "$mock_pid" 2>/dev/null || true
