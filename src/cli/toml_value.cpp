@@ -3,6 +3,7 @@
 #include <sluice/transport/header_value.hpp>
 
 #include <cmath>
+#include <cstdio>
 
 namespace sluice::cli::detail {
 
@@ -61,8 +62,12 @@ double toml_value::number(double min) const {
     if (!node.is_number())
         fail("expected a number");
     const double v = *node.value<double>();
-    if (!std::isfinite(v) || v < min)
-        fail("expected a number >= " + std::to_string(min));
+    if (!std::isfinite(v) || v < min) {
+        // "%g": ">= 0", not std::to_string's ">= 0.000000".
+        char bound[32];
+        std::snprintf(bound, sizeof bound, "%g", min);
+        fail(std::string("expected a number >= ") + bound);
+    }
     return v;
 }
 

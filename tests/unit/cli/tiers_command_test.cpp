@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -61,4 +63,27 @@ TEST_CASE("sluice tiers shows the built-in tiers and those of --tiers and --conf
     CHECK(list_tiers(o, out, err) == 2);
     CHECK(err.str().find("t.toml:2: [tiers.gateway] rpm") != std::string::npos);
     CHECK(out.str().empty());
+}
+
+TEST_CASE("the tiers file of docs/endpoints.md loads as the text says") {
+    // The example a user copies: it must load, add `gateway` and replace tier-2 whole.
+    std::ifstream doc(std::string(SLUICE_SOURCE_DIR) + "/docs/endpoints.md");
+    const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+    const std::string open = "```toml\n# my-tiers.toml\n";
+    const auto start = text.find(open);
+    REQUIRE(start != std::string::npos);
+    const auto end = text.find("```", start + open.size());
+    REQUIRE(end != std::string::npos);
+    test::temp_dir dir;
+    const std::string file = dir.file("my-tiers.toml");
+    test::write_file(file, text.substr(start + 8, end - start - 8)); // from "# my-tiers.toml"
+    const auto tiers = known_tiers({}, file);
+    const tier& gateway = find_tier(tiers, "gateway");
+    CHECK(gateway.rpm == 600);
+    CHECK(gateway.models.at("llama-3.1-70b").tpm == 200'000);
+    CHECK(gateway.models.at("qwen2.5-72b").rpm == 60);
+    CHECK(gateway.models.at("qwen2.5-72b").tpm == 0);
+    const tier& two = find_tier(tiers, "tier-2");
+    CHECK(two.models.size() == 1);
+    CHECK(two.models.at("gpt-4o-mini").tpm == 4'000'000);
 }
