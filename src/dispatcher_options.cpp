@@ -173,6 +173,9 @@ void dispatcher_options::validate() const {
         throw std::invalid_argument("proxy.no_proxy: holds a control character");
     validate_headers(*this);
     shared_budget.validate();
+    // Leases are timed by Redis and the steady clock: a manual clock would never see them.
+    if (shared_budget.enabled() && clock)
+        throw std::invalid_argument("shared_budget: needs the steady clock (leave clock null)");
     if (queue_limit == 0)
         throw std::invalid_argument("queue_limit: must be at least 1");
     pool.validate();

@@ -124,7 +124,7 @@ struct dispatcher_options {
     retry_options retry;
     /// Share the account's limits with other processes through Redis (off by default): the
     /// limits above are then the account's, for all members together. See
-    /// docs/scale-out.md.
+    /// docs/scale-out.md. Leases are timed on the steady clock: `clock` must be left null.
     shared_budget_options shared_budget;
     estimate_options estimate;
     /// The default endpoint's name in stats and messages, its models (empty: every model) and

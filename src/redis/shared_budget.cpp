@@ -208,7 +208,11 @@ error_code probe_redis(const shared_budget_options& opts, std::string& why) {
         },
         asio::detached);
     ioc.run_for(opts.timeout * 4 + std::chrono::seconds(1));
+    // Not done in time: closing ends the pending step, and the coroutine with it, before
+    // `conn` goes away.
     conn.close();
+    ioc.restart();
+    ioc.run_for(std::chrono::milliseconds(200));
     return result;
 }
 
