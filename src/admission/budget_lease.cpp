@@ -214,11 +214,15 @@ lease_call budget_lease::prepare(time_point now) {
     c.request_capacity = rpm_ > 0 ? shared_capacity(request_rate(), burst_) : 0;
     c.token_rate = token_rate();
     c.token_capacity = tpm_ > 0 ? shared_capacity(token_rate(), burst_) : 0;
-    if (rpm_ > 0) {
+    // A member that admitted nothing for a lease's lifetime only renews its membership: what
+    // it took would sit unused until it expired.
+    const bool active =
+        waiting_ || (last_demand_ != time_point{} && now - last_demand_ < opts_.ttl);
+    if (rpm_ > 0 && active) {
         c.want_requests = std::max(0.0, request_block() - held_r);
         c.need_requests = std::max(0.0, std::min(1.0 - held_r, c.want_requests));
     }
-    if (tpm_ > 0) {
+    if (tpm_ > 0 && active) {
         c.want_tokens = std::max(0.0, token_block() - held_t);
         const double need = std::min(std::max(need_tokens_, 1.0), c.token_capacity);
         c.need_tokens = std::max(0.0, std::min(need - held_t, c.want_tokens));

@@ -65,6 +65,7 @@ TEST_CASE("a reservation is used exactly when the shared buckets have refilled i
 
 TEST_CASE("the block shrinks with the members and grows back when they leave") {
     budget_lease l = joined();
+    CHECK(l.try_take(t0, 10) > 0ns); // requests wait for budget
     l.prepare(t0);
     l.on_reply(t0, grant(0, 0, 4, 10ms));
     const lease_call four = l.prepare(t0 + 10ms);
@@ -170,4 +171,25 @@ TEST_CASE("a limiter on a shared budget pays from the lease and keeps to 1/N wit
     limiter.try_admit(t0 + 2s, 100);
     CHECK(limiter.limits().rpm == Approx(600));
     CHECK(limiter.limits().share == Approx(1));
+}
+
+TEST_CASE("an idle member renews its membership every third of the lease ttl, and only then") {
+    budget_lease l = joined();
+    l.prepare(t0);
+    l.on_reply(t0, grant(0, 0, 3));
+    CHECK_FALSE(l.due(t0 + 300ms));
+    CHECK(l.next_due(t0 + 300ms) == t0 + 1000ms / 3);
+    CHECK(l.due(t0 + 334ms));
+    // It admitted nothing: the call asks for no budget, a heartbeat only.
+    lease_call c = l.prepare(t0 + 334ms);
+    CHECK(c.want_requests == 0);
+    CHECK(c.want_tokens == 0);
+    l.on_reply(t0 + 334ms, grant(0, 0, 3));
+    CHECK_FALSE(l.due(t0 + 600ms));
+    // Asked to admit, it wants a block again: 10/s x 0.25 s / 3, at least one request.
+    CHECK(l.try_take(t0 + 600ms, 10) > 0ns);
+    REQUIRE(l.due(t0 + 600ms));
+    c = l.prepare(t0 + 600ms);
+    CHECK(c.want_requests == Approx(1.0));
+    CHECK(c.want_tokens == Approx(1000 * 0.25 / 3));
 }
