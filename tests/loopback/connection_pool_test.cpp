@@ -146,6 +146,9 @@ TEST_CASE("a refused connection fails at the connect step") {
     CHECK(std::string(run.responses[0].failed_step) == "connect");
 }
 
+// Not under the sanitizers: their runtime needs descriptors of its own (UBSan checks that memory
+// is readable through a pipe), and with none left it reports the objects it cannot check.
+#ifndef SLUICE_SANITIZED
 TEST_CASE("a socket the open-file limit refuses is named, not reported as cancelled") {
     test::loopback_mock mock;
     const std::string url = mock.server().base_url();
@@ -177,6 +180,8 @@ TEST_CASE("a socket the open-file limit refuses is named, not reported as cancel
     CHECK(run.responses[0].ec == asio::error::no_descriptors);
     CHECK(std::string(run.responses[0].failed_step) == "connect");
 }
+
+#endif
 
 TEST_CASE("no more than max_connecting connections are opened at once") {
     // A listener that never accepts: the kernel completes the TCP connects, and every TLS
