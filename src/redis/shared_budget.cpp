@@ -1,5 +1,7 @@
 #include <sluice/redis/shared_budget.hpp>
 
+#include "detail/percent_decode.hpp"
+
 #include <openssl/sha.h>
 
 #include <charconv>
@@ -8,38 +10,7 @@
 
 namespace sluice {
 
-namespace {
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool percent_decode(std::string_view in, std::string& out) {
-    out.clear();
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '%') {
-            out += in[i];
-            continue;
-        }
-        if (i + 2 >= in.size())
-            return false;
-        const int hi = hex_digit(in[i + 1]);
-        const int lo = hex_digit(in[i + 2]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-    }
-    return true;
-}
-
-} // namespace
+using detail::percent_decode;
 
 redis_url redis_url::parse(const std::string& text, error_code& ec) {
     ec = {};

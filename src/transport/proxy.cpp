@@ -1,6 +1,8 @@
 #include <sluice/transport/header_value.hpp>
 #include <sluice/transport/proxy.hpp>
 
+#include "detail/percent_decode.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
@@ -10,6 +12,8 @@
 namespace sluice {
 
 namespace {
+
+using detail::percent_decode;
 
 namespace ip = boost::asio::ip;
 
@@ -31,33 +35,6 @@ bool parse_port(std::string_view text, std::uint16_t& out) noexcept {
         value > 65535)
         return false;
     out = static_cast<std::uint16_t>(value);
-    return true;
-}
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-// %XX decoding of the URL's user and password; false on a bad escape.
-bool percent_decode(std::string_view in, std::string& out) {
-    out.clear();
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '%') {
-            out += in[i];
-            continue;
-        }
-        if (i + 2 >= in.size())
-            return false;
-        const int hi = hex_value(in[i + 1]);
-        const int lo = hex_value(in[i + 2]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-    }
     return true;
 }
 
