@@ -4,6 +4,7 @@
 
 #include "detail/recycled.hpp"
 #include "transport/response_parser.hpp"
+#include "transport/tls_stream.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -13,7 +14,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <openssl/ssl.h>
 
@@ -61,7 +61,7 @@ struct connection {
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
 
-    std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
+    std::optional<tls_stream> tls;
     std::optional<boost::beast::tcp_stream> plain;
     boost::beast::flat_buffer buffer;
     std::optional<response_parser> parser; // in place: no allocation per exchange
@@ -77,7 +77,22 @@ struct connection {
     std::unique_ptr<exchange> held; // phase::quiet: its answer, not yet delivered
     std::unique_ptr<exchange> next; // phase::lending: the exchange it goes to
 
-    boost::beast::tcp_stream& tcp() { return tls ? boost::beast::get_lowest_layer(*tls) : *plain; }
+    boost::beast::tcp_stream& tcp() { return tls ? tls->next_layer() : *plain; }
+
+    // The deadline of the HTTP exchange's reads and writes (after connecting, which has its
+    // own, on tcp()).
+    void expires_at(std::chrono::steady_clock::time_point t) {
+        if (tls)
+            tls->expires_at(t);
+        else
+            plain->expires_at(t);
+    }
+    void expires_never() {
+        if (tls)
+            tls->expires_never();
+        else
+            plain->expires_never();
+    }
 
     // Calls `fn` with the stream HTTP goes over (TLS or plain).
     template <class Fn>
@@ -93,7 +108,7 @@ struct connection {
     // the idle read was cancelled. A peek sees the FIN too, which `available()` does not: a
     // server that answered and closed at once is not sent another request.
     bool has_unread_bytes() {
-        if (buffer.size() > 0 || (tls && ::SSL_pending(tls->native_handle()) > 0))
+        if (buffer.size() > 0 || (tls && tls->has_pending()))
             return true;
         char byte;
         const ssize_t n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -103,7 +118,7 @@ struct connection {
     // Closes the socket at once, cancelling any operation in progress (it completes with
     // operation_aborted). No TLS close_notify is sent or awaited: the server learns of the
     // close from the TCP FIN, and waiting for its close_notify would hold a slot for nothing.
-    // So the stream_truncated that an ssl_stream shutdown reports when the peer closes
+    // So the stream_truncated that a TLS shutdown reports when the peer closes
     // without close_notify (benign for HTTP, whose messages carry their own framing) never
     // reaches us. While reading a body delimited by the end of the stream, though, it stays
     // an error: there a cut connection cannot be told from the end of the body.

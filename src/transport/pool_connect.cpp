@@ -208,18 +208,20 @@ void pool_impl::start_session(exchange_ptr x) {
         return start_write(std::move(x));
     }
 
-    set_peer_name(x->conn->tls->native_handle(), ep.host, host_is_ip, ec);
+    auto& stream = *x->conn->tls;
+    stream.attach(ec);
+    if (ec)
+        return fail(std::move(x), ec, "handshake");
+    set_peer_name(stream.native_handle(), ep.host, host_is_ip, ec);
     if (ec)
         return fail(std::move(x), ec, "handshake");
     const auto budget = step_budget(*x, opts.handshake_timeout);
     if (budget == clock::duration::zero())
         return fail(std::move(x), beast::error::timeout, "handshake");
-    x->conn->tcp().expires_after(budget);
-    auto& stream = *x->conn->tls;
-    stream.async_handshake(asio::ssl::stream_base::client,
-                           [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
-                               self->on_handshake(std::move(x), ec);
-                           });
+    stream.expires_at(clock::now() + budget);
+    stream.async_handshake([self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+        self->on_handshake(std::move(x), ec);
+    });
 }
 
 void pool_impl::on_handshake(exchange_ptr x, error_code ec) {

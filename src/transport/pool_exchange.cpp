@@ -40,7 +40,7 @@ void pool_impl::start_write(exchange_ptr x) {
         asio::buffer(x->more_body[1].data(), x->more_body[1].size())};
     connection& c = *x->conn;
     // One deadline for connecting, writing the request and reading the whole response.
-    c.tcp().expires_at(x->deadline);
+    c.expires_at(x->deadline);
     new_parser(*x);
     auto on_written = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                     std::size_t) mutable {
@@ -111,7 +111,7 @@ void pool_impl::read_stream(exchange_ptr x) {
     if (c.parser->is_done())
         return on_body(std::move(x), {});
     const auto now = clock::now();
-    c.tcp().expires_at(std::min(x->deadline, now + opts.stream_idle_timeout));
+    c.expires_at(std::min(x->deadline, now + opts.stream_idle_timeout));
     auto on_piece = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                   std::size_t) mutable {
         if (ec) {
@@ -165,7 +165,7 @@ void pool_impl::on_body(exchange_ptr x, error_code ec) {
     // step with our requests (we never pipeline): on a connection that carried an earlier
     // request, the answer just read may be a stray response and these bytes the real one.
     const bool extra =
-        conn->buffer.size() > 0 || (conn->tls && ::SSL_pending(conn->tls->native_handle()) > 0);
+        conn->buffer.size() > 0 || (conn->tls && conn->tls->has_pending());
     const bool keep = conn->parser->keep_alive() && !extra;
     conn->parser.reset();
     if (extra)

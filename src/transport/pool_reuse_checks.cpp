@@ -31,7 +31,7 @@ void pool_impl::ack_at_once([[maybe_unused]] connection& conn) const {
 // when it comes, not taken later for the answer to the next request.
 void pool_impl::arm_idle_read(const connection_ptr& conn) {
     conn->read_armed = true;
-    conn->tcp().expires_never();
+    conn->expires_never();
     ack_at_once(*conn);
     conn->with_stream([&](auto& s) {
         s.async_read_some(asio::buffer(conn->probe),

@@ -69,10 +69,11 @@ struct pool_options {
     /// you trust); a real completion takes far longer than the default, so it costs little.
     std::chrono::milliseconds reuse_quiet_period{10};
     /// TLS connections, counted from the first open, that keep OpenSSL's record buffers (about
-    /// 34 KiB each) between reads. Asio lets OpenSSL free them whenever a read leaves nothing
-    /// pending, so every read and write allocates 17 KiB afresh: 8 allocations per request, and
-    /// 40 or more per streamed answer. Keeping them is the fast path; connections beyond this
-    /// count release them, so that ten thousand mostly waiting connections stay small.
+    /// 34 KiB each) between reads. The others free them whenever a read leaves nothing pending
+    /// and before every wait for an answer, so that every read and write allocates 17 KiB
+    /// afresh (8 allocations per request, and 40 or more per streamed answer) but a connection
+    /// waiting for its answer holds none. Keeping them is the fast path; connections beyond
+    /// this count release them, so that ten thousand mostly waiting connections stay small.
     std::size_t tls_buffered_connections = 256;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
@@ -130,7 +131,7 @@ struct pool_stats {
     std::uint64_t untrusted = 0;
 };
 
-/// A pool of keep-alive HTTP/1.1 connections (TLS over Beast's ssl_stream, or plain TCP for
+/// A pool of keep-alive HTTP/1.1 connections (TLS with OpenSSL on the socket, or plain TCP for
 /// http:// endpoints) to one endpoint. An exchange borrows an idle connection or opens one up
 /// to `max_connections`, or waits for one. A connection the server closed is replaced
 /// transparently: when a reused connection fails before any response byte arrived, the
