@@ -69,6 +69,9 @@ struct connection {
     bool open = true;        // not yet discarded
     bool read_armed = false; // an async_read_some into `probe` is pending
     bool connecting = false; // counted in the pool's connections being opened
+    // One of the first `tls_buffered_connections` opened: it keeps OpenSSL's record buffers
+    // and reads bodies 16 KiB at a time; the others keep little between reads.
+    bool busy_class = false;
     phase state = phase::busy;
     std::chrono::steady_clock::time_point idle_since;
     std::size_t slot = 0;         // index in the pool's list of open connections

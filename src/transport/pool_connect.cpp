@@ -203,6 +203,7 @@ void pool_impl::on_tunnel(exchange_ptr x, error_code ec, unsigned status, bool e
 // request itself over plain HTTP.
 void pool_impl::start_session(exchange_ptr x) {
     error_code ec;
+    x->conn->busy_class = live.size() <= opts.tls_buffered_connections;
     if (!x->conn->tls) {
         connected(*x->conn);
         return start_write(std::move(x));
@@ -238,7 +239,7 @@ void pool_impl::on_handshake(exchange_ptr x, error_code ec) {
     }
     if (closed)
         return fail(std::move(x), asio::error::operation_aborted, "handshake");
-    if (live.size() <= opts.tls_buffered_connections)
+    if (x->conn->busy_class)
         ::SSL_clear_mode(x->conn->tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);
     first_contact = false; // the server is the one it says: the others may connect now
     connected(*x->conn);   // and another connection may start in its place

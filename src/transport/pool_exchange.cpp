@@ -94,9 +94,11 @@ void pool_impl::on_header(exchange_ptr x, error_code ec) {
 // Beast reads into what the buffer has room for, at least 512 bytes: left at the size the
 // head needed, a 32 KB event stream takes some 64 reads, each a trip through the TLS engine
 // and a handler. A body longer than the buffer is read a TLS record (16 KiB) at a time
-// instead; `make_idle` gives the room back, so idle connections stay small.
+// instead; `make_idle` gives the room back, so idle connections stay small. Connections
+// beyond `tls_buffered_connections` read 4 KiB at a time: ten thousand slow streams would
+// otherwise hold 16 KiB each between their events.
 void pool_impl::widen_reads(connection& c) {
-    const std::size_t wide = c.buffer.size() + wide_read_bytes;
+    const std::size_t wide = c.buffer.size() + (c.busy_class ? wide_read_bytes : narrow_read_bytes);
     const auto length = c.parser->content_length(); // none when chunked
     if (c.parser->streaming() || !length)
         c.buffer.reserve(wide);
@@ -164,8 +166,7 @@ void pool_impl::on_body(exchange_ptr x, error_code ec) {
     // body that ended with the stream. Bytes past the response mean the stream is out of
     // step with our requests (we never pipeline): on a connection that carried an earlier
     // request, the answer just read may be a stray response and these bytes the real one.
-    const bool extra =
-        conn->buffer.size() > 0 || (conn->tls && conn->tls->has_pending());
+    const bool extra = conn->buffer.size() > 0 || (conn->tls && conn->tls->has_pending());
     const bool keep = conn->parser->keep_alive() && !extra;
     conn->parser.reset();
     if (extra)

@@ -36,13 +36,17 @@ struct pool_run {
 };
 
 // Sends `n` exchanges (at most `parallel` at a time) through a fresh pool and collects them.
-pool_run exchange_many(
-    const std::string& base_url, pool_options opts, int n, int parallel, int max_tokens = 64) {
+pool_run exchange_many(const std::string& base_url,
+                       pool_options opts,
+                       int n,
+                       int parallel,
+                       int max_tokens = 64,
+                       const tls_options& tls = {}) {
     asio::io_context ioc;
     error_code ec;
     const endpoint ep = endpoint::parse(base_url, ec);
     REQUIRE_FALSE(ec);
-    auto ctx = make_client_tls_context({});
+    auto ctx = make_client_tls_context(tls);
     request_headers h;
     h.target = ep.target("/chat/completions");
     h.authorization = "Bearer sk-test";
@@ -376,6 +380,28 @@ TEST_CASE("a chunked body arrives whole, with room to parse it in place") {
         CHECK(r.body == answer_body);
         CHECK(r.body.capacity() >= r.body.size() + parse_padding);
     }
+}
+
+TEST_CASE("TLS connections beyond tls_buffered_connections carry long answers as the first do") {
+    // They free OpenSSL's buffers before each wait and read 4 KiB at a time: answers of
+    // about 40 KB, many records each, must arrive whole on them and on the buffered one.
+    mock_options mo = test::mock_with_tls(true);
+    mo.answer_tokens = 8000;
+    test::loopback_mock mock(mo);
+    tls_options t;
+    t.ca_pem = mock.server().certificate_pem();
+    pool_options o;
+    o.tls_buffered_connections = 1;
+    const auto run = exchange_many(mock.server().base_url(), o, 200, 8, 8000, t);
+    REQUIRE(run.responses.size() == 200);
+    for (const auto& r : run.responses) {
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.status == 200);
+        CHECK(r.body.size() > 32 * 1024);
+        CHECK(r.body.find("\"chat.completion\"") != std::string::npos);
+        CHECK(r.body.back() == '}');
+    }
+    CHECK(run.most_open > 1); // some of them went over the unbuffered connections
 }
 
 TEST_CASE("a body that ends with the connection is read whole and the connection not reused") {

@@ -23,6 +23,8 @@ namespace sluice::detail {
 
 // How much room a body is read with: the plaintext of one full TLS record.
 inline constexpr std::size_t wide_read_bytes = 16 * 1024;
+// The same for connections beyond `pool_options::tls_buffered_connections`.
+inline constexpr std::size_t narrow_read_bytes = 4 * 1024;
 
 // The state of one connection_pool and the steps that move it, shared by the files that each
 // take one job of it:
