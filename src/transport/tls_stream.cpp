@@ -230,16 +230,13 @@ void tls_stream::release_buffers() {
         ::SSL_free_buffers(ssl_); // refuses (and changes nothing) while bytes are pending
 }
 
+// No clock is read here: a deadline already passed arms a timer that fires at once, and its
+// handler cuts the wait (a read of the clock per wait was 1 in 13 of a request's).
 error_code tls_stream::before_wait() {
     if (timed_out_)
         return beast::error::timeout;
-    if (deadline_ == clock::time_point::max())
-        return {};
-    if (clock::now() >= deadline_) {
-        timed_out_ = true;
-        return beast::error::timeout;
-    }
-    arm_timer();
+    if (deadline_ != clock::time_point::max())
+        arm_timer();
     return {};
 }
 
@@ -268,7 +265,7 @@ void tls_stream::on_timer() {
         return; // a later deadline: armed again if something waits, else at the next wait
     }
     if (waiting_ == 0)
-        return; // the next wait sees the passed deadline by itself
+        return; // the next wait arms the timer again, and it fires at once
     timed_out_ = true;
     // As beast::tcp_stream does on a timeout: the connection is not used again.
     error_code ignored;

@@ -267,8 +267,8 @@ private:
         return {};
     }
 
-    // Before each wait: a deadline already passed fails the operation; otherwise the timer
-    // is made to fire no later than the deadline.
+    // Before each wait: the timer is made to fire no later than the deadline (at once when
+    // it has passed); a stream that timed out fails the operation.
     error_code before_wait();
     // A read has an answer without the socket: an error it owes, or the peer's close_notify.
     bool read_ended() const noexcept {
