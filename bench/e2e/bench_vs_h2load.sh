@@ -11,8 +11,19 @@
 #
 # usage: bench/e2e/bench_vs_h2load.sh [--sluice PATH] [--requests N] [--connections C]
 #                                     [--rates "R1 R2 ..."] [--server-core K] [--client-core K]
+#                                     [--only "whole stream open"] [--callgrind "N1 N2"]
+#                                     [--profile PERF_DATA]
+# --only: run only the listed parts (1 = whole, 2 = stream, 3 = open).
+# --callgrind "N1 N2": instead of the parts, `sluice bench --stream` under valgrind's callgrind
+#   for N1 then N2 requests (8 connections), and the instructions per streamed request and per
+#   event from the difference (start-up and handshakes cancel out): the figure that stays
+#   steady on a shared, noisy machine (valgrind from Debian). With SLUICE_CALLGRIND_OUT=FILE,
+#   the N2 run's profile is kept there (callgrind_annotate FILE).
+# --profile PERF_DATA: after the parts, one more `sluice bench --stream` under `perf record`
+#   (Debian linux-perf), and its top symbols.
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
+usage() { sed -n '/^# usage:/,/^# Build first/p' "$0" | sed 's/^# \{0,1\}//'; }
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 sluice="$root/build/bench/sluice"
@@ -21,6 +32,9 @@ connections=64
 rates="5000 10000 20000 30000 40000"
 server_core=0
 client_core=1
+only="whole stream open"
+callgrind=""
+profile=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --sluice) sluice=$2; shift 2 ;;
@@ -29,6 +43,10 @@ while [ $# -gt 0 ]; do
         --rates) rates=$2; shift 2 ;;
         --server-core) server_core=$2; shift 2 ;;
         --client-core) client_core=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
+        --callgrind) callgrind=$2; shift 2 ;;
+        --profile) profile=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -131,24 +149,73 @@ PY
     cpu_us "$(cat "$dir/sent")"
 }
 
-echo
-echo "1. closed loop, whole answers ($connections in flight)"
-read -r h_rps h_cpu <<< "$(h2load_rps /v1/chat/completions "$dir/post.json")"
-read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/v1" -c "$connections" --no-stream)"
-printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench" "$s_rps" "$s_cpu"
-closed_h2load=$h_rps
+has_part() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-echo "2. closed loop, 200-chunk SSE answers ($connections in flight)"
-read -r h_rps h_cpu <<< "$(h2load_rps /sse/v1/chat/completions "$dir/post-sse.json")"
-read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/sse/v1" -c "$connections" --stream)"
-printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench --stream" "$s_rps" "$s_cpu"
-python3 -c "print(f'  sluice / h2load = {$s_rps / $h_rps:.2f}x (target >= 0.8)')"
+# callgrind's instruction count for `sluice bench --stream` of N requests (8 connections, one
+# thread: valgrind runs the threads one at a time anyway).
+callgrind_ir() { # requests
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$sluice" bench \
+        --base-url "$url/sse/v1" --ca-file "$dir/cert.pem" --model m --input-tokens 4 \
+        --output-tokens 8 -n "$1" -c 8 -q --stream --json "$dir/b.json" > /dev/null 2> "$dir/cg.log"
+    python3 - "$dir/b.json" "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["completed"] == int(sys.argv[2]), f"completed {r['completed']} failed {r.get('failed')}"
+PY
+    awk '/^summary:/ {print $2}' "$dir/cg.out"
+}
 
-echo "3. open loop, whole answers, constant arrivals (cap $connections in flight x 4; 2 s warm-up not recorded)"
-best=0
-for r in $rates; do
-    read -r s_rps lag s_cpu <<< "$(sluice_bench "$url/v1" --rate "$r" --arrivals constant -c $((connections * 4)) --warmup 2 --no-stream)"
-    printf "  rate %6s: %9s req/s  send lag p99 %7s ms  %6s us CPU/request\n" "$r" "$s_rps" "$lag" "$s_cpu"
-    if python3 -c "import sys; sys.exit(0 if $lag < 1.0 else 1)"; then best=$r; fi
-done
-python3 -c "print(f'  highest rate held with send lag p99 < 1 ms: $best/s; h2load closed loop: $closed_h2load/s ({$best / $closed_h2load:.2f}x, target >= 1)')"
+if [ -n "$callgrind" ]; then
+    require_tools valgrind
+    read -r n1 n2 <<< "$callgrind"
+    events=$(grep -c '^data:' "$dir/sse/v1/chat/completions")
+    ir1=$(callgrind_ir "$n1")
+    ir2=$(callgrind_ir "$n2")
+    if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT"; fi
+    python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice bench --stream: {$ir1} instructions for $n1 requests, {$ir2} for $n2: {d:,.0f} per streamed request, {d / $events:,.0f} per event ($events events a request)')"
+    exit 0
+fi
+
+closed_h2load=""
+if has_part whole; then
+    echo
+    echo "1. closed loop, whole answers ($connections in flight)"
+    read -r h_rps h_cpu <<< "$(h2load_rps /v1/chat/completions "$dir/post.json")"
+    read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/v1" -c "$connections" --no-stream)"
+    printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench" "$s_rps" "$s_cpu"
+    closed_h2load=$h_rps
+fi
+
+if has_part stream; then
+    echo "2. closed loop, 200-chunk SSE answers ($connections in flight)"
+    read -r h_rps h_cpu <<< "$(h2load_rps /sse/v1/chat/completions "$dir/post-sse.json")"
+    read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/sse/v1" -c "$connections" --stream)"
+    printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench --stream" "$s_rps" "$s_cpu"
+    python3 -c "print(f'  sluice / h2load = {$s_rps / $h_rps:.2f}x (target >= 0.8)')"
+fi
+
+if has_part open; then
+    echo "3. open loop, whole answers, constant arrivals (cap $connections in flight x 4; 2 s warm-up not recorded)"
+    best=0
+    for r in $rates; do
+        read -r s_rps lag s_cpu <<< "$(sluice_bench "$url/v1" --rate "$r" --arrivals constant -c $((connections * 4)) --warmup 2 --no-stream)"
+        printf "  rate %6s: %9s req/s  send lag p99 %7s ms  %6s us CPU/request\n" "$r" "$s_rps" "$lag" "$s_cpu"
+        if python3 -c "import sys; sys.exit(0 if $lag < 1.0 else 1)"; then best=$r; fi
+    done
+    if [ -z "$closed_h2load" ]; then
+        echo "  highest rate held with send lag p99 < 1 ms: $best/s"
+    else
+        python3 -c "print(f'  highest rate held with send lag p99 < 1 ms: $best/s; h2load closed loop: $closed_h2load/s ({$best / $closed_h2load:.2f}x, target >= 1)')"
+    fi
+fi
+
+if [ -n "$profile" ]; then
+    require_tools perf
+    echo
+    echo "profile of one more sluice bench --stream: $profile"
+    taskset -c "$client_core" perf record -q -g -o "$profile" -- "$sluice" bench \
+        --base-url "$url/sse/v1" --ca-file "$dir/cert.pem" --model m --input-tokens 4 \
+        --output-tokens 8 -n "$requests" -c "$connections" -q --stream > /dev/null
+    perf report -i "$profile" --no-children -g none --percent-limit 0.7 --stdio --sort dso,symbol 2>/dev/null |
+        grep -E '^ +[0-9]' | sed -E 's/ +- +- *$//; s/ {2,}/  /g' | cut -c1-150 | head -50
+fi
