@@ -116,6 +116,7 @@ public:
 
 private:
     void release_event() noexcept;
+    const char* take_whole_event(const char* p, const char* end) noexcept;
     bool take_line(std::string_view line, bool borrowed, error_code& ec);
     void take_field(std::string_view name, std::string_view value, bool borrowed);
     void take_data(std::string_view value, bool borrowed);

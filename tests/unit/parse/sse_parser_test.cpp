@@ -270,6 +270,52 @@ TEST_CASE("an event lying in one read is a view into it, one spanning reads is w
     CHECK(p.event().data == "second");
 }
 
+// One-line events lying whole in a read take a shortcut past the line walk: next to events
+// that must take the walk (a type, an id, two data lines, a CR, no space, a blank data) they
+// give what the walk gives, fed whole, split anywhere and byte by byte.
+TEST_CASE("one-line events read whole agree with the line walk beside every other shape") {
+    const std::string all = "data: a\n\n"
+                            "event: t\ndata: typed\n\n"
+                            "data: untyped\n\n"
+                            "id: 7\ndata: b\n\n"
+                            "data: keeps id\n\n"
+                            "data: one\ndata: two\n\n"
+                            "data: crlf\r\n\r\n"
+                            "data:nospace\n\n"
+                            "data:\n\n"
+                            "data:  two spaces\n\n"
+                            ": comment\ndata: c\n\n"
+                            "data: [DONE]\n\n";
+    const feed_result whole = feed_whole(all);
+    const std::vector<recorded_event> expected = {message("a"),
+                                                  {"t", "typed", "", false},
+                                                  message("untyped"),
+                                                  message("b", "7"),
+                                                  message("keeps id", "7"),
+                                                  message("one\ntwo", "7"),
+                                                  message("crlf", "7"),
+                                                  message("nospace", "7"),
+                                                  message("", "7"),
+                                                  message(" two spaces", "7"),
+                                                  message("c", "7"),
+                                                  message("[DONE]", "7")};
+    CHECK(whole.events == expected);
+    CHECK_FALSE(whole.ec);
+    CHECK_FALSE(whole.end);
+    check_every_split(all, whole);
+
+    // The bound on one event holds on the shortcut too: a line of exactly max_event_bytes
+    // passes, one byte more fails, whole or split.
+    sse_parser_options opts;
+    opts.max_event_bytes = 16;
+    const std::string fits = "data: " + std::string(10, 'x') + "\n\n";
+    CHECK(feed_whole(fits, opts).events == std::vector{message(std::string(10, 'x'))});
+    check_every_split(fits, feed_whole(fits, opts), opts);
+    const std::string over = "data: " + std::string(11, 'x') + "\n\n";
+    CHECK(feed_whole(over, opts).ec == errc::event_too_large);
+    check_every_split(over, feed_whole(over, opts), opts);
+}
+
 TEST_CASE("put_all calls back once per event and reports the failure") {
     sse_parser p;
     std::vector<std::string> seen;
