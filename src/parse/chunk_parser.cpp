@@ -137,10 +137,12 @@ struct content_shape {
     std::string before;     // the bytes up to the content's opening quote, the quote included
     std::string after;      // the bytes from its closing quote on
     completion_chunk chunk; // what the full parse read; its views outlive it (see `arm`)
-    std::string content;    // the text of the last chunk read this way
     bool armed = false;
 
-    // Reads `data` as the last full parse with a new content; false when it is not that.
+    // Reads `data` as the last full parse with a new content; false when it is not that. The
+    // content is a view into `data`: a plain string's text is its value, with nothing to
+    // unescape. `chunk` has one choice and nothing else in its vectors and optionals (see
+    // `arm`), so `out` is set field by field rather than copied whole: this runs per event.
     bool read(std::string_view data, completion_chunk& out) {
         if (!armed || data.size() < before.size() + after.size() ||
             data.compare(0, before.size(), before) != 0 ||
@@ -150,9 +152,18 @@ struct content_shape {
             data.substr(before.size(), data.size() - before.size() - after.size());
         if (!plain_string_content(text))
             return false;
-        content.assign(text);
-        out = chunk;
-        out.choices.front().content = content;
+        out.id = chunk.id;
+        out.model = chunk.model;
+        out.created = chunk.created;
+        out.system_fingerprint = chunk.system_fingerprint;
+        out.service_tier = chunk.service_tier;
+        out.choices.resize(1);
+        out.choices.front() = chunk.choices.front();
+        out.choices.front().content = text;
+        out.tool_calls.clear();
+        out.usage.reset();
+        out.usage_json = {};
+        out.error.reset();
         return true;
     }
 };

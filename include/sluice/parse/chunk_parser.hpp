@@ -101,7 +101,8 @@ struct completion_chunk {
 ///
 /// Most chunks of a stream are the one before with another piece of text: when a chunk's
 /// bytes are those of the last one parsed in full but for the string of `delta.content`,
-/// only that string is checked and read (the result is the full parse's, tested so).
+/// only that string is checked and read (the result is the full parse's, tested so), and
+/// `content` is then a view into the bytes parsed: such a string has nothing to unescape.
 ///
 /// Thread safety: distinct objects are independent; one object must not be used from two
 /// threads at once.

@@ -339,6 +339,25 @@ TEST_CASE("a chunk shaped like the last one with a new content string is read in
           "finish= lp=]");
     CHECK(reused_parse(q, head + "\xC3" + tail) ==
           "error: " + make_error_code(errc::malformed_response).message());
+
+    // The shortcut fills its output field by field: a chunk object that last held another
+    // parser's answer (two choices, tool calls, usage, an error) keeps none of it.
+    chunk_parser r, other;
+    completion_chunk out;
+    (void)reused_parse(r, head + "first" + tail);
+    REQUIRE_FALSE(other.parse(
+        std::string(
+            R"({"id":"z","created":1,"system_fingerprint":"fp","service_tier":"t","choices":[)"
+            R"({"index":0,"delta":{"tool_calls":[{"index":0,"id":"call","function":{"name":"f"}}]}},)"
+            R"({"index":1,"delta":{"content":"x"}}],"usage":{"prompt_tokens":1},)"
+            R"("error":{"message":"m"}})"),
+        out));
+    const std::string json = head + "again" + tail;
+    REQUIRE_FALSE(r.parse(json, out));
+    CHECK(describe(out) == fresh_parse(json));
+    CHECK(out.tool_calls.empty());
+    CHECK_FALSE(out.usage);
+    CHECK(out.choices[0].content.data() == json.data() + head.size()); // no copy
 }
 
 TEST_CASE("text that would change the chunk's structure is not taken for content") {
