@@ -34,8 +34,10 @@ struct choice_state {
     std::size_t tool_slots = 0;
 };
 
+// Every chunk repeats the id, the model and the rest: comparing is cheaper than assigning
+// the same bytes again, which this does per event.
 void set_if(std::string& field, std::string_view value) {
-    if (!value.empty())
+    if (!value.empty() && value != field)
         field.assign(value);
 }
 
@@ -170,9 +172,12 @@ struct stream_assembler::impl {
             append_elements(c.logprobs_refusal, delta.logprobs_refusal);
         }
         set_if(c.finish_reason, delta.finish_reason);
-        c.refusal.append(delta.refusal);
+        if (!delta.refusal.empty())
+            c.refusal.append(delta.refusal);
         set_if(c.role, delta.role);
         c.content.append(delta.content);
+        if (delta.tool_call_count == 0)
+            return;
         for (const tool_call_delta& d : chunk.tool_calls_of(delta)) {
             tool_state& t = tool_at(c, d.index);
             t.seen = true;
