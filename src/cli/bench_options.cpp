@@ -45,6 +45,7 @@ dispatcher_options engine_options(const bench_options& o, std::string* api_key_e
         e.retry.max_retry_after = bench.retry.max_retry_after;
     e.pool.max_connections = o.max_connections;
     e.pool.reuse_quiet_period = bench.pool.reuse_quiet_period;
+    e.fields = bench.fields;
     return e;
 }
 

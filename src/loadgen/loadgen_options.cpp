@@ -14,6 +14,7 @@ dispatcher_options bench_engine_options() {
     o.limits.learn_from_headers = false;
     o.pool.max_connections = 256;
     o.pool.reuse_quiet_period = std::chrono::milliseconds(0);
+    o.fields = completion_fields::usage;
     return o;
 }
 

@@ -69,7 +69,9 @@ error_code stream_reader::finish(std::string& body) {
     if (assembler_.empty())
         return errc::event_stream_truncated;
     body.clear();
-    body.reserve(1024 + parse_padding);
+    // Room for the text and its escapes, the fields around it and the parser's padding, so
+    // that the answer is written in one allocation.
+    body.reserve(1024 + content_bytes_ + content_bytes_ / 4 + parse_padding);
     assembler_.append_json(body);
     body.reserve(body.size() + parse_padding);
     return {};

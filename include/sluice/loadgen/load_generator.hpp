@@ -25,7 +25,9 @@ namespace sluice {
 /// - `limits`: no RPM/TPM limit, and none learned from the server's headers;
 /// - `pool.max_connections` 256 (the cap on requests in flight when no concurrency is set);
 /// - `pool.reuse_quiet_period` 0 (answers on reused connections trusted at once: the server
-///   under test is yours).
+///   under test is yours);
+/// - `fields` `completion_fields::usage`: the figures need the usage and the timings, not the
+///   text (the answer is still checked whole; a streamed one's text is not copied out again).
 /// Turn limits or retries on by setting those fields again.
 dispatcher_options bench_engine_options();
 
