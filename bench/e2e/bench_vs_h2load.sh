@@ -18,7 +18,8 @@
 #   for N1 then N2 requests (8 connections), and the instructions per streamed request and per
 #   event from the difference (start-up and handshakes cancel out): the figure that stays
 #   steady on a shared, noisy machine (valgrind from Debian). With SLUICE_CALLGRIND_OUT=FILE,
-#   the N2 run's profile is kept there (callgrind_annotate FILE).
+#   the N2 run's profile is kept there (callgrind_annotate FILE); SLUICE_CALLGRIND_ARGS adds
+#   options to valgrind (such as --dump-instr=yes).
 # --profile PERF_DATA: after the parts, one more `sluice bench --stream` under `perf record`
 #   (Debian linux-perf), and its top symbols.
 # Build first: cmake --preset bench && cmake --build --preset bench
@@ -154,7 +155,7 @@ has_part() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # callgrind's instruction count for `sluice bench --stream` of N requests (8 connections, one
 # thread: valgrind runs the threads one at a time anyway).
 callgrind_ir() { # requests
-    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$sluice" bench \
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" ${SLUICE_CALLGRIND_ARGS:-} "$sluice" bench \
         --base-url "$url/sse/v1" --ca-file "$dir/cert.pem" --model m --input-tokens 4 \
         --output-tokens 8 -n "$1" -c 8 -q --stream --json "$dir/b.json" > /dev/null 2> "$dir/cg.log"
     python3 - "$dir/b.json" "$1" <<'PY'
