@@ -4,6 +4,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <iterator>
 #include <stdexcept>
 #include <utility>
@@ -90,11 +91,16 @@ std::string synthetic_body(std::string_view model,
                            std::uint32_t max_tokens,
                            bool stream,
                            bool ignore_eos) {
-    std::string body = "{\"model\":";
+    // One allocation per body: room for the fixed text, the strings and a few escapes.
+    std::string body;
+    body.reserve(160 + model.size() + text.size() + text.size() / 8);
+    body += "{\"model\":";
     detail::append_json_string(body, model);
     body += ",\"messages\":[{\"role\":\"user\",\"content\":";
     detail::append_json_string(body, text);
-    body += "}],\"max_tokens\":" + std::to_string(max_tokens);
+    body += "}],\"max_tokens\":";
+    char digits[16];
+    body.append(digits, std::to_chars(digits, digits + sizeof digits, max_tokens).ptr);
     body += stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}"
                    : ",\"stream\":false";
     if (ignore_eos)
