@@ -9,17 +9,6 @@ namespace sluice {
 timing_histogram::timing_histogram()
     : buckets_(bucket_count, 0) {}
 
-std::size_t timing_histogram::index_of(std::uint64_t micros) noexcept {
-    if (micros < exact_below)
-        return static_cast<std::size_t>(micros);
-    micros = std::min<std::uint64_t>(micros, (std::uint64_t(1) << max_bits) - 1);
-    // The top 8 bits pick the bucket: the highest bit is the power of two (the group), the 7
-    // below it the sub-bucket within the group.
-    const unsigned shift = static_cast<unsigned>(std::bit_width(micros)) - 8;
-    const std::uint64_t sub = (micros >> shift) - sub_buckets;
-    return exact_below + (shift - 1) * sub_buckets + static_cast<std::size_t>(sub);
-}
-
 timing_histogram::duration timing_histogram::middle_of(std::size_t index) noexcept {
     if (index < exact_below)
         return duration(static_cast<std::int64_t>(index) * 1000 + 500);
@@ -29,25 +18,6 @@ timing_histogram::duration timing_histogram::middle_of(std::size_t index) noexce
     const std::uint64_t lower = sub << shift;
     const std::uint64_t width = std::uint64_t(1) << shift;
     return duration(static_cast<std::int64_t>(lower * 1000 + width * 500));
-}
-
-void timing_histogram::record(duration value) noexcept {
-    if (value < duration::zero())
-        value = duration::zero();
-    const auto ns = static_cast<std::uint64_t>(value.count());
-    ++buckets_[index_of(ns / 1000)];
-    if (count_ == 0) {
-        min_ = value;
-        shift_ns_ = value.count();
-    } else if (value < min_) {
-        min_ = value;
-    }
-    max_ = std::max(max_, value);
-    ++count_;
-    sum_ns_ += ns;
-    const double d = static_cast<double>(value.count() - shift_ns_);
-    shifted_sum_ += d;
-    shifted_squares_ += d * d;
 }
 
 void timing_histogram::merge(const timing_histogram& other) noexcept {
