@@ -1,5 +1,6 @@
 #include <sluice/parse/chunk_parser.hpp>
 
+#include "parse/json_depth.hpp"
 #include "parse/padded_input.hpp"
 
 #include <simdjson.h>
@@ -448,7 +449,12 @@ void clear(completion_chunk& c) noexcept {
 } // namespace
 
 chunk_parser::chunk_parser()
-    : impl_(std::make_unique<impl>()) {}
+    : impl_(std::make_unique<impl>()) {
+    detail::limit_depth(impl_->parser);
+    detail::limit_depth(impl_->sub_parser);
+    detail::limit_depth(impl_->error_parser);
+    detail::limit_depth(impl_->checker);
+}
 chunk_parser::~chunk_parser() = default;
 chunk_parser::chunk_parser(chunk_parser&&) noexcept = default;
 chunk_parser& chunk_parser::operator=(chunk_parser&&) noexcept = default;

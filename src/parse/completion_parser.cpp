@@ -2,6 +2,7 @@
 
 #include "detail/trim.hpp"
 
+#include "parse/json_depth.hpp"
 #include "parse/padded_input.hpp"
 
 #include <simdjson.h>
@@ -353,7 +354,9 @@ struct completion_parser::impl {
 };
 
 completion_parser::completion_parser()
-    : impl_(std::make_unique<impl>()) {}
+    : impl_(std::make_unique<impl>()) {
+    detail::limit_depth(impl_->parser);
+}
 completion_parser::~completion_parser() = default;
 completion_parser::completion_parser(completion_parser&&) noexcept = default;
 completion_parser& completion_parser::operator=(completion_parser&&) noexcept = default;

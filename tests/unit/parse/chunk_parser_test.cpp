@@ -392,3 +392,30 @@ TEST_CASE("an empty event with no buffer behind it is refused as not JSON") {
     CHECK(whole.parse(nullptr, 0, 0, c));
     CHECK_FALSE(c.body_is_json);
 }
+
+TEST_CASE("chunks keep their fields past a deep unknown field and deep logprobs are refused") {
+    // Nesting is followed to 128 levels where a chunk is read or checked (logprobs are copied
+    // verbatim, so they are checked whole); an unknown field is skipped at any depth.
+    auto nested = [](int levels) {
+        std::string v(static_cast<std::size_t>(levels), '[');
+        v += std::string(static_cast<std::size_t>(levels), ']');
+        return v;
+    };
+    auto chunk = [](const std::string& extra, const std::string& logprobs) {
+        return R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",)"
+               R"("choices":[{"index":0,"delta":{"content":"hi"},"logprobs":)" +
+               logprobs + R"(,"finish_reason":null}],"extra":)" + extra + "}";
+    };
+    chunk_parser p;
+    for (const int levels : {100, 200, 5000}) {
+        INFO(levels);
+        const auto out = parse_ok(p, chunk(nested(levels), "null"));
+        REQUIRE(out.choices.size() == 1);
+        CHECK(out.choices[0].content == "hi");
+    }
+    const std::string shallow = R"({"content":)" + nested(100) + "}";
+    CHECK_FALSE(parse_ok(p, chunk("0", shallow)).choices.empty());
+    const std::string deep = R"({"content":)" + nested(200) + "}";
+    completion_chunk out;
+    CHECK(p.parse(chunk("0", deep), out) == errc::malformed_response);
+}

@@ -339,3 +339,26 @@ TEST_CASE("a usage that only starts like null is not JSON") {
     CHECK_FALSE(c.usage);
     CHECK(c.body_is_json);
 }
+
+TEST_CASE("a deeply nested field nobody reads is accepted past the parsers' depth") {
+    // The parsers follow nesting only to 128 levels (simdjson's default of 1,024 costs every
+    // parser 9 KB, and a stream reader holds five); the check of the whole body goes to 1,024
+    // levels, as it did.
+    auto nested = [](int levels) {
+        std::string v(static_cast<std::size_t>(levels), '[');
+        v += std::string(static_cast<std::size_t>(levels), ']');
+        return R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m",)"
+               R"("choices":[{"index":0,"message":{"role":"assistant","content":"hi"},)"
+               R"("finish_reason":"stop"}],"extra":)" +
+               v + "}";
+    };
+    completion_parser p;
+    for (const int levels : {100, 200, 1000}) {
+        INFO(levels);
+        completion c;
+        const std::string body = nested(levels);
+        CHECK_FALSE(p.parse(body, c));
+        REQUIRE(c.choices.size() == 1);
+        CHECK(c.choices[0].content == "hi");
+    }
+}
