@@ -360,14 +360,14 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     void start_attempt(op_ptr op) {
         admitted.fetch_add(1, std::memory_order_relaxed);
+        const auto now = clock->now();
         {
-            const auto now = clock->now();
             std::lock_guard lock(stats_mutex);
             if (op->res.attempts == 0)
                 counters.admission_wait.record(now - op->res.times.queued);
             observe(*op->scope, now);
         }
-        op->scope->rules.on_attempt(clock->now(), ++op->res.attempts);
+        op->scope->rules.on_attempt(now, ++op->res.attempts);
         ++on_wire;
         engine_endpoint* const target = op->target;
         ++target->on_wire;
@@ -381,9 +381,9 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             stream->reset();
         // The attempt's I/O runs on the steady clock: it gets what is left of the deadline.
         if (op->deadline != engine_clock::time_point::max())
-            op->not_after = std::chrono::steady_clock::now() +
-                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                op->deadline - clock->now());
+            op->not_after =
+                std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(op->deadline - now);
         const auto not_after = op->not_after;
         auto on_done = [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
             --self->on_wire;

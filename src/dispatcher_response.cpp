@@ -111,7 +111,9 @@ void read_outcome(const http_response& resp,
             parsed.error->code.empty() ? parsed.error->type : parsed.error->code;
         outcome.provider_message = parsed.error->message;
     }
-    outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
+    // The wall clock only for a hint that may be an HTTP date: most answers carry none.
+    if (!meta.retry_after.empty() || !meta.retry_after_ms.empty())
+        outcome.retry_after = parse_retry_after(meta, std::chrono::system_clock::now());
     if (meta.should_retry == "true")
         outcome.should_retry = true;
     else if (meta.should_retry == "false")
