@@ -111,7 +111,7 @@ struct connection {
     // the idle read was cancelled. A peek sees the FIN too, which `available()` does not: a
     // server that answered and closed at once is not sent another request.
     bool has_unread_bytes() {
-        if (buffer.size() > 0 || (tls && tls->has_pending()))
+        if (buffer.size() > 0 || (tls && (tls->has_unread_data() || tls->read_ended())))
             return true;
         char byte;
         const ssize_t n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

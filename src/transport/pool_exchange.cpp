@@ -166,8 +166,11 @@ void pool_impl::on_body(exchange_ptr x, error_code ec) {
     // body that ended with the stream. Bytes past the response mean the stream is out of
     // step with our requests (we never pipeline): on a connection that carried an earlier
     // request, the answer just read may be a stray response and these bytes the real one.
-    const bool extra = conn->buffer.size() > 0 || (conn->tls && conn->tls->has_pending());
-    const bool keep = conn->parser->keep_alive() && !extra;
+    // Over TLS only application data counts: a session ticket or a close_notify right
+    // behind the answer is not a byte nobody asked for (a close_notify ends the connection).
+    const bool extra = conn->buffer.size() > 0 || (conn->tls && conn->tls->has_unread_data());
+    const bool keep =
+        conn->parser->keep_alive() && !extra && !(conn->tls && conn->tls->read_ended());
     conn->parser.reset();
     if (extra)
         ++stats.untrusted; // never reused, whoever the answer is credited to

@@ -194,6 +194,25 @@ tls_stream::outcome tls_stream::try_read(asio::mutable_buffer b) {
     return {want::nothing, {}, total};
 }
 
+bool tls_stream::has_unread_data() {
+    if (::SSL_pending(ssl_) > 0)
+        return true;
+    if (!has_pending() || read_ended())
+        return false;
+    char byte;
+    std::size_t n = 0;
+    const int ret = ::SSL_peek_ex(ssl_, &byte, 1, &n);
+    if (ret == 1)
+        return n > 0;
+    const outcome o = failure(ret); // empties the error queue
+    if (o.wait == want::nothing) {
+        if (o.ec != asio::error::eof)
+            pending_error_ = o.ec; // what the next read reports
+        return false;
+    }
+    return has_pending(); // part of a record: more of an answer nobody asked for
+}
+
 tls_stream::outcome tls_stream::try_write(const asio::const_buffer* pieces, std::size_t count) {
     const void* data = nullptr;
     std::size_t size = 0;

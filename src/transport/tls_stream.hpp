@@ -73,8 +73,20 @@ public:
     void expires_at(clock::time_point t) noexcept { deadline_ = t; }
     void expires_never() noexcept { deadline_ = clock::time_point::max(); }
 
-    // Bytes that arrived and are not read yet: decrypted, or received and not yet decrypted.
+    // Bytes that arrived and are not read yet: decrypted, or received and not yet decrypted
+    // (which may be records without data: a session ticket, a close_notify).
     bool has_pending() const noexcept { return ::SSL_has_pending(ssl_) == 1; }
+
+    // Application data that arrived and is not read yet. Records received but not decrypted
+    // are processed to tell: a session ticket or a close_notify after an answer is not data
+    // (a close_notify is `read_ended()`), and a record not received whole counts as data.
+    // Never waits.
+    bool has_unread_data();
+
+    // A read has an answer without the socket: an error it owes, or the peer's close_notify.
+    bool read_ended() const noexcept {
+        return pending_error_ || (::SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+    }
 
     template <class Handler>
     auto async_handshake(Handler&& handler) {
@@ -270,10 +282,6 @@ private:
     // Before each wait: the timer is made to fire no later than the deadline (at once when
     // it has passed); a stream that timed out fails the operation.
     error_code before_wait();
-    // A read has an answer without the socket: an error it owes, or the peer's close_notify.
-    bool read_ended() const noexcept {
-        return pending_error_ || (::SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
-    }
     // Before a read waits: OpenSSL's record buffers are freed if the stream is to release
     // them (SSL_MODE_RELEASE_BUFFERS) and nothing is pending. OpenSSL frees its read buffer
     // only after a record of data, so one allocated by the handshake or by a session ticket

@@ -310,3 +310,45 @@ TEST_CASE("tls_stream: a stream destroyed with its timer armed leaves nothing be
     // The timer's wait completes (cancelled) after the stream is gone: nothing touches it.
     c->ioc.run_for(300ms);
 }
+
+TEST_CASE("tls_stream: a close_notify behind an answer is not unread data but more data is") {
+    // The pool asks after each answer whether anything arrived behind it: more data is a
+    // stray answer, a close_notify only ends the connection. Both are in OpenSSL's read-ahead
+    // buffer, received with the answer and not yet decrypted, when it asks.
+    SECTION("close_notify") {
+        script_tls_server server([](server_stream& s) {
+            asio::write(s, asio::buffer("a", 1));
+            error_code ignored;
+            s.shutdown(ignored);
+        });
+        client c(server.endpoint());
+        std::this_thread::sleep_for(100ms); // both records in the socket before the read
+        auto [ec, got] = c.read_some(1);
+        REQUIRE_FALSE(ec);
+        CHECK(got == "a");
+        CHECK(c.stream->has_pending());
+        CHECK_FALSE(c.stream->has_unread_data());
+        CHECK(c.stream->read_ended());
+        c.stream->next_layer().socket().close();
+    }
+    SECTION("a second record of data") {
+        script_tls_server server([](server_stream& s) {
+            asio::write(s, asio::buffer("a", 1));
+            asio::write(s, asio::buffer("b", 1));
+            char byte;
+            error_code ignored;
+            s.read_some(asio::buffer(&byte, 1), ignored);
+        });
+        client c(server.endpoint());
+        std::this_thread::sleep_for(100ms);
+        auto [ec, got] = c.read_some(1);
+        REQUIRE_FALSE(ec);
+        CHECK(got == "a");
+        CHECK(c.stream->has_unread_data());
+        CHECK_FALSE(c.stream->read_ended());
+        auto [ec2, second] = c.read_some(1);
+        CHECK_FALSE(ec2);
+        CHECK(second == "b"); // peeked, not taken
+        c.stream->next_layer().socket().close();
+    }
+}
