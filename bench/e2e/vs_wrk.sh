@@ -12,8 +12,14 @@
 # usage: bench/e2e/vs_wrk.sh [--sluice PATH] [--baseline PATH] [--lines N] [--connections C]
 #                            [--rounds R] [--wrk-seconds S] [--threads T]
 #                            [--server-core K] [--client-core K] [--profile PERF_DATA]
+#                            [--callgrind "N1 N2"]
 # --profile: after the rounds, one more `sluice run` under `perf record` (Debian linux-perf),
 # written to PERF_DATA, and its top symbols printed (self time, 1% and above).
+# --callgrind "N1 N2": instead of the rounds, `sluice run` under valgrind's callgrind on N1 then
+# N2 lines, and the instructions per line from the difference (start-up and handshakes cancel
+# out): the figure that stays steady on a shared, noisy machine. With SLUICE_CALLGRIND_OUT=FILE
+# the N2 run's profile is kept there and the N1 run's in FILE.first (callgrind_annotate FILE;
+# bench/e2e/callgrind_diff.py FILE.first FILE N2-N1 for the cost per line of each function).
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +32,7 @@ rounds=3
 wrk_seconds=10
 threads=1
 profile=""
+callgrind=""
 server_core=0
 client_core=1
 while [ $# -gt 0 ]; do
@@ -40,6 +47,7 @@ while [ $# -gt 0 ]; do
         --server-core) server_core=$2; shift 2 ;;
         --client-core) client_core=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
+        --callgrind) callgrind=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -116,6 +124,30 @@ run_sluice() { # name binary
     grep -q "succeeded $lines," "$dir/summary" || { echo "$1: not every request succeeded" >&2; cat "$dir/summary" >&2; exit 1; }
     record "$1" "$lines"
 }
+
+# callgrind's instruction count for `sluice run` on the first N lines of the input.
+callgrind_ir() { # lines
+    head -n "$1" "$dir/in.jsonl" > "$dir/cg.jsonl"
+    rm -f "$dir/out.jsonl"
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$sluice" run "$dir/cg.jsonl" \
+        -o "$dir/out.jsonl" --base-url "$url" --ca-file "$dir/cert.pem" \
+        --concurrency "$connections" --threads 1 --config "$dir/trusted.toml" ${SLUICE_ARGS:-} \
+        2> "$dir/summary"
+    grep -q "succeeded $1," "$dir/summary" || { echo "not every request succeeded" >&2; cat "$dir/summary" >&2; exit 1; }
+    awk '/^summary:/ {print $2}' "$dir/cg.out"
+}
+
+if [ -n "$callgrind" ]; then
+    require_tools valgrind
+    read -r n1 n2 <<< "$callgrind"
+    [ "$n2" -le "$lines" ] || { echo "--callgrind: N2 ($n2) is more than --lines ($lines)" >&2; exit 2; }
+    ir1=$(callgrind_ir "$n1")
+    if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT.first"; fi
+    ir2=$(callgrind_ir "$n2")
+    if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT"; fi
+    python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice run: {$ir1} instructions for $n1 lines, {$ir2} for $n2: {d:,.0f} per line')"
+    exit 0
+fi
 
 for r in $(seq "$rounds"); do
     echo "round $r"
