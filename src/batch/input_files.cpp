@@ -55,7 +55,9 @@ std::uint64_t for_each_record(const std::string& path,
 
 std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index) {
     std::uint64_t records = 0;
-    const std::uint64_t last = for_each_record(path, ropts, [&](input_record& rec) {
+    reader_options ids = ropts;
+    ids.ids_only = true; // the index needs each line's verdict and id, not its request
+    const std::uint64_t last = for_each_record(path, ids, [&](input_record& rec) {
         ++records;
         if (!rec.ec)
             index.add_input(rec.line_number, rec.request.custom_id);
@@ -104,7 +106,9 @@ input_problems find_bad_lines(const std::string& path,
                               id_index& index,
                               std::size_t keep) {
     input_problems found;
-    for_each_record(path, ropts, [&](input_record& rec) {
+    reader_options ids = ropts;
+    ids.ids_only = true; // verdicts and messages are all this reads
+    for_each_record(path, ids, [&](input_record& rec) {
         mark_repeat(rec, index, false);
         if (!rec.ec)
             return;

@@ -122,13 +122,20 @@ void merge_one(const std::string& path,
 }
 
 // The second read of the input, naming each line whose id has fewer records than lines.
+// Merging needs each input line's id, not its request.
+reader_options ids_only() {
+    reader_options o;
+    o.ids_only = true;
+    return o;
+}
+
 void list_missing(const std::string& input,
                   id_table& ids,
                   merge_id_list& missing,
                   std::size_t max_listed) {
     if (!readable_twice(input) || max_listed == 0)
         return;
-    for_each_record(input, reader_options{}, [&](input_record& rec) {
+    for_each_record(input, ids_only(), [&](input_record& rec) {
         if (missing.first.size() >= max_listed)
             return;
         id_entry* e = ids.find(rec.request.custom_id);
@@ -157,7 +164,7 @@ merge_report merge_outputs(const std::vector<std::string>& shard_outputs,
     merge_report report;
     id_table ids;
     // Every line of the input, bad ones too: each has a record, under the id the run gives it.
-    for_each_record(input, reader_options{}, [&](input_record& rec) {
+    for_each_record(input, ids_only(), [&](input_record& rec) {
         ++report.input_lines;
         ids.add(rec.request.custom_id);
     });

@@ -99,7 +99,8 @@ struct jsonl_reader::impl {
     impl(int fd, reader_options opts)
         : lines(fd, sj::SIMDJSON_PADDING, "read input")
         , default_model(std::move(opts.model))
-        , shard(opts.shard) {
+        , shard(opts.shard)
+        , ids_only(opts.ids_only) {
         // The system message is the same on every prompt line: quote it once.
         if (!opts.system.empty()) {
             system_message = R"({"role":"system","content":)";
@@ -119,6 +120,7 @@ struct jsonl_reader::impl {
     std::string default_model;  // reader_options::model
     std::string system_message; // quoted messages[] entry with its comma, or empty
     shard_spec shard;           // reader_options::shard
+    bool ids_only;              // reader_options::ids_only
     bool first_line = true;
     std::uint64_t line_number = 0;
     sj::dom::parser validator; // full validation: on-demand alone does not check skipped values
@@ -193,8 +195,10 @@ jsonl_reader::impl::take_line(std::string_view line, sj::dom::object object, req
         // The line is itself a chat-completion body.
         if (std::string why = stream_check(object); !why.empty())
             return why;
-        req.body.assign(trim(line));
-        req.model.assign(f.model.value_or(std::string_view{}));
+        if (!ids_only) {
+            req.body.assign(trim(line));
+            req.model.assign(f.model.value_or(std::string_view{}));
+        }
         return {};
     }
     if (!f.body && (f.prompt || f.prompt_not_string))
@@ -217,8 +221,10 @@ std::string jsonl_reader::impl::take_prompt_line(const line_fields& f, request& 
         f.model && !f.model->empty() ? *f.model : std::string_view(default_model);
     if (model.empty())
         return "prompt line needs a model (--model)";
-    build_prompt_body(model, *f.prompt, req.body);
-    req.model.assign(model);
+    if (!ids_only) {
+        build_prompt_body(model, *f.prompt, req.body);
+        req.model.assign(model);
+    }
     return {};
 }
 
@@ -238,6 +244,10 @@ jsonl_reader::impl::take_batch_line(std::string_view line, const line_fields& f,
         return "body is not an object";
     if (std::string why = stream_check(body); !why.empty())
         return why;
+    // The extraction below cannot fail on a line the DOM parser accepted (the same depth
+    // limit, and `body` is known to be an object), so skipping it changes no verdict.
+    if (ids_only)
+        return {};
     std::string_view model;
     if (!body["model"].get_string().get(model))
         req.model.assign(model);

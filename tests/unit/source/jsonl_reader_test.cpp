@@ -429,3 +429,38 @@ TEST_CASE("jsonl_reader options leave Batch API and chat-body lines as written")
     CHECK(records[1].request.body == chat);
     CHECK(records[1].request.model.empty());
 }
+
+TEST_CASE("jsonl_reader with ids_only gives every line the same verdict and id, and no body") {
+    // Every bad form, each good form (Batch API, chat body, prompt), and a repeated id.
+    const std::string text =
+        std::string(R"({"custom_id":"a","body":{"model":"m","messages":[]}})") + "\n" +
+        R"({"model":"m","messages":[{"role":"user","content":"hi"}]})" + "\n" +
+        R"({"prompt":"say \"hi\"","custom_id":"p"})" + "\n" + R"({"prompt":"no model"})" + "\n" +
+        R"({"custom_id":"a","body":[]})" + "\n" +
+        R"({"custom_id":"s","body":{"stream":1,"messages":[]}})" + "\n" +
+        R"({"custom_id":"t","body":{"model":"m"}} x)" + "\n";
+    const std::string with_bad = text + "not json\n[1]\n";
+    reader_options full;
+    full.model = "fallback";
+    reader_options ids = full;
+    ids.ids_only = true;
+    const auto a = read_text(with_bad, full);
+    const auto b = read_text(with_bad, ids);
+    REQUIRE(a.size() == 9);
+    REQUIRE(b.size() == a.size());
+    std::size_t good = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        INFO("line " << a[i].line_number << ": " << a[i].message);
+        CHECK(b[i].line_number == a[i].line_number);
+        CHECK(b[i].ec == a[i].ec);
+        CHECK(b[i].message == a[i].message);
+        CHECK(b[i].request.custom_id == a[i].request.custom_id);
+        CHECK(b[i].request.body.empty());
+        CHECK(b[i].request.model.empty());
+        if (!a[i].ec) {
+            ++good;
+            CHECK_FALSE(a[i].request.body.empty());
+        }
+    }
+    CHECK(good == 4); // the Batch API line, the chat body and both prompt lines (--model)
+}
