@@ -15,9 +15,22 @@ namespace sluice::detail {
 // executor wrappers move a pointer instead of a response (Asio moves a dispatched function
 // several times on its way through a strand). Not asio::append either: in Asio 1.26 it hands
 // the handler on as an lvalue, which any_completion_handler then wraps in itself without end.
+//
+// A type-erased handler (any_completion_handler) has a type-erased executor, through which
+// dispatch wraps `fn` in a function object of its own, allocated, even when it then runs
+// `fn` at once. When that executor is an io_context's and this thread runs that io_context,
+// dispatch would run `fn` here and now, so it is called directly: the same order, without
+// the wrapper (one allocation per completion on the engine's path, two per request).
 template <class Executor, class Handler, class Fn>
 void dispatch_to_handler(const Executor& fallback, const Handler& handler, Fn&& fn) {
     auto ex = boost::asio::get_associated_executor(handler, fallback);
+    if constexpr (requires { ex.template target<boost::asio::io_context::executor_type>(); }) {
+        const auto* loop = ex.template target<boost::asio::io_context::executor_type>();
+        if (loop && loop->running_in_this_thread()) {
+            std::forward<Fn>(fn)();
+            return;
+        }
+    }
     boost::asio::dispatch(ex, std::forward<Fn>(fn));
 }
 

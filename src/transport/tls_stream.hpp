@@ -7,6 +7,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -203,8 +204,18 @@ private:
 
         using executor_type =
             boost::asio::associated_executor_t<Handler, tls_stream::executor_type>;
+        // The handler's executor, or the stream's own when they are the same io_context. Beast's
+        // operations give their handlers the executor with outstanding work tracked, which Asio
+        // does not recognise as the io_context's: every wait that completes would be handed
+        // through the type-erased executor (a wrapper allocated each time) instead of called.
+        // Running on the io_context itself instead of through a work-tracking copy of its
+        // executor runs it in the same place; the caller's work guard still holds the work.
         executor_type get_executor() const noexcept {
-            return boost::asio::get_associated_executor(handler_, s_->get_executor());
+            executor_type ex = boost::asio::get_associated_executor(handler_, s_->get_executor());
+            if constexpr (std::is_same_v<executor_type, tls_stream::executor_type>)
+                if (s_->same_loop(ex))
+                    return s_->get_executor();
+            return ex;
         }
         using allocator_type = boost::asio::associated_allocator_t<Handler>;
         allocator_type get_allocator() const noexcept {
@@ -257,7 +268,19 @@ private:
         void finish(const outcome& o, bool waited) {
             if (waited)
                 return Result::call(handler_, o);
-            // Done within the initiating call: completed as if posted.
+            // Done within the initiating call: completed as if posted. When the handler runs on
+            // the stream's io_context, it is posted to that io_context as a plain function: a
+            // posted handler with an executor of its own would be handed on through that
+            // executor, type-erased, at a cost of one more allocated wrapper.
+            if constexpr (std::is_same_v<executor_type, tls_stream::executor_type>) {
+                if (const auto* loop = s_->loop();
+                    loop && s_->same_loop(boost::asio::get_associated_executor(
+                                handler_, s_->get_executor()))) {
+                    boost::asio::post(
+                        *loop, [h = std::move(handler_), o]() mutable { Result::call(h, o); });
+                    return;
+                }
+            }
             auto ex = s_->get_executor();
             boost::asio::post(ex, Result::bind(std::move(handler_), o));
         }
@@ -266,6 +289,26 @@ private:
         Step step_;
         Handler handler_;
     };
+
+    // The io_context executor the stream runs on, when it runs on one (not a strand).
+    const boost::asio::io_context::executor_type* loop() noexcept {
+        return tcp_.get_executor().target<boost::asio::io_context::executor_type>();
+    }
+    // `ex` runs handlers where the stream's io_context executor does: it is that executor,
+    // perhaps tracking outstanding work (as Beast's operations hold it).
+    bool same_loop(const executor_type& ex) noexcept {
+        using tracked = std::decay_t<decltype(boost::asio::prefer(
+            std::declval<boost::asio::io_context::executor_type>(),
+            boost::asio::execution::outstanding_work.tracked))>;
+        const auto* own = loop();
+        if (!own)
+            return false;
+        if (const auto* t = ex.target<tracked>())
+            return &t->context() == &own->context();
+        if (const auto* u = ex.target<boost::asio::io_context::executor_type>())
+            return &u->context() == &own->context();
+        return false;
+    }
 
     template <class MutableBuffers>
     static boost::asio::mutable_buffer first_mutable(const MutableBuffers& buffers) {
