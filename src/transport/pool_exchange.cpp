@@ -84,11 +84,34 @@ void pool_impl::on_header(exchange_ptr x, error_code ec) {
     widen_reads(c);
     if (c.parser->streaming())
         return read_stream(std::move(x));
+    if (error_code pec; parse_buffered(c, pec) || pec)
+        return on_body(std::move(x), pec);
     auto on_rest = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                  std::size_t) mutable {
         self->on_body(std::move(x), ec);
     };
     c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
+}
+
+// Most answers arrive whole in the read that brought their head: the body is parsed from the
+// buffer here, as Beast's read would parse it (eagerly, as much as the buffer holds), but
+// without the trip through the scheduler that a read completing at once must take (and the
+// handler wrappers allocated for it). True when the body is done; false, with `ec` clear, when
+// it needs bytes from the socket; `ec` is the parser's error otherwise.
+bool pool_impl::parse_buffered(connection& c, error_code& ec) {
+    response_parser& p = *c.parser;
+    p.eager(true);
+    while (!p.is_done() && c.buffer.size() > 0) {
+        const std::size_t used = p.put(c.buffer.data(), ec);
+        c.buffer.consume(used);
+        if (ec == http::error::need_more) {
+            ec = {};
+            return false;
+        }
+        if (ec || used == 0)
+            return false;
+    }
+    return p.is_done();
 }
 
 // Beast reads into what the buffer has room for, at least 512 bytes: left at the size the

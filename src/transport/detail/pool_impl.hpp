@@ -52,6 +52,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void start_on(connection_ptr conn, exchange_ptr x);
     void make_idle(connection_ptr conn, bool read_armed);
     void widen_reads(connection& c);
+    static bool parse_buffered(connection& c, error_code& ec);
     void on_slot_freed();
     void release_broken(connection_ptr conn);
     connection_ptr make_connection();
