@@ -252,10 +252,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         }
         engine_scope& sc = *op->scope;
         const std::uint64_t cost = op->cost;
+        const auto queued = op->res.times.queued; // now, as far as the gauges can tell
         sc.rules.push_back(std::move(op), cost);
         {
             std::lock_guard lock(stats_mutex);
-            observe(sc, clock->now());
+            observe(sc, queued);
         }
         pump();
     }
@@ -358,9 +359,11 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     // --- one attempt ------------------------------------------------------------------------
 
+    // Called at the moment of admission (`times.admitted`, which both callers have just read
+    // from the clock and set), which is also the attempt's start.
     void start_attempt(op_ptr op) {
         admitted.fetch_add(1, std::memory_order_relaxed);
-        const auto now = clock->now();
+        const auto now = op->res.times.admitted;
         {
             std::lock_guard lock(stats_mutex);
             if (op->res.attempts == 0)
