@@ -419,7 +419,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     void observe_endpoint(engine_endpoint& e, engine_clock::time_point now);
     void close_pools();
 
-    bool take_stream(request_op& op, http_response& resp);
+    bool take_stream(request_op& op, http_response& resp, std::optional<error_code>& assembled);
 
     // A reader for a streamed request: a spare one when there is one. Its parsers' buffers,
     // strings and vectors have grown to the streams read before, so a stream of the usual

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <string>
 
 // What a response leads to: the facts the scope's rules take, their answer carried out, and
@@ -83,22 +84,25 @@ std::string adaptive_message(detail::engine_scope& sc, engine_clock::time_point 
 
 // The facts of one response as the scope's rules take them: the outcome (transport error,
 // status, the provider's error, hints) and the server's rate-limit headers. `parsed` receives
-// the body's completion; the event's views point into it and into `resp`.
+// the body's completion; the event's views point into it and into `resp`. `assembled`, for a
+// streamed answer: `parsed` already holds what the parser would read from the assembled body,
+// and this is the parser's error; the body is then not parsed again.
 void read_outcome(const http_response& resp,
                   completion_parser& parser,
                   completion& parsed,
                   completion_fields fields,
+                  const std::optional<error_code>& assembled,
                   response_event& event) {
     const auto meta = resp.meta();
     attempt_outcome& outcome = event.outcome;
-    parsed = completion{};
     event.headers = parse_rate_limit_headers(meta);
     if (resp.ec) {
+        parsed = completion{};
         outcome.transport_error = resp.ec;
         return;
     }
     outcome.status = resp.status;
-    const error_code pec = parser.parse(resp.body, parsed, fields);
+    const error_code pec = assembled ? *assembled : parser.parse(resp.body, parsed, fields);
     const bool success_status = resp.status >= 200 && resp.status < 300;
     if (success_status && pec)
         outcome.transport_error =
@@ -126,8 +130,12 @@ void read_outcome(const http_response& resp,
 
 // A streamed answer: the completion assembled from its events becomes the body that the rest
 // reads as it reads a whole answer, and the attempt's event timings go to the result. Returns
-// whether the attempt's answer was a stream (its reader then says what it held).
-bool dispatcher::impl::take_stream(request_op& op, http_response& resp) {
+// whether the attempt's answer was a stream (its reader then says what it held). When the
+// body was assembled, `assembled` holds the error the parser would give it, and the result's
+// completion what the parser would read from it: the chunks were parsed already.
+bool dispatcher::impl::take_stream(request_op& op,
+                                   http_response& resp,
+                                   std::optional<error_code>& assembled) {
     op.res.streamed = resp.streamed;
     op.res.times.first_token = {};
     op.res.times.token_gaps.clear();
@@ -138,6 +146,8 @@ bool dispatcher::impl::take_stream(request_op& op, http_response& resp) {
         if (const error_code ec = s.finish(resp.body)) {
             resp.ec = ec;
             resp.failed_step = "read";
+        } else {
+            assembled = s.result(op.res.completion, opts.fields);
         }
     }
     op.res.times.first_token = s.first_token();
@@ -151,11 +161,12 @@ void dispatcher::impl::on_response(op_ptr op, http_response resp) {
     const auto now = clock->now();
     op->res.times.sent = resp.sent;
     op->res.times.first_byte = resp.first_byte;
-    const bool streamed = take_stream(*op, resp);
+    std::optional<error_code> assembled;
+    const bool streamed = take_stream(*op, resp, assembled);
 
     response_event event;
     completion& parsed = op->res.completion;
-    read_outcome(resp, parser, parsed, opts.fields, event);
+    read_outcome(resp, parser, parsed, opts.fields, assembled, event);
     // The admission moment stands for the send: it is on the engine's clock, as `now` is,
     // and precedes the write by no more than the connection's setup.
     event.sent = op->res.times.admitted;

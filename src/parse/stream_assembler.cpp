@@ -238,31 +238,39 @@ bool stream_assembler::empty() const noexcept {
     return !impl_->any;
 }
 
-completion stream_assembler::result() const {
-    completion out;
-    out.body_is_json = true; // of the body append_json writes
-    if (impl_->error) {
-        // What completion_parser reads from the error body append_json writes.
-        out.error = impl_->error;
-        return out;
+error_code stream_assembler::result(completion& out, completion_fields fields) const {
+    const impl& m = *impl_;
+    out = completion{};
+    out.body_is_json = true; // of the body append_json writes, refused or not
+    if (m.error) {
+        // `{"error":"text"}` is JSON but no error object: the parser refuses it.
+        if (m.error_json.starts_with('"'))
+            return errc::malformed_response;
+        out.error = m.error;
+        return {};
     }
-    out.id = impl_->id;
-    out.model = impl_->model;
-    for (std::size_t i = 0; i < impl_->choice_slots; ++i) {
-        const choice_state& c = impl_->choices[i];
+    // The parser's rule for a body with neither choices nor an error object.
+    const auto end = m.choices.begin() + static_cast<std::ptrdiff_t>(m.choice_slots);
+    if (std::none_of(m.choices.begin(), end, [](const choice_state& c) { return c.seen; }))
+        return errc::malformed_response;
+    out.usage = m.usage;
+    if (fields != completion_fields::all)
+        return {};
+    out.id = m.id;
+    out.model = m.model;
+    for (std::size_t i = 0; i < m.choice_slots; ++i) {
+        const choice_state& c = m.choices[i];
         if (!c.seen)
             continue;
-        choice ch;
+        choice& ch = out.choices.emplace_back();
         ch.index = static_cast<std::uint32_t>(i);
         if (!c.content.empty())
             ch.content = c.content;
         ch.finish_reason = c.finish_reason;
         ch.has_tool_calls = has_tool_calls(c);
         ch.has_refusal = !c.refusal.empty();
-        out.choices.push_back(std::move(ch));
     }
-    out.usage = impl_->usage;
-    return out;
+    return {};
 }
 
 void stream_assembler::append_json(std::string& out) const {

@@ -2,6 +2,7 @@
 
 #include <sluice/error.hpp>
 #include <sluice/parse/chunk_parser.hpp>
+#include <sluice/parse/completion_parser.hpp>
 #include <sluice/result.hpp>
 
 #include <cstddef>
@@ -21,8 +22,8 @@ namespace sluice {
 /// `id`, `type` and `function.name` set when present, `function.arguments` appended;
 /// `logprobs.content` and `logprobs.refusal` arrays concatenated. Empty strings count as
 /// absent, as in the SDK. At the top level the last non-empty `id`, `model`,
-/// `system_fingerprint` and `service_tier`, the last non-zero `created` and the last non-null `usage`
-/// win. An `{"error": ...}` event makes the result an error.
+/// `system_fingerprint` and `service_tier`, the last non-zero `created` and the last non-null
+/// `usage` win. An `{"error": ...}` event makes the result an error.
 ///
 /// Where the SDK would reject a stream (a choice without finish_reason or role, a tool call
 /// without id), the assembler still answers: `finish_reason` null, `role` "assistant", and
@@ -52,12 +53,23 @@ public:
     /// True when no chunk has been merged since construction or `reset()`.
     bool empty() const noexcept;
 
-    /// The merged fields, as `completion_parser` gives them for the non-streamed answer:
-    /// choices in index order, `content` empty (no value) when no text came, `usage` when a
-    /// usage chunk came, and `body_is_json` set, for the body `append_json` writes. After an
-    /// error event, `error` alone, as for an error body (the text streamed before it is
-    /// dropped: the request failed).
-    completion result() const;
+    /// What `completion_parser::parse(json(), out, fields)` gives, without writing that text
+    /// and parsing it again (the chunks were parsed already): `out` and the error alike, for
+    /// the engine, which reads a streamed answer as it reads a whole one. With
+    /// completion_fields::all, choices in index order, `content` empty (no value) when no text
+    /// came; `usage` when a usage chunk came; `body_is_json` set, for the body `append_json`
+    /// writes. After an error event, `error` alone, as for an error body (the text streamed
+    /// before it is dropped: the request failed). errc::malformed_response, `out` empty, where
+    /// the parser refuses that body: no choice at all and no error event, or an error event
+    /// whose `error` is a string rather than an object.
+    error_code result(completion& out, completion_fields fields = completion_fields::all) const;
+
+    /// `result(out)` of a stream the parser takes, as a value (empty after a refusal).
+    completion result() const {
+        completion out;
+        [[maybe_unused]] const error_code ec = result(out);
+        return out;
+    }
 
     /// Appends the `chat.completion` JSON text a non-streamed request would have got:
     /// `{"id","object":"chat.completion","created","model","choices":[{"index","message":

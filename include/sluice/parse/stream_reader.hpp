@@ -49,6 +49,12 @@ public:
     /// or with no event at all.
     error_code finish(std::string& body);
 
+    /// After `finish`: the fields `completion_parser` reads from the body it wrote, and the
+    /// error it gives, without parsing that body again (`stream_assembler::result`).
+    error_code result(completion& out, completion_fields fields) const {
+        return assembler_.result(out, fields);
+    }
+
     /// What the stream held so far, for messages about a stream cut short: "12 events, 230
     /// bytes of content, no [DONE]".
     std::string describe() const;

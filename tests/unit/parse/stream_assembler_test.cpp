@@ -214,3 +214,78 @@ TEST_CASE("reset makes the assembler as good as new") {
         CHECK(s.json() == assemble(*stream).json);
     }
 }
+
+namespace {
+
+// Every field of two completions equal, the error's `param` and `body_is_json` included.
+void check_identical(const completion& a, const completion& b) {
+    check_same(a, b);
+    if (a.error && b.error)
+        CHECK(a.error->param == b.error->param);
+    CHECK(a.body_is_json == b.body_is_json);
+}
+
+} // namespace
+
+// The engine takes result(out, fields) instead of parsing the assembled body again: for
+// every stream, what it says must be what the parser says of append_json's text, the
+// parser's refusals included (the engine reports those as it reports a refused whole answer).
+TEST_CASE("result(fields) is what the parser reads from the assembled body, refusals too") {
+    std::vector<std::string> streams;
+    std::vector<std::string> names = lf_fixtures();
+    names.push_back("proxy_mixed_endings.sse");
+    for (const std::string& name : names)
+        streams.push_back(sse_fixture(name));
+    const char* made[] = {
+        // An error event whose error is a string: JSON, but no error object.
+        "data: {\"error\":\"overloaded\"}\n\n",
+        // Text, then a string error.
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"error\":\"overloaded\"}\n\n",
+        // An error object with a numeric code and a param, after text.
+        "data: {\"id\":\"i\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"error\":{\"message\":\"m\",\"type\":\"t\",\"code\":429,\"param\":\"p\"}}\n\n",
+        // A usage chunk alone: neither choices nor an error.
+        "data: {\"id\":\"u\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,"
+        "\"completion_tokens\":2,\"total_tokens\":3}}\n\n",
+        // Chunks with empty choices only.
+        "data: {\"id\":\"e\",\"model\":\"m\",\"choices\":[]}\n\n",
+        // No id, no model, a choice index with a gap, usage with details.
+        "data: {\"choices\":[{\"index\":2,\"delta\":{\"content\":\"x\"},\"finish_reason\":"
+        "\"length\"}]}\n\n"
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1,"
+        "\"total_tokens\":8,\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\n",
+        // Escapes in every kept string.
+        "data: {\"id\":\"a\\\"b\",\"model\":\"m\\u00e9\",\"choices\":[{\"index\":0,\"delta\":"
+        "{\"role\":\"assistant\",\"content\":\"q\\\"\\\\\\n\\u0001\"},\"finish_reason\":"
+        "\"st\\u006fp\"}]}\n\n",
+        // A refusal and no content.
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"},\"finish_reason\":"
+        "\"stop\"}]}\n\n",
+    };
+    for (const char* s : made)
+        streams.emplace_back(s);
+    completion_parser parser;
+    for (const std::string& stream : streams) {
+        INFO(stream);
+        sse_parser framer;
+        chunk_parser chunks;
+        completion_chunk chunk;
+        stream_assembler assembler;
+        REQUIRE_FALSE(framer.put_all(stream, [&](const sse_event& e) {
+            if (!e.done) {
+                REQUIRE_FALSE(chunks.parse(e.data, chunk));
+                REQUIRE_FALSE(assembler.add(chunk));
+            }
+        }));
+        const std::string body = assembler.json();
+        for (const completion_fields fields : {completion_fields::all, completion_fields::usage}) {
+            INFO("fields " << static_cast<int>(fields));
+            completion read, taken;
+            const error_code read_ec = parser.parse(body, read, fields);
+            const error_code taken_ec = assembler.result(taken, fields);
+            CHECK(taken_ec == read_ec);
+            check_identical(taken, read);
+        }
+    }
+}
