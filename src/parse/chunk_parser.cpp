@@ -177,6 +177,7 @@ struct content_shape {
         out.usage.reset();
         out.usage_json = {};
         out.error.reset();
+        out.repeats_last = true;
         return true;
     }
 };
@@ -444,6 +445,7 @@ void clear(completion_chunk& c) noexcept {
     c.tool_calls.clear();
     c.usage.reset();
     c.error.reset();
+    c.repeats_last = false;
 }
 
 } // namespace

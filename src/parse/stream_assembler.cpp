@@ -234,6 +234,22 @@ error_code stream_assembler::add(const completion_chunk& chunk) {
     return {};
 }
 
+error_code stream_assembler::add_repeat(const completion_chunk& chunk) {
+    // A refusal would be appended again (the only other piece the parser's shortcut keeps):
+    // such a chunk is merged whole.
+    if (chunk.choices.size() != 1 || !chunk.tool_calls.empty() ||
+        !chunk.choices.front().refusal.empty() || !chunk.choices.front().logprobs.empty())
+        return add(chunk);
+    const chunk_choice& delta = chunk.choices.front();
+    if (delta.index >= max_index)
+        return errc::malformed_response;
+    impl_->any = true;
+    choice_state& c = impl_->choice_at(delta.index);
+    c.seen = true;
+    c.content.append(delta.content);
+    return {};
+}
+
 bool stream_assembler::empty() const noexcept {
     return !impl_->any;
 }

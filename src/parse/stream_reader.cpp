@@ -37,7 +37,11 @@ error_code stream_reader::on_event(const sse_event& event, time_point at) {
     }
     if (const error_code ec = chunks_.parse(event.data, chunk_))
         return ec;
-    if (const error_code ec = assembler_.add(chunk_))
+    // A chunk repeating the parser's last full read but for its text: that read, or a chunk
+    // repeating it, was merged into this stream's answer when any chunk was (the parser's
+    // shape outlives a reset, the assembler's merge does not), so only the text is new.
+    const bool repeat = chunk_.repeats_last && !assembler_.empty();
+    if (const error_code ec = repeat ? assembler_.add_repeat(chunk_) : assembler_.add(chunk_))
         return ec;
     bool content = false;
     for (const chunk_choice& c : chunk_.choices) {

@@ -82,6 +82,11 @@ struct completion_chunk {
     std::string_view usage_json;
     /// Present when the event is an error (`{"error": ...}`) rather than a chunk.
     std::optional<chunk_error> error;
+    /// Every field but `choices[0].content` is that of the chunk the parser last read in full
+    /// (its shortcut for a chunk that only brings another piece of text): a driver that
+    /// merged that chunk, or one repeating it, can merge only the text
+    /// (`stream_assembler::add_repeat`).
+    bool repeats_last = false;
 
     /// The tool-call fragments of `c`, a choice of this chunk.
     std::span<const tool_call_delta> tool_calls_of(const chunk_choice& c) const noexcept {
@@ -102,7 +107,8 @@ struct completion_chunk {
 /// Most chunks of a stream are the one before with another piece of text: when a chunk's
 /// bytes are those of the last one parsed in full but for the string of `delta.content`,
 /// only that string is checked and read (the result is the full parse's, tested so), and
-/// `content` is then a view into the bytes parsed: such a string has nothing to unescape.
+/// `content` is then a view into the bytes parsed: such a string has nothing to unescape;
+/// `repeats_last` says so.
 ///
 /// Thread safety: distinct objects are independent; one object must not be used from two
 /// threads at once.

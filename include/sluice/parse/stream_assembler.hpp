@@ -50,6 +50,13 @@ public:
     /// errc::malformed_response; the assembler stays usable.
     error_code add(const completion_chunk& chunk);
 
+    /// Merges `chunk` as `add` does, for a chunk whose fields are all those of a chunk
+    /// merged since `reset()` but for `delta.content`, with nothing merged after that one
+    /// changing them (`completion_chunk::repeats_last`, from the parser that read that
+    /// chunk): merged again they would change nothing, so only the text is appended. This
+    /// runs for nearly every event of a stream.
+    error_code add_repeat(const completion_chunk& chunk);
+
     /// True when no chunk has been merged since construction or `reset()`.
     bool empty() const noexcept;
 

@@ -352,12 +352,14 @@ TEST_CASE("a chunk shaped like the last one with a new content string is read in
             R"({"index":1,"delta":{"content":"x"}}],"usage":{"prompt_tokens":1},)"
             R"("error":{"message":"m"}})"),
         out));
+    CHECK_FALSE(out.repeats_last); // read in full
     const std::string json = head + "again" + tail;
     REQUIRE_FALSE(r.parse(json, out));
     CHECK(describe(out) == fresh_parse(json));
     CHECK(out.tool_calls.empty());
     CHECK_FALSE(out.usage);
     CHECK(out.choices[0].content.data() == json.data() + head.size()); // no copy
+    CHECK(out.repeats_last);
 }
 
 TEST_CASE("text that would change the chunk's structure is not taken for content") {

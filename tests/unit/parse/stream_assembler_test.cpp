@@ -2,6 +2,7 @@
 
 #include <sluice/parse/completion_parser.hpp>
 #include <sluice/parse/stream_assembler.hpp>
+#include <sluice/parse/stream_reader.hpp>
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>
@@ -288,4 +289,48 @@ TEST_CASE("result(fields) is what the parser reads from the assembled body, refu
             check_identical(taken, read);
         }
     }
+}
+
+// The reader merges a chunk that repeats the chunk parser's last full read but for its text
+// through add_repeat, and keeps its chunk parser from one stream to the next (the engine
+// reuses readers): every stream must still assemble as a fresh assembler merging every chunk
+// whole assembles it, whichever stream came before.
+TEST_CASE("a reused stream reader assembles each stream as whole merges do") {
+    std::vector<std::string> streams;
+    for (const std::string& name : lf_fixtures())
+        streams.push_back(sse_fixture(name));
+    // Text without a role: a second run of it is all repeats of the first run's last chunk.
+    const std::string same_id =
+        "data: {\"id\":\"s\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        "\"a\"}}]}\n\n"
+        "data: {\"id\":\"s\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        "\"b\"}}]}\n\n"
+        "data: {\"id\":\"s\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        "\"c\"}}]}\n\n";
+    streams.push_back(same_id);
+    streams.push_back(same_id);
+    // A refusal beside the text in every chunk: each piece of both is appended once.
+    const std::string both = "data: {\"id\":\"r\",\"choices\":[{\"index\":0,\"delta\":{"
+                             "\"content\":\"x\",\"refusal\":\"no\"}}]}\n\n";
+    streams.push_back(both + both + both);
+    // Another choice index, then the first again.
+    streams.push_back(
+        "data: {\"id\":\"n\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"p\"}}]}\n\n"
+        "data: {\"id\":\"n\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"q\"}}]}\n\n"
+        "data: {\"id\":\"n\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"r\"}}]}\n\n"
+        "data: {\"id\":\"n\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"s\"}}]}\n\n");
+    stream_reader reader;
+    const auto at = std::chrono::steady_clock::now();
+    for (int round = 0; round < 2; ++round) {
+        for (const std::string& stream : streams) {
+            INFO("round " << round << ": " << stream);
+            reader.reset();
+            REQUIRE_FALSE(reader.on_body(stream, at));
+            std::string body;
+            REQUIRE_FALSE(reader.finish(body));
+            CHECK(body == assemble(stream).json);
+        }
+    }
+    CHECK(assemble(both + both).json.find("\"content\":\"xx\",\"refusal\":\"nono\"") !=
+          std::string::npos);
 }
