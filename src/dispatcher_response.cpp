@@ -132,7 +132,8 @@ void read_outcome(const http_response& resp,
 // reads as it reads a whole answer, and the attempt's event timings go to the result. Returns
 // whether the attempt's answer was a stream (its reader then says what it held). When the
 // body was assembled, `assembled` holds the error the parser would give it, and the result's
-// completion what the parser would read from it: the chunks were parsed already.
+// completion what the parser would read from it: the chunks were parsed already. Without
+// `streamed_body` the answer is not written at all.
 bool dispatcher::impl::take_stream(request_op& op,
                                    http_response& resp,
                                    std::optional<error_code>& assembled) {
@@ -143,7 +144,7 @@ bool dispatcher::impl::take_stream(request_op& op,
         return false;
     stream_reader& s = *op.stream;
     if (!resp.ec) {
-        if (const error_code ec = s.finish(resp.body)) {
+        if (const error_code ec = opts.streamed_body ? s.finish(resp.body) : s.finish()) {
             resp.ec = ec;
             resp.failed_step = "read";
         } else {

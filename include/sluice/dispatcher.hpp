@@ -147,6 +147,11 @@ struct dispatcher_options {
     /// What a result's `completion` holds: everything (`all`), or only usage and the error
     /// object (`usage`) for a caller that reads the body itself; see completion_fields.
     completion_fields fields = completion_fields::all;
+    /// A streamed answer's `result::body`: the assembled `chat.completion` JSON (true, the
+    /// default), or left empty (false) for a caller that reads only `completion`, as the load
+    /// generator does: the answer is then not written out, one allocation and a copy of its
+    /// text fewer per streamed request. `completion` is the same either way.
+    bool streamed_body = true;
 
     /// Most requests accepted and not yet delivered (queued, waiting or in flight).
     std::size_t queue_limit = 100'000;

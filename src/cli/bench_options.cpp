@@ -46,6 +46,7 @@ dispatcher_options engine_options(const bench_options& o, std::string* api_key_e
     e.pool.max_connections = o.max_connections;
     e.pool.reuse_quiet_period = bench.pool.reuse_quiet_period;
     e.fields = bench.fields;
+    e.streamed_body = bench.streamed_body;
     return e;
 }
 

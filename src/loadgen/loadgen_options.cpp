@@ -15,6 +15,7 @@ dispatcher_options bench_engine_options() {
     o.pool.max_connections = 256;
     o.pool.reuse_quiet_period = std::chrono::milliseconds(0);
     o.fields = completion_fields::usage;
+    o.streamed_body = false;
     return o;
 }
 

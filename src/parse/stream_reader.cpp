@@ -66,12 +66,18 @@ void stream_reader::time_content(time_point at) {
     last_token_ = at;
 }
 
-error_code stream_reader::finish(std::string& body) {
+error_code stream_reader::finish() {
     if (const error_code ec = framer_.finish())
         return ec;
     // A body that ended cleanly without [DONE] is taken as complete: some servers omit it.
     if (assembler_.empty())
         return errc::event_stream_truncated;
+    return {};
+}
+
+error_code stream_reader::finish(std::string& body) {
+    if (const error_code ec = finish())
+        return ec;
     body.clear();
     // Room for the text and its escapes, the fields around it and the parser's padding, so
     // that the answer is written in one allocation.

@@ -92,6 +92,37 @@ TEST_CASE("a streamed answer is delivered as the same completion a whole answer 
     CHECK(r.times.token_gaps.size() == 15);
 }
 
+TEST_CASE("without streamed_body a streamed answer gives the same fields and no text") {
+    test::loopback_mock mock;
+    const result whole = complete_one(mock.client_options(), make_request(test::chat_body(1)));
+    REQUIRE(whole.ok());
+    dispatcher_options opts = mock.client_options();
+    opts.streamed_body = false;
+    const result r = complete_one(opts, make_request(streaming(test::chat_body(1))));
+    INFO(r.message);
+    REQUIRE(r.ok());
+    CHECK(r.streamed);
+    CHECK(r.body.empty());
+    REQUIRE(r.completion.choices.size() == 1);
+    CHECK(r.completion.choices[0].content == whole.completion.choices[0].content);
+    REQUIRE(r.completion.usage);
+    CHECK(r.completion.usage->completion_tokens == whole.completion.usage->completion_tokens);
+    CHECK(r.times.token_gaps.size() == 15);
+
+    // An error event still fails the request, with the server's message.
+    test::sse_server server({{0ms, test::content_event("partial")},
+                             {0ms,
+                              "data: {\"error\":{\"message\":\"engine overloaded\","
+                              "\"type\":\"server_error\",\"code\":null}}\n\n"}},
+                            test::stream_end::done);
+    dispatcher_options failing = quick_retries(server.base_url(), 1);
+    failing.streamed_body = false;
+    const result e = complete_one(failing, make_request(streaming("{\"a\":1}")));
+    CHECK(e.ec == errc::server_error);
+    CHECK(e.message.find("engine overloaded") != std::string::npos);
+    CHECK(e.body.empty());
+}
+
 TEST_CASE("the request sent asks for the usage chunk, and the first token is timed on arrival") {
     test::sse_server server({{0ms,
                               "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":"

@@ -49,6 +49,10 @@ public:
     /// or with no event at all.
     error_code finish(std::string& body);
 
+    /// `finish(body)` for a caller that does not need the answer's text (its fields come from
+    /// `result`): the same checks, nothing written.
+    error_code finish();
+
     /// After `finish`: the fields `completion_parser` reads from the body it wrote, and the
     /// error it gives, without parsing that body again (`stream_assembler::result`).
     error_code result(completion& out, completion_fields fields) const {

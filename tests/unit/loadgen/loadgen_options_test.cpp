@@ -38,6 +38,8 @@ TEST_CASE("a benchmark measures the server: no limits, no retries, no hold on a 
     CHECK_FALSE(e.limits.learn_from_headers);
     CHECK(e.pool.reuse_quiet_period == 0ms);
     CHECK(e.pool.max_connections == 256);
+    CHECK(e.fields == completion_fields::usage);
+    CHECK_FALSE(e.streamed_body); // the figures need usage and timings, not the text
     const loadgen_options o;
     CHECK(o.engine.retry.max_attempts == 1);
     CHECK(o.load.max_requests == 1000); // vLLM's defaults: 1000 prompts, unpaced
