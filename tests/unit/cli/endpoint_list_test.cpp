@@ -2,6 +2,8 @@
 // (docs/endpoints.md, "Several endpoints and keys"): keys only from named variables, tiers for
 // the limits an endpoint leaves out, the one-endpoint settings refused beside them.
 #include "cli/run_options.hpp"
+#include "support/run_options.hpp"
+#include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,39 +15,9 @@
 
 using namespace sluice;
 using namespace sluice::cli;
-
-namespace {
-
-run_options with_config(const test::temp_dir& dir, const std::string& toml) {
-    run_options o;
-    o.config_file = dir.file("c.toml");
-    test::write_file(o.config_file, toml);
-    return o;
-}
-
-std::string refusal(const run_options& o) {
-    try {
-        build_options(o);
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
-
-struct scoped_env {
-    scoped_env(const char* name, const std::string& value)
-        : name_(name) {
-        ::setenv(name, value.c_str(), 1);
-    }
-    ~scoped_env() { ::unsetenv(name_); }
-    scoped_env(const scoped_env&) = delete;
-    scoped_env& operator=(const scoped_env&) = delete;
-
-private:
-    const char* name_;
-};
-
-} // namespace
+using test::refusal;
+using test::scoped_env;
+using test::with_config;
 
 TEST_CASE("configs/endpoints.toml loads as documented, each key from its own variable") {
     scoped_env k1("OPENAI_API_KEY", "sk-one-111");

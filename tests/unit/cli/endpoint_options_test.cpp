@@ -1,6 +1,8 @@
 // How `sluice run` and `sluice bench` read what reaches providers as they are: custom headers
 // from --header and [headers] (docs/endpoints.md).
 #include "cli/run_options.hpp"
+#include "support/run_options.hpp"
+#include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,41 +14,13 @@
 
 using namespace sluice;
 using namespace sluice::cli;
+using test::refusal;
+using test::scoped_env;
+using test::with_config;
 
 namespace {
 
-constexpr const char* secret = "tok-HEADER-SECRET-42";
-
-run_options with_config(const test::temp_dir& dir, const std::string& toml) {
-    run_options o;
-    o.config_file = dir.file("c.toml");
-    test::write_file(o.config_file, toml);
-    return o;
-}
-
-// What build_options says of `o`; empty when it accepts them.
-std::string refusal(const run_options& o) {
-    try {
-        build_options(o);
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
-
-// A variable set for the scope of a test.
-struct scoped_env {
-    scoped_env(const char* name, const std::string& value)
-        : name_(name) {
-        ::setenv(name, value.c_str(), 1);
-    }
-    ~scoped_env() { ::unsetenv(name_); }
-    scoped_env(const scoped_env&) = delete;
-    scoped_env& operator=(const scoped_env&) = delete;
-
-private:
-    const char* name_;
-};
+constexpr const char* header_secret = "tok-HEADER-SECRET-42";
 
 } // namespace
 
@@ -60,7 +34,7 @@ TEST_CASE("a --header 'Name: value' flag is split at the first colon, the value 
         CHECK_THROWS_AS(parse_header_flag(bad), std::invalid_argument);
     }
     try {
-        parse_header_flag(std::string("X-Token: ") + secret + "\r\nX-Injected: 1");
+        parse_header_flag(std::string("X-Token: ") + header_secret + "\r\nX-Injected: 1");
         FAIL("accepted");
     } catch (const std::invalid_argument& e) {
         const std::string why = e.what();
@@ -71,14 +45,14 @@ TEST_CASE("a --header 'Name: value' flag is split at the first colon, the value 
 
 TEST_CASE("[headers] in the file and --header flags add up, a flag replacing its name") {
     test::temp_dir dir;
-    const scoped_env env("SLUICE_TEST_HEADER_TOKEN", secret);
+    const scoped_env env("SLUICE_TEST_HEADER_TOKEN", header_secret);
     run_options o = with_config(dir,
                                 "[headers]\n\"X-Tenant\" = \"blue\"\n"
                                 "X-Token = { env = \"SLUICE_TEST_HEADER_TOKEN\" }\n");
     dispatcher_options opts = build_options(o);
     REQUIRE(opts.headers.size() == 2);
     CHECK(opts.headers[0] == std::pair<std::string, std::string>{"X-Tenant", "blue"});
-    CHECK(opts.headers[1] == std::pair<std::string, std::string>{"X-Token", secret});
+    CHECK(opts.headers[1] == std::pair<std::string, std::string>{"X-Token", header_secret});
 
     o.headers = {"x-tenant: green", "X-Extra: 1"};
     opts = build_options(o);
@@ -89,7 +63,7 @@ TEST_CASE("[headers] in the file and --header flags add up, a flag replacing its
 
 TEST_CASE("[headers] refuses bad names, twice-given names, unset variables and line ends") {
     test::temp_dir dir;
-    const scoped_env env("SLUICE_TEST_HEADER_BAD", std::string(secret) + "\nX: 1");
+    const scoped_env env("SLUICE_TEST_HEADER_BAD", std::string(header_secret) + "\nX: 1");
     for (const auto& [toml, says] : {
              std::pair<std::string, std::string>{"[headers]\n\"X Bad\" = \"v\"\n",
                                                  "not a header name"},

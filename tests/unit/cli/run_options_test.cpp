@@ -1,4 +1,5 @@
 #include "cli/run_command.hpp"
+#include "support/run_options.hpp"
 #include "support/temp_dir.hpp"
 
 #include <sluice/admission/scope.hpp>
@@ -7,17 +8,7 @@
 
 using namespace sluice;
 using namespace sluice::cli;
-
-namespace {
-
-run_options with_config(const test::temp_dir& dir, const std::string& toml) {
-    run_options o;
-    o.config_file = dir.file("c.toml");
-    test::write_file(o.config_file, toml);
-    return o;
-}
-
-} // namespace
+using test::with_config;
 
 TEST_CASE("a config file's rpm and tpm override the same file's tier") {
     test::temp_dir dir;

@@ -25,7 +25,7 @@ using std::chrono::microseconds;
 
 namespace {
 
-const std::string path = "/v1/chat/completions";
+const std::string completions_path = "/v1/chat/completions";
 
 std::string stream_request(std::string_view extra = "") {
     std::string body =
@@ -140,9 +140,9 @@ TEST_CASE("without timing options the whole stream is due at once, as before") {
         CHECK(text == "lorem ipsum dolor");
         CHECK(body.find(R"("finish_reason":"stop")") != std::string::npos);
     };
-    check(b.on_request("POST", path, stream_request(), clock.now()), false);
+    check(b.on_request("POST", completions_path, stream_request(), clock.now()), false);
     check(b.on_request("POST",
-                       path,
+                       completions_path,
                        stream_request(R"("stream_options":{"include_usage":true})"),
                        clock.now()),
           true);
@@ -165,7 +165,7 @@ TEST_CASE("content is due at first_token, then every chunk_interval, from the re
     mock_behavior b(o, clock.now());
     simdjson::dom::parser p;
     clock.advance(1h); // offsets are from the request, whenever it comes
-    const auto r = b.on_request("POST", path, stream_request(), clock.now());
+    const auto r = b.on_request("POST", completions_path, stream_request(), clock.now());
     CHECK(r.delay == head);
     const auto& s = stream_of(r);
     // Role; five words; the finish chunk and [DONE] with the last word.
@@ -191,8 +191,10 @@ TEST_CASE("tokens_per_chunk groups words, the last chunk has what is left") {
     o.chunk_interval = 1ms;
     mock_behavior b(o, clock.now());
     simdjson::dom::parser p;
-    const auto r = b.on_request(
-        "POST", path, stream_request(R"("stream_options":{"include_usage":true})"), clock.now());
+    const auto r = b.on_request("POST",
+                                completions_path,
+                                stream_request(R"("stream_options":{"include_usage":true})"),
+                                clock.now());
     const auto& s = stream_of(r);
     REQUIRE(s.pieces.size() == 1 + 3 + 1);
     CHECK(times(s) == std::vector<microseconds>{0us, 5ms, 6ms, 7ms, 7ms});
@@ -210,7 +212,8 @@ TEST_CASE("n choices stream interleaved: each content piece has one event per ch
     o.chunk_interval = 1ms;
     mock_behavior b(o, clock.now());
     simdjson::dom::parser p;
-    const auto& s = stream_of(b.on_request("POST", path, stream_request(R"("n":2)"), clock.now()));
+    const auto& s =
+        stream_of(b.on_request("POST", completions_path, stream_request(R"("n":2)"), clock.now()));
     REQUIRE(s.pieces.size() == 1 + 4 + 1);
     std::string text[2];
     for (const auto& piece : s.pieces) {
@@ -243,7 +246,8 @@ TEST_CASE("exponential gaps have the set mean, are seeded, and leave the fault d
     auto gaps = [&](std::uint64_t seed) {
         o.seed = seed;
         mock_behavior b(o, clock.now());
-        const auto& s = stream_of(b.on_request("POST", path, stream_request(), clock.now()));
+        const auto& s =
+            stream_of(b.on_request("POST", completions_path, stream_request(), clock.now()));
         REQUIRE(s.pieces.size() == 4003);
         CHECK(s.pieces[1].at == 7ms); // no draw before the first token
         std::vector<long long> out;
@@ -272,7 +276,8 @@ TEST_CASE("exponential gaps have the set mean, are seeded, and leave the fault d
         mock_behavior b(f, clock.now());
         std::vector<unsigned> out;
         for (int i = 0; i < 200; ++i)
-            out.push_back(b.on_request("POST", path, stream_request(), clock.now()).status);
+            out.push_back(
+                b.on_request("POST", completions_path, stream_request(), clock.now()).status);
         return out;
     };
     CHECK(statuses(true) == statuses(false));
@@ -287,8 +292,11 @@ TEST_CASE("stream_error sends an error event after half the content, and the str
     o.faults.stream_error = 1;
     mock_behavior b(o, clock.now());
     simdjson::dom::parser p;
-    const auto& s = stream_of(b.on_request(
-        "POST", path, stream_request(R"("stream_options":{"include_usage":true})"), clock.now()));
+    const auto& s =
+        stream_of(b.on_request("POST",
+                               completions_path,
+                               stream_request(R"("stream_options":{"include_usage":true})"),
+                               clock.now()));
     // Role; four of eight words; the error when the fifth word would have been due.
     CHECK(times(s) == std::vector<microseconds>{0us, 50ms, 70ms, 90ms, 110ms, 130ms});
     CHECK(s.end == stream_end::done);
@@ -323,7 +331,8 @@ TEST_CASE("stream_cut is a cut after half the content, when the next piece was d
     o.chunk_interval = 20ms;
     o.faults.stream_cut = 1;
     mock_behavior b(o, clock.now());
-    const auto& s = stream_of(b.on_request("POST", path, stream_request(), clock.now()));
+    const auto& s =
+        stream_of(b.on_request("POST", completions_path, stream_request(), clock.now()));
     CHECK(times(s) == std::vector<microseconds>{0us, 50ms, 70ms, 90ms, 110ms});
     CHECK(s.end == stream_end::cut);
     CHECK(s.end_at == 130ms);
@@ -335,7 +344,8 @@ TEST_CASE("stream_cut is a cut after half the content, when the next piece was d
     SECTION("a one-chunk answer still streams its content before the cut") {
         o.answer_tokens = 1;
         mock_behavior one(o, clock.now());
-        const auto& s1 = stream_of(one.on_request("POST", path, stream_request(), clock.now()));
+        const auto& s1 =
+            stream_of(one.on_request("POST", completions_path, stream_request(), clock.now()));
         CHECK(times(s1) == std::vector<microseconds>{0us, 50ms});
         CHECK(s1.end_at == 70ms);
     }
@@ -349,7 +359,7 @@ TEST_CASE("streaming faults are drawn for streams only, body faults for bodies o
     mock_behavior b(o, clock.now());
     const std::string plain = R"({"messages":[{"role":"user","content":"hi"}]})";
     for (int i = 0; i < 50; ++i) {
-        const auto r = b.on_request("POST", path, plain, clock.now());
+        const auto r = b.on_request("POST", completions_path, plain, clock.now());
         CHECK(r.what == mock_reply::action::respond);
         CHECK(r.status == 200);
     }
@@ -361,8 +371,9 @@ TEST_CASE("streaming faults are drawn for streams only, body faults for bodies o
     t.faults.malformed = 0.5;
     mock_behavior bt(t, clock.now());
     for (int i = 0; i < 50; ++i)
-        CHECK(stream_of(bt.on_request("POST", path, stream_request(), clock.now())).end ==
-              stream_end::done);
+        CHECK(
+            stream_of(bt.on_request("POST", completions_path, stream_request(), clock.now())).end ==
+            stream_end::done);
     CHECK(bt.counters().ok == 50);
 }
 
@@ -374,7 +385,8 @@ TEST_CASE("streaming faults stack at their rates, and the stats endpoint counts 
     mock_behavior b(o, clock.now());
     int errors = 0, cuts = 0;
     for (int i = 0; i < 2000; ++i) {
-        const auto& s = stream_of(b.on_request("POST", path, stream_request(), clock.now()));
+        const auto& s =
+            stream_of(b.on_request("POST", completions_path, stream_request(), clock.now()));
         const bool error = all_bytes(s).find(R"({"error")") != std::string::npos;
         errors += error;
         cuts += s.end == stream_end::cut;
@@ -405,7 +417,8 @@ TEST_CASE("an answer of no tokens streams the role, then the end at first_token"
     o.answer_tokens = 0;
     o.first_token = 3ms;
     mock_behavior b(o, clock.now());
-    const auto& s = stream_of(b.on_request("POST", path, stream_request(), clock.now()));
+    const auto& s =
+        stream_of(b.on_request("POST", completions_path, stream_request(), clock.now()));
     CHECK(times(s) == std::vector<microseconds>{0us, 3ms});
     CHECK(payloads(s.pieces[1].bytes).back() == "[DONE]");
 }

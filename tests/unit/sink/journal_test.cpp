@@ -30,7 +30,7 @@ using sluice::test::write_file;
 namespace {
 
 // Records made by the real writer, so the journal is tested against what sluice writes.
-std::string success(const std::string& id, const std::string& body = R"({"ok":true})") {
+std::string success_line(const std::string& id, const std::string& body = R"({"ok":true})") {
     result r;
     r.custom_id = id;
     r.status = 200;
@@ -109,8 +109,8 @@ TEST_CASE("a missing or empty output needs nothing and creates no file") {
 TEST_CASE("an unfinished last line is cut off and appending continues on a fresh line") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
-    const std::string whole = success("r1") + failure("r2", errc::server_error, 503);
-    const std::string r3 = success("r3");
+    const std::string whole = success_line("r1") + failure("r2", errc::server_error, 503);
+    const std::string r3 = success_line("r3");
     const std::string torn = r3.substr(0, r3.size() / 2);
     write_file(out, whole + torn);
 
@@ -144,12 +144,12 @@ TEST_CASE("an unfinished last line is cut off and appending continues on a fresh
 TEST_CASE("a record cut just before its newline is still unfinished") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
-    const std::string r2 = success("r2");
-    write_file(out, success("r1") + r2.substr(0, r2.size() - 1));
+    const std::string r2 = success_line("r2");
+    write_file(out, success_line("r1") + r2.substr(0, r2.size() - 1));
     reported seen;
     const journal_recovery rec = recover(out, seen);
     CHECK(rec.torn_bytes == r2.size() - 1);
-    CHECK(read_file(out) == success("r1"));
+    CHECK(read_file(out) == success_line("r1"));
     CHECK(seen.ids == std::vector<std::string>{"r1"}); // r2 is redone, never reported
 }
 
@@ -157,14 +157,14 @@ TEST_CASE("unfinished requests are dropped, the file compacted and final records
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     const std::vector<std::string> lines = {
-        success("a"),
+        success_line("a"),
         failure("b", errc::not_attempted),
         failure("c", errc::server_error, 500),
         failure("d", errc::stopped),
         bad_line_text(5),
         failure("e", errc::quota_exhausted, 429),
         failure("f", errc::client_error, 400),
-        success("g"),
+        success_line("g"),
         failure("h", errc::unauthorized, 401), // the key is fixed before the resume
     };
     std::string all;
@@ -200,19 +200,21 @@ TEST_CASE("unfinished requests are dropped, the file compacted and final records
 TEST_CASE("compaction also cuts an unfinished last line") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
-    write_file(out, success("a") + failure("b", errc::stopped) + success("c") + "{\"id\":\"bat");
+    write_file(
+        out, success_line("a") + failure("b", errc::stopped) + success_line("c") + "{\"id\":\"bat");
     const journal_recovery rec = recover(out);
     CHECK(rec.rewritten);
     CHECK(rec.torn_bytes == 10);
-    CHECK(read_file(out) == success("a") + success("c"));
+    CHECK(read_file(out) == success_line("a") + success_line("c"));
 }
 
 TEST_CASE("retry_failed drops every error record, bad lines included") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     write_file(out,
-               success("a") + failure("b", errc::server_error, 502) + bad_line_text(3) +
-                   bad_line_text(4, "a") + failure("c", errc::client_error, 400) + success("d"));
+               success_line("a") + failure("b", errc::server_error, 502) + bad_line_text(3) +
+                   bad_line_text(4, "a") + failure("c", errc::client_error, 400) +
+                   success_line("d"));
     reported seen;
     journal_options opts;
     opts.retry_failed = true;
@@ -223,14 +225,14 @@ TEST_CASE("retry_failed drops every error record, bad lines included") {
     CHECK(rec.kept_bad_lines == 0);
     CHECK(seen.ids == std::vector<std::string>{"a", "d"});
     CHECK(seen.lines.empty());
-    CHECK(read_file(out) == success("a") + success("d"));
+    CHECK(read_file(out) == success_line("a") + success_line("d"));
 }
 
 TEST_CASE("a bad-line record is reported by its line, not by its custom_id") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     // Line 2 repeated r1's custom_id: its record carries "r1" but is about line 2 only.
-    write_file(out, success("r1") + bad_line_text(2, "r1") + bad_line_text(3));
+    write_file(out, success_line("r1") + bad_line_text(2, "r1") + bad_line_text(3));
     reported seen;
     const journal_recovery rec = recover(out, seen);
     CHECK(rec.kept_bad_lines == 2);
@@ -244,7 +246,7 @@ TEST_CASE("only top-level fields count: a body's line, error or custom_id is not
     const std::string out = dir.file("out.jsonl");
     const std::string body =
         R"({"line":9,"custom_id":"evil","error":{"code":"not_attempted"},"choices":[]})";
-    const std::string record = success("r1", body);
+    const std::string record = success_line("r1", body);
     write_file(out, record);
     reported seen;
     const journal_recovery rec = recover(out, seen);
@@ -259,8 +261,8 @@ TEST_CASE("a file sluice did not write is refused with its line number and left 
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     const std::string errors = dir.file("errors.jsonl");
-    const std::string prefix =
-        success("a") + failure("b", errc::not_attempted) + failure("c", errc::server_error, 500);
+    const std::string prefix = success_line("a") + failure("b", errc::not_attempted) +
+                               failure("c", errc::server_error, 500);
     const std::string errors_before = "an old error file\n";
 
     struct foreign_case {
@@ -270,13 +272,13 @@ TEST_CASE("a file sluice did not write is refused with its line number and left 
     const std::vector<foreign_case> cases = {
         {"name,age\nann,3\n", ":1:"},
         {prefix + "{\"id\":\"batch_req_x\",\"custom_id\":\"d\",\"response\":null,\"err\n" +
-             success("e") + "{\"id\":",
+             success_line("e") + "{\"id\":",
          ":4:"},
         // The input file given as the output: custom_id but no response or error.
         {R"({"custom_id":"r1","method":"POST","url":"/v1/chat/completions","body":{}})"
          "\n",
          ":1:"},
-        {prefix + "\n" + success("e"), ":4:"}, // an empty line
+        {prefix + "\n" + success_line("e"), ":4:"}, // an empty line
         {prefix + R"({"id":"x","custom_id":7,"response":null,"error":null})"
                   "\n",
          ":4:"},
@@ -320,8 +322,8 @@ TEST_CASE("the error file is rebuilt to hold exactly the kept error records, in 
     const std::string bad = bad_line_text(4);
     const std::string f = failure("f", errc::client_error, 400);
     write_file(out,
-               success("a") + failure("b", errc::not_attempted) + c + bad + success("e") + f +
-                   failure("g", errc::stopped));
+               success_line("a") + failure("b", errc::not_attempted) + c + bad + success_line("e") +
+                   f + failure("g", errc::stopped));
     // Left behind by a run killed between its two appends: stale and partly missing.
     write_file(errors, f + failure("b", errc::not_attempted) + "{\"id\":\"batch_");
 
@@ -355,11 +357,11 @@ TEST_CASE("an error file is created only when there are error records to keep") 
 
     recover(out, opts); // no output at all
     CHECK_FALSE(exists(errors));
-    write_file(out, success("a"));
+    write_file(out, success_line("a"));
     recover(out, opts);
     CHECK_FALSE(exists(errors));
 
-    write_file(out, success("a") + failure("b", errc::server_error, 500));
+    write_file(out, success_line("a") + failure("b", errc::server_error, 500));
     const journal_recovery rec = recover(out, opts);
     CHECK(rec.errors_rewritten);
     CHECK(read_file(errors) == failure("b", errc::server_error, 500));
@@ -373,17 +375,17 @@ TEST_CASE("an error file is created only when there are error records to keep") 
 TEST_CASE("the error file must not be the output file") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
-    write_file(out, success("a") + failure("b", errc::server_error, 500));
+    write_file(out, success_line("a") + failure("b", errc::server_error, 500));
     journal_options opts;
     opts.errors_path = out;
     CHECK_THROWS_AS(recover(out, opts), std::invalid_argument);
-    CHECK(read_file(out) == success("a") + failure("b", errc::server_error, 500));
+    CHECK(read_file(out) == success_line("a") + failure("b", errc::server_error, 500));
 }
 
 TEST_CASE("an error file that is a stream is left alone") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
-    write_file(out, success("a") + failure("b", errc::server_error, 500));
+    write_file(out, success_line("a") + failure("b", errc::server_error, 500));
     journal_options opts;
     opts.errors_path = "/dev/null";
     const journal_recovery rec = recover(out, opts);
@@ -402,10 +404,10 @@ TEST_CASE("a stale temporary file from an earlier crash is overwritten or remove
 
     write_file(temp, "half a compaction that never got renamed\n");
     ::chmod(temp.c_str(), 0600);
-    write_file(out, success("a") + failure("b", errc::not_attempted) + success("c"));
+    write_file(out, success_line("a") + failure("b", errc::not_attempted) + success_line("c"));
     ::chmod(out.c_str(), 0664);
     REQUIRE(recover(out).rewritten);
-    CHECK(read_file(out) == success("a") + success("c"));
+    CHECK(read_file(out) == success_line("a") + success_line("c"));
     CHECK_FALSE(exists(temp));
     struct stat st {};
     REQUIRE(::stat(out.c_str(), &st) == 0);
@@ -414,18 +416,18 @@ TEST_CASE("a stale temporary file from an earlier crash is overwritten or remove
     write_file(temp, "stale\n");
     CHECK_FALSE(recover(out).rewritten);
     CHECK_FALSE(exists(temp));
-    CHECK(read_file(out) == success("a") + success("c"));
+    CHECK(read_file(out) == success_line("a") + success_line("c"));
 }
 
 TEST_CASE("a symlinked output stays a symlink after compaction") {
     temp_dir dir;
     const std::string real = dir.file("real.jsonl");
     const std::string link = dir.file("link.jsonl");
-    write_file(real, success("a") + failure("b", errc::stopped));
+    write_file(real, success_line("a") + failure("b", errc::stopped));
     std::filesystem::create_symlink(real, link);
     REQUIRE(recover(link).rewritten);
     CHECK(std::filesystem::is_symlink(link));
-    CHECK(read_file(real) == success("a"));
+    CHECK(read_file(real) == success_line("a"));
 }
 
 TEST_CASE("a big output is streamed record by record") {
@@ -441,7 +443,7 @@ TEST_CASE("a big output is streamed record by record") {
             // Every 10th record was cut short by a stop; every 100th is a bad line.
             const std::string rec = i % 10 == 3    ? failure(id, errc::not_attempted)
                                     : i % 100 == 7 ? bad_line_text(i + 1)
-                                                   : success(id);
+                                                   : success_line(id);
             chunk += rec;
             if (i % 10 != 3)
                 expected += rec;
@@ -480,10 +482,10 @@ TEST_CASE("a record of several MiB is read, kept and copied whole") {
     temp_dir dir;
     const std::string out = dir.file("out.jsonl");
     const std::string body = R"({"text":")" + std::string(6 << 20, 'x') + R"(","line":3})";
-    const std::string big = success("big", body);
-    const std::string torn = success("torn", body);
+    const std::string big = success_line("big", body);
+    const std::string torn = success_line("torn", body);
     write_file(out,
-               failure("a", errc::not_attempted) + big + success("b") +
+               failure("a", errc::not_attempted) + big + success_line("b") +
                    torn.substr(0, torn.size() - 100));
     reported seen;
     const journal_recovery rec = recover(out, seen);
@@ -492,7 +494,7 @@ TEST_CASE("a record of several MiB is read, kept and copied whole") {
     CHECK(rec.rewritten);
     CHECK(seen.ids == std::vector<std::string>{"big", "b"});
     CHECK(seen.lines.empty());
-    CHECK((read_file(out) == big + success("b")));
+    CHECK((read_file(out) == big + success_line("b")));
 }
 
 TEST_CASE("killed at any moment, compaction leaves the old file or the new one") {
@@ -503,7 +505,7 @@ TEST_CASE("killed at any moment, compaction leaves the old file or the new one")
     const std::string body = R"({"text":")" + std::string(800, 'y') + R"("})";
     for (std::size_t i = 0; i < 20000; ++i) {
         const std::string id = test::numbered("k", i);
-        const std::string rec = i % 7 == 0 ? failure(id, errc::stopped) : success(id, body);
+        const std::string rec = i % 7 == 0 ? failure(id, errc::stopped) : success_line(id, body);
         before += rec;
         if (i % 7 != 0)
             after += rec;

@@ -3,6 +3,7 @@
 #include <sluice/transport/connection_pool.hpp>
 #include <sluice/transport/header_value.hpp>
 
+#include "support/endpoint.hpp"
 #include "transport/request_head.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,15 +12,9 @@
 #include <string>
 
 using namespace sluice;
+using test::parse_endpoint;
 
 namespace {
-
-endpoint parse(const std::string& url) {
-    error_code ec;
-    endpoint ep = endpoint::parse(url, ec);
-    REQUIRE(!ec);
-    return ep;
-}
 
 request_headers base_headers() {
     request_headers h;
@@ -32,7 +27,7 @@ request_headers base_headers() {
 // What request_head says of `h`; empty when it accepts them.
 std::string refusal(const request_headers& h) {
     try {
-        detail::request_head(parse("http://127.0.0.1:8000/v1"), h);
+        detail::request_head(parse_endpoint("http://127.0.0.1:8000/v1"), h);
     } catch (const std::invalid_argument& e) {
         return e.what();
     }
@@ -68,7 +63,7 @@ TEST_CASE("a header name is an HTTP token, compared without case") {
 TEST_CASE("custom headers follow sluice's own in order, and a User-Agent replaces sluice's") {
     request_headers h = base_headers();
     h.extra = {{"X-Tenant", "blue"}, {"X-Route", "eu-1"}};
-    std::string head = detail::request_head(parse("http://127.0.0.1:8000/v1"), h);
+    std::string head = detail::request_head(parse_endpoint("http://127.0.0.1:8000/v1"), h);
     CHECK(head.rfind("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n", 0) == 0);
     CHECK(head.find("Authorization: Bearer sk-key\r\n") != std::string::npos);
     const auto tenant = head.find("X-Tenant: blue\r\n");
@@ -81,7 +76,7 @@ TEST_CASE("custom headers follow sluice's own in order, and a User-Agent replace
     CHECK(head.substr(head.size() - 2) == "\r\n");
 
     h.extra = {{"user-agent", "my-batch/2.0"}};
-    head = detail::request_head(parse("http://127.0.0.1:8000/v1"), h);
+    head = detail::request_head(parse_endpoint("http://127.0.0.1:8000/v1"), h);
     CHECK(head.find("sluice/0.1") == std::string::npos);
     CHECK(head.find("user-agent: my-batch/2.0\r\n") != std::string::npos);
 }

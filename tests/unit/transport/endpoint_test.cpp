@@ -1,23 +1,14 @@
 #include <sluice/transport/endpoint.hpp>
 
+#include "support/endpoint.hpp"
+
 #include <catch2/catch.hpp>
 
 using namespace sluice;
-
-namespace {
-
-endpoint parse_ok(std::string_view url) {
-    error_code ec;
-    endpoint ep = endpoint::parse(url, ec);
-    INFO(url);
-    REQUIRE_FALSE(ec);
-    return ep;
-}
-
-} // namespace
+using test::parse_endpoint;
 
 TEST_CASE("base URLs split into scheme, host, port and path prefix") {
-    auto ep = parse_ok("https://api.openai.com/v1");
+    auto ep = parse_endpoint("https://api.openai.com/v1");
     CHECK(ep.tls);
     CHECK(ep.host == "api.openai.com");
     CHECK(ep.port == 443);
@@ -26,43 +17,43 @@ TEST_CASE("base URLs split into scheme, host, port and path prefix") {
     CHECK(ep.host_header() == "api.openai.com");
     CHECK_FALSE(ep.host_is_ip());
 
-    ep = parse_ok("http://127.0.0.1:8000/v1/");
+    ep = parse_endpoint("http://127.0.0.1:8000/v1/");
     CHECK_FALSE(ep.tls);
     CHECK(ep.port == 8000);
     CHECK(ep.path_prefix == "/v1");
     CHECK(ep.host_header() == "127.0.0.1:8000");
     CHECK(ep.host_is_ip());
 
-    ep = parse_ok("HTTP://localhost");
+    ep = parse_endpoint("HTTP://localhost");
     CHECK(ep.port == 80);
     CHECK(ep.path_prefix.empty());
     CHECK(ep.target("/chat/completions") == "/chat/completions");
 
-    ep = parse_ok("https://[::1]:8443/openai/v1");
+    ep = parse_endpoint("https://[::1]:8443/openai/v1");
     CHECK(ep.host == "::1");
     CHECK(ep.port == 8443);
     CHECK(ep.path_prefix == "/openai/v1");
     CHECK(ep.host_header() == "[::1]:8443");
     CHECK(ep.host_is_ip());
 
-    ep = parse_ok("https://example.com:443/v1");
+    ep = parse_endpoint("https://example.com:443/v1");
     CHECK(ep.host_header() == "example.com"); // the default port is not repeated
 
-    ep = parse_ok("https://[::1]");
+    ep = parse_endpoint("https://[::1]");
     CHECK(ep.host == "::1");
     CHECK(ep.port == 443);
     CHECK(ep.path_prefix.empty());
     CHECK(ep.host_header() == "[::1]");
 
-    ep = parse_ok("http://example.com:8080");
+    ep = parse_endpoint("http://example.com:8080");
     CHECK(ep.host_header() == "example.com:8080");
     CHECK_FALSE(ep.host_is_ip());
 
-    ep = parse_ok("https://example.com:80/v1//");
+    ep = parse_endpoint("https://example.com:80/v1//");
     CHECK(ep.host_header() == "example.com:80"); // 80 is not the default of https
     CHECK(ep.path_prefix == "/v1");
 
-    ep = parse_ok("https://my-llm.internal_net.example/openai/deployments/x");
+    ep = parse_endpoint("https://my-llm.internal_net.example/openai/deployments/x");
     CHECK(ep.host == "my-llm.internal_net.example");
     CHECK(ep.target("/chat/completions") == "/openai/deployments/x/chat/completions");
 }
@@ -75,7 +66,7 @@ TEST_CASE("loopback hosts are told from the rest") {
                             "https://LocalHost./v1",
                             "https://api.localhost:9000/v1"}) {
         INFO(url);
-        CHECK(parse_ok(url).host_is_loopback());
+        CHECK(parse_endpoint(url).host_is_loopback());
     }
     for (const char* url : {"https://api.openai.com/v1",
                             "https://10.0.0.1/v1",
@@ -83,7 +74,7 @@ TEST_CASE("loopback hosts are told from the rest") {
                             "https://notlocalhost/v1",
                             "https://localhost.example.com/v1"}) {
         INFO(url);
-        CHECK_FALSE(parse_ok(url).host_is_loopback());
+        CHECK_FALSE(parse_endpoint(url).host_is_loopback());
     }
 }
 

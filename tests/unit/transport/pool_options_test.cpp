@@ -2,6 +2,8 @@
 // the pool is made, before any socket is opened.
 #include <sluice/transport/connection_pool.hpp>
 
+#include "support/endpoint.hpp"
+
 #include <boost/asio/io_context.hpp>
 
 #include <catch2/catch.hpp>
@@ -9,6 +11,7 @@
 #include <stdexcept>
 
 using namespace sluice;
+using test::parse_endpoint;
 
 namespace {
 
@@ -19,13 +22,6 @@ std::string validate_message(const pool_options& o) {
         return e.what();
     }
     return "";
-}
-
-endpoint parse(std::string_view url) {
-    error_code ec;
-    endpoint ep = endpoint::parse(url, ec);
-    REQUIRE_FALSE(ec);
-    return ep;
 }
 
 } // namespace
@@ -55,11 +51,12 @@ TEST_CASE("pool options out of range are refused, naming the field") {
 TEST_CASE("an https endpoint without a TLS context is a setup error") {
     boost::asio::io_context ioc;
     CHECK_THROWS_AS(
-        connection_pool(ioc.get_executor(), parse("https://127.0.0.1/v1"), {}, {}, nullptr),
+        connection_pool(
+            ioc.get_executor(), parse_endpoint("https://127.0.0.1/v1"), {}, {}, nullptr),
         std::invalid_argument);
     // Plain HTTP needs none.
-    CHECK_NOTHROW(
-        connection_pool(ioc.get_executor(), parse("http://127.0.0.1/v1"), {}, {}, nullptr));
+    CHECK_NOTHROW(connection_pool(
+        ioc.get_executor(), parse_endpoint("http://127.0.0.1/v1"), {}, {}, nullptr));
 }
 
 TEST_CASE("a header value with a line break is refused without echoing it") {
@@ -70,7 +67,8 @@ TEST_CASE("a header value with a line break is refused without echoing it") {
     h.target = "/v1/chat/completions";
     h.authorization = "Bearer sk-secret\n";
     try {
-        connection_pool pool(ioc.get_executor(), parse("http://127.0.0.1/v1"), h, {}, nullptr);
+        connection_pool pool(
+            ioc.get_executor(), parse_endpoint("http://127.0.0.1/v1"), h, {}, nullptr);
         FAIL("no exception");
     } catch (const std::invalid_argument& e) {
         const std::string what = e.what();
@@ -80,6 +78,6 @@ TEST_CASE("a header value with a line break is refused without echoing it") {
     h.authorization = "Bearer sk-secret";
     h.organization = "org\r\nX-Evil: 1";
     CHECK_THROWS_AS(
-        connection_pool(ioc.get_executor(), parse("http://127.0.0.1/v1"), h, {}, nullptr),
+        connection_pool(ioc.get_executor(), parse_endpoint("http://127.0.0.1/v1"), h, {}, nullptr),
         std::invalid_argument);
 }

@@ -10,7 +10,7 @@ using namespace sluice;
 
 namespace {
 
-proxy_endpoint parse_ok(const std::string& url) {
+proxy_endpoint parse_proxy(const std::string& url) {
     error_code ec;
     proxy_endpoint p = proxy_endpoint::parse(url, ec);
     INFO(url);
@@ -21,30 +21,30 @@ proxy_endpoint parse_ok(const std::string& url) {
 } // namespace
 
 TEST_CASE("a proxy URL gives host, port and Basic credentials, curl's defaults filling the rest") {
-    proxy_endpoint p = parse_ok("http://proxy.example:3128");
+    proxy_endpoint p = parse_proxy("http://proxy.example:3128");
     CHECK(p.host == "proxy.example");
     CHECK(p.port == 3128);
     CHECK(p.authorization.empty());
     CHECK(p.display() == "proxy.example:3128");
 
-    p = parse_ok("proxy.example"); // no scheme: http; no port: 1080, as curl
+    p = parse_proxy("proxy.example"); // no scheme: http; no port: 1080, as curl
     CHECK(p.host == "proxy.example");
     CHECK(p.port == 1080);
-    p = parse_ok("HTTP://10.0.0.1:8080/");
+    p = parse_proxy("HTTP://10.0.0.1:8080/");
     CHECK(p.host == "10.0.0.1");
     CHECK(p.port == 8080);
-    p = parse_ok("http://[::1]:3128");
+    p = parse_proxy("http://[::1]:3128");
     CHECK(p.host == "::1");
     CHECK(p.display() == "[::1]:3128");
 
     // RFC 7617: base64("Aladdin:open sesame"); the password percent-decoded first.
-    p = parse_ok("http://Aladdin:open%20sesame@127.0.0.1:3128");
+    p = parse_proxy("http://Aladdin:open%20sesame@127.0.0.1:3128");
     CHECK(p.authorization == "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     CHECK(p.password == "open sesame");
     CHECK(p.display() == "127.0.0.1:3128"); // never the credentials
-    p = parse_ok("http://user@proxy:1");    // a user with no password
+    p = parse_proxy("http://user@proxy:1"); // a user with no password
     CHECK(p.authorization == "Basic dXNlcjo=");
-    p = parse_ok("http://u:p%40ss%3Aword@proxy:2"); // '@' and ':' escaped in the password
+    p = parse_proxy("http://u:p%40ss%3Aword@proxy:2"); // '@' and ':' escaped in the password
     CHECK(p.password == "p@ss:word");
     CHECK(p.host == "proxy");
 }
