@@ -26,6 +26,10 @@
 #include <set>
 #include <thread>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace batch_client_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -316,3 +320,5 @@ TEST_CASE("batch client: Azure OpenAI's files and batches are the resource's, wi
     CHECK(done.status == "completed");
     CHECK(done.request_counts.completed == 3);
 }
+
+} // namespace batch_client_test

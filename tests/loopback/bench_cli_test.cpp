@@ -8,6 +8,10 @@
 #include <filesystem>
 #include <string>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace bench_cli_test {
+
 using namespace sluice::test;
 namespace fs = std::filesystem;
 
@@ -214,3 +218,5 @@ TEST_CASE("sluice bench --sweep refuses a bad list with status 2") {
     refused("--sweep rate=1,2 --rate 3", "--rate");
     refused("--sweep concurrency=1,2 -c 3", "--concurrency");
 }
+
+} // namespace bench_cli_test

@@ -15,6 +15,10 @@
 
 #include <string>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace bench_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -342,3 +346,5 @@ TEST_CASE("the library example of docs/bench.md runs") {
     CHECK(text.find("Successful requests:                     60\n") != std::string::npos);
     CHECK(text.find("Request goodput (req/s):") != std::string::npos);
 }
+
+} // namespace bench_test

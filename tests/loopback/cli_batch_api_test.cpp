@@ -20,6 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_batch_api_test {
+
 using namespace sluice;
 using namespace sluice::test;
 using namespace std::chrono_literals;
@@ -320,3 +324,5 @@ TEST_CASE("batch api: status and cancel", "[batch_api]") {
     CHECK(f.run("collect -o " + out + " --finish-live") == 0);
     require_each_once(records(out), 10);
 }
+
+} // namespace cli_batch_api_test

@@ -18,6 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_batch_test {
+
 using namespace sluice::test;
 using namespace std::chrono_literals;
 
@@ -351,3 +355,5 @@ TEST_CASE("ten times the lines run in the same memory: bounded by the window, no
     CHECK(static_cast<double>(large) < 1.2 * static_cast<double>(small));
 }
 #endif
+
+} // namespace cli_batch_test

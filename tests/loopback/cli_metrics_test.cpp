@@ -23,6 +23,10 @@
 #include <string>
 #include <thread>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_metrics_test {
+
 using namespace sluice::test;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -197,3 +201,5 @@ TEST_CASE("a --metrics-listen that is not IP:PORT or cannot be bound fails befor
     CHECK(read_file(dir.file("err.txt")).find("--metrics-listen") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir.file("o.jsonl")));
 }
+
+} // namespace cli_metrics_test

@@ -14,6 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_mock_process_test {
+
 using namespace sluice::test;
 
 TEST_CASE("10000 lines through sluice mock over verified TLS each end in one success") {
@@ -97,3 +101,5 @@ TEST_CASE("insufficient_quota after K requests stops the job with exactly K answ
     CHECK(t.by_code.at("ok") + t.by_code.at("quota_exhausted") + t.by_code.at("not_attempted") ==
           n);
 }
+
+} // namespace cli_mock_process_test

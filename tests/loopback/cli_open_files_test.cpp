@@ -6,6 +6,10 @@
 
 #include <string>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_open_files_test {
+
 using namespace sluice::test;
 
 namespace {
@@ -58,3 +62,5 @@ TEST_CASE("sluice run below a hard open-file limit names ulimit -n and sends not
     CHECK(text.find("ulimit -n 864") != std::string::npos);
     CHECK(read_lines(output).empty());
 }
+
+} // namespace cli_open_files_test

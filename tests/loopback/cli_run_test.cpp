@@ -7,6 +7,10 @@
 #include <set>
 #include <string>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_run_test {
+
 using namespace sluice::test;
 
 namespace {
@@ -285,3 +289,5 @@ TEST_CASE("sluice run streams the lines that ask for it and records the same ans
     CHECK(double(doc["ttft_ms"]["p50"]) > 0);
     CHECK(double(doc["itl_ms"]["max"]) >= 0);
 }
+
+} // namespace cli_run_test

@@ -11,6 +11,10 @@
 #include <map>
 #include <string>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_shard_test {
+
 using namespace sluice::test;
 
 namespace {
@@ -138,3 +142,5 @@ TEST_CASE("sluice run refuses a --shard that is not K of N, counted from 1") {
         CHECK_FALSE(std::filesystem::exists(dir.file("o.jsonl")));
     }
 }
+
+} // namespace cli_shard_test

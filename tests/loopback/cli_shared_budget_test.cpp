@@ -17,6 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace cli_shared_budget_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
@@ -312,3 +316,5 @@ TEST_CASE("Redis unreachable at start: a clear error, or the local limits with -
     CHECK(said.find("pw-secret-4242") == std::string::npos);
     CHECK(test::read_output(out).by_code["ok"] == 20);
 }
+
+} // namespace cli_shared_budget_test

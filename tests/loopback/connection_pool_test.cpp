@@ -21,6 +21,10 @@
 #include <thread>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace connection_pool_test {
+
 using namespace sluice;
 using sluice::test::answer_body;
 using sluice::test::answer_style;
@@ -531,3 +535,5 @@ TEST_CASE("close() while connecting or resolving sends nothing more") {
         CHECK(mock.server().stats().requests == 1);
     }
 }
+
+} // namespace connection_pool_test

@@ -23,6 +23,10 @@
 #include <string>
 #include <thread>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace dispatcher_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 
@@ -486,3 +490,5 @@ TEST_CASE("a big request is not starved by the small ones queued behind it") {
         CHECK(small.times.admitted >= done.at("big").times.admitted);
     }
 }
+
+} // namespace dispatcher_test

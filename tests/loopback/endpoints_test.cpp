@@ -16,6 +16,10 @@
 
 #include <unistd.h>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace endpoints_test {
+
 using namespace sluice::test;
 namespace fs = std::filesystem;
 
@@ -302,3 +306,5 @@ TEST_CASE("endpoint flags: an endpoint whose quota runs out is retired while the
     for (const char* key : {key_one, key_two})
         check_nowhere_under(dir, key);
 }
+
+} // namespace endpoints_test

@@ -17,6 +17,10 @@
 #include <string>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace engine_timing_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -408,3 +412,5 @@ TEST_CASE("a request the rate limits would admit only after its deadline fails a
     CHECK(t.results[2].ok());
     CHECK(server.requests() == 2);
 }
+
+} // namespace engine_timing_test

@@ -21,6 +21,10 @@
 #include <string_view>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace hostile_server_test {
+
 using namespace sluice::test;
 
 namespace {
@@ -834,3 +838,5 @@ TEST_CASE("deadline: --max-duration stops the job as SIGTERM does, exit 7, and a
         CHECK(first.attempts(n) + second.attempts(n) == 1); // each line answered once in all
     }
 }
+
+} // namespace hostile_server_test

@@ -13,6 +13,10 @@
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace mock_server_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -251,3 +255,5 @@ TEST_CASE("stop ends promptly with a client still connected") {
     c.post(test::chat_body(1), "/v1/chat/completions", ec);
     CHECK(ec); // the connection was closed by stop()
 }
+
+} // namespace mock_server_test

@@ -22,6 +22,10 @@
 #include <string>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace mock_stream_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -279,3 +283,5 @@ TEST_CASE("stop ends a stream that is still due for an hour") {
     CHECK(ec); // closed mid-body by stop()
     CHECK_FALSE(parser.is_done());
 }
+
+} // namespace mock_stream_test

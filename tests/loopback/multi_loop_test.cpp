@@ -26,6 +26,10 @@
 #include <thread>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace multi_loop_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 using sluice::test::loopback_mock;
@@ -235,3 +239,5 @@ TEST_CASE(
     CHECK(ok == n);
     CHECK(on_strand == n);
 }
+
+} // namespace multi_loop_test

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace rate_limit_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 
@@ -271,3 +275,5 @@ TEST_CASE("adaptive admission off: 429s without hints are only retried") {
     CHECK(r.end.rate_limited * 50 > r.end.requests);
     CHECK(r.stats.scopes.at("").adaptive_rpm == 0);
 }
+
+} // namespace rate_limit_test

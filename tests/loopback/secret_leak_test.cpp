@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace secret_leak_test {
+
 using namespace sluice::test;
 namespace fs = std::filesystem;
 
@@ -371,3 +375,5 @@ TEST_CASE("a narrower umask makes narrower files, bench reports and plans includ
     CHECK(file_mode(dir.file("r2.json")) == 0600);
     CHECK(file_mode(dir.file("r2.html")) == 0600);
 }
+
+} // namespace secret_leak_test

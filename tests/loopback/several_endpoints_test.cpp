@@ -16,6 +16,10 @@
 #include <set>
 #include <thread>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace several_endpoints_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -377,3 +381,5 @@ TEST_CASE("a request too large for one endpoint's limits goes to another, and on
     CHECK(a.server().stats().requests == 0);
     CHECK(b.server().stats().requests == 1);
 }
+
+} // namespace several_endpoints_test

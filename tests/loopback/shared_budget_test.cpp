@@ -17,6 +17,10 @@
 
 #include <atomic>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace shared_budget_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -275,3 +279,5 @@ TEST_CASE("an engine on a shared budget sends through leases, and reloads a flus
     // The member left: nothing is registered any more.
     CHECK(redis.cli("ZCARD 'sluice:{engine-test}:members'").find("0") == 0);
 }
+
+} // namespace shared_budget_test

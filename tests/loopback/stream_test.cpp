@@ -16,6 +16,10 @@
 #include <string>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace stream_test {
+
 using namespace sluice;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -249,3 +253,5 @@ TEST_CASE("streams one after another on one engine each assemble their own answe
               static_cast<std::size_t>(whole[k].completion.usage->completion_tokens));
     }
 }
+
+} // namespace stream_test

@@ -30,6 +30,10 @@
 #include <string>
 #include <thread>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace tls_stream_test {
+
 namespace {
 
 namespace asio = boost::asio;
@@ -388,3 +392,5 @@ TEST_CASE("tls_stream: a close_notify behind an answer is not unread data but mo
         c.stream->next_layer().socket().close();
     }
 }
+
+} // namespace tls_stream_test

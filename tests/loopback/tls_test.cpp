@@ -22,6 +22,10 @@
 #include <thread>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace tls_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 
@@ -290,3 +294,5 @@ TEST_CASE("a server that never answers the handshake times out at the handshake 
     CHECK(std::string(r.failed_step) == "handshake");
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }
+
+} // namespace tls_test

@@ -16,6 +16,10 @@
 #include <thread>
 #include <vector>
 
+// Its own namespace: the files of tests/loopback/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace tls_verify_test {
+
 using namespace sluice;
 using namespace sluice::test;
 
@@ -298,3 +302,5 @@ TEST_CASE("sluice bench stops at once on an expired certificate, naming the chec
     CHECK(accepted(mock.server(), 1) == 1);
     CHECK(mock.server().stats().requests == 0);
 }
+
+} // namespace tls_verify_test

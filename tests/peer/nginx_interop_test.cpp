@@ -11,6 +11,10 @@
 #include <map>
 #include <set>
 
+// Its own namespace: the files of tests/peer/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace nginx_interop_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 
@@ -114,3 +118,5 @@ TEST_CASE("the library against nginx closing every 50th connection loses nothing
     CHECK(seen.size() == static_cast<std::size_t>(n));
     CHECK(engine.stats().retries == 0); // closed connections were replaced, not retried
 }
+
+} // namespace nginx_interop_test

@@ -6,6 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+// Its own namespace: the files of tests/peer/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace nginx_limit_req_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 
@@ -58,3 +62,5 @@ TEST_CASE("far above nginx's limit every request still ends in success") {
     CHECK(s.failed == 0);
     CHECK(s.rate_limited > 0); // nginx did push back, and the 429s were waited out
 }
+
+} // namespace nginx_limit_req_test

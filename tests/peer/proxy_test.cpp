@@ -13,6 +13,10 @@
 
 #include <string>
 
+// Its own namespace: the files of tests/peer/ are compiled together, a few to a unity
+// file (tests/CMakeLists.txt), and each keeps its helpers' names to itself.
+namespace proxy_test {
+
 using namespace sluice;
 namespace asio = boost::asio;
 
@@ -199,3 +203,5 @@ TEST_CASE("the library tunnels to an http:// server with CONNECT too") {
     CHECK(proxy.log().find("POST") == std::string::npos);
     CHECK(proxy.log().find(api_key) == std::string::npos);
 }
+
+} // namespace proxy_test
