@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -273,7 +274,7 @@ private:
             // posted handler with an executor of its own would be handed on through that
             // executor, type-erased, at a cost of one more allocated wrapper.
             if constexpr (std::is_same_v<executor_type, tls_stream::executor_type>) {
-                if (const auto* loop = s_->loop();
+                if (const auto loop = s_->loop();
                     loop && s_->same_loop(boost::asio::get_associated_executor(
                                 handler_, s_->get_executor()))) {
                     boost::asio::post(
@@ -290,9 +291,13 @@ private:
         Handler handler_;
     };
 
-    // The io_context executor the stream runs on, when it runs on one (not a strand).
-    const boost::asio::io_context::executor_type* loop() noexcept {
-        return tcp_.get_executor().target<boost::asio::io_context::executor_type>();
+    // The io_context executor the stream runs on, when it runs on one (not a strand). A copy:
+    // get_executor() returns a temporary, and target() points into it.
+    std::optional<boost::asio::io_context::executor_type> loop() noexcept {
+        const executor_type ex = tcp_.get_executor();
+        if (const auto* t = ex.target<boost::asio::io_context::executor_type>())
+            return *t;
+        return std::nullopt;
     }
     // `ex` runs handlers where the stream's io_context executor does: it is that executor,
     // perhaps tracking outstanding work (as Beast's operations hold it).
@@ -300,7 +305,7 @@ private:
         using tracked = std::decay_t<decltype(boost::asio::prefer(
             std::declval<boost::asio::io_context::executor_type>(),
             boost::asio::execution::outstanding_work.tracked))>;
-        const auto* own = loop();
+        const auto own = loop();
         if (!own)
             return false;
         if (const auto* t = ex.target<tracked>())
