@@ -19,8 +19,12 @@
 #include <boost/asio/post.hpp>
 #include <openssl/crypto.h>
 
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -43,30 +47,87 @@ std::atomic<std::uint64_t> g_ssl_bytes{0};
 // The mock server's thread is not the client's cost.
 thread_local bool t_excluded = false;
 
-void* counted_new(std::size_t n) {
-    if (!t_excluded) {
-        g_news.fetch_add(1, std::memory_order_relaxed);
-        g_new_bytes.fetch_add(n, std::memory_order_relaxed);
-    }
-    if (void* p = std::malloc(n == 0 ? 1 : n))
-        return p;
-    throw std::bad_alloc();
-}
-
-void* counted_new_aligned(std::size_t n, std::align_val_t al) {
-    if (!t_excluded) {
-        g_news.fetch_add(1, std::memory_order_relaxed);
-        g_new_bytes.fetch_add(n, std::memory_order_relaxed);
-    }
-    const auto a = static_cast<std::size_t>(al);
-    if (void* p = ::memalign(a, (n + a - 1) / a * a))
-        return p;
-    throw std::bad_alloc();
-}
-
-// SLUICE_ALLOC_SITES=1 prints where OpenSSL's allocations come from (its file and line). For
-// sluice's own, run the bench under heaptrack.
+// SLUICE_ALLOC_SITES=1 prints where the allocations come from: OpenSSL's by its file and line,
+// the others (operator new, aligned_alloc) by their call stacks. heaptrack mixes in the mock
+// server's thread, which allocates more than the client.
 bool g_sites = std::getenv("SLUICE_ALLOC_SITES") != nullptr;
+
+// Call stacks of the client's allocations, recorded only while a measured run counts.
+constexpr std::size_t stack_depth = 10;
+constexpr std::size_t stack_slots = 1024;
+struct stack_site {
+    std::atomic<bool> used{false};
+    void* frames[stack_depth]{};
+    int depth = 0;
+    std::atomic<std::uint64_t> count{0};
+};
+stack_site g_stacks[stack_slots];
+std::atomic<bool> g_record_stacks{false};
+thread_local bool t_in_backtrace = false;
+
+void note_stack() {
+    if (!g_record_stacks.load(std::memory_order_relaxed) || t_in_backtrace)
+        return;
+    t_in_backtrace = true;
+    void* frames[stack_depth + 2];
+    const int n = ::backtrace(frames, static_cast<int>(stack_depth + 2));
+    t_in_backtrace = false;
+    // Skip note_stack and the counting allocator itself.
+    void* const* f = frames + 2;
+    const int depth = n > 2 ? n - 2 : 0;
+    std::size_t h = 0;
+    for (int i = 0; i < depth; ++i)
+        h = h * 1099511628211ULL ^ reinterpret_cast<std::uintptr_t>(f[i]);
+    for (std::size_t k = 0; k < stack_slots; ++k) {
+        stack_site& s = g_stacks[(h + k) % stack_slots];
+        if (!s.used.load(std::memory_order_acquire)) {
+            // The client records from one thread; no other writer races for a slot.
+            std::copy(f, f + depth, s.frames);
+            s.depth = depth;
+            s.used.store(true, std::memory_order_release);
+        }
+        if (s.depth == depth && std::equal(f, f + depth, s.frames)) {
+            s.count.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+void print_stacks(std::size_t n) {
+    std::vector<const stack_site*> top;
+    for (const stack_site& s : g_stacks)
+        if (s.used.load() && s.count.load() * 20 >= n)
+            top.push_back(&s);
+    std::sort(top.begin(), top.end(), [](const stack_site* a, const stack_site* b) {
+        return a->count.load() > b->count.load();
+    });
+    for (const stack_site* s : top) {
+        std::printf("    new %.2f per request from\n",
+                    static_cast<double>(s->count.load()) / static_cast<double>(n));
+        for (int i = 0; i < s->depth; ++i) {
+            Dl_info info{};
+            const char* name = "?";
+            char* demangled = nullptr;
+            std::uintptr_t offset = 0;
+            if (::dladdr(s->frames[i], &info) != 0) {
+                offset = reinterpret_cast<std::uintptr_t>(s->frames[i]) -
+                         reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+                if (info.dli_sname != nullptr) {
+                    int st = 0;
+                    demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &st);
+                    name = demangled != nullptr ? demangled : info.dli_sname;
+                }
+            }
+            // The object and offset resolve with `addr2line -f -C -e OBJECT OFFSET` when the
+            // symbol is not exported.
+            std::printf("      %s+0x%zx %.150s\n",
+                        info.dli_fname != nullptr ? info.dli_fname : "?",
+                        static_cast<std::size_t>(offset),
+                        name);
+            std::free(demangled);
+        }
+    }
+}
 constexpr std::size_t site_slots = 256;
 struct site {
     const char* file;
@@ -90,6 +151,29 @@ void note_site(const char* file, int line) {
             return;
         }
     }
+}
+
+void* counted_new(std::size_t n) {
+    if (!t_excluded) {
+        note_stack();
+        g_news.fetch_add(1, std::memory_order_relaxed);
+        g_new_bytes.fetch_add(n, std::memory_order_relaxed);
+    }
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
+    throw std::bad_alloc();
+}
+
+void* counted_new_aligned(std::size_t n, std::align_val_t al) {
+    if (!t_excluded) {
+        note_stack();
+        g_news.fetch_add(1, std::memory_order_relaxed);
+        g_new_bytes.fetch_add(n, std::memory_order_relaxed);
+    }
+    const auto a = static_cast<std::size_t>(al);
+    if (void* p = ::memalign(a, (n + a - 1) / a * a))
+        return p;
+    throw std::bad_alloc();
 }
 
 void* ssl_malloc(std::size_t n, const char* file, int line) {
@@ -125,6 +209,7 @@ counts now() {
 // for the whole program, and hands on to memalign (the same allocator in glibc).
 extern "C" void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
     if (!t_excluded) {
+        note_stack();
         g_news.fetch_add(1, std::memory_order_relaxed);
         g_new_bytes.fetch_add(n, std::memory_order_relaxed);
     }
@@ -230,7 +315,9 @@ dispatcher_options engine_options(const server& s, std::size_t connections) {
 counts engine_run(const server& s, std::size_t n, std::size_t connections, bool stream) {
     std::vector<request> reqs(n);
     for (std::size_t i = 0; i < n; ++i) {
-        reqs[i].custom_id = "r" + std::to_string(i);
+        // Appended, not `"r" + to_string(i)`: GCC 12 warns falsely (-Wrestrict) on that.
+        reqs[i].custom_id = "r";
+        reqs[i].custom_id += std::to_string(i);
         reqs[i].body = body(i, stream);
         reqs[i].model = "gpt-4o-mini";
     }
@@ -322,6 +409,11 @@ void report(const char* mode,
 
 int main(int argc, char** argv) {
     // Before anything touches OpenSSL, so that every one of its allocations is seen.
+    if (g_sites) {
+        // backtrace() loads its unwinder on first use; not inside a counted allocation.
+        void* warm[4];
+        ::backtrace(warm, 4);
+    }
     if (!CRYPTO_set_mem_functions(ssl_malloc, ssl_realloc, ssl_free)) {
         std::fprintf(stderr, "alloc_count: CRYPTO_set_mem_functions refused\n");
         return 1;
@@ -369,7 +461,9 @@ int main(int argc, char** argv) {
         const counts a = run(n_small);
         for (site& st : g_site)
             st.count = 0;
+        g_record_stacks = g_sites;
         const counts b = run(n);
+        g_record_stacks = false;
         report(m.c_str(), a, b, n_small, n);
         // Start-up allocations of the second run show too, at well under one per request.
         for (site& st : g_site)
@@ -378,5 +472,11 @@ int main(int argc, char** argv) {
                             st.file,
                             st.line,
                             static_cast<double>(st.count.load()) / static_cast<double>(n));
+        if (g_sites)
+            print_stacks(n);
+        for (stack_site& st : g_stacks) {
+            st.count = 0;
+            st.used = false;
+        }
     }
 }
