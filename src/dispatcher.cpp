@@ -23,9 +23,9 @@ void dispatcher::async_complete_erased(request req, detail::result_handler h) {
     // Posted to the io_context's own executor when that is what the dispatcher runs on: through
     // the type-erased one, the function would be wrapped (and allocated) once more.
     if (impl_->loop_ex)
-        asio::post(*impl_->loop_ex, std::move(submit));
+        asio::post(*impl_->loop_ex, detail::with_op_memory(std::move(submit)));
     else
-        asio::post(impl_->ex, std::move(submit));
+        asio::post(impl_->ex, detail::with_op_memory(std::move(submit)));
 }
 
 void dispatcher::async_drain_erased(asio::any_completion_handler<void(error_code)> h) {

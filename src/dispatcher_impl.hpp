@@ -11,6 +11,7 @@
 #include <sluice/source/stream_request.hpp>
 
 #include "detail/complete.hpp"
+#include "detail/op_memory.hpp"
 #include "detail/recycled.hpp"
 #include "detail/redact.hpp"
 #include "redis/budget_client.hpp"
@@ -396,10 +397,16 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         };
         if (loop_ex)
             target->pool.async_exchange(
-                body, stream, not_after, asio::bind_executor(*loop_ex, std::move(on_done)));
+                body,
+                stream,
+                not_after,
+                detail::with_op_memory(asio::bind_executor(*loop_ex, std::move(on_done))));
         else
             target->pool.async_exchange(
-                body, stream, not_after, asio::bind_executor(ex, std::move(on_done)));
+                body,
+                stream,
+                not_after,
+                detail::with_op_memory(asio::bind_executor(ex, std::move(on_done))));
     }
 
     void on_response(op_ptr op, http_response resp);

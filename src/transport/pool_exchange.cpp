@@ -54,7 +54,8 @@ void pool_impl::start_write(exchange_ptr x) {
                                                                     std::size_t) mutable {
         self->on_write(std::move(x), ec);
     };
-    c.with_stream([&](auto& s) { asio::async_write(s, buffers, std::move(on_written)); });
+    c.with_stream(
+        [&](auto& s) { asio::async_write(s, buffers, with_op_memory(std::move(on_written))); });
 }
 
 void pool_impl::new_parser(exchange& x) {
@@ -76,8 +77,9 @@ void pool_impl::read_head(exchange_ptr x) {
                                                                  std::size_t) mutable {
         self->on_header(std::move(x), ec);
     };
-    c.with_stream(
-        [&](auto& s) { http::async_read_header(s, c.buffer, *c.parser, std::move(on_head)); });
+    c.with_stream([&](auto& s) {
+        http::async_read_header(s, c.buffer, *c.parser, with_op_memory(std::move(on_head)));
+    });
 }
 
 void pool_impl::on_header(exchange_ptr x, error_code ec) {
@@ -98,7 +100,9 @@ void pool_impl::on_header(exchange_ptr x, error_code ec) {
                                                                  std::size_t) mutable {
         self->on_body(std::move(x), ec);
     };
-    c.with_stream([&](auto& s) { http::async_read(s, c.buffer, *c.parser, std::move(on_rest)); });
+    c.with_stream([&](auto& s) {
+        http::async_read(s, c.buffer, *c.parser, with_op_memory(std::move(on_rest)));
+    });
 }
 
 // Most answers arrive whole in the read that brought their head: the body is parsed from the
@@ -141,6 +145,17 @@ void pool_impl::widen_reads(connection& c) {
 // that stalls between events is cut) and all of it within the request's deadline.
 void pool_impl::read_stream(exchange_ptr x) {
     connection& c = *x->conn;
+    // What the buffer holds is parsed here, as Beast's read_some would parse it, but without
+    // the post through the stream's type-erased executor (a wrapper allocated each time) that
+    // a read completing at once must take: a read often brings several events.
+    if (!c.parser->is_done() && c.buffer.size() > 0) {
+        error_code ec;
+        parse_buffered(c, ec);
+        if (ec) {
+            const char* step = stream_step(*x, ec);
+            return fail(std::move(x), ec, step);
+        }
+    }
     if (c.parser->is_done())
         return on_body(std::move(x), {});
     const auto now = clock::now();
@@ -153,8 +168,9 @@ void pool_impl::read_stream(exchange_ptr x) {
         }
         self->read_stream(std::move(x));
     };
-    c.with_stream(
-        [&](auto& s) { http::async_read_some(s, c.buffer, *c.parser, std::move(on_piece)); });
+    c.with_stream([&](auto& s) {
+        http::async_read_some(s, c.buffer, *c.parser, with_op_memory(std::move(on_piece)));
+    });
 }
 
 // Which limit cut a stream that timed out: the pause between events or the whole request.

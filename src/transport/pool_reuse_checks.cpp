@@ -34,10 +34,11 @@ void pool_impl::arm_idle_read(const connection_ptr& conn) {
     conn->expires_never();
     ack_at_once(*conn);
     conn->with_stream([&](auto& s) {
-        s.async_read_some(asio::buffer(conn->probe),
-                          [self = shared_from_this(), conn](error_code ec, std::size_t n) {
-                              self->on_idle_read(conn, ec, n);
-                          });
+        s.async_read_some(
+            asio::buffer(conn->probe),
+            with_op_memory([self = shared_from_this(), conn](error_code ec, std::size_t n) {
+                self->on_idle_read(conn, ec, n);
+            }));
     });
 }
 
@@ -95,8 +96,8 @@ void pool_impl::hold_for_quiet_period(connection_ptr conn, exchange_ptr x) {
     conn->held = std::move(x);
     arm_idle_read(conn);
     conn->quiet_timer.expires_after(opts.reuse_quiet_period);
-    conn->quiet_timer.async_wait(
-        [self = shared_from_this(), conn](error_code ec) { self->on_quiet_over(conn, ec); });
+    conn->quiet_timer.async_wait(with_op_memory(
+        [self = shared_from_this(), conn](error_code ec) { self->on_quiet_over(conn, ec); }));
 }
 
 // The quiet period of the answer held on `conn` passed without a byte: it is delivered,

@@ -6,6 +6,7 @@
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -277,8 +278,16 @@ private:
                 if (const auto loop = s_->loop();
                     loop && s_->same_loop(boost::asio::get_associated_executor(
                                 handler_, s_->get_executor()))) {
-                    boost::asio::post(
-                        *loop, [h = std::move(handler_), o]() mutable { Result::call(h, o); });
+                    // The handler's allocator, when it has one, takes the posted function too.
+                    const allocator_type alloc = get_allocator();
+                    auto call = [h = std::move(handler_), o]() mutable {
+                        Result::call(h, o);
+                    };
+                    if constexpr (std::is_same_v<allocator_type, std::allocator<void>>)
+                        boost::asio::post(*loop, std::move(call));
+                    else
+                        boost::asio::post(*loop,
+                                          boost::asio::bind_allocator(alloc, std::move(call)));
                     return;
                 }
             }

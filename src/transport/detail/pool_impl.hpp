@@ -3,6 +3,7 @@
 #include <sluice/transport/connection_pool.hpp>
 
 #include "detail/complete.hpp"
+#include "detail/op_memory.hpp"
 #include "transport/connection.hpp"
 #include "transport/response_parser.hpp"
 
