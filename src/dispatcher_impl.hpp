@@ -400,13 +400,13 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 body,
                 stream,
                 not_after,
-                detail::with_op_memory(asio::bind_executor(*loop_ex, std::move(on_done))));
+                asio::bind_executor(*loop_ex, detail::with_op_memory(std::move(on_done))));
         else
             target->pool.async_exchange(
                 body,
                 stream,
                 not_after,
-                detail::with_op_memory(asio::bind_executor(ex, std::move(on_done))));
+                asio::bind_executor(ex, detail::with_op_memory(std::move(on_done))));
     }
 
     void on_response(op_ptr op, http_response resp);

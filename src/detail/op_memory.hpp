@@ -1,9 +1,11 @@
 #pragma once
 
-#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <cstddef>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace sluice::detail {
@@ -93,11 +95,37 @@ struct op_allocator {
     }
 };
 
-// `h` with its operations' memory taken from op_memory. Its executor and cancellation slot are
-// unchanged (Asio's allocator_binder forwards them).
+// A handler whose operations take their memory from op_memory: Asio finds the allocator
+// through the nested `allocator_type`. Not `asio::bind_allocator`: Asio takes a handler whose
+// associators are specialised (as the binder's are) to have an executor of its own, and
+// wraps every post of it in a work-tracking dispatcher. A handler with an executor is bound
+// to it outside: `bind_executor(ex, with_op_memory(h))` (the executor binder passes the
+// allocator on). Built in place from a lambda (`op_memory_handler{[...] {...}}`), it moves
+// the lambda's captures no more often than the lambda alone.
 template <class Handler>
-auto with_op_memory(Handler&& h) {
-    return boost::asio::bind_allocator(op_allocator<void>{}, std::forward<Handler>(h));
+struct op_memory_handler {
+    Handler handler;
+
+    using allocator_type = op_allocator<void>;
+    allocator_type get_allocator() const noexcept { return {}; }
+
+    template <class... Args>
+    decltype(auto) operator()(Args&&... args) {
+        return std::move(handler)(std::forward<Args>(args)...);
+    }
+};
+template <class Handler>
+op_memory_handler(Handler) -> op_memory_handler<Handler>;
+
+template <class Handler>
+op_memory_handler<std::decay_t<Handler>> with_op_memory(Handler&& h) {
+    static_assert(
+        std::is_same_v<
+            boost::asio::associated_executor_t<std::decay_t<Handler>, boost::asio::system_executor>,
+            boost::asio::system_executor>,
+        "the wrapper would hide this handler's executor: bind it outside, "
+        "bind_executor(ex, with_op_memory(h))");
+    return {std::forward<Handler>(h)};
 }
 
 } // namespace sluice::detail

@@ -6,7 +6,6 @@
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -278,22 +277,25 @@ private:
                 if (const auto loop = s_->loop();
                     loop && s_->same_loop(boost::asio::get_associated_executor(
                                 handler_, s_->get_executor()))) {
-                    // The handler's allocator, when it has one, takes the posted function too.
-                    const allocator_type alloc = get_allocator();
-                    auto call = [h = std::move(handler_), o]() mutable {
-                        Result::call(h, o);
-                    };
-                    if constexpr (std::is_same_v<allocator_type, std::allocator<void>>)
-                        boost::asio::post(*loop, std::move(call));
-                    else
-                        boost::asio::post(*loop,
-                                          boost::asio::bind_allocator(alloc, std::move(call)));
+                    boost::asio::post(*loop, posted_call{std::move(handler_), o});
                     return;
                 }
             }
             auto ex = s_->get_executor();
             boost::asio::post(ex, Result::bind(std::move(handler_), o));
         }
+
+        // The handler and its outcome, posted; the handler's allocator takes the post's memory
+        // too. A plain function to Asio otherwise: no executor of its own.
+        struct posted_call {
+            Handler h;
+            outcome o;
+            using allocator_type = boost::asio::associated_allocator_t<Handler>;
+            allocator_type get_allocator() const noexcept {
+                return boost::asio::get_associated_allocator(h);
+            }
+            void operator()() { Result::call(h, o); }
+        };
 
         tls_stream* s_;
         Step step_;

@@ -1,5 +1,6 @@
 #include "detail/op_memory.hpp"
 
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -10,6 +11,7 @@
 
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 
 namespace asio = boost::asio;
 using sluice::detail::op_allocator;
@@ -56,17 +58,21 @@ TEST_CASE("blocks freed on another thread stay with that thread") {
     op_memory::deallocate(b, 300, alignof(std::max_align_t));
 }
 
-// The engine binds this allocator over handlers that carry an executor (a strand, the
-// dispatcher's loop): they must still run there.
-TEST_CASE("a handler bound to op memory keeps its executor") {
+// The engine's attempt completions carry the dispatcher's executor (its loop, or a strand):
+// bound outside the allocator's wrapper, they still run there, and a post takes the memory.
+TEST_CASE("a handler with op memory bound to a strand runs on the strand") {
     asio::io_context ioc;
     auto strand = asio::make_strand(ioc);
     bool on_strand = false, posted_on_strand = false;
     asio::steady_timer t(ioc, std::chrono::milliseconds(1));
-    t.async_wait(with_op_memory(asio::bind_executor(
-        strand, [&](boost::system::error_code) { on_strand = strand.running_in_this_thread(); })));
-    asio::post(with_op_memory(
-        asio::bind_executor(strand, [&] { posted_on_strand = strand.running_in_this_thread(); })));
+    t.async_wait(asio::bind_executor(strand, with_op_memory([&](boost::system::error_code) {
+                                         on_strand = strand.running_in_this_thread();
+                                     })));
+    auto posted = asio::bind_executor(
+        strand, with_op_memory([&] { posted_on_strand = strand.running_in_this_thread(); }));
+    static_assert(
+        std::is_same_v<asio::associated_allocator_t<decltype(posted)>, op_allocator<void>>);
+    asio::post(std::move(posted));
     ioc.run();
     CHECK(on_strand);
     CHECK(posted_on_strand);
