@@ -2,6 +2,7 @@
 
 #include <sluice/error.hpp>
 #include <sluice/inline_string.hpp>
+#include <sluice/inline_vector.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -41,11 +42,16 @@ struct provider_error {
     std::string param;
 };
 
-/// The fields the fast path extracts from a chat-completion or error body.
+/// The fields the fast path extracts from a chat-completion or error body. `id` and the
+/// first `choices` entry are held inside the object (an OpenAI id has 38 characters, and a
+/// request without `n` gets one choice): a response's own allocations are then its body and
+/// the message text.
 struct completion {
-    std::string id;
+    /// `id` ("chatcmpl-..."); reads as a string_view, `.str()` for a std::string.
+    inline_string<64> id;
     std::string model;
-    std::vector<choice> choices;
+    /// `choices`, in the order sent; one held in place, more on the heap.
+    inline_vector<choice, 1> choices;
     /// Absent when the server sent no `usage` (some servers omit it).
     std::optional<sluice::usage> usage;
     /// Present when the body was an error object.

@@ -78,8 +78,10 @@ bool valid(value_result v, int depth = 0) {
     return false;
 }
 
-// `out` null: checked, not kept (completion_fields::usage).
-bool read_string(value_result v, std::string* out) {
+// `out` null: checked, not kept (completion_fields::usage). `String`: std::string, or the
+// inline_string a completion's id is.
+template <class String>
+bool read_string(value_result v, String* out) {
     std::string_view s;
     if (v.get_string().get(s))
         return false;
@@ -90,7 +92,8 @@ bool read_string(value_result v, std::string* out) {
 
 // A string, or null (left empty), or a number kept as its JSON text (some servers send numeric
 // error codes).
-bool read_string_or_null(value_result v, std::string* out) {
+template <class String>
+bool read_string_or_null(value_result v, String* out) {
     od::json_type t;
     if (v.type().get(t))
         return false;
@@ -205,7 +208,8 @@ bool read_choice(value_result v, choice& c, bool keep) {
 }
 
 // Kept in `out` with completion_fields::all; counted either way.
-bool read_choices(value_result v, std::vector<choice>& out, bool keep, std::size_t& count) {
+template <class Choices>
+bool read_choices(value_result v, Choices& out, bool keep, std::size_t& count) {
     od::array array;
     if (v.get_array().get(array))
         return false;

@@ -219,7 +219,7 @@ TEST_CASE("batch client: a completion sent with store true is retrieved by its i
     ioc.run();
     REQUIRE(sent);
     REQUIRE(sent->ok());
-    const std::string id = sent->completion.id;
+    const std::string id = sent->completion.id.str();
     REQUIRE_FALSE(id.empty());
 
     asio::io_context ioc2;
