@@ -75,10 +75,13 @@ std::string pad_right(std::string s, std::size_t width) {
     return s;
 }
 
+// Built by appending: GCC 12 warns falsely (-Warray-bounds) on the insert at the front.
 std::string pad_left(std::string s, std::size_t width) {
-    if (s.size() < width)
-        s.insert(0, width - s.size(), ' ');
-    return s;
+    if (s.size() >= width)
+        return s;
+    std::string out(width - s.size(), ' ');
+    out += s;
+    return out;
 }
 
 void print_models(std::ostream& os, const batch_plan& plan, const plan_estimate& r) {

@@ -98,7 +98,10 @@ TEST_CASE("a streamed answer gives the fields its non-streamed twin gives") {
         INFO(stream);
         const assembled a = assemble(sse_fixture(stream));
         REQUIRE_FALSE(a.ec);
-        std::string twin = read_file(std::string(SLUICE_TEST_FIXTURES) + "/responses/" + body);
+        std::string path = SLUICE_TEST_FIXTURES;
+        path += "/responses/";
+        path += body;
+        std::string twin = read_file(path);
         check_same(a.result, parse_body(twin));
     }
 }
