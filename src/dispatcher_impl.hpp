@@ -433,7 +433,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     // size costs no allocation for its events.
     std::unique_ptr<stream_reader> take_stream_reader() {
         if (spare_streams.empty())
-            return std::make_unique<stream_reader>();
+            return std::make_unique<stream_reader>(chunk_scratch);
         std::unique_ptr<stream_reader> s = std::move(spare_streams.back());
         spare_streams.pop_back();
         return s;
@@ -493,6 +493,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
     completion_parser parser;                 // one per dispatcher: all parsing happens on `ex`
     token_estimator estimator{opts.estimate}; // likewise
     stream_request_preparer prepare_stream;   // likewise
+    // The stream readers' simdjson parsers (likewise): one set, not one per stream in flight.
+    chunk_workspace chunk_scratch;
     detail::secret_scrubber secrets{secrets_of(opts)};
     bool stopped = false;
     error_code stopped_by; // the fatal error that stopped admission, if one did

@@ -13,7 +13,9 @@
 #
 # usage: bench/e2e/connections.sh [--sluice PATH] [--connections C] [--lines N]
 #                                 [--stream-lines N] [--hold-ms MS] [--server-core K]
-#                                 [--client-core K]
+#                                 [--client-core K] [--only nginx|mock|stream]
+#   --only L   run one of the three loads (nginx, mock: whole answers held, stream: streamed
+#              answers held), e.g. to measure a change to the streamed path alone
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +27,7 @@ stream_lines=20000
 hold_ms=2000
 server_core=0
 client_core=1
+only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --sluice) sluice=$2; shift 2 ;;
@@ -34,9 +37,15 @@ while [ $# -gt 0 ]; do
         --hold-ms) hold_ms=$2; shift 2 ;;
         --server-core) server_core=$2; shift 2 ;;
         --client-core) client_core=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
+case "$only" in
+    "" | nginx | mock | stream) ;;
+    *) echo "--only takes nginx, mock or stream" >&2; exit 2 ;;
+esac
+wants() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 . "$here/lib.sh"
 require_tools nginx openssl python3 taskset
 require_sluice "$sluice"
@@ -104,12 +113,14 @@ PY
     fi
 }
 
-echo "nginx on 127.0.0.1:$port (ECDSA P-256, core $server_core); sluice on core $client_core; $connections connections"
-rm -f "$dir/out.jsonl"
-/usr/bin/time -f "%e %U %S %M" -o "$dir/t" taskset -c "$client_core" "$sluice" run "$dir/in.jsonl" \
-    -o "$dir/out.jsonl" --base-url "https://127.0.0.1:$port/v1" --ca-file "$dir/cert.pem" \
-    --concurrency "$connections" --config "$dir/trusted.toml" ${SLUICE_ARGS:-} 2> "$dir/summary" || true
-report "nginx, $lines lines" "$lines"
+if wants nginx; then
+    echo "nginx on 127.0.0.1:$port (ECDSA P-256, core $server_core); sluice on core $client_core; $connections connections"
+    rm -f "$dir/out.jsonl"
+    /usr/bin/time -f "%e %U %S %M" -o "$dir/t" taskset -c "$client_core" "$sluice" run "$dir/in.jsonl" \
+        -o "$dir/out.jsonl" --base-url "https://127.0.0.1:$port/v1" --ca-file "$dir/cert.pem" \
+        --concurrency "$connections" --config "$dir/trusted.toml" ${SLUICE_ARGS:-} 2> "$dir/summary" || true
+    report "nginx, $lines lines" "$lines"
+fi
 
 # The mock answers after --hold-ms, so that every connection holds a request in flight at
 # once: the connections the pool opens are the ones asked for, and the peak RSS is theirs.
@@ -137,10 +148,14 @@ run_against_mock() { # name input lines
     report "$1" "$3"
 }
 
-start_mock --latency-ms "$hold_ms"
-run_against_mock "sluice mock, answers after $hold_ms ms, $lines lines" "$dir/in.jsonl" "$lines"
-stop_mock
+if wants mock; then
+    start_mock --latency-ms "$hold_ms"
+    run_against_mock "sluice mock, answers after $hold_ms ms, $lines lines" "$dir/in.jsonl" "$lines"
+    stop_mock
+fi
 # Streams: the head after --hold-ms, then 16 chunks 50 ms apart.
-start_mock --latency-ms "$hold_ms" --chunk-ms 50
-run_against_mock "sluice mock, streamed, $stream_lines lines" "$dir/stream.jsonl" "$stream_lines"
-stop_mock
+if wants stream; then
+    start_mock --latency-ms "$hold_ms" --chunk-ms 50
+    run_against_mock "sluice mock, streamed, $stream_lines lines" "$dir/stream.jsonl" "$stream_lines"
+    stop_mock
+fi

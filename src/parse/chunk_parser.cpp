@@ -149,8 +149,60 @@ bool plain_string_content(std::string_view text) noexcept {
 struct content_shape {
     std::string before;     // the bytes up to the content's opening quote, the quote included
     std::string after;      // the bytes from its closing quote on
-    completion_chunk chunk; // what the full parse read; its views outlive it (see `arm`)
+    completion_chunk chunk; // what the full parse read, its views into `texts` (see `arm`)
+    std::string texts;      // the strings of `chunk`: the workspace's parsers read on
     bool armed = false;
+
+    // Keeps the shape of a chunk just parsed in full when it is a plain content delta: one
+    // choice, text in `delta.content` (its opening quote at `content_token`), nothing kept as
+    // raw JSON (those views would point into bytes the next chunk replaces). The strings are
+    // copied: the views `out` holds point into the workspace's string buffer, which the next
+    // full parse of any stream sharing it overwrites.
+    void arm(const char* data,
+             std::size_t size,
+             const char* content_token,
+             const completion_chunk& out) {
+        if (out.choices.size() != 1 || !out.tool_calls.empty() || out.error || out.usage ||
+            !out.usage_json.empty() || !out.choices.front().logprobs.empty() || !content_token ||
+            content_token < data || content_token >= data + size)
+            return;
+        const char* const close = string_token_end(content_token, data + size);
+        if (!close)
+            return;
+        const auto open = static_cast<std::size_t>(content_token - data) + 1;
+        before.assign(data, open);
+        after.assign(close - 1, data + size);
+        chunk.id = out.id;
+        chunk.model = out.model;
+        chunk.created = out.created;
+        chunk.system_fingerprint = out.system_fingerprint;
+        chunk.service_tier = out.service_tier;
+        chunk.choices.assign(1, out.choices.front());
+        chunk_choice& c = chunk.choices.front();
+        c.content = {}; // each read sets it
+        std::string_view* const kept[] = {&chunk.id,
+                                          &chunk.model,
+                                          &chunk.system_fingerprint,
+                                          &chunk.service_tier,
+                                          &c.role,
+                                          &c.refusal,
+                                          &c.finish_reason};
+        std::size_t total = 0;
+        for (const std::string_view* v : kept)
+            total += v->size();
+        texts.resize(total); // sized once: the views below stay put
+        char* at = texts.data();
+        for (std::string_view* v : kept) {
+            if (v->empty()) { // most are: no copy
+                *v = {};
+                continue;
+            }
+            std::memcpy(at, v->data(), v->size());
+            *v = std::string_view(at, v->size());
+            at += v->size();
+        }
+        armed = true;
+    }
 
     // Reads `data` as the last full parse with a new content; false when it is not that. The
     // content is a view into `data`: a plain string's text is its value, with nothing to
@@ -186,14 +238,20 @@ struct content_shape {
 // without checking what it skips, so each is first checked in full by the DOM parser (they
 // are copied verbatim into assembled JSON, which must stay valid), then read by a second
 // on-demand parser. Both read in place: the text lies inside the padded document.
-struct chunk_parser::impl {
+struct chunk_workspace::impl {
+    impl() {
+        detail::limit_depth(parser);
+        detail::limit_depth(sub_parser);
+        detail::limit_depth(error_parser);
+        detail::limit_depth(checker);
+    }
+
     od::parser parser;
     od::parser sub_parser;   // usage and logprobs: nothing read there outlives the next use
     od::parser error_parser; // error strings are views into its buffer, kept to the end
     simdjson::dom::parser checker;
     detail::padded_input input;          // chunks without spare capacity are copied there
     const char* content_token = nullptr; // where the last `delta.content` read began
-    content_shape shape;
 
     // The object at `v` as checked raw text; `raw` stays empty for null. With `text`, a
     // string is accepted too, and its unescaped value stored there.
@@ -383,25 +441,6 @@ struct chunk_parser::impl {
         return true;
     }
 
-    // Keeps the shape of a chunk just parsed in full when it is a plain content delta: one
-    // choice, text in `delta.content`, nothing kept as raw JSON (those views would point into
-    // bytes the next chunk replaces). The views `out` holds point into `parser`'s string
-    // buffer, which stays as it is until the next full parse disarms the shape.
-    void arm(const char* data, std::size_t size, const completion_chunk& out) {
-        if (out.choices.size() != 1 || !out.tool_calls.empty() || out.error || out.usage ||
-            !out.usage_json.empty() || !out.choices.front().logprobs.empty() || !content_token ||
-            content_token < data || content_token >= data + size)
-            return;
-        const char* const close = string_token_end(content_token, data + size);
-        if (!close)
-            return;
-        const auto open = static_cast<std::size_t>(content_token - data) + 1;
-        shape.before.assign(data, open);
-        shape.after.assign(close - 1, data + size);
-        shape.chunk = out;
-        shape.armed = true;
-    }
-
     bool walk(const char* data, std::size_t size, std::size_t capacity, completion_chunk& out) {
         od::document doc;
         od::object root;
@@ -450,13 +489,28 @@ void clear(completion_chunk& c) noexcept {
 
 } // namespace
 
+chunk_workspace::chunk_workspace()
+    : impl_(std::make_unique<impl>()) {}
+chunk_workspace::~chunk_workspace() = default;
+
+// What one parser keeps: the shape of its stream's last full read, and its own workspace
+// when it shares none.
+struct chunk_parser::impl {
+    explicit impl(chunk_workspace::impl& shared)
+        : work(&shared) {}
+    impl()
+        : own(std::make_unique<chunk_workspace>())
+        , work(own->impl_.get()) {}
+
+    std::unique_ptr<chunk_workspace> own;
+    chunk_workspace::impl* work;
+    content_shape shape;
+};
+
 chunk_parser::chunk_parser()
-    : impl_(std::make_unique<impl>()) {
-    detail::limit_depth(impl_->parser);
-    detail::limit_depth(impl_->sub_parser);
-    detail::limit_depth(impl_->error_parser);
-    detail::limit_depth(impl_->checker);
-}
+    : impl_(std::make_unique<impl>()) {}
+chunk_parser::chunk_parser(chunk_workspace& shared)
+    : impl_(std::make_unique<impl>(*shared.impl_)) {}
 chunk_parser::~chunk_parser() = default;
 chunk_parser::chunk_parser(chunk_parser&&) noexcept = default;
 chunk_parser& chunk_parser::operator=(chunk_parser&&) noexcept = default;
@@ -465,18 +519,19 @@ error_code chunk_parser::parse(const char* data,
                                std::size_t size,
                                std::size_t capacity,
                                completion_chunk& out) {
-    impl& m = *impl_;
-    if (m.shape.read({data, size}, out))
+    content_shape& shape = impl_->shape;
+    if (shape.read({data, size}, out))
         return {};
+    chunk_workspace::impl& w = *impl_->work;
     clear(out);
-    m.shape.armed = false;
-    m.content_token = nullptr;
-    m.input.pad(data, size, capacity);
-    if (!m.walk(data, size, capacity, out)) {
+    shape.armed = false;
+    w.content_token = nullptr;
+    w.input.pad(data, size, capacity);
+    if (!w.walk(data, size, capacity, out)) {
         clear(out);
         return errc::malformed_response;
     }
-    m.arm(data, size, out);
+    shape.arm(data, size, w.content_token, out);
     return {};
 }
 

@@ -7,6 +7,10 @@ namespace sluice {
 stream_reader::stream_reader(const sse_parser_options& opts)
     : framer_(opts) {}
 
+stream_reader::stream_reader(chunk_workspace& shared, const sse_parser_options& opts)
+    : framer_(opts)
+    , chunks_(shared) {}
+
 void stream_reader::reset() {
     framer_.reset();
     assembler_.reset();

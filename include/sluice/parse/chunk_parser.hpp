@@ -63,9 +63,10 @@ struct chunk_error {
 /// The fields of one `chat.completion.chunk` (the data of one server-sent event), or of an
 /// `{"error": {...}}` event sent mid-stream.
 ///
-/// Object lifetimes: every view points into the parser that filled it or into the bytes it
-/// parsed, and stays valid until that parser's next `parse` (or its destruction), provided
-/// the bytes are left alone.
+/// Object lifetimes: every view points into the parser that filled it (or its workspace) or
+/// into the bytes it parsed, and stays valid until that parser's next `parse` (or its
+/// destruction), or the next `parse` of another parser sharing its `chunk_workspace`,
+/// provided the bytes are left alone.
 struct completion_chunk {
     std::string_view id;
     std::string_view model;
@@ -95,14 +96,38 @@ struct completion_chunk {
     }
 };
 
+/// The simdjson parsers and the padded scratch buffer a `chunk_parser` reads with: the bulk
+/// of its memory (a few KB, more once it has read a large chunk). A chunk is parsed and
+/// merged before the next one is read, so the chunk parsers used by one thread, such as the
+/// stream readers of a dispatcher (one per streamed request in flight), can share one
+/// workspace instead of holding one each: with thousands of streams in flight that was most
+/// of a stream's memory. What a parser keeps from one chunk to the next (the last chunk it
+/// read in full, for its shortcut) stays its own, so streams read in turn through one
+/// workspace take the shortcut as they would alone.
+///
+/// Thread safety: none. The parsers sharing a workspace must not be used concurrently, and
+/// the workspace must outlive them. Neither copyable nor movable: parsers point at it.
+class chunk_workspace {
+public:
+    chunk_workspace();
+    ~chunk_workspace();
+    chunk_workspace(const chunk_workspace&) = delete;
+    chunk_workspace& operator=(const chunk_workspace&) = delete;
+
+private:
+    friend class chunk_parser;
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
 /// The simdjson on-demand fast path over one streamed chunk: reads the fields of
 /// `completion_chunk` in document order, skipping unknown ones, with no exceptions and no
 /// copy of the strings (they are views into the parser's string buffer). Keep one parser per
-/// stream or per thread and reuse it: once its buffers have grown, a chunk costs no
-/// allocation. Anything that is not a JSON object, or holds a known field of the wrong type,
-/// yields `errc::malformed_response`. The parts kept as raw JSON (`usage`, `logprobs`,
-/// `error`) are checked to be valid JSON, so that they can be copied into JSON text as they
-/// are.
+/// stream and reuse it: once its buffers have grown, a chunk costs no allocation. Parsers of
+/// many streams read by one thread can share their simdjson parsers (`chunk_workspace`). Anything
+/// that is not a JSON object, or holds a known field of the wrong type, yields
+/// `errc::malformed_response`. The parts kept as raw JSON (`usage`, `logprobs`, `error`) are
+/// checked to be valid JSON, so that they can be copied into JSON text as they are.
 ///
 /// Most chunks of a stream are the one before with another piece of text: when a chunk's
 /// bytes are those of the last one parsed in full but for the string of `delta.content`,
@@ -114,7 +139,10 @@ struct completion_chunk {
 /// threads at once.
 class chunk_parser {
 public:
+    /// A parser with a workspace of its own.
     chunk_parser();
+    /// A parser that reads with `shared`, which must outlive it (see `chunk_workspace`).
+    explicit chunk_parser(chunk_workspace& shared);
     ~chunk_parser();
     chunk_parser(chunk_parser&&) noexcept;
     chunk_parser& operator=(chunk_parser&&) noexcept;

@@ -22,13 +22,21 @@ namespace sluice {
 /// the output record) treats both answers alike. Memory is bounded by the largest event
 /// (`sse_parser_options::max_event_bytes`) and the assembled answer, never the stream's text.
 ///
-/// Thread safety: none; one reader per request, used by one exchange at a time. `reset()`
-/// before each attempt.
+/// Readers of one thread can share the simdjson parsers their chunks are read with (a
+/// `chunk_workspace`): a reader then holds only what its stream needs between events, a few
+/// hundred bytes before its first event, which matters with thousands of streams in flight.
+///
+/// Thread safety: none; one reader per request, used by one exchange at a time, and readers
+/// sharing a workspace are used from one thread (or strand). `reset()` before each attempt.
 class stream_reader final : public body_observer {
 public:
     using time_point = std::chrono::steady_clock::time_point;
 
+    /// A reader with simdjson parsers of its own.
     explicit stream_reader(const sse_parser_options& opts = {});
+
+    /// A reader whose chunks are parsed with `shared`, which must outlive it.
+    explicit stream_reader(chunk_workspace& shared, const sse_parser_options& opts = {});
 
     /// Forgets the last attempt's stream (its events, timings and text).
     void reset();

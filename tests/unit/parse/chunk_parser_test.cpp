@@ -362,6 +362,65 @@ TEST_CASE("a chunk shaped like the last one with a new content string is read in
     CHECK(out.repeats_last);
 }
 
+// The engine's stream readers share one workspace (the simdjson parsers) and each keep the
+// shape of their own stream's last full read. Streams read in turn through one workspace must
+// read as each would alone, and a shortcut's fields must not be views into the workspace's
+// string buffer, which another stream's full parse overwrites.
+TEST_CASE("parsers sharing a workspace read interleaved streams as parsers of their own") {
+    chunk_workspace shared;
+    // Every fixture's chunks through one parser each, all of them taking turns, event by event.
+    std::vector<std::vector<std::string>> streams;
+    for (const std::string& name : lf_fixtures())
+        streams.push_back(chunks_of(name));
+    std::vector<chunk_parser> parsers;
+    for (std::size_t i = 0; i < streams.size(); ++i)
+        parsers.emplace_back(shared);
+    std::size_t compared = 0;
+    for (std::size_t event = 0;; ++event) {
+        bool any = false;
+        for (std::size_t i = 0; i < streams.size(); ++i) {
+            if (event >= streams[i].size())
+                continue;
+            any = true;
+            const std::string& data = streams[i][event];
+            INFO(lf_fixtures()[i] << ": " << data);
+            CHECK(reused_parse(parsers[i], data) == fresh_parse(data));
+            ++compared;
+        }
+        if (!any)
+            break;
+    }
+    CHECK(compared == 102);
+
+    // Two streams with escaped ids, models and finish reasons (unescaped into the string
+    // buffer), each armed for the shortcut, and a third stream's full parse after each of
+    // their chunks: each shortcut keeps its own stream's fields, and is still taken (its text
+    // a view into its bytes).
+    const auto chunk = [](const std::string& id, const std::string& text) {
+        return R"({"id":")" + id + R"(","model":")" + id +
+               R"(-m\u00e9","choices":[{"index":0,)"
+               R"("delta":{"content":")" +
+               text + R"("},"finish_reason":")" + id + R"(\n"}]})";
+    };
+    chunk_parser a(shared), b(shared), c(shared);
+    (void)reused_parse(a, chunk(R"(a\/1)", "x"));
+    (void)reused_parse(b, chunk(R"(b\/2)", "y"));
+    for (int round = 0; round < 3; ++round) {
+        for (auto* p : {&a, &b}) {
+            const std::string json = chunk(p == &a ? R"(a\/1)" : R"(b\/2)", "piece");
+            INFO(json);
+            completion_chunk out;
+            REQUIRE_FALSE(p->parse(json, out));
+            CHECK(out.repeats_last);
+            CHECK(describe(out) == fresh_parse(json));
+            CHECK(out.choices[0].content.data() == json.data() + json.find("piece"));
+            // An escape in the text: never the shortcut, always a full parse.
+            const std::string other = chunk(R"(zzzzzzzzzzzzzzzzzzzz\/z)", R"(w\"w)");
+            CHECK(reused_parse(c, other).find("id=zzzzzzzzzzzzzzzzzzzz/z") == 0);
+        }
+    }
+}
+
 TEST_CASE("text that would change the chunk's structure is not taken for content") {
     // Same bytes before and after the content, but the middle holds quotes: it is another
     // document (a role field appears) and must be read as one.

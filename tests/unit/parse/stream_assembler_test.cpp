@@ -334,6 +334,33 @@ TEST_CASE("a reused stream reader assembles each stream as whole merges do") {
             CHECK(body == assemble(stream).json);
         }
     }
+
+    // The engine's readers share one chunk workspace, and their streams arrive interleaved:
+    // every stream, read in turn with the others a few bytes at a time, assembles as alone.
+    chunk_workspace shared;
+    for (const std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{64}}) {
+        std::vector<std::unique_ptr<stream_reader>> readers;
+        for (std::size_t i = 0; i < streams.size(); ++i)
+            readers.push_back(std::make_unique<stream_reader>(shared));
+        for (std::size_t offset = 0;; offset += piece) {
+            bool any = false;
+            for (std::size_t i = 0; i < streams.size(); ++i) {
+                if (offset >= streams[i].size())
+                    continue;
+                any = true;
+                REQUIRE_FALSE(
+                    readers[i]->on_body(std::string_view(streams[i]).substr(offset, piece), at));
+            }
+            if (!any)
+                break;
+        }
+        for (std::size_t i = 0; i < streams.size(); ++i) {
+            INFO(piece << "-byte pieces: " << streams[i]);
+            std::string body;
+            REQUIRE_FALSE(readers[i]->finish(body));
+            CHECK(body == assemble(streams[i]).json);
+        }
+    }
     CHECK(assemble(both + both).json.find("\"content\":\"xx\",\"refusal\":\"nono\"") !=
           std::string::npos);
 }
