@@ -63,7 +63,9 @@ struct request_op : recycled<request_op> {
     engine_clock::time_point deadline = engine_clock::time_point::max();
     std::chrono::milliseconds deadline_length{0};
     std::chrono::steady_clock::time_point not_after = std::chrono::steady_clock::time_point::max();
-    // Set for a body with "stream": true: reads the event stream of each attempt.
+    // A body with "stream": true; its reader, which reads the event stream of each attempt,
+    // is taken at the first attempt: requests waiting for admission hold none.
+    bool streams = false;
     std::unique_ptr<stream_reader> stream;
 };
 
@@ -226,10 +228,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
-        if (prepare_stream(req.body)) {
-            op->stream = take_stream_reader();
-            op->stream->on_delta(&op->req.on_delta);
-        }
+        op->streams = prepare_stream(req.body);
         op->cost = req.token_cost ? *req.token_cost : estimator(req.body).total();
         op->deadline_length = req.deadline.value_or(opts.deadline);
         if (op->deadline_length.count() > 0)
@@ -380,6 +379,10 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             ++target->stats->sent;
         }
         const std::string_view body = op->req.body;
+        if (op->streams && !op->stream) {
+            op->stream = take_stream_reader();
+            op->stream->on_delta(&op->req.on_delta);
+        }
         stream_reader* const stream = op->stream.get(); // before `op` moves into the handler
         if (stream)
             stream->reset();
@@ -439,7 +442,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         return s;
     }
 
-    // Keeps the reader of a delivered request for the next, as many as may be in flight.
+    // Keeps the reader of a delivered request for the next, as many as may be on the wire.
     void recycle(std::unique_ptr<stream_reader> s) {
         if (s && spare_streams.size() < opts.pool.max_connections) {
             s->on_delta(nullptr);
