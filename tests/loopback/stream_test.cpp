@@ -254,4 +254,56 @@ TEST_CASE("streams one after another on one engine each assemble their own answe
     }
 }
 
+TEST_CASE("more streams than connections, in flight at once, each get their own answer") {
+    // The readers of one engine share its chunk parsers, the streams on the wire arrive
+    // interleaved, and the requests waiting for a connection take a reader only when sent:
+    // every answer and every request's deltas must still be its own.
+    test::loopback_mock mock;
+    const std::vector<int> lengths = {40, 3, 17, 1, 25, 8, 33, 12};
+    std::vector<result> whole(lengths.size()), streamed(lengths.size());
+    std::vector<std::string> deltas(lengths.size());
+    {
+        asio::io_context ioc;
+        dispatcher engine(ioc.get_executor(), mock.client_options());
+        std::size_t left = lengths.size();
+        for (std::size_t k = 0; k < lengths.size(); ++k)
+            engine.async_complete(make_request(test::chat_body(static_cast<int>(k), lengths[k])),
+                                  [&, k](error_code, result r) {
+                                      whole[k] = std::move(r);
+                                      if (--left == 0)
+                                          engine.stop();
+                                  });
+        ioc.run();
+    }
+    asio::io_context ioc;
+    dispatcher_options opts = mock.client_options();
+    opts.pool.max_connections = 3;
+    dispatcher engine(ioc.get_executor(), opts);
+    std::size_t left = lengths.size();
+    for (std::size_t k = 0; k < lengths.size(); ++k) {
+        request req = make_request(streaming(test::chat_body(static_cast<int>(k), lengths[k])));
+        req.on_delta = [&deltas, k](const stream_delta& d) {
+            deltas[k] += d.content;
+        };
+        engine.async_complete(std::move(req), [&, k](error_code, result r) {
+            streamed[k] = std::move(r);
+            if (--left == 0)
+                engine.stop();
+        });
+    }
+    ioc.run();
+    for (std::size_t k = 0; k < lengths.size(); ++k) {
+        INFO("answer " << k << " of " << lengths[k] << " tokens: " << streamed[k].message);
+        REQUIRE(whole[k].ok());
+        REQUIRE(streamed[k].ok());
+        CHECK(streamed[k].streamed);
+        REQUIRE(streamed[k].completion.choices.size() == 1);
+        CHECK(streamed[k].completion.choices[0].content == whole[k].completion.choices[0].content);
+        CHECK(deltas[k] == whole[k].completion.choices[0].content);
+        REQUIRE(streamed[k].completion.usage);
+        CHECK(streamed[k].completion.usage->completion_tokens ==
+              whole[k].completion.usage->completion_tokens);
+    }
+}
+
 } // namespace stream_test
