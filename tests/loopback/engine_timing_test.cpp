@@ -394,7 +394,9 @@ TEST_CASE("a request the rate limits would admit only after its deadline fails a
     timed_engine t(opts);
     t.submit("a", 1);
     t.submit("late", 1, 1000ms);    // its turn comes at 1 s: at its deadline
-    t.submit("in time", 1, 1001ms); // its turn comes at 1 s, once "late" is gone
+    // Its turn comes at 1 s, once "late" is gone, with 5 s left: the exchange runs on the
+    // steady clock with what is left of the deadline, and 1 ms would fail on a loaded machine.
+    t.submit("in time", 1, 6000ms);
     REQUIRE(t.run_until([&] { return t.results.size() == 2 && t.clock->waiting() == 1; }));
     CHECK(t.clock->now() == t.t0);
     CHECK(t.wake() == t.t0 + 1s);
