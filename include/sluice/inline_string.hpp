@@ -82,6 +82,11 @@ public:
     operator std::string_view() const noexcept { return view(); }
     std::string str() const { return std::string(view()); }
 
+    // Its own overload for two of them: with only the one below, C++20's reversed candidates
+    // make `a == b` ambiguous to clang.
+    friend bool operator==(const inline_string& a, const inline_string& b) noexcept {
+        return a.view() == b.view();
+    }
     friend bool operator==(const inline_string& a, std::string_view b) noexcept {
         return a.view() == b;
     }
