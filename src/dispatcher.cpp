@@ -21,12 +21,7 @@ void dispatcher::async_complete_erased(request req, detail::result_handler h) {
     detail::op_memory_handler submit{[i = impl_, req = std::move(req), h = std::move(h)]() mutable {
         i->submit(std::move(req), std::move(h));
     }};
-    // Posted to the io_context's own executor when that is what the dispatcher runs on: through
-    // the type-erased one, the function would be wrapped (and allocated) once more.
-    if (impl_->loop_ex)
-        asio::post(*impl_->loop_ex, std::move(submit));
-    else
-        asio::post(impl_->ex, std::move(submit));
+    detail::post_on_loop(impl_->ex, impl_->loop_ex, std::move(submit));
 }
 
 void dispatcher::async_drain_erased(asio::any_completion_handler<void(error_code)> h) {

@@ -4,6 +4,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <optional>
 #include <utility>
@@ -55,6 +56,18 @@ void dispatch_to_handler(const boost::asio::any_io_executor& fallback,
         dispatch_to_handler(*loop, handler, std::forward<Fn>(fn));
     else
         dispatch_to_handler(fallback, handler, std::forward<Fn>(fn));
+}
+
+// Posts `fn` to the loop's own executor when there is one: through the type-erased
+// `fallback`, the function would be wrapped, and allocated, once more.
+template <class Fn>
+void post_on_loop(const boost::asio::any_io_executor& fallback,
+                  const std::optional<boost::asio::io_context::executor_type>& loop,
+                  Fn&& fn) {
+    if (loop)
+        boost::asio::post(*loop, std::forward<Fn>(fn));
+    else
+        boost::asio::post(fallback, std::forward<Fn>(fn));
 }
 
 } // namespace sluice::detail

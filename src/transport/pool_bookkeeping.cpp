@@ -106,20 +106,15 @@ void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
         // usually submits the next request at once, and this connection then goes to it
         // straight away (checked by a peek), without a read armed and cancelled for
         // nothing.
-        // On the io_context's own executor when there is one: through the type-erased one the
-        // function would be wrapped, and allocated, once more.
-        auto arm = with_op_memory([self = shared_from_this(), conn] {
-            if (conn->open && conn->state == connection::phase::idle && !conn->read_armed) {
-                // Really idle: the room a long body was read with (widen_reads) goes back.
-                if (conn->buffer.size() == 0 && conn->buffer.capacity() > wide_read_bytes / 4)
-                    conn->buffer.shrink_to_fit();
-                self->arm_idle_read(conn);
-            }
-        });
-        if (loop_ex)
-            asio::post(*loop_ex, std::move(arm));
-        else
-            asio::post(ex, std::move(arm));
+        post_on_loop(
+            ex, loop_ex, with_op_memory([self = shared_from_this(), conn] {
+                if (conn->open && conn->state == connection::phase::idle && !conn->read_armed) {
+                    // Really idle: the room a long body was read with (widen_reads) goes back.
+                    if (conn->buffer.size() == 0 && conn->buffer.capacity() > wide_read_bytes / 4)
+                        conn->buffer.shrink_to_fit();
+                    self->arm_idle_read(conn);
+                }
+            }));
     }
     conn->idle_since = clock::now();
     idle.push_back(std::move(conn));
