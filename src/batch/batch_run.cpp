@@ -47,7 +47,12 @@ struct batch_run::impl {
         // Without a journal to rebuild it from, the errors file starts afresh.
         const int err_fd =
             files.errors.empty() ? -1 : fds.add(open_output(files.errors, files.output == "-"));
-        reader.emplace(in_fd, opts.reader);
+        // The reader's one pass over a line has what the token estimate needs: the dispatcher
+        // then does not parse every body a second time.
+        reader_options ro = opts.reader;
+        if (!ro.estimate)
+            ro.estimate = opts.engine.estimate;
+        reader.emplace(in_fd, std::move(ro));
         writer.emplace(out_fd);
         if (err_fd >= 0)
             errors.emplace(err_fd);

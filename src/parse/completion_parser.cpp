@@ -1,5 +1,6 @@
 #include <sluice/parse/completion_parser.hpp>
 
+#include "detail/json_check.hpp"
 #include "detail/trim.hpp"
 
 #include "parse/json_depth.hpp"
@@ -24,58 +25,10 @@ namespace od = simdjson::ondemand;
 using value_result = simdjson::simdjson_result<od::value>;
 
 // True when the value is valid JSON all the way down. The fast path reads only some fields; the
-// rest go through here instead of being skipped, because on-demand skipping counts brackets
-// without checking what it passes over, and the sink embeds the body as JSON only when all of
-// it is. On-demand does not bound nesting, so this does (as RFC 8259 allows), keeping the
-// recursion off a hostile body's depth.
-constexpr int max_depth = 1024;
-
-bool valid(value_result v, int depth = 0) {
-    if (++depth > max_depth)
-        return false;
-    od::json_type t;
-    if (v.type().get(t))
-        return false;
-    switch (t) {
-    case od::json_type::object: {
-        od::object object;
-        if (v.get_object().get(object))
-            return false;
-        for (auto field : object) {
-            std::string_view key; // unescaped, so that its escapes are checked too
-            if (field.unescaped_key().get(key) || !valid(field.value(), depth))
-                return false;
-        }
-        return true;
-    }
-    case od::json_type::array: {
-        od::array array;
-        if (v.get_array().get(array))
-            return false;
-        for (auto element : array)
-            if (!valid(element, depth))
-                return false;
-        return true;
-    }
-    case od::json_type::string: {
-        std::string_view s;
-        return !v.get_string().get(s);
-    }
-    case od::json_type::number: {
-        // get_double, not get_number: integers beyond 64 bits are valid JSON too.
-        double d = 0;
-        return !v.get_double().get(d);
-    }
-    case od::json_type::boolean: {
-        bool b = false;
-        return !v.get_bool().get(b);
-    }
-    case od::json_type::null: {
-        bool is_null = false;
-        return !v.is_null().get(is_null) && is_null;
-    }
-    }
-    return false;
+// rest go through here instead of being skipped, because the sink embeds the body as JSON only
+// when all of it is (detail::check_json).
+bool valid(value_result v) {
+    return !detail::check_json(v, detail::big_integers::accept);
 }
 
 // `out` null: checked, not kept (completion_fields::usage). `String`: std::string, or the
@@ -310,50 +263,15 @@ struct completion_parser::impl {
             if (!ok)
                 return false;
         }
-        return at_end(doc);
+        return detail::at_end(doc);
     }
 
     // Whether a body the fast path refused is still one valid JSON value (an error page's
     // `{"detail": ...}`, an array): the sink embeds such a body as JSON rather than as text.
     bool is_json(const char* data, std::size_t size, std::size_t capacity) {
         od::document doc;
-        od::json_type t;
-        if (parser.iterate(data, size, capacity).get(doc) || doc.type().get(t))
-            return false;
-        bool ok = false;
-        switch (t) {
-        case od::json_type::object:
-        case od::json_type::array:
-            ok = valid(doc.get_value());
-            break;
-        case od::json_type::string: {
-            std::string_view s;
-            ok = !doc.get_string().get(s);
-            break;
-        }
-        case od::json_type::number: {
-            double d = 0;
-            ok = !doc.get_double().get(d);
-            break;
-        }
-        case od::json_type::boolean: {
-            bool b = false;
-            ok = !doc.get_bool().get(b);
-            break;
-        }
-        case od::json_type::null: {
-            bool is_null = false;
-            ok = !doc.is_null().get(is_null) && is_null;
-            break;
-        }
-        }
-        return ok && at_end(doc);
-    }
-
-    // Nothing but whitespace after the root value (`{"a":1} x` is not JSON).
-    static bool at_end(od::document& doc) {
-        const char* where = nullptr;
-        return doc.current_location().get(where) != simdjson::SUCCESS;
+        return !parser.iterate(data, size, capacity).get(doc) &&
+               !detail::check_document(doc, detail::big_integers::accept);
     }
 };
 

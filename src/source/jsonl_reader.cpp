@@ -3,6 +3,7 @@
 #include "detail/json_string.hpp"
 #include "detail/line_reader.hpp"
 #include "detail/trim.hpp"
+#include "source/body_walk.hpp"
 
 #include <simdjson.h>
 
@@ -24,8 +25,8 @@ std::string_view trim(std::string_view s) noexcept {
     return detail::trim(s, " \t\r");
 }
 
-// The top-level fields of one line, read from the validated DOM. Views point into the DOM
-// parser's string buffer: valid until the next line is parsed.
+// The top-level fields of one line. Views point into the line or into the parser's string
+// buffer: valid until the line's document is rewound or the next line is parsed.
 struct line_fields {
     std::optional<std::string_view> custom_id;
     bool custom_id_not_string = false;
@@ -33,7 +34,9 @@ struct line_fields {
     bool method_not_string = false;
     std::optional<std::string_view> url;
     bool url_not_string = false;
-    std::optional<sj::dom::element> body;
+    std::optional<std::string_view> body; // the first `body` object's text, exactly as written
+    bool body_not_object = false;
+    detail::body_walk body_walk; // what the walk over that body found
     bool has_messages = false;
     // Top-level `model`: the model of a line that is itself a body, or of a prompt line.
     std::optional<std::string_view> model;
@@ -44,53 +47,93 @@ struct line_fields {
     std::string_view not_for_prompt;
 };
 
-line_fields read_fields(const sj::dom::object& root) {
-    line_fields f;
-    // The first occurrence of a repeated key wins, as in the raw-body extraction below.
-    auto read_string =
-        [](sj::dom::element value, std::optional<std::string_view>& out, bool& not_string) {
-            if (out || not_string)
-                return;
-            std::string_view s;
-            if (value.get_string().get(s))
-                not_string = true;
-            else
-                out = s;
-        };
-    for (sj::dom::key_value_pair field : root) {
-        if (field.key == "custom_id") {
-            read_string(field.value, f.custom_id, f.custom_id_not_string);
-        } else if (field.key == "method") {
-            read_string(field.value, f.method, f.method_not_string);
-        } else if (field.key == "url") {
-            read_string(field.value, f.url, f.url_not_string);
-        } else if (field.key == "body") {
-            if (!f.body)
-                f.body = field.value;
-        } else if (field.key == "messages") {
-            f.has_messages = true;
-        } else if (field.key == "model") {
-            read_string(field.value, f.model, f.model_not_string);
-        } else if (field.key == "prompt") {
-            read_string(field.value, f.prompt, f.prompt_not_string);
+// Reads the top level of a line in one pass, checking every value on the way: its first error
+// means the line is not JSON. The first occurrence of a repeated key wins; the others are
+// checked all the same. `body` is walked where it stands, counted for the token estimate, and
+// its text taken from the document's position before and after it.
+class line_walker {
+public:
+    line_walker(od::document& doc, line_fields& f)
+        : doc_(doc)
+        , f_(f) {}
+
+    sj::error_code walk(od::object& root) {
+        for (auto field : root) {
+            std::string_view key;
+            if (auto err = field.unescaped_key().get(key))
+                return err;
+            od::value value;
+            if (auto err = field.value().get(value))
+                return err;
+            if (auto err = read(key, value))
+                return err;
+            if (f_.not_for_prompt.empty() && key != "prompt" && key != "model" &&
+                key != "custom_id")
+                f_.not_for_prompt = key;
         }
-        if (f.not_for_prompt.empty() && field.key != "prompt" && field.key != "model" &&
-            field.key != "custom_id")
-            f.not_for_prompt = field.key;
+        return sj::SUCCESS;
     }
-    return f;
-}
+
+private:
+    static constexpr int depth = 2; // of a top-level member's value; the line itself is 1
+    static constexpr auto big = detail::big_integers::refuse; // the DOM parser's verdicts
+
+    sj::error_code read(std::string_view key, od::value& value) {
+        if (key == "custom_id")
+            return read_string(value, f_.custom_id, f_.custom_id_not_string);
+        if (key == "method")
+            return read_string(value, f_.method, f_.method_not_string);
+        if (key == "url")
+            return read_string(value, f_.url, f_.url_not_string);
+        if (key == "model")
+            return read_string(value, f_.model, f_.model_not_string);
+        if (key == "prompt")
+            return read_string(value, f_.prompt, f_.prompt_not_string);
+        if (key == "body" && !f_.body && !f_.body_not_object)
+            return read_body(value);
+        if (key == "messages")
+            f_.has_messages = true;
+        return detail::check_json(value, big, depth);
+    }
+
+    sj::error_code
+    read_string(od::value& value, std::optional<std::string_view>& out, bool& not_string) {
+        if (!out && !not_string) {
+            std::string_view s;
+            if (!value.get_string().get(s)) {
+                out = s;
+                return sj::SUCCESS;
+            }
+            not_string = true;
+        }
+        return detail::check_json(value, big, depth);
+    }
+
+    sj::error_code read_body(od::value& value) {
+        const char* start = value.raw_json_token().data();
+        od::object body;
+        if (value.get_object().get(body)) {
+            f_.body_not_object = true;
+            return detail::check_json(value, big, depth);
+        }
+        if (auto err = detail::walk_body(doc_, body, depth, detail::body_check::all, f_.body_walk))
+            return err;
+        // Past the body's brace the document stands at the next member or the line's brace.
+        const char* end = nullptr;
+        if (auto err = doc_.current_location().get(end))
+            return err;
+        f_.body = trim(std::string_view(start, static_cast<std::size_t>(end - start)));
+        return sj::SUCCESS;
+    }
+
+    od::document& doc_;
+    line_fields& f_;
+};
 
 // Why a body's `stream` is refused, or nothing: it must be a boolean (true streams the answer,
 // which the engine assembles into the same record as a whole answer).
-std::string stream_check(const sj::dom::object& body) {
-    sj::dom::element value;
-    if (body["stream"].get(value))
-        return {};
-    bool on = false;
-    if (value.get_bool().get(on))
-        return "stream must be true or false";
-    return {};
+std::string stream_check(const detail::body_walk& w) {
+    return w.stream_not_bool ? "stream must be true or false" : std::string();
 }
 
 } // namespace
@@ -100,58 +143,37 @@ struct jsonl_reader::impl {
         : lines(fd, sj::SIMDJSON_PADDING, "read input")
         , default_model(std::move(opts.model))
         , shard(opts.shard)
-        , ids_only(opts.ids_only) {
+        , ids_only(opts.ids_only)
+        , estimate(opts.estimate) {
         // The system message is the same on every prompt line: quote it once.
         if (!opts.system.empty()) {
             system_message = R"({"role":"system","content":)";
             detail::append_json_string(system_message, opts.system);
             system_message += "},";
+            system_chars = detail::code_points(opts.system);
         }
     }
 
     void parse_line(std::string_view line, input_record& out);
-    std::string take_line(std::string_view line, sj::dom::object object, request& req);
+    std::string take_line(od::document& doc, std::string_view line, request& req);
+    std::string take_chat_line(od::document& doc, std::string_view line, request& req);
     std::string take_prompt_line(const line_fields& f, request& req);
-    std::string take_batch_line(std::string_view line, const line_fields& f, request& req);
+    std::string take_batch_line(const line_fields& f, request& req);
     void build_prompt_body(std::string_view model, std::string_view prompt, std::string& body);
-    std::string_view raw_body(std::string_view line, sj::error_code& err);
+    void set_cost(bool ok, const detail::body_walk& w, request& req) const;
 
     detail::line_reader lines;  // every line (and part of one) has SIMDJSON_PADDING behind it
     std::string default_model;  // reader_options::model
     std::string system_message; // quoted messages[] entry with its comma, or empty
-    shard_spec shard;           // reader_options::shard
-    bool ids_only;              // reader_options::ids_only
+    std::uint64_t system_chars = 0;
+    shard_spec shard;                         // reader_options::shard
+    bool ids_only;                            // reader_options::ids_only
+    std::optional<estimate_options> estimate; // reader_options::estimate
     bool first_line = true;
     std::uint64_t line_number = 0;
-    sj::dom::parser validator; // full validation: on-demand alone does not check skipped values
-    od::parser extractor;      // finds the raw text of `body` without re-serializing it
+    od::parser parser;
+    line_fields fields; // reused: its optionals are reset per line
 };
-
-// The text of the first `body` member, exactly as written. The line is already known to be a
-// valid JSON object, so on-demand's unvalidated skipping cannot be fooled here.
-std::string_view jsonl_reader::impl::raw_body(std::string_view line, sj::error_code& err) {
-    // Any part of a line has the padding of line_reader behind it.
-    const std::size_t readable = line.size() + sj::SIMDJSON_PADDING;
-    od::document doc;
-    od::object root;
-    if ((err = extractor.iterate(line.data(), line.size(), readable).get(doc)) ||
-        (err = doc.get_object().get(root)))
-        return {};
-    for (auto field : root) {
-        std::string_view key;
-        if ((err = field.unescaped_key().get(key)))
-            return {};
-        if (key != "body")
-            continue;
-        od::object body;
-        std::string_view raw;
-        if ((err = field.value().get_object().get(body)) || (err = body.raw_json().get(raw)))
-            return {};
-        return trim(raw);
-    }
-    err = sj::NO_SUCH_FIELD;
-    return {};
-}
 
 void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     request& req = out.request;
@@ -163,27 +185,44 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     out.message.clear();
 
     std::string why;
-    sj::dom::element root;
-    sj::dom::object object;
-    if (auto err = validator.parse(line.data(), line.size(), false).get(root))
+    // Any part of a line has the padding of line_reader behind it.
+    const std::size_t readable = line.size() + sj::SIMDJSON_PADDING;
+    od::document doc;
+    if (auto err = parser.iterate(line.data(), line.size(), readable).get(doc))
         why = std::string("not JSON: ") + sj::error_message(err);
-    else if (root.get_object().get(object))
-        why = "not a JSON object";
     else
-        why = take_line(line, object, req);
+        why = take_line(doc, line, req);
     if (!why.empty()) {
         req.body.clear();
         req.model.clear();
+        req.token_cost.reset();
         out.ec = errc::bad_input_line;
         out.message = std::move(why);
     }
 }
 
-// The request a valid JSON object line makes, in whichever of the three forms it is written;
-// the reason it makes none otherwise.
-std::string
-jsonl_reader::impl::take_line(std::string_view line, sj::dom::object object, request& req) {
-    const line_fields f = read_fields(object);
+// The request a line makes, in whichever of the three forms it is written; the reason it makes
+// none otherwise. The one pass over the line checks all of it as simdjson's DOM parser would.
+std::string jsonl_reader::impl::take_line(od::document& doc, std::string_view line, request& req) {
+    od::json_type type;
+    if (auto err = doc.type().get(type))
+        return std::string("not JSON: ") + sj::error_message(err);
+    if (type != od::json_type::object) {
+        if (auto err = detail::check_document(doc, detail::big_integers::refuse))
+            return std::string("not JSON: ") + sj::error_message(err);
+        return "not a JSON object";
+    }
+    od::object root;
+    fields = line_fields{};
+    line_fields& f = fields;
+    sj::error_code err = doc.get_object().get(root);
+    if (!err)
+        err = line_walker(doc, f).walk(root);
+    if (!err && !detail::at_end(doc))
+        err = sj::TRAILING_CONTENT;
+    if (err)
+        return std::string("not JSON: ") + sj::error_message(err);
+
     if (f.custom_id_not_string)
         return "custom_id must be a string";
     if (f.custom_id) {
@@ -191,21 +230,37 @@ jsonl_reader::impl::take_line(std::string_view line, sj::dom::object object, req
             return "custom_id is empty";
         req.custom_id.assign(*f.custom_id);
     }
-    if (!f.body && f.has_messages) {
-        // The line is itself a chat-completion body.
-        if (std::string why = stream_check(object); !why.empty())
-            return why;
-        if (!ids_only) {
-            req.body.assign(trim(line));
-            req.model.assign(f.model.value_or(std::string_view{}));
-        }
-        return {};
-    }
-    if (!f.body && (f.prompt || f.prompt_not_string))
+    if (!f.body && !f.body_not_object && f.has_messages)
+        return take_chat_line(doc, line, req);
+    if (!f.body && !f.body_not_object && (f.prompt || f.prompt_not_string))
         return take_prompt_line(f, req);
-    if (!f.body)
+    if (!f.body && !f.body_not_object)
         return "missing body (or messages, or prompt)";
-    return take_batch_line(line, f, req);
+    return take_batch_line(f, req);
+}
+
+// A line that is itself a chat-completion body: walked once more as a body, which its top
+// level is, for the estimate and `stream` (the custom_id it may carry is sent with it).
+std::string
+jsonl_reader::impl::take_chat_line(od::document& doc, std::string_view line, request& req) {
+    const std::optional<std::string_view> model = fields.model; // before the rewind below
+    if (!ids_only)
+        req.model.assign(model.value_or(std::string_view{}));
+    doc.rewind();
+    od::object root;
+    detail::body_walk w;
+    // The line was checked whole above: these fail only on memory or a simdjson bug.
+    if (auto err = doc.get_object().get(root))
+        return std::string("not JSON: ") + sj::error_message(err);
+    if (auto err = detail::walk_body(doc, root, 1, detail::body_check::all, w))
+        return std::string("not JSON: ") + sj::error_message(err);
+    if (std::string why = stream_check(w); !why.empty())
+        return why;
+    if (!ids_only) {
+        req.body.assign(trim(line));
+        set_cost(true, w, req);
+    }
+    return {};
 }
 
 std::string jsonl_reader::impl::take_prompt_line(const line_fields& f, request& req) {
@@ -224,13 +279,17 @@ std::string jsonl_reader::impl::take_prompt_line(const line_fields& f, request& 
     if (!ids_only) {
         build_prompt_body(model, *f.prompt, req.body);
         req.model.assign(model);
+        // The body built above, counted without parsing it: its messages and their text.
+        detail::body_walk w;
+        w.messages = system_message.empty() ? 1 : 2;
+        w.chars = system_chars + detail::code_points(*f.prompt);
+        set_cost(true, w, req);
     }
     return {};
 }
 
 // The Batch API form. A missing method or url means the only one sluice serves.
-std::string
-jsonl_reader::impl::take_batch_line(std::string_view line, const line_fields& f, request& req) {
+std::string jsonl_reader::impl::take_batch_line(const line_fields& f, request& req) {
     if (f.method_not_string)
         return "method must be a string";
     if (f.method && *f.method != "POST")
@@ -239,25 +298,23 @@ jsonl_reader::impl::take_batch_line(std::string_view line, const line_fields& f,
         return "url must be a string";
     if (f.url && *f.url != chat_url && *f.url != chat_url_no_version)
         return "unsupported url " + std::string(*f.url);
-    sj::dom::object body;
-    if (f.body->get_object().get(body))
+    if (f.body_not_object)
         return "body is not an object";
-    if (std::string why = stream_check(body); !why.empty())
+    if (std::string why = stream_check(f.body_walk); !why.empty())
         return why;
-    // The extraction below cannot fail on a line the DOM parser accepted (the same depth
-    // limit, and `body` is known to be an object), so skipping it changes no verdict.
     if (ids_only)
         return {};
-    std::string_view model;
-    if (!body["model"].get_string().get(model))
-        req.model.assign(model);
-
-    sj::error_code err = sj::SUCCESS;
-    const std::string_view raw = raw_body(line, err);
-    if (err)
-        return std::string("body could not be extracted: ") + sj::error_message(err);
-    req.body.assign(raw);
+    if (f.body_walk.model)
+        req.model.assign(*f.body_walk.model);
+    req.body.assign(*f.body);
+    set_cost(true, f.body_walk, req);
     return {};
+}
+
+// The estimate the dispatcher would make of the body, from the walk already done.
+void jsonl_reader::impl::set_cost(bool ok, const detail::body_walk& w, request& req) const {
+    if (estimate)
+        req.token_cost = detail::finish_estimate(ok, w, req.body.size(), *estimate).total();
 }
 
 // Strings come unescaped from the parser and are quoted again here, so any escape or UTF-8 the

@@ -1,6 +1,7 @@
 #include <sluice/source/token_estimate.hpp>
 
 #include "detail/trim.hpp"
+#include "source/body_walk.hpp"
 #include <simdjson.h>
 
 #include <cmath>
@@ -12,194 +13,252 @@ namespace {
 
 namespace sj = simdjson;
 namespace od = simdjson::ondemand;
+using value_result = sj::simdjson_result<od::value>;
+using detail::body_walk;
 
 // A fixed charge per image part: OpenAI bills a low-detail image at 85 tokens and a
 // high-detail one at 85 plus 170 per 512-px tile. Without the image's size, the base charge
 // is the only honest number; the server's usage corrects the books afterwards.
 constexpr std::uint64_t tokens_per_image = 85;
 
-// What the walk over a body has counted so far.
-struct tally {
-    std::uint64_t chars = 0;    // code points of text, plus raw JSON bytes of tool definitions
-    std::uint64_t images = 0;   // image parts, charged tokens_per_image each
-    std::uint64_t messages = 0; // entries of `messages`
-    std::uint64_t max_completion_tokens = 0;
-    std::uint64_t max_tokens = 0;
-    std::uint64_t n = 1;
-};
-
-// Providers count characters, not bytes: a UTF-8 code point is every byte that is not a
-// continuation byte (10xxxxxx).
-std::uint64_t code_points(std::string_view s) noexcept {
-    std::uint64_t count = 0;
-    for (const unsigned char c : s)
-        count += (c & 0xC0) != 0x80;
-    return count;
-}
-
 std::string_view trim_right(std::string_view s) noexcept {
     return detail::trim_right(s, detail::json_blanks);
 }
 
-// Length of a value's JSON text as written (tool definitions are billed as the text the
-// provider renders from them; their JSON length is a close, conservative stand-in).
-sj::error_code raw_length(od::value& v, std::uint64_t& out) {
-    od::json_type type;
-    if (auto err = v.type().get(type))
-        return err;
-    std::string_view raw;
-    if (type == od::json_type::array) {
-        od::array a;
-        if (auto err = v.get_array().get(a))
-            return err;
-        if (auto err = a.raw_json().get(raw))
-            return err;
-    } else if (type == od::json_type::object) {
-        od::object o;
-        if (auto err = v.get_object().get(o))
-            return err;
-        if (auto err = o.raw_json().get(raw))
-            return err;
-    } else {
-        raw = v.raw_json_token();
-    }
-    out += trim_right(raw).size();
-    return sj::SUCCESS;
-}
+// One pass over a body: counts what the estimate needs and checks every value it passes, so
+// that the pass also answers whether the body is JSON. A value of the wrong shape for the
+// estimate is still checked; it only clears `w.shaped`.
+class body_walker {
+public:
+    body_walker(od::document& doc, detail::body_check check, body_walk& w)
+        : doc_(doc)
+        , check_all_(check == detail::body_check::all)
+        , w_(w) {}
 
-sj::error_code add_string(od::value& v, std::uint64_t& chars) {
-    std::string_view s;
-    if (auto err = v.get_string().get(s))
-        return err;
-    chars += code_points(s);
-    return sj::SUCCESS;
-}
-
-// One entry of a content array: `{"type":"text","text":...}` counts its text,
-// `{"type":"image_url",...}` (or `input_image`) counts as one image; other parts (audio,
-// files) are not estimated.
-sj::error_code add_part(od::value& v, tally& t) {
-    od::object part;
-    if (auto err = v.get_object().get(part))
-        return err;
-    bool image = false;
-    for (auto field : part) {
-        std::string_view key;
-        if (auto err = field.unescaped_key().get(key))
-            return err;
-        od::value value;
-        if (auto err = field.value().get(value))
-            return err;
-        if (key == "text") {
-            if (auto err = add_string(value, t.chars))
+    sj::error_code walk(od::object& body, int depth) {
+        for (auto field : body) {
+            std::string_view key;
+            if (auto err = field.unescaped_key().get(key))
                 return err;
-        } else if (key == "image_url") {
-            image = true;
-        } else if (key == "type") {
-            std::string_view type;
-            if (auto err = value.get_string().get(type))
+            od::value value;
+            if (auto err = field.value().get(value))
                 return err;
-            image = image || type == "image_url" || type == "input_image" || type == "image";
+            if (auto err = top_field(key, value, depth + 1))
+                return err;
         }
+        return sj::SUCCESS;
     }
-    t.images += image ? 1 : 0;
-    return sj::SUCCESS;
-}
 
-sj::error_code add_content(od::value& v, tally& t) {
-    od::json_type type;
-    if (auto err = v.type().get(type))
-        return err;
-    if (type == od::json_type::string)
-        return add_string(v, t.chars);
-    if (type != od::json_type::array)
-        return sj::SUCCESS; // null content (tool calls); anything else carries no text
-    od::array parts;
-    if (auto err = v.get_array().get(parts))
-        return err;
-    for (auto part : parts) {
-        od::value pv;
-        if (auto err = part.get(pv))
-            return err;
-        if (auto err = add_part(pv, t))
-            return err;
+private:
+    // A value the estimate does not read: checked when the caller wants all of the body
+    // checked, else left for on-demand to skip.
+    sj::error_code check(od::value& v, int depth) {
+        return check_all_ ? detail::check_json(v, detail::big_integers::refuse, depth)
+                          : sj::SUCCESS;
     }
-    return sj::SUCCESS;
-}
 
-sj::error_code add_message(od::value& v, tally& t) {
-    od::object message;
-    if (auto err = v.get_object().get(message))
-        return err;
-    ++t.messages;
-    for (auto field : message) {
-        std::string_view key;
-        if (auto err = field.unescaped_key().get(key))
-            return err;
-        od::value value;
-        if (auto err = field.value().get(value))
-            return err;
-        sj::error_code err = sj::SUCCESS;
-        if (key == "content")
-            err = add_content(value, t);
-        else if (key == "name")
-            err = add_string(value, t.chars);
-        else if (key == "tool_calls")
-            err = raw_length(value, t.chars); // the assistant's calls are prompt text now
-        if (err)
-            return err;
+    // A value the estimate wanted in another shape: checked, and the estimate falls back.
+    sj::error_code misshapen(od::value& v, int depth) {
+        w_.shaped = false;
+        return check(v, depth);
     }
-    return sj::SUCCESS;
-}
 
-// A positive integer, or 0 when the value is anything else (the field then counts as unset).
-std::uint64_t positive_integer(od::value& v) {
-    std::int64_t i = 0;
-    if (v.get_int64().get(i) || i <= 0)
-        return 0;
-    return static_cast<std::uint64_t>(i);
-}
-
-sj::error_code walk(od::document& doc, tally& t) {
-    od::object body;
-    if (auto err = doc.get_object().get(body))
-        return err;
-    for (auto field : body) {
-        std::string_view key;
-        if (auto err = field.unescaped_key().get(key))
+    sj::error_code top_field(std::string_view key, od::value& value, int depth) {
+        if (key == "messages")
+            return messages(value, depth);
+        if (key == "tools" || key == "functions")
+            return raw_length(value, depth);
+        if (key == "max_completion_tokens")
+            return positive_integer(value, depth, w_.max_completion_tokens);
+        if (key == "max_tokens")
+            return positive_integer(value, depth, w_.max_tokens);
+        if (key == "n") {
+            std::uint64_t n = 0;
+            auto err = positive_integer(value, depth, n);
+            w_.n = n ? n : 1;
             return err;
-        od::value value;
-        if (auto err = field.value().get(value))
-            return err;
-        if (key == "messages") {
-            od::array messages;
-            if (auto err = value.get_array().get(messages))
-                return err;
-            for (auto message : messages) {
-                od::value mv;
-                if (auto err = message.get(mv))
-                    return err;
-                if (auto err = add_message(mv, t))
-                    return err;
+        }
+        if (key == "model" && !w_.model && !w_.model_not_string) {
+            std::string_view model;
+            if (!value.get_string().get(model)) {
+                w_.model = model;
+                return sj::SUCCESS;
             }
-        } else if (key == "tools" || key == "functions") {
-            if (auto err = raw_length(value, t.chars))
-                return err;
-        } else if (key == "max_completion_tokens") {
-            t.max_completion_tokens = positive_integer(value);
-        } else if (key == "max_tokens") {
-            t.max_tokens = positive_integer(value);
-        } else if (key == "n") {
-            const std::uint64_t n = positive_integer(value);
-            t.n = n ? n : 1;
+            w_.model_not_string = true;
+        } else if (key == "stream" && !w_.has_stream) {
+            w_.has_stream = true;
+            bool on = false;
+            if (!value.get_bool().get(on))
+                return sj::SUCCESS;
+            w_.stream_not_bool = true;
         }
+        return check(value, depth);
     }
-    // Trailing bytes after the object make the body invalid JSON; past the end of the
-    // document, current_location() answers OUT_OF_BOUNDS.
-    const char* trailing = nullptr;
-    return doc.current_location().get(trailing) == sj::OUT_OF_BOUNDS ? sj::SUCCESS
-                                                                     : sj::TRAILING_CONTENT;
-}
+
+    sj::error_code messages(od::value& v, int depth) {
+        od::array list;
+        if (v.get_array().get(list))
+            return misshapen(v, depth);
+        for (auto entry : list) {
+            od::value message;
+            if (auto err = entry.get(message))
+                return err;
+            if (auto err = add_message(message, depth + 1))
+                return err;
+        }
+        return sj::SUCCESS;
+    }
+
+    sj::error_code add_message(od::value& v, int depth) {
+        od::object message;
+        if (v.get_object().get(message))
+            return misshapen(v, depth);
+        ++w_.messages;
+        for (auto field : message) {
+            std::string_view key;
+            if (auto err = field.unescaped_key().get(key))
+                return err;
+            od::value value;
+            if (auto err = field.value().get(value))
+                return err;
+            sj::error_code err = sj::SUCCESS;
+            if (key == "content")
+                err = add_content(value, depth + 1);
+            else if (key == "name")
+                err = add_string(value, depth + 1);
+            else if (key == "tool_calls")
+                err = raw_length(value, depth + 1); // the assistant's calls are prompt text now
+            else
+                err = check(value, depth + 1);
+            if (err)
+                return err;
+        }
+        return sj::SUCCESS;
+    }
+
+    sj::error_code add_content(od::value& v, int depth) {
+        od::json_type type;
+        if (auto err = v.type().get(type))
+            return err;
+        if (type == od::json_type::string)
+            return add_string(v, depth);
+        if (type != od::json_type::array)
+            return check(v, depth); // null content (tool calls); anything else carries no text
+        od::array parts;
+        if (auto err = v.get_array().get(parts))
+            return err;
+        for (auto part : parts) {
+            od::value pv;
+            if (auto err = part.get(pv))
+                return err;
+            if (auto err = add_part(pv, depth + 1))
+                return err;
+        }
+        return sj::SUCCESS;
+    }
+
+    // One entry of a content array: `{"type":"text","text":...}` counts its text,
+    // `{"type":"image_url",...}` (or `input_image`) counts as one image; other parts (audio,
+    // files) are not estimated.
+    sj::error_code add_part(od::value& v, int depth) {
+        od::object part;
+        if (v.get_object().get(part))
+            return misshapen(v, depth);
+        bool image = false;
+        for (auto field : part) {
+            std::string_view key;
+            if (auto err = field.unescaped_key().get(key))
+                return err;
+            od::value value;
+            if (auto err = field.value().get(value))
+                return err;
+            sj::error_code err = sj::SUCCESS;
+            if (key == "text") {
+                err = add_string(value, depth + 1);
+            } else if (key == "type") {
+                std::string_view type;
+                if (value.get_string().get(type))
+                    err = misshapen(value, depth + 1);
+                else
+                    image =
+                        image || type == "image_url" || type == "input_image" || type == "image";
+            } else {
+                image = image || key == "image_url";
+                err = check(value, depth + 1);
+            }
+            if (err)
+                return err;
+        }
+        w_.images += image ? 1 : 0;
+        return sj::SUCCESS;
+    }
+
+    sj::error_code add_string(od::value& v, int depth) {
+        std::string_view s;
+        if (v.get_string().get(s))
+            return misshapen(v, depth);
+        w_.chars += detail::code_points(s);
+        return sj::SUCCESS;
+    }
+
+    // Length of a value's JSON text as written (tool definitions are billed as the text the
+    // provider renders from them; their JSON length is a close, conservative stand-in): from
+    // its first byte to where the document stands once it is checked.
+    sj::error_code raw_length(od::value& v, int depth) {
+        std::string_view raw;
+        if (auto err = raw_json(v, depth).get(raw))
+            return err;
+        w_.chars += trim_right(raw).size();
+        return sj::SUCCESS;
+    }
+
+    // A value's text: checked and measured from where the document stands before and after it,
+    // or skipped over unchecked.
+    sj::simdjson_result<std::string_view> raw_json(od::value& v, int depth) {
+        if (check_all_) {
+            const char* start = v.raw_json_token().data();
+            if (auto err = check(v, depth))
+                return err;
+            // A body's value is followed by its object's brace at least: never past the end.
+            const char* end = nullptr;
+            if (auto err = doc_.current_location().get(end))
+                return err;
+            return std::string_view(start, static_cast<std::size_t>(end - start));
+        }
+        od::json_type type;
+        if (auto err = v.type().get(type))
+            return err;
+        if (type == od::json_type::array) {
+            od::array a;
+            if (auto err = v.get_array().get(a))
+                return err;
+            return a.raw_json();
+        }
+        if (type == od::json_type::object) {
+            od::object o;
+            if (auto err = v.get_object().get(o))
+                return err;
+            return o.raw_json();
+        }
+        return v.raw_json_token();
+    }
+
+    // A positive integer, or 0 when the value is anything else (the field then counts as
+    // unset; a value that is not an integer is still checked).
+    sj::error_code positive_integer(od::value& v, int depth, std::uint64_t& out) {
+        std::int64_t i = 0;
+        if (v.get_int64().get(i)) {
+            out = 0;
+            return check(v, depth);
+        }
+        out = i > 0 ? static_cast<std::uint64_t>(i) : 0;
+        return sj::SUCCESS;
+    }
+
+    od::document& doc_;
+    bool check_all_;
+    body_walk& w_;
+};
 
 std::uint64_t tokens_for_chars(std::uint64_t chars, double chars_per_token) noexcept {
     // A non-positive ratio is a configuration error caught by validation; count one token per
@@ -214,11 +273,19 @@ std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) noexcept {
                                                   : product;
 }
 
-// The estimate of a parsed body (`ok`) or, for one that is not valid JSON, from its length.
+} // namespace
+
+namespace detail {
+
+sj::error_code
+walk_body(od::document& doc, od::object& body, int depth, body_check check, body_walk& w) {
+    return body_walker(doc, check, w).walk(body, depth);
+}
+
 token_estimate
-finish_estimate(bool ok, const tally& t, std::size_t body_size, const estimate_options& opts) {
+finish_estimate(bool ok, const body_walk& t, std::size_t body_size, const estimate_options& opts) {
     token_estimate estimate;
-    if (!ok) {
+    if (!ok || !t.shaped) {
         estimate.prompt = tokens_for_chars(body_size, opts.chars_per_token);
         estimate.completion = opts.default_max_tokens;
         return estimate;
@@ -233,7 +300,7 @@ finish_estimate(bool ok, const tally& t, std::size_t body_size, const estimate_o
     return estimate;
 }
 
-} // namespace
+} // namespace detail
 
 struct token_estimator::state {
     od::parser parser;
@@ -255,12 +322,14 @@ token_estimate token_estimator::operator()(std::string_view body) {
         buf.reserve(body.size() + sj::SIMDJSON_PADDING);
     buf.assign(body);
     od::document doc;
-    tally t;
+    od::object object;
+    detail::body_walk w;
     const bool ok =
         !state_->parser.iterate(sj::padded_string_view(buf.data(), body.size(), buf.capacity()))
              .get(doc) &&
-        !walk(doc, t);
-    return finish_estimate(ok, t, body.size(), opts_);
+        !doc.get_object().get(object) &&
+        !detail::walk_body(doc, object, 1, detail::body_check::read_only, w) && detail::at_end(doc);
+    return detail::finish_estimate(ok, w, body.size(), opts_);
 }
 
 token_estimate estimate_tokens(std::string_view body, const estimate_options& opts) {

@@ -1,6 +1,8 @@
 // The JSONL input reader (src/source/jsonl_reader.cpp) on arbitrary files: every line that is
 // not blank yields exactly one record, numbered as the line; a good record's body is a valid
-// JSON object (it is sent as written) and a bad one says why.
+// JSON object (it is sent as written) and a bad one says why. simdjson's DOM parser is the
+// oracle of what is JSON: the reader's own one-pass check calls a line "not JSON" exactly when
+// the DOM parser refuses it. A token cost the reader fills in is the one estimate_tokens gives.
 #include "fuzz_support.hpp"
 
 #include <sluice/source/jsonl_reader.hpp>
@@ -16,19 +18,27 @@ using namespace sluice;
 
 namespace {
 
-// The numbers of the lines that are not blank (blank: only spaces, tabs and CRs), after the
-// byte-order mark the reader takes off the first line.
-std::vector<std::uint64_t> content_lines(std::string_view text) {
+struct content_line {
+    std::uint64_t number;
+    std::string_view text; // without the CR of a CRLF line
+};
+
+// The lines that are not blank (blank: only spaces, tabs and CRs), after the byte-order mark
+// the reader takes off the first line.
+std::vector<content_line> content_lines(std::string_view text) {
     if (text.substr(0, 3) == "\xEF\xBB\xBF")
         text.remove_prefix(3);
-    std::vector<std::uint64_t> out;
+    std::vector<content_line> out;
     std::uint64_t number = 0;
     while (!text.empty()) {
         ++number;
         const std::size_t end = text.find('\n');
-        const std::string_view line = text.substr(0, end);
-        if (line.find_first_not_of(" \t\r") != std::string_view::npos)
-            out.push_back(number);
+        std::string_view line = text.substr(0, end);
+        if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+            if (line.back() == '\r')
+                line.remove_suffix(1);
+            out.push_back({number, line});
+        }
         text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
     }
     return out;
@@ -49,22 +59,35 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         opts.model = "gpt-4o-mini";
         opts.system = "Be brief.";
     }
+    if (!in.empty() && (in[0] & 2)) { // sometimes the reader estimates the cost
+        opts.estimate = estimate_options{};
+        opts.estimate->default_max_tokens = 100;
+    }
     jsonl_reader reader(fd, opts);
     static simdjson::dom::parser json;
-    const std::vector<std::uint64_t> expected = content_lines(in);
+    const std::vector<content_line> expected = content_lines(in);
     std::size_t n = 0;
     input_record record;
     while (reader.next(record)) {
         SLUICE_FUZZ_CHECK(n < expected.size());
-        SLUICE_FUZZ_CHECK(record.line_number == expected[n]);
+        SLUICE_FUZZ_CHECK(record.line_number == expected[n].number);
+        const std::string_view line = expected[n].text;
         ++n;
+        const bool dom_json = !json.parse(line.data(), line.size()).error();
+        const bool said_not_json = record.message.rfind("not JSON", 0) == 0;
+        SLUICE_FUZZ_CHECK(dom_json != said_not_json);
         SLUICE_FUZZ_CHECK(!record.request.custom_id.empty());
         if (record.ec) {
             SLUICE_FUZZ_CHECK(!record.message.empty());
+            SLUICE_FUZZ_CHECK(!record.request.token_cost);
             continue;
         }
         simdjson::dom::object body;
         SLUICE_FUZZ_CHECK(!json.parse(record.request.body).get_object().get(body));
+        SLUICE_FUZZ_CHECK(record.request.token_cost.has_value() == opts.estimate.has_value());
+        if (opts.estimate)
+            SLUICE_FUZZ_CHECK(*record.request.token_cost ==
+                              estimate_tokens(record.request.body, *opts.estimate).total());
     }
     SLUICE_FUZZ_CHECK(n == expected.size());
     return 0;

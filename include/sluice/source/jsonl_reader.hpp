@@ -3,9 +3,11 @@
 #include <sluice/error.hpp>
 #include <sluice/request.hpp>
 #include <sluice/source/shard.hpp>
+#include <sluice/source/token_estimate.hpp>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace sluice {
@@ -22,8 +24,9 @@ struct input_record {
     std::string message;
 };
 
-/// What the reader needs to turn a bare prompt line into a request. Only prompt lines use
-/// these: a body the user wrote (the Batch API and chat-body forms) is sent as written.
+/// How the reader turns lines into requests: what completes a bare prompt line (a body the
+/// user wrote, in the Batch API and chat-body forms, is sent as written), which lines it
+/// yields, and whether it estimates each request's token cost on the way.
 struct reader_options {
     /// Model of prompt lines that name none (`--model`). Empty: such a line is a bad line,
     /// since a request without a model cannot succeed and would cost a round trip to learn it.
@@ -39,6 +42,11 @@ struct reader_options {
     /// as the first of a batch run's two passes over its input (duplicate custom_ids), which
     /// then costs about half as much per line.
     bool ids_only = false;
+    /// When set, each request's `token_cost` is filled in from the reader's own pass over the
+    /// line, with these options (give it the dispatcher's `estimate`): the dispatcher then has
+    /// no body to parse again. The figure is the one `estimate_tokens(body, *estimate)` gives.
+    /// Empty (the default): `token_cost` stays empty and the dispatcher estimates it.
+    std::optional<estimate_options> estimate;
 };
 
 /// Reads input lines from a file descriptor as a stream: memory is bounded by the longest

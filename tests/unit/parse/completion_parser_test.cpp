@@ -150,6 +150,8 @@ TEST_CASE("the parse says whether the whole body is valid JSON, read fields or n
         "   ",
         std::string(2000, '[') + std::string(2000, ']'), // deeper than 1024
         std::string(1'000'000, '['),                     // no recursion that deep
+        "[[[[[[",                                        // unclosed, shallow: not read past
+        R"([[1,{"a":[)",
         completion_head + R"("x":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}",
         // A valid completion around an invalid field the fast path never reads.
         completion_head + R"("x":[1,2,]})",

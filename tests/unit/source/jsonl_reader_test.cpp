@@ -3,6 +3,7 @@
 #include "support/temp_dir.hpp"
 
 #include <sluice/source/jsonl_reader.hpp>
+#include <sluice/source/token_estimate.hpp>
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>
@@ -463,4 +464,86 @@ TEST_CASE("jsonl_reader with ids_only gives every line the same verdict and id, 
         }
     }
     CHECK(good == 4); // the Batch API line, the chat body and both prompt lines (--model)
+}
+
+TEST_CASE(
+    "jsonl_reader with an estimate fills each request's token cost as estimate_tokens would") {
+    // One line of each form, with text, an image part, tools and budgets the estimate reads.
+    const std::string batch =
+        R"({"custom_id":"b","body":{"model":"m","messages":[{"role":"user","content":[)"
+        R"({"type":"text","text":"héllo wörld"},{"type":"image_url","image_url":{"url":"x"}}]}],)"
+        R"("tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":50,"n":2}})";
+    const std::string chat =
+        R"({"model":"m","messages":[{"role":"system","content":"be brief"},)"
+        R"({"role":"user","content":"a\u00e9b","name":"ann"}],"max_completion_tokens":7})";
+    const std::string prompt = R"({"prompt":"Say \"hi\" in Grüße","custom_id":"p"})";
+    // The shape of `messages` is wrong: sent as written, estimated from its length.
+    const std::string odd = R"({"custom_id":"o","body":{"model":"m","messages":"hi"}})";
+    reader_options opts;
+    opts.model = "fallback";
+    opts.system = "Be brief.";
+    opts.estimate = estimate_options{};
+    opts.estimate->chars_per_token = 3.0;
+    opts.estimate->default_max_tokens = 77;
+    const auto records = read_text(batch + "\n" + chat + "\n" + prompt + "\n" + odd + "\n", opts);
+    REQUIRE(records.size() == 4);
+    for (const input_record& r : records) {
+        INFO(r.request.custom_id << ": " << r.message);
+        REQUIRE_FALSE(r.ec);
+        REQUIRE(r.request.token_cost);
+        CHECK(*r.request.token_cost == estimate_tokens(r.request.body, *opts.estimate).total());
+    }
+    // Worked by hand for the first: "héllo wörld" is 11 characters, the tools' JSON 45 bytes:
+    // ceil(56 / 3) = 19, one image 85, one message 4, the request 3; completion 50 x 2.
+    CHECK(*records[0].request.token_cost == 19 + 85 + 4 + 3 + 100);
+    CHECK(*records[3].request.token_cost ==
+          estimate_tokens(R"({"model":"m","messages":"hi"})", *opts.estimate).total());
+
+    // Without the option the dispatcher estimates: nothing is filled in.
+    opts.estimate.reset();
+    for (const input_record& r : read_text(batch + "\n" + prompt + "\n", opts))
+        CHECK_FALSE(r.request.token_cost);
+}
+
+TEST_CASE("jsonl_reader calls a line JSON exactly when simdjson's DOM parser does") {
+    // Lines a one-pass reader could get wrong: the verdict of each is the DOM parser's.
+    const std::vector<std::string> lines = {
+        R"([[[[[[)",                                     // unclosed, at the root
+        R"({"custom_id":"a","body":{"messages":[[[[}})", // unclosed, inside
+        R"({"custom_id":"a","body":{"messages":[]},"n":123456789012345678901234567890})",
+        R"({"custom_id":"a","body":{"messages":[],"seed":1e400}})", // no double holds it
+        R"({"custom_id":"a","body":{"messages":[],"x":"\uZZZZ"}})", // a bad escape, unread
+        R"({"custom_id":"a","body":{"messages":[],"x":tru}})",      // a bad literal, unread
+        R"({"custom_id":"a","body":{"messages":[],}})",             // trailing comma
+        R"({"custom_id":"a" "body":{"messages":[]}})",              // missing comma
+        R"({"custom_id":"a","body":{"messages":[]}}})",             // one brace too many
+        R"({"custom_id":"a","b\u006fdy":{"messages":[]}})",         // an escaped key: good
+        R"({"custom_id":"a","body":{"messages":[{"content":"ok"}]},"x":[1,{"y":null}]})",
+        R"("just a string")",
+        R"(42)",
+        R"({"custom_id":"a","body":{"messages":[]}} [)",
+    };
+    // Nesting at simdjson's depth limit and one past it, inside a body the reader walks.
+    std::vector<std::string> deep = lines;
+    for (const std::size_t levels : {1021, 1022, 1023}) {
+        deep.push_back(R"({"custom_id":"a","body":{"messages":[],"x":)" + std::string(levels, '[') +
+                       std::string(levels, ']') + "}}");
+    }
+    std::string text;
+    for (const std::string& l : deep)
+        text += l + "\n";
+    const auto records = read_text(text);
+    REQUIRE(records.size() == deep.size());
+    simdjson::dom::parser dom;
+    std::size_t deep_ok = 0;
+    for (std::size_t i = 0; i < deep.size(); ++i) {
+        INFO(deep[i].substr(0, 100) << " -> " << records[i].message);
+        const bool json = !dom.parse(deep[i]).error();
+        deep_ok += i >= lines.size() && json;
+        CHECK(json == (records[i].message.rfind("not JSON", 0) != 0));
+    }
+    CHECK_FALSE(records[9].ec); // `b\u006fdy` is the key body
+    CHECK(records[9].request.body == R"({"messages":[]})");
+    CHECK(records[12].message == "not a JSON object");
+    CHECK(deep_ok == 2); // the limit is where the DOM parser has it: the last line is past it
 }
