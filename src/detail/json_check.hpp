@@ -16,43 +16,12 @@ enum class big_integers { accept, refuse };
 // document's depth.
 inline constexpr int max_check_depth = 1024;
 
-// A scalar's check. Out of line, so that the recursion of check_json keeps one small frame per
-// level (a thousand levels fit in a sanitizer build's stack too).
-[[gnu::noinline]] inline simdjson::error_code
-check_scalar(simdjson::ondemand::value& v, simdjson::ondemand::json_type t, big_integers big) {
-    namespace od = simdjson::ondemand;
-    switch (t) {
-    case od::json_type::string: {
-        std::string_view s;
-        return v.get_string().get(s);
-    }
-    case od::json_type::number: {
-        if (big == big_integers::accept) {
-            double d = 0;
-            return v.get_double().get(d);
-        }
-        od::number n;
-        return v.get_number().get(n);
-    }
-    case od::json_type::boolean: {
-        bool b = false;
-        return v.get_bool().get(b);
-    }
-    case od::json_type::null: {
-        bool is_null = false;
-        if (auto err = v.is_null().get(is_null))
-            return err;
-        return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
-    }
-    default:
-        return simdjson::INCORRECT_TYPE;
-    }
-}
-
 // The first error in a value, all the way down, or SUCCESS. On-demand skipping counts brackets
 // without checking what it passes over: whoever needs a whole document valid (a body sent or
 // embedded as JSON) walks what it does not read through here instead. Keys and strings are
 // unescaped, so their escapes are checked; numbers are parsed. `depth` is the value's own.
+// One frame per level of nesting (children are taken out of their results first): a thousand
+// levels fit in a sanitizer build's stack too.
 inline simdjson::error_code
 check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
     namespace od = simdjson::ondemand;
@@ -89,7 +58,32 @@ check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
         }
         return simdjson::SUCCESS;
     }
-    return check_scalar(v, t, big);
+    switch (t) {
+    case od::json_type::string: {
+        std::string_view s;
+        return v.get_string().get(s);
+    }
+    case od::json_type::number: {
+        if (big == big_integers::accept) {
+            double d = 0;
+            return v.get_double().get(d);
+        }
+        od::number n;
+        return v.get_number().get(n);
+    }
+    case od::json_type::boolean: {
+        bool b = false;
+        return v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+        bool is_null = false;
+        if (auto err = v.is_null().get(is_null))
+            return err;
+        return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    }
+    default:
+        return simdjson::INCORRECT_TYPE;
+    }
 }
 
 // check_json of a value still wrapped with the error that reaching it gave.
