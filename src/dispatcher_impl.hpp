@@ -205,7 +205,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     // --- submission -------------------------------------------------------------------------
 
-    void submit(request req, result_handler h) {
+    void submit(request&& req, result_handler h) {
         if (stopped) {
             // After a fatal error the request was refused, not failed: a resumed run sends it.
             deliver_now(std::move(req.custom_id),
@@ -224,7 +224,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         accept(std::move(req), std::move(h));
     }
 
-    void accept(request req, result_handler h) {
+    void accept(request&& req, result_handler h) {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
@@ -392,7 +392,8 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 std::chrono::steady_clock::now() +
                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(op->deadline - now);
         const auto not_after = op->not_after;
-        auto on_done = [self = shared_from_this(), op = std::move(op)](http_response resp) mutable {
+        auto on_done = [self = shared_from_this(),
+                        op = std::move(op)](http_response&& resp) mutable {
             --self->on_wire;
             --op->target->on_wire;
             self->on_response(std::move(op), std::move(resp));
@@ -412,7 +413,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
                 asio::bind_executor(ex, detail::with_op_memory(std::move(on_done))));
     }
 
-    void on_response(op_ptr op, http_response resp);
+    void on_response(op_ptr op, http_response&& resp);
 
     // --- several endpoints (dispatcher_routing.cpp) -----------------------------------------
 

@@ -158,7 +158,7 @@ bool dispatcher::impl::take_stream(request_op& op,
 
 // Turns the response into the facts the scope rules take (response_event) and carries out
 // their answer.
-void dispatcher::impl::on_response(op_ptr op, http_response resp) {
+void dispatcher::impl::on_response(op_ptr op, http_response&& resp) {
     const auto now = clock->now();
     op->res.times.sent = resp.sent;
     op->res.times.first_byte = resp.first_byte;

@@ -88,9 +88,13 @@ private:
 
     void fill();
     void dispatch(input_record& rec);
-    void on_result(std::optional<std::uint64_t> seq, result r);
-    void emit(std::optional<std::uint64_t> seq, record rec);
+    void on_result(std::optional<std::uint64_t> seq, result&& r);
+    template <class Item> // result or input_record
+    void emit(std::optional<std::uint64_t> seq, Item&& item);
     void write(const record& rec);
+    void write(const result& r);
+    void write(const input_record& in);
+    void written(std::size_t at, bool failed);
     void schedule_flush();
     void flush();
     void arm_sync_timer();
