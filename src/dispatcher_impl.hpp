@@ -228,7 +228,7 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         auto op = std::make_unique<request_op>(std::move(h));
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
-        op->streams = prepare_stream(req.body);
+        op->streams = req.streams ? *req.streams : prepare_stream(req.body);
         op->cost = req.token_cost ? *req.token_cost : estimator(req.body).total();
         op->deadline_length = req.deadline.value_or(opts.deadline);
         if (op->deadline_length.count() > 0)

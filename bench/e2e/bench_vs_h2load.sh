@@ -11,7 +11,7 @@
 #
 # usage: bench/e2e/bench_vs_h2load.sh [--sluice PATH] [--requests N] [--connections C]
 #                                     [--rates "R1 R2 ..."] [--server-core K] [--client-core K]
-#                                     [--only "whole stream open"] [--callgrind "N1 N2"]
+#                                     [--only "whole stream open"] [--callgrind "N1 N2" [--whole]]
 #                                     [--profile PERF_DATA]
 # --only: run only the listed parts (1 = whole, 2 = stream, 3 = open).
 # --callgrind "N1 N2": instead of the parts, `sluice bench --stream` under valgrind's callgrind
@@ -19,7 +19,8 @@
 #   event from the difference (start-up and handshakes cancel out): the figure that stays
 #   steady on a shared, noisy machine (valgrind from Debian). With SLUICE_CALLGRIND_OUT=FILE,
 #   the N2 run's profile is kept there (callgrind_annotate FILE); SLUICE_CALLGRIND_ARGS adds
-#   options to valgrind (such as --dump-instr=yes).
+#   options to valgrind (such as --dump-instr=yes). With --whole, the same for whole answers
+#   (`sluice bench --no-stream`, the answer of part 1): instructions per request.
 # --profile PERF_DATA: after the parts, one more `sluice bench --stream` under `perf record`
 #   (Debian linux-perf), and its top symbols.
 # Build first: cmake --preset bench && cmake --build --preset bench
@@ -35,6 +36,7 @@ server_core=0
 client_core=1
 only="whole stream open"
 callgrind=""
+whole=0
 profile=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
         --client-core) client_core=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --callgrind) callgrind=$2; shift 2 ;;
+        --whole) whole=1; shift ;;
         --profile) profile=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -155,9 +158,11 @@ has_part() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # callgrind's instruction count for `sluice bench --stream` of N requests (8 connections, one
 # thread: valgrind runs the threads one at a time anyway).
 callgrind_ir() { # requests
+    local mode=(--base-url "$url/sse/v1" --stream)
+    if [ "$whole" = 1 ]; then mode=(--base-url "$url/v1" --no-stream); fi
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" ${SLUICE_CALLGRIND_ARGS:-} "$sluice" bench \
-        --base-url "$url/sse/v1" --ca-file "$dir/cert.pem" --model m --input-tokens 4 \
-        --output-tokens 8 -n "$1" -c 8 -q --stream --json "$dir/b.json" > /dev/null 2> "$dir/cg.log"
+        "${mode[@]}" --ca-file "$dir/cert.pem" --model m --input-tokens 4 \
+        --output-tokens 8 -n "$1" -c 8 -q --json "$dir/b.json" > /dev/null 2> "$dir/cg.log"
     python3 - "$dir/b.json" "$1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -173,6 +178,10 @@ if [ -n "$callgrind" ]; then
     ir1=$(callgrind_ir "$n1")
     ir2=$(callgrind_ir "$n2")
     if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT"; fi
+    if [ "$whole" = 1 ]; then
+        python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice bench --no-stream: {$ir1} instructions for $n1 requests, {$ir2} for $n2: {d:,.0f} per request')"
+        exit 0
+    fi
     python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice bench --stream: {$ir1} instructions for $n1 requests, {$ir2} for $n2: {d:,.0f} per streamed request, {d / $events:,.0f} per event ($events events a request)')"
     exit 0
 fi

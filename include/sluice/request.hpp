@@ -41,6 +41,12 @@ struct request {
     /// Empty: the dispatcher estimates it from the body with `estimate_tokens`.
     std::optional<std::uint64_t> token_cost;
 
+    /// Whether the body asks for a streamed answer, when the caller already knows: true only
+    /// for a body already prepared as `prepare_stream_request` prepares it (`stream_options.
+    /// include_usage` added unless the body says otherwise). The dispatcher then takes the body
+    /// as it is. Empty: the dispatcher finds out from the body and prepares it itself.
+    std::optional<bool> streams;
+
     /// For a body with `"stream": true`: called on the dispatcher's executor with each event
     /// that carries content, as it arrives. A retried request calls it again for the new
     /// attempt's events (the result holds the last attempt's answer only). Optional.

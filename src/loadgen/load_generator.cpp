@@ -34,7 +34,9 @@ struct load_generator::impl {
         , results(opts.slo, {}, opts.timeline_width, opts.timeline_slices)
         , engine(ex, opts.engine)
         , timer(ex)
-        , progress_timer(ex) {}
+        , progress_timer(ex) {
+        prompts.prepare(opts.engine.estimate);
+    }
 
     void run(asio::any_completion_handler<void(error_code)> h);
     void begin();
@@ -173,6 +175,9 @@ void load_generator::impl::submit(clock::time_point at, clock::time_point now) {
     req.custom_id = "bench-" + std::to_string(sent);
     req.body = p.body;
     req.model = p.model;
+    req.token_cost = p.token_cost;
+    if (p.token_cost) // prepared: the engine takes the body as it is
+        req.streams = p.streams;
     const sent_request s{at, now, p.input_tokens};
     const bool warm = warming;
     if (warm)

@@ -1,6 +1,7 @@
 #include <sluice/loadgen/prompt_source.hpp>
 
 #include <sluice/source/jsonl_reader.hpp>
+#include <sluice/source/stream_request.hpp>
 #include <sluice/source/token_estimate.hpp>
 #include <sluice/transport/header_value.hpp>
 
@@ -140,6 +141,15 @@ void prompt_source::build_synthetic(std::uint64_t requests) {
         p.model = opts_.model;
         p.input_tokens = in;
         prompts_.push_back(std::move(p));
+    }
+}
+
+void prompt_source::prepare(const estimate_options& estimate) {
+    stream_request_preparer prepare_stream;
+    token_estimator estimator(estimate);
+    for (prompt& p : prompts_) {
+        p.streams = prepare_stream(p.body);
+        p.token_cost = estimator(p.body).total();
     }
 }
 

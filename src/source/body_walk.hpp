@@ -32,6 +32,7 @@ struct body_walk {
     bool model_not_string = false;
     bool has_stream = false;
     bool stream_not_bool = false;
+    bool stream = false; // its value, when a boolean
 };
 
 // How much of a body the walk checks. The estimator only needs what it reads (a body is sent as

@@ -160,7 +160,7 @@ struct jsonl_reader::impl {
     std::string take_prompt_line(const line_fields& f, request& req);
     std::string take_batch_line(const line_fields& f, request& req);
     void build_prompt_body(std::string_view model, std::string_view prompt, std::string& body);
-    void set_cost(bool ok, const detail::body_walk& w, request& req) const;
+    void set_facts(const detail::body_walk& w, request& req) const;
 
     detail::line_reader lines;  // every line (and part of one) has SIMDJSON_PADDING behind it
     std::string default_model;  // reader_options::model
@@ -180,6 +180,7 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     req.body.clear();
     req.model.clear();
     req.token_cost.reset();
+    req.streams.reset();
     req.custom_id = "line-" + std::to_string(out.line_number);
     out.ec = {};
     out.message.clear();
@@ -196,6 +197,7 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
         req.body.clear();
         req.model.clear();
         req.token_cost.reset();
+        req.streams.reset();
         out.ec = errc::bad_input_line;
         out.message = std::move(why);
     }
@@ -258,7 +260,7 @@ jsonl_reader::impl::take_chat_line(od::document& doc, std::string_view line, req
         return why;
     if (!ids_only) {
         req.body.assign(trim(line));
-        set_cost(true, w, req);
+        set_facts(w, req);
     }
     return {};
 }
@@ -283,7 +285,7 @@ std::string jsonl_reader::impl::take_prompt_line(const line_fields& f, request& 
         detail::body_walk w;
         w.messages = system_message.empty() ? 1 : 2;
         w.chars = system_chars + detail::code_points(*f.prompt);
-        set_cost(true, w, req);
+        set_facts(w, req);
     }
     return {};
 }
@@ -307,14 +309,18 @@ std::string jsonl_reader::impl::take_batch_line(const line_fields& f, request& r
     if (f.body_walk.model)
         req.model.assign(*f.body_walk.model);
     req.body.assign(*f.body);
-    set_cost(true, f.body_walk, req);
+    set_facts(f.body_walk, req);
     return {};
 }
 
-// The estimate the dispatcher would make of the body, from the walk already done.
-void jsonl_reader::impl::set_cost(bool ok, const detail::body_walk& w, request& req) const {
+// What the walk already found, so that the dispatcher need not parse the body again: the
+// estimate it would make, and that a body which does not stream needs no preparing (one that
+// does is left to the dispatcher, which adds stream_options.include_usage).
+void jsonl_reader::impl::set_facts(const detail::body_walk& w, request& req) const {
     if (estimate)
-        req.token_cost = detail::finish_estimate(ok, w, req.body.size(), *estimate).total();
+        req.token_cost = detail::finish_estimate(true, w, req.body.size(), *estimate).total();
+    if (!w.stream)
+        req.streams = false;
 }
 
 // Strings come unescaped from the parser and are quoted again here, so any escape or UTF-8 the

@@ -87,8 +87,7 @@ private:
             w_.model_not_string = true;
         } else if (key == "stream" && !w_.has_stream) {
             w_.has_stream = true;
-            bool on = false;
-            if (!value.get_bool().get(on))
+            if (!value.get_bool().get(w_.stream))
                 return sj::SUCCESS;
             w_.stream_not_bool = true;
         }

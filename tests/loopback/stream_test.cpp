@@ -151,6 +151,21 @@ TEST_CASE("the request sent asks for the usage chunk, and the first token is tim
     CHECK(r.times.first_token + r.times.token_gaps[0] - r.times.admitted >= 200ms);
 }
 
+TEST_CASE("a request whose caller says it streams is sent as written and read as a stream") {
+    test::sse_server server({{0ms, test::content_event("Hi")}, {0ms, "data: [DONE]\n\n"}},
+                            test::stream_end::done);
+    // The caller's word (request::streams): the body is not parsed or prepared again, so no
+    // stream_options is added, and the answer is still read event by event.
+    request req = make_request(R"({"model":"m","stream":true})");
+    req.streams = true;
+    const result r = complete_one(quick_retries(server.base_url(), 1), std::move(req));
+    INFO(r.message);
+    REQUIRE(r.ok());
+    CHECK(server.last_body() == R"({"model":"m","stream":true})");
+    CHECK(r.streamed);
+    CHECK(r.completion.choices[0].content == "Hi");
+}
+
 TEST_CASE("an error event mid-stream fails the request as a server error, retried") {
     test::sse_server server({{0ms, test::content_event("partial")},
                              {0ms,

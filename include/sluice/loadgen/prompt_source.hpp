@@ -1,7 +1,10 @@
 #pragma once
 
+#include <sluice/source/token_estimate.hpp>
+
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -64,6 +67,11 @@ struct prompt {
     /// Estimated prompt tokens, counted when the server's answer carries no `usage`: the
     /// synthetic length, or the engine's estimate of a file's body.
     std::uint64_t input_tokens = 0;
+    /// Set by `prompt_source::prepare`: the engine's token-cost estimate of the body, and
+    /// whether the body (then prepared as the engine prepares it) streams. Worked out once per
+    /// prompt, so that the engine does not parse the body again for every request.
+    std::optional<std::uint64_t> token_cost;
+    bool streams = false;
 };
 
 /// The prompts of one run: built (synthetic) or read (a file) by the constructor, handed out
@@ -91,6 +99,10 @@ public:
     std::string describe() const;
 
     const std::vector<prompt>& all() const noexcept { return prompts_; }
+
+    /// Prepares every prompt's body as the engine would (`prepare_stream_request`) and sets
+    /// its `token_cost` with `estimate` (give it the engine's options) and `streams`.
+    void prepare(const estimate_options& estimate);
 
 private:
     void read_file(std::uint64_t requests);

@@ -1,6 +1,8 @@
 #include "support/temp_dir.hpp"
 
 #include <sluice/loadgen/prompt_source.hpp>
+#include <sluice/source/stream_request.hpp>
+#include <sluice/source/token_estimate.hpp>
 
 #include <catch2/catch.hpp>
 #include <simdjson.h>
@@ -165,6 +167,43 @@ TEST_CASE("a JSONL file's prompts are cycled in order, bad lines skipped and cou
 
     prompt_source counted(o, 2, 1); // a run of two requests reads no further
     CHECK(counted.size() == 2);
+}
+
+TEST_CASE("prepared prompts carry the engine's estimate and bodies it takes as they are") {
+    test::temp_dir dir;
+    const std::string path = dir.file("prompts.jsonl");
+    test::write_file(path,
+                     R"({"model":"y","messages":[{"role":"user","content":"two words"}]})"
+                     "\n"
+                     R"({"prompt":"three","max_tokens":5})"
+                     "\n");
+    for (const bool stream : {true, false}) {
+        INFO("stream " << stream);
+        prompt_options o;
+        o.input_file = path;
+        o.model = "m";
+        o.stream = stream;
+        prompt_source src(o, 0, 1);
+        std::vector<std::string> before;
+        for (const prompt& p : src.all()) {
+            CHECK_FALSE(p.token_cost); // nothing until prepared
+            before.push_back(p.body);
+        }
+        estimate_options e;
+        e.chars_per_token = 2;
+        e.default_max_tokens = 40;
+        src.prepare(e);
+        for (std::size_t i = 0; i < src.size(); ++i) {
+            const prompt& p = src.all()[i];
+            std::string engine_body = before[i]; // what the engine would have sent
+            CHECK(p.streams == prepare_stream_request(engine_body));
+            CHECK(p.streams == stream);
+            CHECK(p.body == engine_body);
+            CHECK(read_body(p.body).include_usage == stream);
+            REQUIRE(p.token_cost);
+            CHECK(*p.token_cost == estimate_tokens(engine_body, e).total());
+        }
+    }
 }
 
 TEST_CASE("sampling draws lines at random with the seed") {

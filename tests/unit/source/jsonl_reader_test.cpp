@@ -547,3 +547,23 @@ TEST_CASE("jsonl_reader calls a line JSON exactly when simdjson's DOM parser doe
     CHECK(records[12].message == "not a JSON object");
     CHECK(deep_ok == 2); // the limit is where the DOM parser has it: the last line is past it
 }
+
+TEST_CASE(
+    "jsonl_reader says a request does not stream when its body does not, else leaves it open") {
+    const std::string text =
+        std::string(R"({"custom_id":"b","body":{"model":"m","messages":[]}})") + "\n" +
+        R"({"custom_id":"f","body":{"model":"m","messages":[],"stream":false}})" + "\n" +
+        R"({"model":"m","messages":[]})" + "\n" + R"({"prompt":"p","model":"m"})" + "\n" +
+        R"({"custom_id":"s","body":{"model":"m","messages":[],"stream":true}})" + "\n" +
+        R"({"model":"m","messages":[],"stream":true})" + "\n";
+    const auto records = read_text(text);
+    REQUIRE(records.size() == 6);
+    for (std::size_t i = 0; i < 4; ++i) {
+        INFO("line " << i + 1);
+        REQUIRE(records[i].request.streams);
+        CHECK_FALSE(*records[i].request.streams);
+    }
+    // A streaming body is the dispatcher's to prepare (it adds stream_options.include_usage).
+    CHECK_FALSE(records[4].request.streams);
+    CHECK_FALSE(records[5].request.streams);
+}
