@@ -18,9 +18,11 @@
 #   for N1 then N2 requests (8 connections), and the instructions per streamed request and per
 #   event from the difference (start-up and handshakes cancel out): the figure that stays
 #   steady on a shared, noisy machine (valgrind from Debian). With SLUICE_CALLGRIND_OUT=FILE,
-#   the N2 run's profile is kept there (callgrind_annotate FILE); SLUICE_CALLGRIND_ARGS adds
-#   options to valgrind (such as --dump-instr=yes). With --whole, the same for whole answers
-#   (`sluice bench --no-stream`, the answer of part 1): instructions per request.
+#   the N2 run's profile is kept there and the N1 run's in FILE.first (callgrind_annotate FILE;
+#   bench/e2e/callgrind_diff.py FILE.first FILE N2-N1 for each function's cost per request);
+#   SLUICE_CALLGRIND_ARGS adds options to valgrind (such as --dump-instr=yes). With --whole,
+#   the same for whole answers (`sluice bench --no-stream`, the answer of part 1): instructions
+#   per request.
 # --profile PERF_DATA: after the parts, one more `sluice bench --stream` under `perf record`
 #   (Debian linux-perf), and its top symbols.
 # Build first: cmake --preset bench && cmake --build --preset bench
@@ -176,6 +178,7 @@ if [ -n "$callgrind" ]; then
     read -r n1 n2 <<< "$callgrind"
     events=$(grep -c '^data:' "$dir/sse/v1/chat/completions")
     ir1=$(callgrind_ir "$n1")
+    if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT.first"; fi
     ir2=$(callgrind_ir "$n2")
     if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT"; fi
     if [ "$whole" = 1 ]; then

@@ -1,12 +1,14 @@
 // The streaming parse stage over a generated OpenAI-style stream (100,000 content deltas
 // between a role chunk, a finish chunk, a usage chunk and [DONE]): the SSE framer alone, fed
-// the whole body and fed socket-sized reads, then framer + chunk parser + assembler per event.
+// the whole body and fed socket-sized reads, then framer + chunk parser + assembler per event,
+// then the engine's stream_reader (the same three, with its one-step read of a repeated chunk).
 // The events and the assembled answer are checked before anything is timed. Prints MB/s and
 // ns per event, best of several rounds (target: the framer at >= 1 GB/s on one core).
 #include <sluice/http_response.hpp>
 #include <sluice/parse/chunk_parser.hpp>
 #include <sluice/parse/sse_parser.hpp>
 #include <sluice/parse/stream_assembler.hpp>
+#include <sluice/parse/stream_reader.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -109,6 +111,17 @@ full_run frame_parse_assemble(const std::string& body,
     return r;
 }
 
+// The engine's reader over socket-sized reads; false when any read or the end failed.
+bool read_stream(const std::string& body, std::size_t read, stream_reader& reader) {
+    reader.reset();
+    const auto at = std::chrono::steady_clock::now();
+    for (std::size_t at_byte = 0; at_byte < body.size(); at_byte += read) {
+        if (reader.on_body(std::string_view(body).substr(at_byte, read), at))
+            return false;
+    }
+    return !reader.finish();
+}
+
 template <class F>
 double best_seconds(int rounds, F&& f) {
     double best = 1e9;
@@ -148,6 +161,16 @@ int main() {
             return 1;
         }
     }
+    stream_reader reader;
+    completion c;
+    if (!read_stream(body, read_size, reader) || reader.events() != want_events ||
+        reader.result(c, completion_fields::all) || c.choices.size() != 1 ||
+        c.choices[0].content != expected_text() || c.choices[0].finish_reason != "length" ||
+        !c.usage || c.usage->completion_tokens != deltas ||
+        reader.token_gaps().size() != deltas - 1) {
+        std::printf("the stream reader's answer is wrong: not timed\n");
+        return 1;
+    }
 
     const double mb = static_cast<double>(body.size()) / 1e6;
     const double n = static_cast<double>(want_events);
@@ -157,6 +180,7 @@ int main() {
         best_seconds(5, [&] { frame_parse_assemble(body, read_size, chunks, assembler, false); });
     const double full =
         best_seconds(5, [&] { frame_parse_assemble(body, read_size, chunks, assembler); });
+    const double engine = best_seconds(5, [&] { read_stream(body, read_size, reader); });
 
     std::printf("stream: %zu events, %.1f MB (%.0f bytes/event), answers checked\n",
                 want_events,
@@ -170,6 +194,7 @@ int main() {
     row("sse framer, 16 KiB reads", reads);
     row("framer + chunk_parser + assembler (add), 16 KiB", whole_merges);
     row("framer + chunk_parser + assembler, 16 KiB", full);
+    row("stream_reader (the engine's), 16 KiB", engine);
     std::printf("framer target: >= 1000 MB/s on one core\n");
     return 0;
 }

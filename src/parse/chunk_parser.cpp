@@ -113,25 +113,30 @@ const char* string_token_end(const char* p, const char* end) noexcept {
     return nullptr;
 }
 
+// 1: cannot stand in a JSON string as it is; 2: part of a multi-byte sequence.
+constexpr auto string_byte_kind = [] {
+    std::array<unsigned char, 256> k{};
+    for (unsigned c = 0; c < 0x20; ++c)
+        k[c] = 1;
+    k['"'] = k['\\'] = 1;
+    for (unsigned c = 0x80; c < 0x100; ++c)
+        k[c] = 2;
+    return k;
+}();
+
+bool has_line_break(std::string_view s) noexcept {
+    return std::memchr(s.data(), '\n', s.size()) || std::memchr(s.data(), '\r', s.size());
+}
+
 // Whether `text` can stand between two quotes as a JSON string just as it is: no quote, no
 // backslash (an escape is left to the full parse), no control character, valid UTF-8.
 //
 // This runs for every event: one table lookup per byte and no branch but the loop's (a test
 // per byte for each of the four kinds took most of the shortcut's time).
 bool plain_string_content(std::string_view text) noexcept {
-    // 1: cannot stand in a JSON string as it is; 2: part of a multi-byte sequence.
-    static constexpr auto kind = [] {
-        std::array<unsigned char, 256> k{};
-        for (unsigned c = 0; c < 0x20; ++c)
-            k[c] = 1;
-        k['"'] = k['\\'] = 1;
-        for (unsigned c = 0x80; c < 0x100; ++c)
-            k[c] = 2;
-        return k;
-    }();
     unsigned seen = 0;
     for (const char ch : text)
-        seen |= kind[static_cast<unsigned char>(ch)];
+        seen |= string_byte_kind[static_cast<unsigned char>(ch)];
     if (seen & 1)
         return false;
     // Most pieces are a word or two of ASCII: no call for them.
@@ -152,6 +157,7 @@ struct content_shape {
     completion_chunk chunk; // what the full parse read, its views into `texts` (see `arm`)
     std::string texts;      // the strings of `chunk`: the workspace's parsers read on
     bool armed = false;
+    bool framed_alone = false; // `match` may be used (see there)
 
     // Keeps the shape of a chunk just parsed in full when it is a plain content delta: one
     // choice, text in `delta.content` (its opening quote at `content_token`), nothing kept as
@@ -202,6 +208,39 @@ struct content_shape {
             at += v->size();
         }
         armed = true;
+        // A refusal would be merged again with each repeat, and a line break would end the
+        // event's line inside the bytes `match` compares.
+        framed_alone = c.refusal.empty() && !has_line_break(before) && !has_line_break(after);
+    }
+
+    // `read` for bytes whose end is not known, such as those of a read holding many events:
+    // the size of the chunk at their start when it is the last full parse with a new plain
+    // content (its text is `content`), else 0. The text ends at its first quote, which a
+    // plain string holds nowhere else. Only for a chunk with no refusal and no line break
+    // outside its text (none inside: control characters are not plain), so that a framer can
+    // take the bytes after it for the end of the event's line.
+    std::size_t match(std::string_view bytes, std::string_view& content) const noexcept {
+        if (!armed || !framed_alone || bytes.size() < before.size() + after.size() ||
+            std::memcmp(bytes.data(), before.data(), before.size()) != 0)
+            return 0;
+        const char* const text = bytes.data() + before.size();
+        // The last place the closing quote can be with `after` (which starts with it) whole.
+        const char* const last = bytes.data() + bytes.size() - after.size();
+        const char* q = text;
+        unsigned seen = 0;
+        for (; q <= last; ++q) {
+            const unsigned kind = string_byte_kind[static_cast<unsigned char>(*q)];
+            if (kind & 1)
+                break;
+            seen |= kind;
+        }
+        if (q > last || *q != '"' || std::memcmp(q, after.data(), after.size()) != 0)
+            return 0;
+        const auto size = static_cast<std::size_t>(q - text);
+        if (seen != 0 && !simdjson::validate_utf8(text, size))
+            return 0;
+        content = std::string_view(text, size);
+        return static_cast<std::size_t>(q - bytes.data()) + after.size();
     }
 
     // Reads `data` as the last full parse with a new content; false when it is not that. The
@@ -533,6 +572,16 @@ error_code chunk_parser::parse(const char* data,
     }
     shape.arm(data, size, w.content_token, out);
     return {};
+}
+
+std::size_t chunk_parser::repeat_prefix(std::string_view bytes,
+                                        std::uint32_t& index,
+                                        std::string_view& content) const noexcept {
+    const content_shape& shape = impl_->shape;
+    const std::size_t size = shape.match(bytes, content);
+    if (size != 0)
+        index = shape.chunk.choices.front().index;
+    return size;
 }
 
 } // namespace sluice

@@ -241,12 +241,16 @@ error_code stream_assembler::add_repeat(const completion_chunk& chunk) {
         !chunk.choices.front().refusal.empty() || !chunk.choices.front().logprobs.empty())
         return add(chunk);
     const chunk_choice& delta = chunk.choices.front();
-    if (delta.index >= max_index)
+    return add_text(delta.index, delta.content);
+}
+
+error_code stream_assembler::add_text(std::uint32_t index, std::string_view content) {
+    if (index >= max_index)
         return errc::malformed_response;
     impl_->any = true;
-    choice_state& c = impl_->choice_at(delta.index);
+    choice_state& c = impl_->choice_at(index);
     c.seen = true;
-    c.content.append(delta.content);
+    c.content.append(content);
     return {};
 }
 

@@ -159,6 +159,17 @@ public:
         return parse(data.data(), data.size(), data.size(), out);
     }
 
+    /// The shortcut for a driver that frames the events itself, with the bytes of a read
+    /// that may hold more after the chunk (`stream_reader`): when `bytes` begin with a chunk
+    /// that `parse` would read through its shortcut (`repeats_last`), whose one choice has no
+    /// refusal and which holds no CR or LF, returns that chunk's size and sets the choice's
+    /// `index` and its `content` (a view into `bytes`), the only fields such a chunk brings;
+    /// otherwise returns 0 and sets nothing. The parser is left as it was: the next `parse`
+    /// reads as if this call had not been made.
+    std::size_t repeat_prefix(std::string_view bytes,
+                              std::uint32_t& index,
+                              std::string_view& content) const noexcept;
+
 private:
     struct impl;
     std::unique_ptr<impl> impl_;

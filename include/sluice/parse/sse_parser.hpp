@@ -95,6 +95,21 @@ public:
         return ec;
     }
 
+    /// True when no event, line or BOM is partly read (nor the LF of a CR ending the last
+    /// read) and no `put` has failed: a `put` of bytes starting `data:`, an optional space,
+    /// then D with no CR or LF, then "\n\n", with the line no longer than `max_event_bytes`,
+    /// would complete an event of data D, type "message" (`done` when D is `[DONE]`), use
+    /// exactly those bytes and leave the parser here again. A driver may read such an
+    /// event without `put` (`stream_reader` does, for the common chunk), as if it had
+    /// (`has_event()` and `event()` then still tell of the last `put`).
+    bool between_events() const noexcept {
+        return data_lines_ == 0 && line_.empty() && type_.empty() && bom_done_ && !skip_lf_ &&
+               !failed_;
+    }
+
+    /// The options the parser was made with.
+    const sse_parser_options& options() const noexcept { return opts_; }
+
     /// True when the last `put` completed an event.
     bool has_event() const noexcept { return has_event_; }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace sluice {
 
@@ -56,6 +57,11 @@ public:
     /// chunk): merged again they would change nothing, so only the text is appended. This
     /// runs for nearly every event of a stream.
     error_code add_repeat(const completion_chunk& chunk);
+
+    /// `add_repeat` of a chunk that has one choice, numbered `index`, no refusal, no tool
+    /// call and no logprobs, and whose `delta.content` is `content`: what a driver that read
+    /// only that text (`chunk_parser::repeat_prefix`) merges, without a chunk to fill.
+    error_code add_text(std::uint32_t index, std::string_view content);
 
     /// True when no chunk has been merged since construction or `reset()`.
     bool empty() const noexcept;

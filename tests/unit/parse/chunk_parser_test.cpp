@@ -480,3 +480,87 @@ TEST_CASE("chunks keep their fields past a deep unknown field and deep logprobs 
     completion_chunk out;
     CHECK(p.parse(chunk("0", deep), out) == errc::malformed_response);
 }
+
+// The stream reader's one-step read of a repeated chunk lying among other bytes: it must
+// recognise exactly the chunks the shortcut of `parse` takes (less those it may not: a
+// refusal, a line break), find where the chunk ends, and never read past the bytes given.
+TEST_CASE("repeat_prefix finds a repeated chunk at the start of a read, and nothing else") {
+    const std::string head = R"({"id":"c1","object":"chat.completion.chunk","created":7,)"
+                             R"("model":"m","choices":[{"index":2,"delta":{"content":")";
+    const std::string tail = R"("},"finish_reason":null}]})";
+    chunk_parser p;
+    std::uint32_t index = 99;
+    std::string_view content = "unset";
+    CHECK(p.repeat_prefix(head + "x" + tail, index, content) == 0); // nothing read in full yet
+    (void)parse_ok(p, head + "first" + tail);
+
+    const std::string after = "\n\ndata: {\"more\":1}\n\n";
+    const std::string bytes = head + " w\xC3\xB6rld" + tail + after;
+    CHECK(p.repeat_prefix(bytes, index, content) == bytes.size() - after.size());
+    CHECK(index == 2);
+    CHECK(content == " w\xC3\xB6rld");
+    CHECK(content.data() == bytes.data() + head.size()); // a view, no copy
+    // Every shorter read holds no whole chunk: nothing found, nothing set, nothing read past
+    // the bytes given (each prefix is its own heap copy, for AddressSanitizer).
+    for (std::size_t n = 0; n < bytes.size() - after.size(); ++n) {
+        const std::vector<char> cut(bytes.begin(), bytes.begin() + static_cast<long>(n));
+        index = 99;
+        CHECK(p.repeat_prefix({cut.data(), cut.size()}, index, content) == 0);
+        CHECK(index == 99);
+    }
+    const std::string empty = head + tail;
+    CHECK(p.repeat_prefix(empty, index, content) == empty.size());
+    CHECK(content.empty());
+
+    // What the shortcut of `parse` does not take, or the reader may not: each is 0, and the
+    // full parse's answer (checked by the other tests) is left to `parse`.
+    for (const std::string& text : {std::string("esc\\\"aped"),
+                                    std::string("\xC3"),
+                                    std::string("ctl\x01"),
+                                    std::string("line\nbreak"),
+                                    std::string("cr\rhere"),
+                                    std::string("quote\"inside")}) {
+        INFO(text);
+        CHECK(p.repeat_prefix(head + text + tail + after, index, content) == 0);
+    }
+    const std::string other_tail = R"("},"finish_reason":"stop"}]})";
+    CHECK(p.repeat_prefix(head + "x" + other_tail, index, content) == 0);
+    const std::string other_head = R"({"id":"c2","object":"chat.completion.chunk","created":7,)"
+                                   R"("model":"m","choices":[{"index":2,"delta":{"content":")";
+    CHECK(p.repeat_prefix(other_head + "x" + tail, index, content) == 0);
+
+    // A chunk read in full that is not a plain content delta leaves nothing to repeat: not
+    // even the chunk read in full before it is one.
+    chunk_parser d;
+    (void)parse_ok(d, head + "first" + tail);
+    REQUIRE(d.repeat_prefix(head + "x" + tail, index, content) != 0);
+    (void)parse_ok(d, R"({"id":"c1","created":8,"choices":[]})");
+    CHECK(d.repeat_prefix(head + "x" + tail, index, content) == 0);
+    completion_chunk again;
+    REQUIRE_FALSE(d.parse(head + "x" + tail, again));
+    CHECK_FALSE(again.repeats_last);
+
+    // The call leaves the parser as it was: the next parse reads as a fresh parser's would.
+    const std::string json = head + "next" + tail;
+    completion_chunk out;
+    REQUIRE_FALSE(p.parse(json, out));
+    CHECK(out.repeats_last);
+    CHECK(describe(out) == fresh_parse(json));
+
+    // A chunk whose last full read had a refusal, or a line break outside its text, is not
+    // for the reader: the refusal would be merged again, the break would end the line.
+    chunk_parser r;
+    const std::string refusal_head =
+        R"({"id":"r","choices":[{"index":0,"delta":{"refusal":"no","content":")";
+    const std::string refusal_tail = R"("}}]})";
+    (void)parse_ok(r, refusal_head + "a" + refusal_tail);
+    REQUIRE_FALSE(r.parse(refusal_head + "b" + refusal_tail, out));
+    CHECK(out.repeats_last); // parse's shortcut takes it
+    CHECK(r.repeat_prefix(refusal_head + "c" + refusal_tail, index, content) == 0);
+    chunk_parser l;
+    const std::string broken_head = "{\"id\":\"l\",\r\n\"choices\":[{\"delta\":{\"content\":\"";
+    (void)parse_ok(l, broken_head + "a" + refusal_tail);
+    REQUIRE_FALSE(l.parse(broken_head + "b" + refusal_tail, out));
+    CHECK(out.repeats_last);
+    CHECK(l.repeat_prefix(broken_head + "c" + refusal_tail, index, content) == 0);
+}

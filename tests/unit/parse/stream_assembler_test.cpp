@@ -7,7 +7,11 @@
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
+#include <chrono>
+#include <functional>
+#include <ostream>
 #include <string>
+#include <vector>
 
 using namespace sluice;
 using namespace sluice::test;
@@ -363,4 +367,163 @@ TEST_CASE("a reused stream reader assembles each stream as whole merges do") {
     }
     CHECK(assemble(both + both).json.find("\"content\":\"xx\",\"refusal\":\"nono\"") !=
           std::string::npos);
+}
+
+namespace {
+
+// Everything a caller of a stream reader sees of one stream.
+struct reader_outcome {
+    error_code body_ec; // the first failure of on_body (reading stops there)
+    error_code finish_ec;
+    std::string body;
+    std::uint64_t events = 0;
+    bool done = false;
+    std::size_t gaps = 0;
+    bool first_token = false;
+    std::string deltas; // each delta as "choice:content|refusal|tool;"
+    std::string description;
+    bool operator==(const reader_outcome&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const reader_outcome& r) {
+    return os << "on_body '" << r.body_ec.message() << "', finish '" << r.finish_ec.message()
+              << "', " << r.description << ", gaps " << r.gaps << ", deltas " << r.deltas
+              << ", body " << r.body;
+}
+
+reader_outcome read_pieces(stream_reader& reader, const std::vector<std::string_view>& pieces) {
+    reader_outcome r;
+    const std::function<void(const stream_delta&)> record = [&](const stream_delta& d) {
+        r.deltas += std::to_string(d.choice) + ":" + std::string(d.content) + "|" +
+                    std::string(d.refusal) + (d.tool_call ? "|tool;" : ";");
+    };
+    reader.reset();
+    reader.on_delta(&record);
+    const auto at = std::chrono::steady_clock::now();
+    for (const std::string_view piece : pieces) {
+        // Each read from its own copy, freed after it, as a socket buffer is reused.
+        const std::vector<char> copy(piece.begin(), piece.end());
+        r.body_ec = reader.on_body({copy.data(), copy.size()}, at);
+        if (r.body_ec)
+            break;
+    }
+    reader.on_delta(nullptr);
+    if (!r.body_ec)
+        r.finish_ec = reader.finish(r.body);
+    r.events = reader.events();
+    r.done = reader.done();
+    r.gaps = reader.token_gaps().size();
+    r.first_token = reader.first_token() != stream_reader::time_point{};
+    r.description = reader.describe();
+    return r;
+}
+
+// One byte a read: no event ever lies whole in a read, so every one goes through the framer
+// and the chunk parser, the path the one-step read of a repeated chunk must agree with.
+reader_outcome read_bytewise(stream_reader& reader, std::string_view stream) {
+    std::vector<std::string_view> pieces;
+    for (std::size_t i = 0; i < stream.size(); ++i)
+        pieces.push_back(stream.substr(i, 1));
+    return read_pieces(reader, pieces);
+}
+
+} // namespace
+
+// The reader reads an event "data: " + a chunk repeating the last one read in full but for
+// its text in one step when it lies whole in a read (stream_reader::take_repeat). Every
+// stream here, near misses included, must give what the framer and the chunk parser give
+// reading it a byte at a time: outcome, events, deltas, timings and the assembled answer.
+TEST_CASE("a repeated chunk read in one step gives what the framer and parser give") {
+    const auto chunk = [](std::string_view text, std::string_view finish = "null") {
+        return std::string(R"({"id":"c","object":"chat.completion.chunk","created":3,)"
+                           R"("model":"m","choices":[{"index":0,"delta":{"content":")") +
+               std::string(text) + R"("},"finish_reason":)" + std::string(finish) + "}]}";
+    };
+    const std::string start =
+        "data: {\"id\":\"c\",\"created\":3,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{"
+        "\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n"
+        "data: " +
+        chunk("Hello") + "\n\n";
+    const std::string end = "data: " + chunk("", "\"stop\"") + "\n\ndata: [DONE]\n\n";
+    const std::string repeat = "data: " + chunk(" again") + "\n\n";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"plain repeats", start + repeat + repeat + "data: " + chunk("") + "\n\n" + end},
+        {"no space after the colon", start + "data:" + chunk(" tight") + "\n\n" + repeat + end},
+        {"two spaces after the colon", start + "data:  " + chunk(" wide") + "\n\n" + end},
+        {"an escape", start + "data: " + chunk("say \\\"hi\\\"") + "\n\n" + repeat + end},
+        {"UTF-8", start + "data: " + chunk(" gr\xC3\xBC\xC3\x9F") + "\n\n" + repeat + end},
+        {"a cut UTF-8 sequence", start + "data: " + chunk(" \xC3") + "\n\n" + end},
+        {"a raw control character", start + "data: " + chunk("tab\there") + "\n\n" + end},
+        {"an unescaped quote", start + "data: " + chunk("a\"b") + "\n\n" + end},
+        {"CRLF line ends", start + "data: " + chunk(" crlf") + "\r\n\r\n" + repeat + end},
+        {"CR line ends", start + "data: " + chunk(" cr") + "\r\r" + repeat + end},
+        {"one LF only", start + "data: " + chunk(" one") + "\n" + repeat + end},
+        {"a second data line", start + "data: " + chunk(" two") + "\ndata: x\n\n" + end},
+        {"bytes after the JSON", start + "data: " + chunk(" extra") + " {}\n\n" + end},
+        {"trailing spaces", start + "data: " + chunk(" sp") + "  \n\n" + repeat + end},
+        {"an event type first", start + "event: note\n" + repeat + repeat + end},
+        {"an id first", start + "id: 7\n" + repeat + repeat + end},
+        {"a comment first", start + ": keep-alive\n\n" + repeat + end},
+        {"a field with no colon first", start + "data\n" + repeat + end},
+        {"repeats after [DONE]", start + repeat + "data: [DONE]\n\n" + repeat + repeat},
+        {"no [DONE]", start + repeat + repeat},
+        {"cut inside a repeat", start + repeat + repeat.substr(0, 40)},
+        {"cut before the blank line", start + repeat + repeat.substr(0, repeat.size() - 1)},
+        // `created` changes between two reads of the same chunk: the second is merged whole.
+        {"a chunk read in full between two alike",
+         start + "data: {\"id\":\"c\",\"created\":9,\"choices\":[]}\n\n" + repeat + repeat +
+             "data: [DONE]\n\n"},
+        {"another choice",
+         start + "data: " + std::string(R"({"id":"c","object":"chat.)") +
+             R"(completion.chunk","created":3,"model":"m","choices":[{"index":1,)" +
+             R"("delta":{"content":"other"},"finish_reason":null}]})" + "\n\n" + repeat + end},
+    };
+    stream_reader reused;
+    for (const auto& [name, stream] : cases) {
+        INFO(name << ": " << stream);
+        stream_reader whole, bytewise;
+        const reader_outcome expected = read_bytewise(bytewise, stream);
+        CHECK(read_pieces(whole, {stream}) == expected);
+        CHECK(read_pieces(reused, {stream}) == expected); // after the other streams
+        // Split at every point: the part before a split takes the one-step read, the rest
+        // the framer.
+        for (std::size_t at = 1; at < stream.size(); ++at) {
+            stream_reader split;
+            const std::string_view s = stream;
+            const reader_outcome got = read_pieces(split, {s.substr(0, at), s.substr(at)});
+            INFO("split at " << at);
+            CHECK(got == expected);
+            if (got != expected)
+                break;
+        }
+    }
+    // The cases above that succeed assemble as whole merges do.
+    stream_reader reader;
+    const reader_outcome plain = read_pieces(reader, {cases.front().second});
+    REQUIRE_FALSE(plain.body_ec);
+    REQUIRE_FALSE(plain.finish_ec);
+    CHECK(plain.body == assemble(cases.front().second).json);
+    CHECK(plain.events == 7);
+    CHECK(plain.gaps == 2); // "Hello", then " again" twice: empty pieces carry no content
+    CHECK(plain.deltas == "0:Hello|;0: again|;0: again|;");
+}
+
+// A repeated chunk's line over the framer's bound is the framer's to refuse, not read in one
+// step past it.
+TEST_CASE("a repeated chunk longer than max_event_bytes is refused as the framer refuses it") {
+    const std::string head =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
+    const std::string tail = "\"}}]}\n\n";
+    const std::string first = head + "ab" + tail;
+    sse_parser_options opts;
+    opts.max_event_bytes = first.size() - 2; // the line, without its "\n\n"
+    stream_reader reader(opts);
+    std::string body;
+    const std::string fits = first + head + "cd" + tail;
+    REQUIRE_FALSE(reader.on_body(fits, {}));
+    REQUIRE_FALSE(reader.finish(body));
+    CHECK(body.find("\"content\":\"abcd\"") != std::string::npos);
+    reader.reset();
+    CHECK(reader.on_body(fits + head + "efg" + tail, {}) == errc::event_too_large);
+    CHECK(reader.events() == 2);
 }
