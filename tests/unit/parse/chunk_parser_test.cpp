@@ -511,6 +511,20 @@ TEST_CASE("repeat_prefix finds a repeated chunk at the start of a read, and noth
     const std::string empty = head + tail;
     CHECK(p.repeat_prefix(empty, index, content) == empty.size());
     CHECK(content.empty());
+    // Longer text is read sixteen bytes a step: whatever the block its end or its non-ASCII
+    // bytes fall in.
+    for (const std::string& text : {std::string(15, 'a'),
+                                    std::string(16, 'b'),
+                                    std::string(17, 'c'),
+                                    std::string(40, 'd'),
+                                    std::string(20, 'e') + "\xC3\xB6" + std::string(20, 'f'),
+                                    "\xE2\x82\xAC" + std::string(30, 'g'),
+                                    std::string(31, 'h') + "\xF0\x9F\x98\x80"}) {
+        INFO(text);
+        const std::string long_bytes = head + text + tail + after;
+        CHECK(p.repeat_prefix(long_bytes, index, content) == long_bytes.size() - after.size());
+        CHECK(content == text);
+    }
 
     // What the shortcut of `parse` does not take, or the reader may not: each is 0, and the
     // full parse's answer (checked by the other tests) is left to `parse`.
@@ -519,7 +533,12 @@ TEST_CASE("repeat_prefix finds a repeated chunk at the start of a read, and noth
                                     std::string("ctl\x01"),
                                     std::string("line\nbreak"),
                                     std::string("cr\rhere"),
-                                    std::string("quote\"inside")}) {
+                                    std::string("quote\"inside"),
+                                    std::string(33, 'x') + "\\n",
+                                    std::string(16, 'x') + "\x1F",
+                                    std::string(17, 'x') + "\xC3",
+                                    std::string(5, 'x') + "\xC3" + std::string(20, 'y'),
+                                    std::string(16, 'x') + "\xFF" + std::string(3, 'y')}) {
         INFO(text);
         CHECK(p.repeat_prefix(head + text + tail + after, index, content) == 0);
     }
