@@ -245,10 +245,19 @@ error_code stream_assembler::add_repeat(const completion_chunk& chunk) {
 }
 
 error_code stream_assembler::add_text(std::uint32_t index, std::string_view content) {
+    impl& m = *impl_;
+    // Runs for nearly every event: a choice already in use takes no bounds or size checks.
+    if (index < m.choice_slots) {
+        m.any = true;
+        choice_state& c = m.choices[index];
+        c.seen = true;
+        c.content.append(content);
+        return {};
+    }
     if (index >= max_index)
         return errc::malformed_response;
-    impl_->any = true;
-    choice_state& c = impl_->choice_at(index);
+    m.any = true;
+    choice_state& c = m.choice_at(index);
     c.seen = true;
     c.content.append(content);
     return {};

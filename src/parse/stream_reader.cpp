@@ -22,12 +22,12 @@ void stream_reader::reset() {
     done_ = false;
 }
 
-// The framer's loop (`sse_parser::put_all`), with the common event read in one step where one
-// can start (`take_repeat`). After a failed event the rest is still framed, so that a framing
-// failure later in the piece is the one reported, as it was before that step existed.
+// The framer's loop (`sse_parser::put_all`), with the common events read in one step where
+// they start (`take_repeats`). After a failed event the rest is still framed, so that a
+// framing failure later in the piece is the one reported, as it was before that step existed.
 error_code stream_reader::on_body(std::string_view piece, time_point at) {
     while (!piece.empty()) {
-        if (const std::size_t n = take_repeat(piece, at)) {
+        if (const std::size_t n = take_repeats(piece, at)) {
             piece.remove_prefix(n);
             continue;
         }
@@ -46,34 +46,43 @@ error_code stream_reader::on_body(std::string_view piece, time_point at) {
 }
 
 // Nearly every event of a stream is "data: " and a chunk that repeats the last one the
-// parser read in full but for a few words of text, lying whole in the read. Where the framer
-// stands between events, such an event is recognised in one pass over its bytes (the
-// parser's comparison with that chunk finds where the line ends) and only its text merged:
-// the framer would hand out the same event and the parser give the same chunk (the tests
-// read every stream both ways), without the framer's search for the line's end and the
-// parser's filling of a whole chunk. Returns the bytes used, or 0 for anything else.
-std::size_t stream_reader::take_repeat(std::string_view piece, time_point at) {
-    if (done_ || assembler_.empty() || !framer_.between_events() || piece.size() < 8 ||
-        std::memcmp(piece.data(), "data:", 5) != 0)
+// parser read in full but for a few words of text, and a read holds a hundred of them in a
+// row. Where the framer stands between events, each such event is recognised in one pass
+// over its bytes (the parser's comparison with that chunk finds where the line ends) and
+// only its text merged: the framer would hand out the same events and the parser give the
+// same chunks (the tests read every stream both ways), without the framer's search for each
+// line's end and the parser's filling of a whole chunk. Returns the bytes used by the run of
+// such events at the start of `piece`, 0 when it starts with anything else.
+std::size_t stream_reader::take_repeats(std::string_view piece, time_point at) {
+    if (done_ || assembler_.empty() || !framer_.between_events())
         return 0;
-    const std::size_t start = piece[5] == ' ' ? 6 : 5;
-    std::uint32_t index = 0;
-    std::string_view content;
-    const std::size_t size = chunks_.repeat_prefix(piece.substr(start), index, content);
-    const std::size_t line = start + size;
-    if (size == 0 || piece.size() - line < 2 || piece[line] != '\n' || piece[line + 1] != '\n' ||
-        line > framer_.options().max_event_bytes)
-        return 0;
-    if (assembler_.add_text(index, content))
-        return 0; // nothing merged: the full path gives the error
-    ++events_;
-    if (!content.empty()) {
-        content_bytes_ += content.size();
-        if (on_delta_ && *on_delta_)
-            (*on_delta_)(stream_delta{index, content, {}, false, at});
-        time_content(at);
+    const std::size_t max_line = framer_.options().max_event_bytes;
+    const bool deltas = on_delta_ && *on_delta_;
+    const char* const begin = piece.data();
+    const char* p = begin;
+    const char* const end = begin + piece.size();
+    while (end - p >= 8 && std::memcmp(p, "data:", 5) == 0) {
+        const std::size_t start = p[5] == ' ' ? 6 : 5;
+        std::uint32_t index = 0;
+        std::string_view content;
+        const std::size_t size = chunks_.repeat_prefix(
+            {p + start, static_cast<std::size_t>(end - p) - start}, index, content);
+        const char* const eol = p + start + size;
+        if (size == 0 || end - eol < 2 || eol[0] != '\n' || eol[1] != '\n' ||
+            static_cast<std::size_t>(eol - p) > max_line)
+            break;
+        if (assembler_.add_text(index, content))
+            break; // nothing merged: the full path gives the error
+        ++events_;
+        if (!content.empty()) {
+            content_bytes_ += content.size();
+            if (deltas)
+                (*on_delta_)(stream_delta{index, content, {}, false, at});
+            time_content(at);
+        }
+        p = eol + 2;
     }
-    return line + 2;
+    return static_cast<std::size_t>(p - begin);
 }
 
 // Events after [DONE] are ignored, as the SDKs do; an event that is not JSON fails the read.

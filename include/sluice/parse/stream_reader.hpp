@@ -82,7 +82,7 @@ public:
 
 private:
     error_code on_event(const sse_event& event, time_point at);
-    std::size_t take_repeat(std::string_view piece, time_point at);
+    std::size_t take_repeats(std::string_view piece, time_point at);
     void time_content(time_point at);
 
     sse_parser framer_;

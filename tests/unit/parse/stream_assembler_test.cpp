@@ -430,7 +430,7 @@ reader_outcome read_bytewise(stream_reader& reader, std::string_view stream) {
 } // namespace
 
 // The reader reads an event "data: " + a chunk repeating the last one read in full but for
-// its text in one step when it lies whole in a read (stream_reader::take_repeat). Every
+// its text in one step when it lies whole in a read (stream_reader::take_repeats). Every
 // stream here, near misses included, must give what the framer and the chunk parser give
 // reading it a byte at a time: outcome, events, deltas, timings and the assembled answer.
 TEST_CASE("a repeated chunk read in one step gives what the framer and parser give") {
