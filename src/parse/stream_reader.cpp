@@ -117,14 +117,6 @@ error_code stream_reader::on_event(const sse_event& event, time_point at) {
     return {};
 }
 
-void stream_reader::time_content(time_point at) {
-    if (first_token_ == time_point{})
-        first_token_ = at;
-    else
-        gaps_.push_back(at - last_token_);
-    last_token_ = at;
-}
-
 error_code stream_reader::finish() {
     if (const error_code ec = framer_.finish())
         return ec;

@@ -83,7 +83,14 @@ public:
 private:
     error_code on_event(const sse_event& event, time_point at);
     std::size_t take_repeats(std::string_view piece, time_point at);
-    void time_content(time_point at);
+    // Per event carrying content: inline.
+    void time_content(time_point at) {
+        if (first_token_ == time_point{})
+            first_token_ = at;
+        else
+            gaps_.push_back(at - last_token_);
+        last_token_ = at;
+    }
 
     sse_parser framer_;
     chunk_parser chunks_;
