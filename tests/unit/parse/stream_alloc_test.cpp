@@ -7,10 +7,12 @@
 #include "unit/parse/sse_feed.hpp"
 
 #include <sluice/parse/completion_parser.hpp>
+#include <sluice/parse/stream_reader.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <new>
 
@@ -88,6 +90,42 @@ TEST_CASE("a second stream through framer, chunk parser and assembler allocates 
         CHECK_FALSE(p.failed);
         CHECK(p.events == 2 * 27); // 12 + 8 + 4 chunks and three [DONE], each run
         CHECK(json == first);
+        CHECK(during == 0);
+    }
+}
+
+// The engine's reader, which takes most events of a stream in one step (a chunk repeating the
+// last one but for its text): reused for a second stream, it allocates nothing either, the
+// token gaps it records included.
+TEST_CASE("a second stream through a reused stream_reader allocates nothing") {
+    // The fixture's chunks but its [DONE], then 300 chunks alike but for their text.
+    std::string stream = sse_fixture("openai_content.sse");
+    stream.erase(stream.find("data: [DONE]"));
+    const std::string repeat =
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":"
+        "\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" word\"},"
+        "\"finish_reason\":null}]}\n\n";
+    for (int i = 0; i < 300; ++i)
+        stream += repeat;
+    stream += "data: [DONE]\n\n";
+    for (const std::size_t read_size : {std::size_t(1), std::size_t(7), std::size_t(16384)}) {
+        INFO("reads of " << read_size);
+        stream_reader reader;
+        const auto read = [&] {
+            reader.reset();
+            const auto at = std::chrono::steady_clock::now();
+            bool failed = false;
+            for (std::size_t pos = 0; pos < stream.size(); pos += read_size)
+                failed |= !!reader.on_body(std::string_view(stream).substr(pos, read_size), at);
+            return !failed && !reader.finish();
+        };
+        REQUIRE(read()); // grows the buffers
+        const std::size_t before = allocations.load();
+        const bool ok = read();
+        const std::size_t during = allocations.load() - before;
+        CHECK(ok);
+        CHECK(reader.events() == 12 + 300 + 1);
+        CHECK(reader.token_gaps().size() > 300);
         CHECK(during == 0);
     }
 }
