@@ -12,7 +12,7 @@
 # usage: bench/e2e/vs_wrk.sh [--sluice PATH] [--baseline PATH] [--lines N] [--connections C]
 #                            [--rounds R] [--wrk-seconds S] [--threads T]
 #                            [--server-core K] [--client-core K] [--profile PERF_DATA]
-#                            [--callgrind "N1 N2"]
+#                            [--callgrind "N1 N2"] [--plain]
 # --profile: after the rounds, one more `sluice run` under `perf record` (Debian linux-perf),
 # written to PERF_DATA, and its top symbols printed (self time, 1% and above).
 # --callgrind "N1 N2": instead of the rounds, `sluice run` under valgrind's callgrind on N1 then
@@ -20,6 +20,7 @@
 # out): the figure that stays steady on a shared, noisy machine. With SLUICE_CALLGRIND_OUT=FILE
 # the N2 run's profile is kept there and the N1 run's in FILE.first (callgrind_annotate FILE;
 # bench/e2e/callgrind_diff.py FILE.first FILE N2-N1 for the cost per line of each function).
+# --plain: nginx serves plain HTTP (http://) instead of TLS, for every client.
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +34,7 @@ wrk_seconds=10
 threads=1
 profile=""
 callgrind=""
+plain=0
 server_core=0
 client_core=1
 while [ $# -gt 0 ]; do
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
         --client-core) client_core=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --callgrind) callgrind=$2; shift 2 ;;
+        --plain) plain=1; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -60,6 +63,9 @@ command -v h2load >/dev/null && have_h2load=1
 setup_workdir
 body='{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20},"system_fingerprint":"fp_bench"}'
 sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@BODY@|$body|" "$here/nginx.conf.in" > "$dir/nginx.conf"
+if [ "$plain" -eq 1 ]; then
+    sed -i -e "s|listen 127.0.0.1:$port ssl;|listen 127.0.0.1:$port;|" -e '/ssl_certificate/d' "$dir/nginx.conf"
+fi
 start_nginx "$server_core"
 
 python3 - "$lines" > "$dir/in.jsonl" <<'PY'
@@ -71,6 +77,7 @@ PY
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to line 1"}],"max_tokens":16}' > "$dir/post.json"
 
 url="https://127.0.0.1:$port/v1"
+[ "$plain" -eq 1 ] && url="http://127.0.0.1:$port/v1"
 echo "nginx on $url (1 worker, core $server_core); clients on core $client_core; $connections connections"
 echo "sluice: $lines lines per run; wrk: ${wrk_seconds} s per run; $rounds interleaved rounds; $(nproc) cores"
 

@@ -3,6 +3,7 @@
 #include <sluice/transport/connection_pool.hpp>
 
 #include "detail/recycled.hpp"
+#include "transport/plain_stream.hpp"
 #include "transport/response_parser.hpp"
 #include "transport/tls_stream.hpp"
 
@@ -13,7 +14,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <openssl/ssl.h>
 
@@ -62,7 +62,7 @@ struct connection {
     connection& operator=(const connection&) = delete;
 
     std::optional<tls_stream> tls;
-    std::optional<boost::beast::tcp_stream> plain;
+    std::optional<plain_stream> plain;
     boost::beast::flat_buffer buffer;
     std::optional<response_parser> parser; // in place: no allocation per exchange
     bool reused = false;
@@ -80,22 +80,14 @@ struct connection {
     std::unique_ptr<exchange> held; // phase::quiet: its answer, not yet delivered
     std::unique_ptr<exchange> next; // phase::lending: the exchange it goes to
 
-    boost::beast::tcp_stream& tcp() { return tls ? tls->next_layer() : *plain; }
+    // What both kinds of stream share: the TCP connection and the exchange's deadline.
+    stream_core& stream() { return tls ? static_cast<stream_core&>(*tls) : *plain; }
+    boost::beast::tcp_stream& tcp() { return stream().next_layer(); }
 
     // The deadline of the HTTP exchange's reads and writes (after connecting, which has its
     // own, on tcp()).
-    void expires_at(std::chrono::steady_clock::time_point t) {
-        if (tls)
-            tls->expires_at(t);
-        else
-            plain->expires_at(t);
-    }
-    void expires_never() {
-        if (tls)
-            tls->expires_never();
-        else
-            plain->expires_never();
-    }
+    void expires_at(std::chrono::steady_clock::time_point t) { stream().expires_at(t); }
+    void expires_never() { stream().expires_never(); }
 
     // Calls `fn` with the stream HTTP goes over (TLS or plain).
     template <class Fn>

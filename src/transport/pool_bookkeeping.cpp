@@ -142,8 +142,7 @@ void pool_impl::release_broken(connection_ptr conn) {
 // reaches the ones exchanges own; swap-and-pop keeps that free of allocation.
 connection_ptr pool_impl::make_connection() {
     auto conn = std::make_shared<connection>(ex, tls);
-    if (conn->tls)
-        conn->tls->set_owner(conn);
+    conn->stream().set_owner(conn);
     conn->slot = live.size();
     live.push_back(conn.get());
     conn->connecting = true;

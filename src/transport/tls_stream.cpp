@@ -31,7 +31,7 @@ constexpr std::size_t max_record = 16 * 1024;
 // The socket BIO: OpenSSL's transport, on the stream's socket.
 struct socket_bio {
     static tls_stream& stream(BIO* bio) { return *static_cast<tls_stream*>(::BIO_get_data(bio)); }
-    static int fd(BIO* bio) { return stream(bio).tcp_.socket().native_handle(); }
+    static int fd(BIO* bio) { return stream(bio).socket_fd(); }
 
     static int write(BIO* bio, const char* data, int size) {
         ::BIO_clear_retry_flags(bio);
@@ -88,9 +88,8 @@ const BIO_METHOD* socket_method() {
 } // namespace
 
 tls_stream::tls_stream(const executor_type& ex, asio::ssl::context& ctx)
-    : tcp_(ex)
-    , ssl_(::SSL_new(ctx.native_handle()))
-    , timer_(ex) {
+    : stream_core(ex)
+    , ssl_(::SSL_new(ctx.native_handle())) {
     if (!ssl_)
         throw boost::system::system_error(
             error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()),
@@ -244,51 +243,9 @@ tls_stream::outcome tls_stream::try_write(const asio::const_buffer* pieces, std:
     return failure(ret);
 }
 
-void tls_stream::release_buffers() {
+void tls_stream::before_read_wait() {
     if ((::SSL_get_mode(ssl_) & SSL_MODE_RELEASE_BUFFERS) != 0)
         ::SSL_free_buffers(ssl_); // refuses (and changes nothing) while bytes are pending
-}
-
-// No clock is read here: a deadline already passed arms a timer that fires at once, and its
-// handler cuts the wait (a read of the clock per wait was 1 in 13 of a request's).
-error_code tls_stream::before_wait() {
-    if (timed_out_)
-        return beast::error::timeout;
-    if (deadline_ != clock::time_point::max())
-        arm_timer();
-    return {};
-}
-
-void tls_stream::arm_timer() {
-    if (armed_for_ <= deadline_)
-        return; // fires first, and then sees the later deadline
-    armed_for_ = deadline_;
-    timer_.expires_at(deadline_); // a wait for a later time is cancelled (and ignores that)
-    timer_.async_wait([this, owner = owner_](error_code ec) {
-        if (ec)
-            return;
-        const auto keep = owner.lock();
-        if (!keep)
-            return;
-        on_timer();
-    });
-}
-
-void tls_stream::on_timer() {
-    armed_for_ = clock::time_point::max();
-    if (deadline_ == clock::time_point::max())
-        return; // no deadline now: nothing to cut
-    if (clock::now() < deadline_) {
-        if (waiting_ > 0)
-            arm_timer();
-        return; // a later deadline: armed again if something waits, else at the next wait
-    }
-    if (waiting_ == 0)
-        return; // the next wait arms the timer again, and it fires at once
-    timed_out_ = true;
-    // As beast::tcp_stream does on a timeout: the connection is not used again.
-    error_code ignored;
-    tcp_.socket().close(ignored);
 }
 
 } // namespace sluice::detail

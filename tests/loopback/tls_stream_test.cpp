@@ -6,6 +6,7 @@
 #include <sluice/transport/tls_context.hpp>
 
 #include "mock/self_signed.hpp"
+#include "support/stream_io.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
@@ -41,6 +42,8 @@ namespace beast = boost::beast;
 using asio::ip::tcp;
 using sluice::error_code;
 using sluice::detail::tls_stream;
+using sluice::test::gathered_request;
+using sluice::test::pattern;
 using namespace std::chrono_literals;
 
 using server_stream = asio::ssl::stream<tcp::socket>;
@@ -98,20 +101,8 @@ struct client {
         REQUIRE_FALSE(*done);
     }
 
-    // One read of at most `room` bytes, run to its end. Not ioc.run(): the deadline's timer
-    // may stay armed after the read (it is re-armed lazily, not cancelled), and run() would
-    // wait for it to fire.
     std::pair<error_code, std::string> read_some(std::size_t room = 64 * 1024) {
-        std::string buf(room, '\0');
-        std::optional<std::pair<error_code, std::size_t>> done;
-        stream->async_read_some(asio::buffer(buf),
-                                [&](error_code ec, std::size_t n) { done.emplace(ec, n); });
-        while (!done && ioc.run_one() > 0) {
-        }
-        ioc.restart();
-        REQUIRE(done.has_value());
-        buf.resize(done->second);
-        return {done->first, buf};
+        return sluice::test::read_some(ioc, *stream, room);
     }
 };
 
@@ -135,13 +126,6 @@ void sync_with(client& c, std::promise<void>& synced) {
     REQUIRE(got == "s");
 }
 
-std::string pattern(std::size_t n) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i)
-        s[i] = static_cast<char>('a' + (i * 7 + i / 13) % 26);
-    return s;
-}
-
 } // namespace
 
 TEST_CASE("tls_stream: a gathered request and a 1 MiB answer arrive whole") {
@@ -155,26 +139,10 @@ TEST_CASE("tls_stream: a gathered request and a 1 MiB answer arrive whole") {
             asio::write(s, asio::buffer(answer));
         });
         client c(server.endpoint());
-        // Three pieces, as the pool writes a head, a length line and a body.
-        const std::array<asio::const_buffer, 3> pieces{
-            asio::buffer("POST ", 5), asio::buffer("/v1", 3), asio::buffer(" x\n", 3)};
-        std::optional<error_code> written;
-        asio::async_write(*c.stream, pieces, [&](error_code ec, std::size_t n) {
-            written = ec;
-            CHECK(n == 11);
-        });
-        c.ioc.run();
-        c.ioc.restart();
-        REQUIRE(written.has_value());
-        REQUIRE_FALSE(*written);
-
-        std::string got;
-        while (got.size() < answer.size()) {
-            auto [ec, piece] = c.read_some();
-            REQUIRE_FALSE(ec);
-            got += piece;
-        }
-        CHECK(got == answer);
+        const auto [ec, n] = sluice::test::write_all(c.ioc, *c.stream, gathered_request());
+        REQUIRE_FALSE(ec);
+        CHECK(n == 11);
+        CHECK(sluice::test::read_exactly(c.ioc, *c.stream, answer.size()) == answer);
     }
     CHECK(received == "POST /v1 x\n");
 }
@@ -311,13 +279,7 @@ TEST_CASE("tls_stream: writing to a peer that reset is an error, not SIGPIPE") {
         const std::string chunk(64 * 1024, 'x');
         error_code ec;
         for (int i = 0; i < 200 && !ec; ++i) {
-            std::optional<error_code> done;
-            asio::async_write(
-                *c.stream, asio::buffer(chunk), [&](error_code e, std::size_t) { done = e; });
-            c.ioc.run();
-            c.ioc.restart();
-            REQUIRE(done.has_value());
-            ec = *done;
+            ec = sluice::test::write_all(c.ioc, *c.stream, asio::buffer(chunk)).first;
             if (!ec)
                 std::this_thread::sleep_for(5ms);
         }
