@@ -5,7 +5,10 @@
 // difference divided by the difference in requests is the marginal cost of one request, free of
 // start-up (connections, handshakes, parsers, buffers that grow to their working size).
 //
-//   alloc_count [--requests N] [--connections C] [--mode MODE]...
+//   alloc_count [--requests N] [--connections C] [--buffered B] [--mode MODE]...
+//
+// --buffered B sets pool_options::tls_buffered_connections (0: every connection reads as
+// those beyond the first 256 do, 4 KiB at a time, giving its buffer back between events).
 //
 // Modes: engine-http, engine-tls, engine-stream (the dispatcher's async_complete, requests made
 // before counting starts, as a service that owns its requests would) and batch-tls (the whole
@@ -302,8 +305,13 @@ struct server {
     }
 };
 
+// pool_options::tls_buffered_connections for the runs (--buffered).
+std::optional<std::size_t> g_buffered;
+
 dispatcher_options engine_options(const server& s, std::size_t connections) {
     dispatcher_options o;
+    if (g_buffered)
+        o.pool.tls_buffered_connections = *g_buffered;
     o.base_url = s.mock->base_url();
     o.api_key = "sk-alloc-count";
     o.tls.ca_pem = s.mock->certificate_pem();
@@ -426,12 +434,15 @@ int main(int argc, char** argv) {
             n = std::stoul(argv[++i]);
         else if (a == "--connections" && i + 1 < argc)
             connections = std::stoul(argv[++i]);
+        else if (a == "--buffered" && i + 1 < argc)
+            g_buffered = std::stoul(argv[++i]);
         else if (a == "--mode" && i + 1 < argc)
             modes.emplace_back(argv[++i]);
         else {
-            std::fprintf(stderr,
-                         "usage: alloc_count [--requests N] [--connections C] [--mode "
-                         "engine-http|engine-tls|engine-stream|batch-tls]...\n");
+            std::fprintf(
+                stderr,
+                "usage: alloc_count [--requests N] [--connections C] [--buffered B] [--mode "
+                "engine-http|engine-tls|engine-stream|batch-tls]...\n");
             return 2;
         }
     }

@@ -2,32 +2,29 @@
 
 #include <cstddef>
 #include <new>
+#include <type_traits>
 
 namespace sluice::detail {
 
-// Gives `T` a class-specific operator new/delete that keeps up to `Keep` freed blocks per
-// thread for the next `new T`. The engine makes one request_op and one exchange per request
-// and frees them when the request ends, on the loop's thread: after the first few hundred
-// requests, none of them costs a malloc. Per thread (as Asio's own handler recycling is)
-// rather than per pool, because a request's last owner may be freed in a completion handler
-// running after its pool or dispatcher is gone; a block freed on another thread simply joins
-// that thread's list.
-template <class T, std::size_t Keep = 512>
-struct recycled {
-    static void* operator new(std::size_t size) {
+// A per-thread list of up to `Keep` freed blocks of `Size` bytes, for the next allocation of
+// that size. Per thread (as Asio's own handler recycling is) rather than per pool, because a
+// block's last owner may be freed in a completion handler running after its pool or
+// dispatcher is gone; a block freed on another thread simply joins that thread's list.
+template <std::size_t Size, std::size_t Keep>
+class block_list {
+public:
+    // A block from the list, or null when it is empty.
+    static void* take() noexcept {
         free_list& l = list();
-        if (size == sizeof(T) && l.count > 0)
-            return l.blocks[--l.count];
-        return ::operator new(size);
+        return l.count > 0 ? l.blocks[--l.count] : nullptr;
     }
-
-    static void operator delete(void* p, std::size_t size) noexcept {
+    // Keeps `p` for the next take(); false when the list is full (the caller frees it).
+    static bool give(void* p) noexcept {
         free_list& l = list();
-        if (size == sizeof(T) && l.count < Keep && !l.gone) {
-            l.blocks[l.count++] = p;
-            return;
-        }
-        ::operator delete(p);
+        if (l.count == Keep || l.gone)
+            return false;
+        l.blocks[l.count++] = p;
+        return true;
     }
 
 private:
@@ -45,6 +42,61 @@ private:
     static free_list& list() {
         thread_local free_list l;
         return l;
+    }
+};
+
+// Gives `T` a class-specific operator new/delete that keeps up to `Keep` freed blocks per
+// thread for the next `new T`. The engine makes one request_op and one exchange per request
+// and frees them when the request ends, on the loop's thread: after the first few hundred
+// requests, none of them costs a malloc.
+template <class T, std::size_t Keep = 512>
+struct recycled {
+    static void* operator new(std::size_t size) {
+        if (size == sizeof(T))
+            if (void* p = block_list<sizeof(T), Keep>::take())
+                return p;
+        return ::operator new(size);
+    }
+
+    static void operator delete(void* p, std::size_t size) noexcept {
+        if (size == sizeof(T) && block_list<sizeof(T), Keep>::give(p))
+            return;
+        ::operator delete(p);
+    }
+};
+
+// An allocator that keeps freed blocks of exactly `Block` bytes in a block_list and takes
+// any other size from the heap: for a buffer given back and taken again at the same size many
+// times a second, such as the read buffer of a connection that holds none while its stream
+// waits between events. Stateless: every copy and rebinding is equal.
+template <class T, std::size_t Block, std::size_t Keep>
+struct block_allocator {
+    using value_type = T;
+    using is_always_equal = std::true_type;
+    template <class U>
+    struct rebind {
+        using other = block_allocator<U, Block, Keep>;
+    };
+
+    block_allocator() noexcept = default;
+    template <class U>
+    block_allocator(const block_allocator<U, Block, Keep>&) noexcept {}
+
+    T* allocate(std::size_t n) {
+        if (n * sizeof(T) == Block)
+            if (void* p = block_list<Block, Keep>::take())
+                return static_cast<T*>(p);
+        return static_cast<T*>(::operator new(n * sizeof(T)));
+    }
+    void deallocate(T* p, std::size_t n) noexcept {
+        if (n * sizeof(T) == Block && block_list<Block, Keep>::give(p))
+            return;
+        ::operator delete(p);
+    }
+
+    template <class U>
+    bool operator==(const block_allocator<U, Block, Keep>&) const noexcept {
+        return true;
     }
 };
 

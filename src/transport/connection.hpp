@@ -31,6 +31,16 @@ namespace sluice::detail {
 
 struct exchange;
 
+// How much room a body is read with: the plaintext of one full TLS record.
+inline constexpr std::size_t wide_read_bytes = 16 * 1024;
+// The same for connections beyond `pool_options::tls_buffered_connections`.
+inline constexpr std::size_t narrow_read_bytes = 4 * 1024;
+
+// A connection's read buffer. Those beyond `tls_buffered_connections` give theirs back while
+// a stream waits between events and take it again for the next one: a block of
+// narrow_read_bytes goes to a per-thread list and comes back from it, not from the heap.
+using read_buffer = boost::beast::basic_flat_buffer<block_allocator<char, narrow_read_bytes, 64>>;
+
 // One keep-alive connection of the pool: a TLS stream or a plain one, its read buffer, the
 // parser of the response in progress, and whether it has already served an exchange (which
 // makes a failure before the first response byte a sign that the server closed it while it
@@ -63,7 +73,7 @@ struct connection {
 
     std::optional<tls_stream> tls;
     std::optional<plain_stream> plain;
-    boost::beast::flat_buffer buffer;
+    read_buffer buffer;
     std::optional<response_parser> parser; // in place: no allocation per exchange
     bool reused = false;
     bool open = true;        // not yet discarded

@@ -40,6 +40,9 @@ public:
         return initiate_write(*this, buffers, std::forward<Handler>(handler));
     }
 
+    // Nothing is held above the socket: what there is to read is in the socket.
+    static bool input_ready() noexcept { return false; }
+
 private:
     friend class stream_core;
 

@@ -71,8 +71,21 @@ void pool_impl::on_write(exchange_ptr x, error_code ec) {
 }
 
 void pool_impl::read_head(exchange_ptr x) {
+    ack_at_once(*x->conn);
+    if (wait_unbuffered(x, &pool_impl::on_head_readable))
+        return;
+    read_head_now(std::move(x));
+}
+
+void pool_impl::on_head_readable(exchange_ptr x, error_code ec) {
+    if (ec)
+        return on_header(std::move(x), ec);
+    x->conn->buffer.reserve(narrow_read_bytes);
+    read_head_now(std::move(x));
+}
+
+void pool_impl::read_head_now(exchange_ptr x) {
     connection& c = *x->conn;
-    ack_at_once(c);
     auto on_head = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                  std::size_t) mutable {
         self->on_header(std::move(x), ec);
@@ -80,6 +93,25 @@ void pool_impl::read_head(exchange_ptr x) {
     c.with_stream([&](auto& s) {
         http::async_read_header(s, c.buffer, *c.parser, with_op_memory(std::move(on_head)));
     });
+}
+
+// A connection beyond `tls_buffered_connections` holds no read buffer while it waits for the
+// server, for the answer's head (a held request may wait seconds) or between the events of a
+// stream: ten thousand connections waiting would hold 4 KiB each. The buffer is given back
+// and taken again (from a per-thread list, connection::read_buffer) once there is something
+// to read. True when `x` waits so; `then` runs with the wait's outcome.
+bool pool_impl::wait_unbuffered(exchange_ptr& x,
+                                void (pool_impl::*then)(exchange_ptr, error_code)) {
+    connection& c = *x->conn;
+    if (c.busy_class || c.buffer.size() > 0)
+        return false;
+    c.buffer.shrink_to_fit();
+    auto on_ready = [self = shared_from_this(), x = std::move(x), then](error_code ec) mutable {
+        ((*self).*then)(std::move(x), ec);
+    };
+    c.with_stream(
+        [&](auto& s) { stream_core::async_wait_readable(s, with_op_memory(std::move(on_ready))); });
+    return true;
 }
 
 void pool_impl::on_header(exchange_ptr x, error_code ec) {
@@ -151,21 +183,32 @@ void pool_impl::read_stream(exchange_ptr x) {
     if (!c.parser->is_done() && c.buffer.size() > 0) {
         error_code ec;
         parse_buffered(c, ec);
-        if (ec) {
-            const char* step = stream_step(*x, ec);
-            return fail(std::move(x), ec, step);
-        }
+        if (ec)
+            return fail_stream(std::move(x), ec);
     }
     if (c.parser->is_done())
         return on_body(std::move(x), {});
     const auto now = clock::now();
     c.expires_at(std::min(x->deadline, now + opts.stream_idle_timeout));
+    if (wait_unbuffered(x, &pool_impl::on_stream_readable))
+        return;
+    read_stream_piece(std::move(x));
+}
+
+void pool_impl::on_stream_readable(exchange_ptr x, error_code ec) {
+    if (ec)
+        return fail_stream(std::move(x), ec);
+    x->conn->buffer.reserve(narrow_read_bytes);
+    read_stream_piece(std::move(x));
+}
+
+// One read of an event stream, into the room the buffer has.
+void pool_impl::read_stream_piece(exchange_ptr x) {
+    connection& c = *x->conn;
     auto on_piece = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                   std::size_t) mutable {
-        if (ec) {
-            const char* step = self->stream_step(*x, ec);
-            return self->fail(std::move(x), ec, step);
-        }
+        if (ec)
+            return self->fail_stream(std::move(x), ec);
         self->read_stream(std::move(x));
     };
     c.with_stream([&](auto& s) {
@@ -178,6 +221,11 @@ const char* pool_impl::stream_step(const exchange& x, error_code ec) const {
     if (ec == beast::error::timeout && clock::now() < x.deadline)
         return "read (no event within pool.stream_idle_timeout_ms)";
     return "read";
+}
+
+void pool_impl::fail_stream(exchange_ptr x, error_code ec) {
+    const char* step = stream_step(*x, ec);
+    fail(std::move(x), ec, step);
 }
 
 // A 1xx response (100 Continue, 103 Early Hints) is not the answer (RFC 9110 section

@@ -62,6 +62,17 @@ public:
     void expires_at(clock::time_point t) noexcept { deadline_ = t; }
     void expires_never() noexcept { deadline_ = clock::time_point::max(); }
 
+    // Completes with `void(error_code)` when `s` (a stream derived from this class) has
+    // something to read: the socket is readable, or the stream holds bytes already (TLS
+    // records received and not yet read: `s.input_ready()`). Under the deadline, cancelled
+    // as a read is. A reader that holds no buffer while it waits takes one only then.
+    template <class Stream, class Handler>
+    static auto async_wait_readable(Stream& s, Handler&& handler) {
+        return boost::asio::async_initiate<Handler, void(error_code)>(
+            [&s](auto&& h) { start_op<void_result>(s, readable_step<Stream>{}, std::move(h)); },
+            handler);
+    }
+
 protected:
     ~stream_core() = default;
 
@@ -206,6 +217,19 @@ protected:
         Handler handler_;
     };
 
+    template <class Stream>
+    struct readable_step {
+        bool wait_first(Stream& s) const { return !s.input_ready(); }
+        outcome operator()(Stream& s) const {
+            static_cast<stream_core&>(s).readable_ = true;
+            return {};
+        }
+    };
+
+    // The last wait for something to read found the socket readable, and no read has used
+    // that yet: the next read need not wait for it again (once).
+    bool take_readable() noexcept { return std::exchange(readable_, false); }
+
     // Starts an operation of `s` that completes with `void(error_code)` or
     // `void(error_code, std::size_t)` (Result).
     template <class Result, class Stream, class Step, class Handler>
@@ -294,6 +318,7 @@ private:
     clock::time_point armed_for_ = clock::time_point::max(); // max: the timer is not armed
     int waiting_ = 0;                                        // operations waiting for the socket
     bool timed_out_ = false;
+    bool readable_ = false; // see take_readable
 };
 
 } // namespace sluice::detail

@@ -62,6 +62,9 @@ public:
         return pending_error_ || (::SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
     }
 
+    // A read may have an answer without waiting for the socket.
+    bool input_ready() const noexcept { return has_pending() || read_ended(); }
+
     template <class Handler>
     auto async_handshake(Handler&& handler) {
         return boost::asio::async_initiate<Handler, void(error_code)>(
@@ -97,11 +100,12 @@ private:
     // OpenSSL, which allocates its 17 KiB record buffer at the first try and keeps it while
     // the read waits: 10,000 connections waiting on answers would hold 170 MB for nothing
     // (and a try on an empty socket is a recv that finds nothing). A read into no room
-    // completes at once, as a socket's does.
+    // completes at once, as a socket's does, and one right after async_wait_readable found
+    // the socket readable does not wait for it a second time.
     struct read_step {
         boost::asio::mutable_buffer b;
         bool wait_first(tls_stream& s) const {
-            return b.size() > 0 && !s.has_pending() && !s.read_ended();
+            return b.size() > 0 && !s.input_ready() && !s.take_readable();
         }
         outcome operator()(tls_stream& s) { return s.try_read(b); }
     };

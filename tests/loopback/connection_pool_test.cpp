@@ -235,6 +235,8 @@ TEST_CASE("a server slower than the request timeout gives a timeout") {
     test::loopback_mock mock(mo);
     pool_options o;
     o.request_timeout = std::chrono::milliseconds(100);
+    o.tls_buffered_connections = GENERATE(std::size_t{256}, std::size_t{0});
+    INFO("tls_buffered_connections " << o.tls_buffered_connections);
     const auto run = exchange_many(mock.server().base_url(), o, 1, 1);
     REQUIRE(run.responses.size() == 1);
     CHECK(std::string(error_kind(run.responses[0].ec)) == "timeout");
@@ -321,8 +323,13 @@ TEST_CASE("a connection the server closed while idle is never lent again") {
 }
 
 TEST_CASE("a reused connection the server dropped is replayed once on a fresh one") {
+    // Also on connections beyond tls_buffered_connections, which wait for the answer's head
+    // without a read buffer.
+    pool_options o;
+    o.tls_buffered_connections = GENERATE(std::size_t{256}, std::size_t{0});
+    INFO("tls_buffered_connections " << o.tls_buffered_connections);
     one_answer_server server(answer_style::drop_next);
-    const auto run = exchange_many(server.base_url(), {}, 5, 1);
+    const auto run = exchange_many(server.base_url(), o, 5, 1);
     REQUIRE(run.responses.size() == 5);
     for (const auto& r : run.responses) {
         REQUIRE_FALSE(r.ec);

@@ -22,11 +22,6 @@
 
 namespace sluice::detail {
 
-// How much room a body is read with: the plaintext of one full TLS record.
-inline constexpr std::size_t wide_read_bytes = 16 * 1024;
-// The same for connections beyond `pool_options::tls_buffered_connections`.
-inline constexpr std::size_t narrow_read_bytes = 4 * 1024;
-
 // The state of one connection_pool and the steps that move it, shared by the files that each
 // take one job of it:
 //   pool_bookkeeping.cpp  lending: the idle list, the waiters, the slots, the idle sweep, close
@@ -88,10 +83,16 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void new_parser(exchange& x);
     void on_write(exchange_ptr x, error_code ec);
     void read_head(exchange_ptr x);
+    void on_head_readable(exchange_ptr x, error_code ec);
+    void read_head_now(exchange_ptr x);
+    bool wait_unbuffered(exchange_ptr& x, void (pool_impl::*then)(exchange_ptr, error_code));
     void on_header(exchange_ptr x, error_code ec);
     void on_informational(exchange_ptr x);
     void read_stream(exchange_ptr x);
+    void on_stream_readable(exchange_ptr x, error_code ec);
+    void read_stream_piece(exchange_ptr x);
     const char* stream_step(const exchange& x, error_code ec) const;
+    void fail_stream(exchange_ptr x, error_code ec);
     static void forget_answer(exchange& x);
     void on_body(exchange_ptr x, error_code ec);
     void fail_or_replay(exchange_ptr x, error_code ec, const char* step);
