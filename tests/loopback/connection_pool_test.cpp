@@ -323,8 +323,7 @@ TEST_CASE("a connection the server closed while idle is never lent again") {
 }
 
 TEST_CASE("a reused connection the server dropped is replayed once on a fresh one") {
-    // Also on connections beyond tls_buffered_connections, which wait for the answer's head
-    // without a read buffer.
+    // Also on connections beyond tls_buffered_connections, which read 4 KiB at a time.
     pool_options o;
     o.tls_buffered_connections = GENERATE(std::size_t{256}, std::size_t{0});
     INFO("tls_buffered_connections " << o.tls_buffered_connections);

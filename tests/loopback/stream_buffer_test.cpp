@@ -1,7 +1,8 @@
 // Streams on connections beyond pool_options::tls_buffered_connections give their read buffer
 // back while they wait between events and take it again for the next one: the answers must
-// arrive as whole and as timed as before, over TLS and over plain HTTP, and a stream that
-// stalls while it holds no buffer is still cut by stream_idle_timeout.
+// arrive as whole and as timed as before, over TLS and over plain HTTP, whole answers on the
+// same connections too, and a stream that stalls while it holds no buffer is still cut by
+// stream_idle_timeout.
 #include "support/loopback.hpp"
 #include "support/sse_server.hpp"
 
@@ -84,7 +85,7 @@ TEST_CASE("streams that wait between events without a read buffer arrive whole")
     }
 }
 
-TEST_CASE("whole answers awaited without a read buffer arrive whole on reused connections") {
+TEST_CASE("whole answers on connections beyond tls_buffered_connections arrive whole") {
     const bool tls = GENERATE(false, true);
     INFO((tls ? "TLS" : "plain HTTP"));
     mock_options mo = test::mock_with_tls(tls);

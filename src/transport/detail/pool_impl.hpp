@@ -83,8 +83,6 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void new_parser(exchange& x);
     void on_write(exchange_ptr x, error_code ec);
     void read_head(exchange_ptr x);
-    void on_head_readable(exchange_ptr x, error_code ec);
-    void read_head_now(exchange_ptr x);
     bool wait_unbuffered(exchange_ptr& x, void (pool_impl::*then)(exchange_ptr, error_code));
     void on_header(exchange_ptr x, error_code ec);
     void on_informational(exchange_ptr x);
