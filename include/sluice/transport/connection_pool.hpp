@@ -76,8 +76,8 @@ struct pool_options {
     /// 16 KiB. Keeping them is the fast path; connections beyond this count release them, so
     /// that ten thousand mostly waiting connections stay small. Plain connections beyond this
     /// count read 4 KiB at a time too. Connections beyond it, TLS or plain, also hold no read
-    /// buffer while they wait for an answer's head or a stream's next event: it is taken
-    /// (from a per-thread list, not the heap) once there is something to read.
+    /// buffer while a stream waits for its next event: it is taken (from a per-thread list,
+    /// not the heap) once there is something to read.
     std::size_t tls_buffered_connections = 256;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
