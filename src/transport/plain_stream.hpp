@@ -58,15 +58,6 @@ private:
         bool wait_first(plain_stream&) const { return false; }
         outcome operator()(plain_stream& s) { return s.try_read(b); }
     };
-    template <class ConstBuffers>
-    struct write_step {
-        ConstBuffers buffers;
-        bool wait_first(plain_stream&) const { return false; }
-        outcome operator()(plain_stream& s) {
-            boost::asio::const_buffer pieces[16];
-            return s.try_write(pieces, gather(buffers, pieces));
-        }
-    };
 
     void before_read_wait() noexcept {} // no buffers of its own to give back
 };

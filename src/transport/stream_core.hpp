@@ -238,8 +238,20 @@ protected:
         op<Stream, Step, H, Result>(s, std::move(step), std::forward<Handler>(h)).start();
     }
 
-    // async_read_some and async_write_some of a stream, with its `read_step{buffer}` and
-    // `write_step<ConstBuffers>{buffers}` (a stream names stream_core its friend).
+    // A write of a stream: up to 16 pieces of `buffers` gathered into one
+    // `try_write(pieces, count)` of the stream's.
+    template <class Stream, class ConstBuffers>
+    struct write_step {
+        ConstBuffers buffers;
+        bool wait_first(Stream&) const { return false; }
+        outcome operator()(Stream& s) {
+            boost::asio::const_buffer pieces[16];
+            return s.try_write(pieces, gather(buffers, pieces));
+        }
+    };
+
+    // async_read_some and async_write_some of a stream, with its `read_step{buffer}` and its
+    // `try_write` (a stream names stream_core its friend).
     template <class Stream, class MutableBuffers, class Handler>
     static auto initiate_read(Stream& s, const MutableBuffers& buffers, Handler&& handler) {
         return boost::asio::async_initiate<Handler, void(error_code, std::size_t)>(
@@ -253,8 +265,7 @@ protected:
     static auto initiate_write(Stream& s, const ConstBuffers& buffers, Handler&& handler) {
         return boost::asio::async_initiate<Handler, void(error_code, std::size_t)>(
             [&s](auto&& h, const ConstBuffers& b) {
-                start_op<size_result>(
-                    s, typename Stream::template write_step<ConstBuffers>{b}, std::move(h));
+                start_op<size_result>(s, write_step<Stream, ConstBuffers>{b}, std::move(h));
             },
             handler,
             buffers);

@@ -109,15 +109,6 @@ private:
         }
         outcome operator()(tls_stream& s) { return s.try_read(b); }
     };
-    template <class ConstBuffers>
-    struct write_step {
-        ConstBuffers buffers;
-        bool wait_first(tls_stream&) const { return false; }
-        outcome operator()(tls_stream& s) {
-            boost::asio::const_buffer pieces[16];
-            return s.try_write(pieces, gather(buffers, pieces));
-        }
-    };
 
     // Before a read waits: OpenSSL's record buffers are freed if the stream is to release
     // them (SSL_MODE_RELEASE_BUFFERS) and nothing is pending. OpenSSL frees its read buffer
