@@ -96,6 +96,36 @@ inline simdjson::error_code check_json(simdjson::simdjson_result<simdjson::ondem
     return check_json(value, big, depth);
 }
 
+// Calls `f(key, value)` for each member of `object` in order, the key unescaped (its escapes
+// checked); stops at the first error, of the walk or of `f`.
+template <class F>
+simdjson::error_code for_each_member(simdjson::ondemand::object& object, F&& f) {
+    for (auto field : object) {
+        std::string_view key;
+        if (auto err = field.unescaped_key().get(key))
+            return err;
+        simdjson::ondemand::value value;
+        if (auto err = field.value().get(value))
+            return err;
+        if (auto err = f(key, value))
+            return err;
+    }
+    return simdjson::SUCCESS;
+}
+
+// Calls `f(value)` for each element of `array` in order; stops at the first error.
+template <class F>
+simdjson::error_code for_each_element(simdjson::ondemand::array& array, F&& f) {
+    for (auto element : array) {
+        simdjson::ondemand::value value;
+        if (auto err = element.get(value))
+            return err;
+        if (auto err = f(value))
+            return err;
+    }
+    return simdjson::SUCCESS;
+}
+
 // Whether nothing but whitespace follows the root value (`{"a":1} x` is not JSON): past the end
 // of the document, current_location() answers OUT_OF_BOUNDS.
 inline bool at_end(simdjson::ondemand::document& doc) {

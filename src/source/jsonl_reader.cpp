@@ -58,20 +58,12 @@ public:
         , f_(f) {}
 
     sj::error_code walk(od::object& root) {
-        for (auto field : root) {
-            std::string_view key;
-            if (auto err = field.unescaped_key().get(key))
-                return err;
-            od::value value;
-            if (auto err = field.value().get(value))
-                return err;
-            if (auto err = read(key, value))
-                return err;
+        return detail::for_each_member(root, [&](std::string_view key, od::value& value) {
             if (f_.not_for_prompt.empty() && key != "prompt" && key != "model" &&
                 key != "custom_id")
                 f_.not_for_prompt = key;
-        }
-        return sj::SUCCESS;
+            return read(key, value);
+        });
     }
 
 private:

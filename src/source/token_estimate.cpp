@@ -36,17 +36,9 @@ public:
         , w_(w) {}
 
     sj::error_code walk(od::object& body, int depth) {
-        for (auto field : body) {
-            std::string_view key;
-            if (auto err = field.unescaped_key().get(key))
-                return err;
-            od::value value;
-            if (auto err = field.value().get(value))
-                return err;
-            if (auto err = top_field(key, value, depth + 1))
-                return err;
-        }
-        return sj::SUCCESS;
+        return detail::for_each_member(body, [&](std::string_view key, od::value& value) {
+            return top_field(key, value, depth + 1);
+        });
     }
 
 private:
@@ -98,14 +90,8 @@ private:
         od::array list;
         if (v.get_array().get(list))
             return misshapen(v, depth);
-        for (auto entry : list) {
-            od::value message;
-            if (auto err = entry.get(message))
-                return err;
-            if (auto err = add_message(message, depth + 1))
-                return err;
-        }
-        return sj::SUCCESS;
+        return detail::for_each_element(
+            list, [&](od::value& message) { return add_message(message, depth + 1); });
     }
 
     sj::error_code add_message(od::value& v, int depth) {
@@ -113,26 +99,15 @@ private:
         if (v.get_object().get(message))
             return misshapen(v, depth);
         ++w_.messages;
-        for (auto field : message) {
-            std::string_view key;
-            if (auto err = field.unescaped_key().get(key))
-                return err;
-            od::value value;
-            if (auto err = field.value().get(value))
-                return err;
-            sj::error_code err = sj::SUCCESS;
+        return detail::for_each_member(message, [&](std::string_view key, od::value& value) {
             if (key == "content")
-                err = add_content(value, depth + 1);
-            else if (key == "name")
-                err = add_string(value, depth + 1);
-            else if (key == "tool_calls")
-                err = raw_length(value, depth + 1); // the assistant's calls are prompt text now
-            else
-                err = check(value, depth + 1);
-            if (err)
-                return err;
-        }
-        return sj::SUCCESS;
+                return add_content(value, depth + 1);
+            if (key == "name")
+                return add_string(value, depth + 1);
+            if (key == "tool_calls")
+                return raw_length(value, depth + 1); // the assistant's calls are prompt text now
+            return check(value, depth + 1);
+        });
     }
 
     sj::error_code add_content(od::value& v, int depth) {
@@ -146,14 +121,8 @@ private:
         od::array parts;
         if (auto err = v.get_array().get(parts))
             return err;
-        for (auto part : parts) {
-            od::value pv;
-            if (auto err = part.get(pv))
-                return err;
-            if (auto err = add_part(pv, depth + 1))
-                return err;
-        }
-        return sj::SUCCESS;
+        return detail::for_each_element(parts,
+                                        [&](od::value& part) { return add_part(part, depth + 1); });
     }
 
     // One entry of a content array: `{"type":"text","text":...}` counts its text,
@@ -164,30 +133,23 @@ private:
         if (v.get_object().get(part))
             return misshapen(v, depth);
         bool image = false;
-        for (auto field : part) {
-            std::string_view key;
-            if (auto err = field.unescaped_key().get(key))
-                return err;
-            od::value value;
-            if (auto err = field.value().get(value))
-                return err;
-            sj::error_code err = sj::SUCCESS;
-            if (key == "text") {
-                err = add_string(value, depth + 1);
-            } else if (key == "type") {
-                std::string_view type;
-                if (value.get_string().get(type))
-                    err = misshapen(value, depth + 1);
-                else
+        const sj::error_code err =
+            detail::for_each_member(part, [&](std::string_view key, od::value& value) {
+                if (key == "text")
+                    return add_string(value, depth + 1);
+                if (key == "type") {
+                    std::string_view type;
+                    if (value.get_string().get(type))
+                        return misshapen(value, depth + 1);
                     image =
                         image || type == "image_url" || type == "input_image" || type == "image";
-            } else {
+                    return sj::SUCCESS;
+                }
                 image = image || key == "image_url";
-                err = check(value, depth + 1);
-            }
-            if (err)
-                return err;
-        }
+                return check(value, depth + 1);
+            });
+        if (err)
+            return err;
         w_.images += image ? 1 : 0;
         return sj::SUCCESS;
     }
