@@ -2,7 +2,6 @@
 
 #include <cstddef>
 #include <new>
-#include <type_traits>
 
 namespace sluice::detail {
 
@@ -62,41 +61,6 @@ struct recycled {
         if (size == sizeof(T) && block_list<sizeof(T), Keep>::give(p))
             return;
         ::operator delete(p);
-    }
-};
-
-// An allocator that keeps freed blocks of exactly `Block` bytes in a block_list and takes
-// any other size from the heap: for a buffer given back and taken again at the same size many
-// times a second, such as the read buffer of a connection that holds none while its stream
-// waits between events. Stateless: every copy and rebinding is equal.
-template <class T, std::size_t Block, std::size_t Keep>
-struct block_allocator {
-    using value_type = T;
-    using is_always_equal = std::true_type;
-    template <class U>
-    struct rebind {
-        using other = block_allocator<U, Block, Keep>;
-    };
-
-    block_allocator() noexcept = default;
-    template <class U>
-    block_allocator(const block_allocator<U, Block, Keep>&) noexcept {}
-
-    T* allocate(std::size_t n) {
-        if (n * sizeof(T) == Block)
-            if (void* p = block_list<Block, Keep>::take())
-                return static_cast<T*>(p);
-        return static_cast<T*>(::operator new(n * sizeof(T)));
-    }
-    void deallocate(T* p, std::size_t n) noexcept {
-        if (n * sizeof(T) == Block && block_list<Block, Keep>::give(p))
-            return;
-        ::operator delete(p);
-    }
-
-    template <class U>
-    bool operator==(const block_allocator<U, Block, Keep>&) const noexcept {
-        return true;
     }
 };
 

@@ -31,15 +31,13 @@ namespace sluice::detail {
 
 struct exchange;
 
-// How much room a body is read with: the plaintext of one full TLS record.
-inline constexpr std::size_t wide_read_bytes = 16 * 1024;
-// The same for connections beyond `pool_options::tls_buffered_connections`.
-inline constexpr std::size_t narrow_read_bytes = 4 * 1024;
-
-// A connection's read buffer. Those beyond `tls_buffered_connections` give theirs back while
-// a stream waits between events and take it again for the next one: a block of
-// narrow_read_bytes goes to a per-thread list and comes back from it, not from the heap.
-using read_buffer = boost::beast::basic_flat_buffer<block_allocator<char, narrow_read_bytes, 64>>;
+// The room every read of an answer has: the plaintext of one full TLS record. The pool reads
+// into one buffer of this size for all its connections (pool_impl::scratch) and parses what it
+// read before it returns to the loop, so no connection holds a read buffer while it waits.
+inline constexpr std::size_t read_scratch_bytes = 16 * 1024;
+// The most bytes a connection keeps unparsed from one read to the next: the start of a head (or
+// of a chunk's size line) that the read cut. Beast's parser refuses a head over 8 KiB before.
+inline constexpr std::size_t max_unparsed_bytes = 64 * 1024;
 
 // One keep-alive connection of the pool: a TLS stream or a plain one, its read buffer, the
 // parser of the response in progress, and whether it has already served an exchange (which
@@ -73,14 +71,17 @@ struct connection {
 
     std::optional<tls_stream> tls;
     std::optional<plain_stream> plain;
-    read_buffer buffer;
+    // Bytes read and not parsed yet: the part of a head or a chunk's size line that the last
+    // read cut (the parser needs them whole), or bytes after an answer. Empty, with no memory,
+    // almost always.
+    boost::beast::flat_buffer unparsed;
     std::optional<response_parser> parser; // in place: no allocation per exchange
     bool reused = false;
     bool open = true;        // not yet discarded
     bool read_armed = false; // an async_read_some into `probe` is pending
     bool connecting = false; // counted in the pool's connections being opened
     // One of the first `tls_buffered_connections` opened: it keeps OpenSSL's record buffers
-    // and reads bodies 16 KiB at a time; the others keep little between reads.
+    // between reads; the others give them back.
     bool busy_class = false;
     phase state = phase::busy;
     std::chrono::steady_clock::time_point idle_since;
@@ -101,11 +102,10 @@ struct connection {
 
     // Calls `fn` with the stream HTTP goes over (TLS or plain).
     template <class Fn>
-    void with_stream(Fn&& fn) {
+    decltype(auto) with_stream(Fn&& fn) {
         if (tls)
-            std::forward<Fn>(fn)(*tls);
-        else
-            std::forward<Fn>(fn)(*plain);
+            return std::forward<Fn>(fn)(*tls);
+        return std::forward<Fn>(fn)(*plain);
     }
 
     // Bytes or an end of stream that arrived and are not read yet: in the socket, or
@@ -113,7 +113,7 @@ struct connection {
     // the idle read was cancelled. A peek sees the FIN too, which `available()` does not: a
     // server that answered and closed at once is not sent another request.
     bool has_unread_bytes() {
-        if (buffer.size() > 0 || (tls && (tls->has_unread_data() || tls->read_ended())))
+        if (unparsed.size() > 0 || (tls && (tls->has_unread_data() || tls->read_ended())))
             return true;
         char byte;
         const ssize_t n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -26,6 +26,7 @@ pool_impl::pool_impl(asio::any_io_executor e,
     , resolve_timer(ex)
     , idle_timer(ex)
     , host_is_ip(ep.host_is_ip())
+    , scratch(std::make_unique_for_overwrite<char[]>(read_scratch_bytes))
     , first_contact(tls && (::SSL_CTX_get_verify_mode(tls->native_handle()) & SSL_VERIFY_PEER)) {
     if (ep.tls && !tls)
         throw std::invalid_argument("connection_pool: an https endpoint needs a TLS context");
@@ -106,15 +107,11 @@ void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
         // usually submits the next request at once, and this connection then goes to it
         // straight away (checked by a peek), without a read armed and cancelled for
         // nothing.
-        post_on_loop(
-            ex, loop_ex, with_op_memory([self = shared_from_this(), conn] {
-                if (conn->open && conn->state == connection::phase::idle && !conn->read_armed) {
-                    // Really idle: the room a long body was read with (widen_reads) goes back.
-                    if (conn->buffer.size() == 0 && conn->buffer.capacity() > wide_read_bytes / 4)
-                        conn->buffer.shrink_to_fit();
-                    self->arm_idle_read(conn);
-                }
-            }));
+        post_on_loop(ex, loop_ex, with_op_memory([self = shared_from_this(), conn] {
+                         if (conn->open && conn->state == connection::phase::idle &&
+                             !conn->read_armed)
+                             self->arm_idle_read(conn);
+                     }));
     }
     conn->idle_since = clock::now();
     idle.push_back(std::move(conn));

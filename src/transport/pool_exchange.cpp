@@ -6,7 +6,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include <array>
 #include <charconv>
@@ -23,6 +22,8 @@ namespace {
 
 // More 1xx responses before one answer than any server sends for a reason.
 constexpr unsigned max_informational = 8;
+// Reads of one answer in a row before the loop runs the others (a 64 KiB share).
+constexpr unsigned reads_per_turn = 4;
 
 } // namespace
 
@@ -61,151 +62,177 @@ void pool_impl::start_write(exchange_ptr x) {
 void pool_impl::new_parser(exchange& x) {
     x.conn->parser.emplace(
         x.resp, bodies, x.body_charge, opts.max_body_size, x.observer, x.observe_any);
+    x.conn->parser->eager(true); // the body that came with the head, in the same put
 }
 
 void pool_impl::on_write(exchange_ptr x, error_code ec) {
     if (ec)
         return fail_or_replay(std::move(x), ec, "write");
     x->resp.sent = clock::now();
-    read_head(std::move(x));
-}
-
-// A connection beyond `tls_buffered_connections` waits for the head with the buffer of its
-// last answer (4 KiB after a stream), not with none and a wait for the socket as between a
-// stream's events: when held answers come back together, each would take its 4 KiB at once and
-// keep it until its read's completion ran. Measured with 10,000 connections, whole answers
-// held 6 s took 266 -> 299 MiB that way (and the 512 bytes of a fresh head read instead cost
-// OpenSSL a record buffer per read).
-void pool_impl::read_head(exchange_ptr x) {
     connection& c = *x->conn;
     ack_at_once(c);
-    auto on_head = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                 std::size_t) mutable {
-        self->on_header(std::move(x), ec);
-    };
-    c.with_stream([&](auto& s) {
-        http::async_read_header(s, c.buffer, *c.parser, with_op_memory(std::move(on_head)));
-    });
+    // A plain socket is tried at once: the answer is often there by now. A TLS stream waits
+    // for the socket first: OpenSSL would take its record buffer for a try that finds nothing.
+    if (c.plain)
+        return read_answer(std::move(x));
+    await_answer(std::move(x));
 }
 
-// A connection beyond `tls_buffered_connections` holds no read buffer while it waits between
-// the events of a stream: ten thousand streams waiting would hold 4 KiB each. The buffer is
-// given back and taken again (from a per-thread list, connection::read_buffer) once there is
-// something to read. True when `x` waits so; `then` runs with the wait's outcome.
-bool pool_impl::wait_unbuffered(exchange_ptr& x,
-                                void (pool_impl::*then)(exchange_ptr, error_code)) {
+// Waits until the connection has something to read, under the exchange's deadline, or under
+// `stream_idle_timeout` too once an event stream has begun (a stream that stalls between
+// events is cut).
+void pool_impl::await_answer(exchange_ptr x) {
     connection& c = *x->conn;
-    if (c.busy_class || c.buffer.size() > 0)
-        return false;
-    c.buffer.shrink_to_fit();
-    auto on_ready = [self = shared_from_this(), x = std::move(x), then](error_code ec) mutable {
-        ((*self).*then)(std::move(x), ec);
+    if (c.parser->streaming())
+        c.expires_at(std::min(x->deadline, clock::now() + opts.stream_idle_timeout));
+    auto on_ready = [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+        if (ec)
+            return self->read_failed(std::move(x), ec);
+        self->read_answer(std::move(x));
     };
     c.with_stream(
         [&](auto& s) { stream_core::async_wait_readable(s, with_op_memory(std::move(on_ready))); });
-    return true;
 }
 
-void pool_impl::on_header(exchange_ptr x, error_code ec) {
-    if (ec)
-        return fail_or_replay(std::move(x), ec, "read");
-    if (x->resp.first_byte == clock::time_point{})
-        x->resp.first_byte = clock::now();
-    const unsigned status = x->resp.status;
-    if (status >= 100 && status < 200)
-        return on_informational(std::move(x));
+// Reads what the connection has into the pool's scratch buffer and parses it before anything
+// else runs, read after read, until the answer is whole or the stream has nothing more for
+// now. Beast's composed reads did this through a read buffer of each connection's own (4 to
+// 16 KiB held while it waited, ten thousand connections' worth) and a trip through the
+// stream's type-erased executor at each step.
+void pool_impl::read_answer(exchange_ptr x) {
     connection& c = *x->conn;
-    widen_reads(c);
-    if (c.parser->streaming())
-        return read_stream(std::move(x));
-    if (error_code pec; parse_buffered(c, pec) || pec)
-        return on_body(std::move(x), pec);
-    auto on_rest = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                 std::size_t) mutable {
-        self->on_body(std::move(x), ec);
-    };
-    c.with_stream([&](auto& s) {
-        http::async_read(s, c.buffer, *c.parser, with_op_memory(std::move(on_rest)));
-    });
-}
-
-// Most answers arrive whole in the read that brought their head: the body is parsed from the
-// buffer here, as Beast's read would parse it (eagerly, as much as the buffer holds), but
-// without the trip through the scheduler that a read completing at once must take (and the
-// handler wrappers allocated for it). True when the body is done; false, with `ec` clear, when
-// it needs bytes from the socket; `ec` is the parser's error otherwise.
-bool pool_impl::parse_buffered(connection& c, error_code& ec) {
-    response_parser& p = *c.parser;
-    p.eager(true);
-    while (!p.is_done() && c.buffer.size() > 0) {
-        const std::size_t used = p.put(c.buffer.data(), ec);
-        c.buffer.consume(used);
-        if (ec == http::error::need_more) {
-            ec = {};
-            return false;
+    for (unsigned reads = 0;; ++reads) {
+        // A long body that keeps coming is read a few buffers at a time, then the others'
+        // turn: Beast's reads went through the loop after each one.
+        if (reads == reads_per_turn) {
+            post_on_loop(ex,
+                         loop_ex,
+                         with_op_memory([self = shared_from_this(), x = std::move(x)]() mutable {
+                             self->read_answer(std::move(x));
+                         }));
+            return;
         }
-        if (ec || used == 0)
-            return false;
-    }
-    return p.is_done();
-}
-
-// Beast reads into what the buffer has room for, at least 512 bytes: left at the size the
-// head needed, a 32 KB event stream takes some 64 reads, each a trip through the TLS engine
-// and a handler. A body longer than the buffer is read a TLS record (16 KiB) at a time
-// instead; `make_idle` gives the room back, so idle connections stay small. Connections
-// beyond `tls_buffered_connections` read 4 KiB at a time: ten thousand slow streams would
-// otherwise hold 16 KiB each between their events.
-void pool_impl::widen_reads(connection& c) {
-    const std::size_t wide = c.buffer.size() + (c.busy_class ? wide_read_bytes : narrow_read_bytes);
-    const auto length = c.parser->content_length(); // none when chunked
-    if (c.parser->streaming() || !length)
-        c.buffer.reserve(wide);
-    else if (*length > c.buffer.capacity()) // the buffered bytes are the body's first ones
-        c.buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, wide)));
-}
-
-// An event stream is read piece by piece, each read within `stream_idle_timeout` (a stream
-// that stalls between events is cut) and all of it within the request's deadline.
-void pool_impl::read_stream(exchange_ptr x) {
-    connection& c = *x->conn;
-    // What the buffer holds is parsed here, as Beast's read_some would parse it, but without
-    // the post through the stream's type-erased executor (a wrapper allocated each time) that
-    // a read completing at once must take: a read often brings several events.
-    if (!c.parser->is_done() && c.buffer.size() > 0) {
+        const stream_core::outcome o = c.with_stream([&](auto& s) {
+            return stream_core::read_now(s, asio::buffer(scratch.get(), read_scratch_bytes));
+        });
+        if (o.wait == stream_core::want::read)
+            return await_answer(std::move(x));
+        if (o.wait == stream_core::want::write)
+            return await_writable(std::move(x));
+        if (o.ec)
+            return read_ended(std::move(x), o.ec);
+        if (x->resp.first_byte == clock::time_point{})
+            x->resp.first_byte = clock::now();
         error_code ec;
-        parse_buffered(c, ec);
-        if (ec)
-            return fail_stream(std::move(x), ec);
+        const char* step = "read";
+        switch (parse_read(*x, o.n, ec, step)) {
+        case parsed::done:
+            return on_body(std::move(x), {});
+        case parsed::failed:
+            return step == nullptr ? read_failed(std::move(x), ec) : fail(std::move(x), ec, step);
+        case parsed::more:
+            break;
+        }
+        // A TLS read that left nothing inside OpenSSL and took less than the socket could give
+        // waits for the socket: another try would be a recv that finds nothing, and OpenSSL's
+        // record buffer taken for it. A plain socket is tried again (as Beast's reads did):
+        // on a body that keeps coming, the bytes are often there, and the reactor's wait
+        // costs more than a recv.
+        if (c.tls && o.n < read_scratch_bytes && !c.tls->input_ready())
+            return await_answer(std::move(x));
     }
-    if (c.parser->is_done())
-        return on_body(std::move(x), {});
-    const auto now = clock::now();
-    c.expires_at(std::min(x->deadline, now + opts.stream_idle_timeout));
-    if (wait_unbuffered(x, &pool_impl::on_stream_readable))
-        return;
-    read_stream_piece(std::move(x));
 }
 
-void pool_impl::on_stream_readable(exchange_ptr x, error_code ec) {
-    if (ec)
-        return fail_stream(std::move(x), ec);
-    x->conn->buffer.reserve(narrow_read_bytes);
-    read_stream_piece(std::move(x));
-}
-
-// One read of an event stream, into the room the buffer has.
-void pool_impl::read_stream_piece(exchange_ptr x) {
+// A TLS read that must write first (OpenSSL's answer to the peer's key update, say).
+void pool_impl::await_writable(exchange_ptr x) {
     connection& c = *x->conn;
-    auto on_piece = [self = shared_from_this(), x = std::move(x)](error_code ec,
-                                                                  std::size_t) mutable {
+    auto on_ready = [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
         if (ec)
-            return self->fail_stream(std::move(x), ec);
-        self->read_stream(std::move(x));
+            return self->read_failed(std::move(x), ec);
+        self->read_answer(std::move(x));
     };
-    c.with_stream([&](auto& s) {
-        http::async_read_some(s, c.buffer, *c.parser, with_op_memory(std::move(on_piece)));
-    });
+    c.with_stream(
+        [&](auto& s) { stream_core::async_wait_writable(s, with_op_memory(std::move(on_ready))); });
+}
+
+// Parses the `n` bytes a read left in the scratch buffer, after what the connection kept
+// unparsed from earlier reads. Beast's parser takes a head (or a chunk's size line) only
+// whole: a part that a read cut is kept for the next read. Bytes after the answer are kept
+// too, for on_body to find. On failure `step` is what to report, or null for a failure of
+// the read as read_failed reports it.
+pool_impl::parsed
+pool_impl::parse_read(exchange& x, std::size_t n, error_code& ec, const char*& step) {
+    connection& c = *x.conn;
+    const char* data = scratch.get();
+    const bool kept = c.unparsed.size() > 0;
+    if (kept) {
+        if (c.unparsed.size() + n > max_unparsed_bytes) {
+            ec = http::error::buffer_overflow;
+            step = nullptr;
+            return parsed::failed;
+        }
+        c.unparsed.commit(asio::buffer_copy(c.unparsed.prepare(n), asio::buffer(data, n)));
+        data = static_cast<const char*>(c.unparsed.data().data());
+        n = c.unparsed.size();
+    }
+    std::size_t used = 0;
+    for (;;) {
+        response_parser& p = *c.parser;
+        while (!p.is_done() && used < n) {
+            const std::size_t u = p.put(asio::const_buffer(data + used, n - used), ec);
+            used += u;
+            if (ec == http::error::need_more) {
+                ec = {};
+                break;
+            }
+            if (ec) {
+                step = nullptr;
+                return parsed::failed;
+            }
+            if (u == 0)
+                break;
+        }
+        if (!p.is_done() || x.resp.status >= 200 || x.resp.status < 100)
+            break;
+        // A 1xx response is not the answer: the rest of the bytes start the next response.
+        if (const char* refused = next_after_informational(x)) {
+            ec = http::error::bad_status;
+            step = refused;
+            return parsed::failed;
+        }
+    }
+    if (kept) {
+        c.unparsed.consume(used);
+        if (c.unparsed.size() == 0)
+            c.unparsed.shrink_to_fit();
+    } else if (used < n) {
+        c.unparsed.commit(
+            asio::buffer_copy(c.unparsed.prepare(n - used), asio::buffer(data + used, n - used)));
+    }
+    return c.parser->is_done() ? parsed::done : parsed::more;
+}
+
+// The end of the stream, or a read's error. The end of the stream ends a body that runs to it;
+// anywhere else it cuts the answer (Beast's reads report the same errors).
+void pool_impl::read_ended(exchange_ptr x, error_code ec) {
+    response_parser& p = *x->conn->parser;
+    if (ec == asio::error::eof) {
+        if (!p.got_some() && x->conn->unparsed.size() == 0) {
+            ec = http::error::end_of_stream;
+        } else {
+            ec = {};
+            p.put_eof(ec);
+            if (!ec)
+                return on_body(std::move(x), {});
+        }
+    }
+    read_failed(std::move(x), ec);
+}
+
+void pool_impl::read_failed(exchange_ptr x, error_code ec) {
+    if (x->conn->parser->streaming())
+        return fail_stream(std::move(x), ec);
+    fail_or_replay(std::move(x), ec, "read");
 }
 
 // Which limit cut a stream that timed out: the pause between events or the whole request.
@@ -222,17 +249,16 @@ void pool_impl::fail_stream(exchange_ptr x, error_code ec) {
 
 // A 1xx response (100 Continue, 103 Early Hints) is not the answer (RFC 9110 section
 // 15.2): the final response follows on the same stream. 101 switches protocols, which no
-// request of ours asks for; and a server that sends 1xx without end is cut off.
-void pool_impl::on_informational(exchange_ptr x) {
-    if (x->resp.status == 101)
-        return fail(std::move(x),
-                    http::error::bad_status,
-                    "read (101 Switching Protocols, which no request asked for)");
-    if (++x->informational > max_informational)
-        return fail(std::move(x), http::error::bad_status, "read (endless 1xx responses)");
-    forget_answer(*x);
-    new_parser(*x);
-    read_head(std::move(x));
+// request of ours asks for; and a server that sends 1xx without end is cut off. Returns the
+// step to fail with, or null when a new parser awaits the next response.
+const char* pool_impl::next_after_informational(exchange& x) {
+    if (x.resp.status == 101)
+        return "read (101 Switching Protocols, which no request asked for)";
+    if (++x.informational > max_informational)
+        return "read (endless 1xx responses)";
+    forget_answer(x);
+    new_parser(x);
+    return nullptr;
 }
 
 // Drops what was read of a response but its timings: its headers must not be taken for
@@ -255,7 +281,7 @@ void pool_impl::on_body(exchange_ptr x, error_code ec) {
     // request, the answer just read may be a stray response and these bytes the real one.
     // Over TLS only application data counts: a session ticket or a close_notify right
     // behind the answer is not a byte nobody asked for (a close_notify ends the connection).
-    const bool extra = conn->buffer.size() > 0 || (conn->tls && conn->tls->has_unread_data());
+    const bool extra = conn->unparsed.size() > 0 || (conn->tls && conn->tls->has_unread_data());
     const bool keep =
         conn->parser->keep_alive() && !extra && !(conn->tls && conn->tls->read_ended());
     conn->parser.reset();
@@ -285,7 +311,7 @@ void pool_impl::on_body(exchange_ptr x, error_code ec) {
 void pool_impl::fail_or_replay(exchange_ptr x, error_code ec, const char* step) {
     connection& c = *x->conn;
     const bool nothing_received =
-        !c.parser->got_some() && c.buffer.size() == 0 && x->informational == 0;
+        !c.parser->got_some() && c.unparsed.size() == 0 && x->informational == 0;
     if (c.reused && nothing_received && !x->replayed && !closed &&
         ec != asio::error::operation_aborted && ec != beast::error::timeout) {
         x->replayed = true;

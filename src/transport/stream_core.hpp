@@ -73,9 +73,6 @@ public:
             handler);
     }
 
-protected:
-    ~stream_core() = default;
-
     enum class want { nothing, read, write };
 
     // What one try of a step gave: done (with an error or a count), or the socket it waits for.
@@ -84,6 +81,29 @@ protected:
         error_code ec;
         std::size_t n = 0;
     };
+
+    // One read of `s` into `b` now, without waiting: the bytes the stream has (a count), its
+    // error (asio::error::eof at the end of the stream), or which way it must wait for the
+    // socket first (async_wait_readable, async_wait_writable). For a reader that parses what
+    // it reads before it returns to the loop, so that every connection can read into the same
+    // buffer and none holds one of its own while it waits.
+    template <class Stream>
+    static outcome read_now(Stream& s, boost::asio::mutable_buffer b) {
+        static_cast<stream_core&>(s).readable_ = false; // this read uses the readiness seen
+        return s.try_read(b);
+    }
+
+    // Completes with `void(error_code)` once the socket is writable (a TLS read may need to
+    // write first), under the deadline.
+    template <class Stream, class Handler>
+    static auto async_wait_writable(Stream& s, Handler&& handler) {
+        return boost::asio::async_initiate<Handler, void(error_code)>(
+            [&s](auto&& h) { start_op<void_result>(s, writable_step<Stream>{}, std::move(h)); },
+            handler);
+    }
+
+protected:
+    ~stream_core() = default;
 
     struct void_result {
         template <class H>
@@ -223,6 +243,17 @@ protected:
         outcome operator()(Stream& s) const {
             static_cast<stream_core&>(s).readable_ = true;
             return {};
+        }
+    };
+
+    template <class Stream>
+    struct writable_step {
+        bool waited = false;
+        bool wait_first(Stream&) const { return false; }
+        outcome operator()(Stream&) {
+            if (std::exchange(waited, true))
+                return {};
+            return {want::write, {}, 0};
         }
     };
 

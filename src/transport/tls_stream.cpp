@@ -42,6 +42,9 @@ struct socket_bio {
     static int read(BIO* bio, char* data, int size) {
         ::BIO_clear_retry_flags(bio);
         const ssize_t n = ::recv(fd(bio), data, static_cast<std::size_t>(size), 0);
+        // A recv that filled what OpenSSL asked for may have left more in the socket, whose
+        // readiness the reactor will not report again (it waits for new bytes).
+        stream(bio).socket_full_ = n == size;
         return done(bio, n, true);
     }
 

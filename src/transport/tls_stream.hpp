@@ -62,8 +62,11 @@ public:
         return pending_error_ || (::SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
     }
 
-    // A read may have an answer without waiting for the socket.
-    bool input_ready() const noexcept { return has_pending() || read_ended(); }
+    // A read may have an answer without waiting for the socket: bytes inside OpenSSL, an end
+    // it owes, or bytes the last recv may have left in the socket (it took all it asked for).
+    // The reactor reports a socket readable when new bytes arrive, not while it holds some: a
+    // wait for bytes already there could wait for ever.
+    bool input_ready() const noexcept { return has_pending() || read_ended() || socket_full_; }
 
     template <class Handler>
     auto async_handshake(Handler&& handler) {
@@ -118,6 +121,7 @@ private:
 
     SSL* ssl_ = nullptr;
     int last_errno_ = 0;       // of the socket BIO's last recv or send; 0 for an end of stream
+    bool socket_full_ = false; // the socket BIO's last recv took as many bytes as asked
     error_code pending_error_; // a read's failure after bytes it delivered: the next read's
 };
 

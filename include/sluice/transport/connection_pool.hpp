@@ -72,12 +72,10 @@ struct pool_options {
     /// 34 KiB each) between reads. The others free them whenever a read leaves nothing pending
     /// and before every wait for an answer, so that every read and write allocates 17 KiB
     /// afresh (8 allocations per request, and 40 or more per streamed answer) but a connection
-    /// waiting for its answer holds none; they also read bodies 4 KiB at a time instead of
-    /// 16 KiB. Keeping them is the fast path; connections beyond this count release them, so
-    /// that ten thousand mostly waiting connections stay small. Plain connections beyond this
-    /// count read 4 KiB at a time too. Connections beyond it, TLS or plain, also hold no read
-    /// buffer while a stream waits for its next event: it is taken (from a per-thread list,
-    /// not the heap) once there is something to read.
+    /// waiting for its answer holds none. Keeping them is the fast path; connections beyond
+    /// this count release them, so that ten thousand mostly waiting connections stay small.
+    /// (No connection holds a read buffer of sluice's own: every read goes into one buffer of
+    /// the pool's and is parsed at once.)
     std::size_t tls_buffered_connections = 256;
 
     /// Throws std::invalid_argument naming the field when a value is out of range.

@@ -47,8 +47,6 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void lend(connection_ptr conn, exchange_ptr x);
     void start_on(connection_ptr conn, exchange_ptr x);
     void make_idle(connection_ptr conn, bool read_armed);
-    void widen_reads(connection& c);
-    static bool parse_buffered(connection& c, error_code& ec);
     void on_slot_freed();
     void release_broken(connection_ptr conn);
     connection_ptr make_connection();
@@ -82,13 +80,14 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void start_write(exchange_ptr x);
     void new_parser(exchange& x);
     void on_write(exchange_ptr x, error_code ec);
-    void read_head(exchange_ptr x);
-    bool wait_unbuffered(exchange_ptr& x, void (pool_impl::*then)(exchange_ptr, error_code));
-    void on_header(exchange_ptr x, error_code ec);
-    void on_informational(exchange_ptr x);
-    void read_stream(exchange_ptr x);
-    void on_stream_readable(exchange_ptr x, error_code ec);
-    void read_stream_piece(exchange_ptr x);
+    void await_answer(exchange_ptr x);
+    void read_answer(exchange_ptr x);
+    void await_writable(exchange_ptr x);
+    enum class parsed { more, done, failed };
+    parsed parse_read(exchange& x, std::size_t n, error_code& ec, const char*& step);
+    void read_ended(exchange_ptr x, error_code ec);
+    void read_failed(exchange_ptr x, error_code ec);
+    const char* next_after_informational(exchange& x);
     const char* stream_step(const exchange& x, error_code ec) const;
     void fail_stream(exchange_ptr x, error_code ec);
     static void forget_answer(exchange& x);
@@ -119,6 +118,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::vector<connection*> live;       // every open connection; connection::slot indexes it
     std::size_t connecting = 0;          // of which being opened (pool_options::max_connecting)
     body_budget bodies;                  // body bytes of the responses being read
+    // What every read of an answer reads into (read_scratch_bytes), parsed before the reader
+    // returns to the loop: one buffer for all the pool's connections, none of which holds one.
+    std::unique_ptr<char[]> scratch;
     // No handshake has verified the server yet: one connection is opened, and the exchanges
     // that would open others wait for its outcome (a rejected certificate would refuse them
     // all, and a job should stop on one refusal, not on one per connection). Never set when
