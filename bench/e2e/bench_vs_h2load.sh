@@ -11,7 +11,8 @@
 #
 # usage: bench/e2e/bench_vs_h2load.sh [--sluice PATH] [--requests N] [--connections C]
 #                                     [--rates "R1 R2 ..."] [--server-core K] [--client-core K]
-#                                     [--only "whole stream open"] [--callgrind "N1 N2" [--whole]]
+#                                     [--only "whole stream open"]
+#                                     [--callgrind "N1 N2" [--whole] [--open RATE]]
 #                                     [--profile PERF_DATA]
 # --only: run only the listed parts (1 = whole, 2 = stream, 3 = open).
 # --callgrind "N1 N2": instead of the parts, `sluice bench --stream` under valgrind's callgrind
@@ -22,7 +23,12 @@
 #   bench/e2e/callgrind_diff.py FILE.first FILE N2-N1 for each function's cost per request);
 #   SLUICE_CALLGRIND_ARGS adds options to valgrind (such as --dump-instr=yes). With --whole,
 #   the same for whole answers (`sluice bench --no-stream`, the answer of part 1): instructions
-#   per request.
+#   per request. With --open RATE (implies --whole), the open loop of part 3 instead, at RATE
+#   (constant arrivals, at most 8 in flight): pick a rate valgrind holds (a few hundred a
+#   second), or the loop falls behind and runs as a closed one; and N1 of at least 1,000 (the
+#   distinct prompts, all built before the first request), or the difference counts the
+#   building of the prompts N2 has more of. Instructions only: a timer's wake-up costs the
+#   kernel, not the process, so compare CPU per request of part 3 as well.
 # --profile PERF_DATA: after the parts, one more `sluice bench --stream` under `perf record`
 #   (Debian linux-perf), and its top symbols.
 # Build first: cmake --preset bench && cmake --build --preset bench
@@ -39,6 +45,7 @@ client_core=1
 only="whole stream open"
 callgrind=""
 whole=0
+open_rate=""
 profile=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,6 +58,7 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift 2 ;;
         --callgrind) callgrind=$2; shift 2 ;;
         --whole) whole=1; shift ;;
+        --open) open_rate=$2; whole=1; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -162,6 +170,7 @@ has_part() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 callgrind_ir() { # requests
     local mode=(--base-url "$url/sse/v1" --stream)
     if [ "$whole" = 1 ]; then mode=(--base-url "$url/v1" --no-stream); fi
+    if [ -n "$open_rate" ]; then mode+=(--rate "$open_rate" --arrivals constant); fi
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" ${SLUICE_CALLGRIND_ARGS:-} "$sluice" bench \
         "${mode[@]}" --ca-file "$dir/cert.pem" --model m --input-tokens 4 \
         --output-tokens 8 -n "$1" -c 8 -q --json "$dir/b.json" > /dev/null 2> "$dir/cg.log"
@@ -181,6 +190,10 @@ if [ -n "$callgrind" ]; then
     if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT.first"; fi
     ir2=$(callgrind_ir "$n2")
     if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT"; fi
+    if [ -n "$open_rate" ]; then
+        python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice bench --no-stream --rate $open_rate: {$ir1} instructions for $n1 requests, {$ir2} for $n2: {d:,.0f} per request')"
+        exit 0
+    fi
     if [ "$whole" = 1 ]; then
         python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice bench --no-stream: {$ir1} instructions for $n1 requests, {$ir2} for $n2: {d:,.0f} per request')"
         exit 0

@@ -1,5 +1,8 @@
 #include <sluice/loadgen/load_generator.hpp>
 
+#include "detail/complete.hpp"
+#include "loadgen/pacing.hpp"
+
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -24,10 +27,12 @@ loadgen_options prepared(loadgen_options o) {
 } // namespace
 
 // The driver: the schedule says when each request is due, the cap says whether it may go;
-// a request waits here (timer or cap) and never inside the engine. Everything runs on `ex`.
+// a request waits here (timer, poll or cap) and never inside the engine. Everything runs on
+// `ex`.
 struct load_generator::impl {
     impl(asio::any_io_executor executor, loadgen_options o)
         : ex(std::move(executor))
+        , loop_ex(detail::concrete_loop_executor(ex))
         , opts(prepared(std::move(o)))
         , cap(opts.load.concurrency ? opts.load.concurrency : opts.engine.pool.max_connections)
         , prompts(opts.prompts, opts.load.max_requests, opts.load.seed)
@@ -42,7 +47,9 @@ struct load_generator::impl {
     void begin();
     void pump();
     bool next_due(clock::time_point now);
-    void wait_until(clock::time_point due);
+    void wait_until(clock::time_point due, clock::time_point now);
+    void poll();
+    void wait_over(bool go_on);
     void submit(clock::time_point due, clock::time_point now);
     void on_result(const sent_request& s, bool warm, const result& r);
     void halt(error_code why, bool at_once);
@@ -53,6 +60,7 @@ struct load_generator::impl {
     loadgen_progress snapshot() const;
 
     asio::any_io_executor ex;
+    std::optional<asio::io_context::executor_type> loop_ex; // for posts without a wrapper
     loadgen_options opts;
     std::size_t cap;
     prompt_source prompts;
@@ -75,8 +83,9 @@ struct load_generator::impl {
     bool stopping = false;
     bool finishing = false;
     bool engine_stopped = false;
-    int timers_pending = 0; // waits armed on `timer` and `progress_timer`
+    int timers_pending = 0; // waits armed on `timer` and `progress_timer`, and a poll posted
     bool timer_armed = false;
+    bool poll_posted = false;
     std::size_t in_flight = 0;
     std::uint64_t sent = 0;
     error_code end_reason;
@@ -131,7 +140,7 @@ bool load_generator::impl::next_due(clock::time_point now) {
 }
 
 // Sends every request that is due and has a free slot; then waits for the next due time
-// (the timer) or a free slot (the next result calls this again).
+// (the timer, or a poll when it is near) or a free slot (the next result calls this again).
 void load_generator::impl::pump() {
     while (!stopping) {
         // The cap first: an unpaced schedule's request is due when it is asked for, so asking
@@ -142,7 +151,7 @@ void load_generator::impl::pump() {
         if (!next_due(now))
             break;
         if (*due > now) {
-            wait_until(*due);
+            wait_until(*due, now);
             return;
         }
         submit(*due, now);
@@ -151,22 +160,43 @@ void load_generator::impl::pump() {
     maybe_finish();
 }
 
-void load_generator::impl::wait_until(clock::time_point at) {
-    if (timer_armed)
+void load_generator::impl::wait_until(clock::time_point at, clock::time_point now) {
+    if (timer_armed || poll_posted)
         return; // armed for this same due time: `due` only changes once it is sent
+    if (detail::pace(at, now, opts.busy_wait) == detail::pacing::poll) {
+        poll();
+        return;
+    }
     timer_armed = true;
     ++timers_pending;
     timer.expires_at(at);
     timer.async_wait([this](error_code ec) {
-        --timers_pending;
         timer_armed = false;
-        if (!ec && !stopping) {
-            pump();
-        } else {
-            maybe_finish();
-            try_complete();
-        }
+        wait_over(!ec); // cancelled: stopping or finishing
     });
+}
+
+// Looks at the schedule again once the handlers already queued have run, and the loop has
+// polled for I/O (Asio runs epoll_wait without a timeout between handlers when more are
+// queued): a short wait without a timer's wake-up; see detail::pace.
+void load_generator::impl::poll() {
+    poll_posted = true;
+    ++timers_pending;
+    detail::post_on_loop(ex, loop_ex, [this] {
+        poll_posted = false;
+        wait_over(!finishing); // a poll is not cancelled: it sees the run finishing itself
+    });
+}
+
+// A wait for the schedule (timer or poll) is over: sending goes on, or the run winds down.
+void load_generator::impl::wait_over(bool go_on) {
+    --timers_pending;
+    if (go_on && !stopping) {
+        pump();
+    } else {
+        maybe_finish();
+        try_complete();
+    }
 }
 
 void load_generator::impl::submit(clock::time_point at, clock::time_point now) {

@@ -40,6 +40,8 @@ void loadgen_options::validate() const {
         throw std::invalid_argument("bench.timeline_slices: must be at least 2");
     if (progress_interval.count() <= 0)
         throw std::invalid_argument("bench.progress_interval: must be positive");
+    if (busy_wait.count() < 0)
+        throw std::invalid_argument("bench.busy_wait: must not be negative");
 }
 
 } // namespace sluice

@@ -223,6 +223,56 @@ TEST_CASE("an open loop shows the queueing that a closed loop hides") {
     CHECK(orr.e2e().min() >= 45ms);
 }
 
+TEST_CASE("an open loop waits for a near due time by polling, and sends nothing early") {
+    test::loopback_mock mock;
+    // 200 requests at 2,000/s: the last is due 99.5 ms after the start. Every gap is shorter
+    // than the busy wait (polled, no timer) in one run, and none is in the other (timers).
+    for (const auto busy_wait : {std::chrono::microseconds(1s), std::chrono::microseconds(0)}) {
+        INFO("busy_wait " << busy_wait.count() << " us");
+        asio::io_context ioc;
+        loadgen_options o = bench_options_for(mock, 200);
+        o.load.rate = 2000;
+        o.load.process = arrival_process::constant;
+        o.load.concurrency = 8;
+        o.busy_wait = busy_wait;
+        load_generator gen(ioc.get_executor(), o);
+        const finished f = run(ioc, gen);
+        REQUIRE(f.completed);
+        CHECK_FALSE(f.end);
+        CHECK(f.wall >= 99ms);
+        const recorder& rec = gen.results().rec();
+        CHECK(rec.completed() == 200);
+        CHECK(rec.send_lag().count() == 200);
+        CHECK(gen.progress().sent == 200);
+    }
+    CHECK(mock.server().stats().requests == 400);
+}
+
+TEST_CASE("stop() ends an open loop that is polling for its next request") {
+    mock_options mo;
+    mo.latency = 2ms;
+    test::loopback_mock mock(mo);
+    asio::io_context ioc;
+    loadgen_options o = bench_options_for(mock, 100000);
+    o.load.rate = 2000;
+    o.load.process = arrival_process::constant;
+    o.load.concurrency = 8;
+    o.busy_wait = 1s; // every wait polled: the stop must still end the run
+    o.progress_interval = 50ms;
+    load_generator gen(ioc.get_executor(), o);
+    gen.on_progress([&](const loadgen_progress& p) {
+        if (p.completed >= 8)
+            gen.stop();
+    });
+    const finished f = run(ioc, gen);
+    REQUIRE(f.completed);
+    CHECK(f.end == asio::error::operation_aborted);
+    const recorder& rec = gen.results().rec();
+    CHECK(rec.completed() >= 8);
+    CHECK(rec.completed() < 100000);
+    CHECK(rec.completed() + rec.failed() + gen.results().cancelled() == gen.progress().sent);
+}
+
 TEST_CASE("a warm-up is sent on the schedule and left out of the figures") {
     mock_options mo;
     mo.latency = 5ms;

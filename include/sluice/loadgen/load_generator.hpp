@@ -58,6 +58,12 @@ struct loadgen_options {
     std::size_t timeline_slices = 100;
     /// Period of the progress callback. Default 1 s; must be positive.
     std::chrono::milliseconds progress_interval{1000};
+    /// A request due sooner than this is waited for by polling the event loop (answers are
+    /// still read meanwhile), not with a timer: a timer's wake-up costs the kernel several
+    /// system calls, and in a virtual machine more CPU than a whole request, so at high rates
+    /// it would decide the highest rate held. Polling keeps the CPU busy for gaps this short
+    /// only. Default 20 us; 0: always a timer; must not be negative.
+    std::chrono::microseconds busy_wait{20};
 
     /// Throws std::invalid_argument naming the field when a value is out of range.
     void validate() const;

@@ -48,6 +48,7 @@ TEST_CASE("a benchmark measures the server: no limits, no retries, no hold on a 
     CHECK(o.prompts.input_tokens.min == 1024);
     CHECK(o.prompts.output_tokens.min == 128);
     CHECK_FALSE(o.slo.any());
+    CHECK(o.busy_wait == 20us); // as documented: gaps under 20 us are polled, not slept
 }
 
 TEST_CASE("loadgen options validate, naming the field") {
@@ -72,6 +73,14 @@ TEST_CASE("loadgen options validate, naming the field") {
     o = valid();
     o.progress_interval = 0ms;
     CHECK_THAT(refusal(o), Catch::Contains("bench.progress_interval"));
+
+    o = valid();
+    o.busy_wait = -1us;
+    CHECK_THAT(refusal(o), Catch::Contains("bench.busy_wait"));
+
+    o = valid();
+    o.busy_wait = 0us; // always a timer
+    CHECK(refusal(o) == "valid");
 
     o = valid();
     o.timeline_width = 0ms;
