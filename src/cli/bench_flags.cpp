@@ -44,6 +44,11 @@ void add_load_flags(CLI::App* cmd, bench_options& o) {
            "--warmup", o.warmup_s, "Seconds of load at the start that are not recorded (default 0)")
         ->check(CLI::NonNegativeNumber.description(""));
     cmd->add_option("--seed", o.seed, "Seed of the arrivals and the prompts (default 0)");
+    cmd->add_option("--busy-wait-us",
+                    o.busy_wait_us,
+                    "Open loop: poll, instead of a timer, for a request due sooner than this "
+                    "(default 20; 0: always a timer)")
+        ->check(CLI::NonNegativeNumber.description(""));
 }
 
 void add_prompt_flags(CLI::App* cmd, bench_options& o) {

@@ -154,6 +154,8 @@ loadgen_options make_loadgen_options(const bench_options& o, std::string* api_ke
     lo.prompts.ignore_eos = o.ignore_eos;
     lo.prompts.stream = o.stream;
     lo.warmup = seconds_flag(o.warmup_s, "--warmup");
+    if (o.busy_wait_us)
+        lo.busy_wait = std::chrono::microseconds(*o.busy_wait_us);
     lo.slo = parse_slo(o.slo);
     return lo;
 }

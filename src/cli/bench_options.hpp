@@ -45,6 +45,8 @@ struct bench_options {
     double duration_s = 0;
     double warmup_s = 0;
     std::uint64_t seed = 0;
+    /// Empty: loadgen_options' default.
+    std::optional<std::int64_t> busy_wait_us;
     /// `--sweep rate=R1,R2,...` or `concurrency=C1,C2,...`; empty: one run.
     std::string sweep;
 

@@ -121,6 +121,7 @@ TEST_CASE("sluice bench refuses bad setups with the documented statuses") {
     CHECK(read_file(dir.file("err.txt")).find("--burstiness") != std::string::npos);
     CHECK(run_shell(sluice_cmd("bench --mock --slo latency=5" + quiet)) == 2);
     CHECK(run_shell(sluice_cmd("bench --mock --input-tokens 0" + quiet)) == 2);
+    CHECK(run_shell(sluice_cmd("bench --mock --busy-wait-us -1" + quiet)) == 2);
     CHECK(run_shell(sluice_cmd("bench --mock --input x.jsonl --input-tokens 5" + quiet)) == 2);
     // Synthetic prompts without a model, against a real endpoint: status 2.
     CHECK(run_shell("env -u OPENAI_API_KEY " +

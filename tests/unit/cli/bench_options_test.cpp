@@ -16,3 +16,14 @@ TEST_CASE("sluice bench's engine keeps only what a benchmark reads of each answe
     CHECK(lo.engine.fields == completion_fields::usage);
     CHECK_FALSE(lo.engine.streamed_body);
 }
+
+TEST_CASE("the flag --busy-wait-us sets the open loop's polling horizon, by default the library's 20 us") {
+    bench_options b;
+    b.base_url = "http://127.0.0.1:9/v1";
+    b.model = "m";
+    CHECK(make_loadgen_options(b).busy_wait == std::chrono::microseconds(20));
+    b.busy_wait_us = 0; // always a timer
+    CHECK(make_loadgen_options(b).busy_wait == std::chrono::microseconds(0));
+    b.busy_wait_us = 150;
+    CHECK(make_loadgen_options(b).busy_wait == std::chrono::microseconds(150));
+}
