@@ -7,7 +7,9 @@
 #   3. open loop: sluice bench --rate R at rising rates, the send lag p99 at each (target: the
 #      highest rate held with send lag p99 under 1 ms is at least h2load's closed-loop rate).
 # Every run is bounded in requests; CPU per request (user + system of the client) is printed
-# beside each rate, since the machine is shared and rates swing.
+# beside each rate, since the machine is shared and rates swing. In part 3, rates above
+# 50,000/s have gaps under `sluice bench`'s busy wait (20 us), polled rather than slept: the
+# client's core is busy throughout, and its CPU per request is about 1/rate.
 #
 # usage: bench/e2e/bench_vs_h2load.sh [--sluice PATH] [--requests N] [--connections C]
 #                                     [--rates "R1 R2 ..."] [--server-core K] [--client-core K]
