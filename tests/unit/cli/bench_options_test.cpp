@@ -17,7 +17,7 @@ TEST_CASE("sluice bench's engine keeps only what a benchmark reads of each answe
     CHECK_FALSE(lo.engine.streamed_body);
 }
 
-TEST_CASE("the flag --busy-wait-us sets the open loop's polling horizon, by default the library's 20 us") {
+TEST_CASE("the flag --busy-wait-us sets loadgen_options::busy_wait (by default 20 us)") {
     bench_options b;
     b.base_url = "http://127.0.0.1:9/v1";
     b.model = "m";
