@@ -62,7 +62,8 @@ public:
         return boost::none;
     }
 
-    // The most bytes of a head, or of a chunk line or the trailers, default 8 KiB.
+    // The most bytes of the status line, and of the fields after it (counted apart, as Beast
+    // does), of a chunk line, and of the trailers; default 8 KiB.
     void header_limit(std::uint32_t v) noexcept { header_limit_ = v; }
 
     // The most body bytes; none for no limit. Default 8 MiB, as Beast's for a response.
@@ -100,8 +101,8 @@ private:
     std::string fold_; // a value joined from obs-fold lines
     boost::optional<std::uint64_t> body_limit_ = std::uint64_t{8 * 1024 * 1024};
     http1::framing framing_;
-    std::uint64_t len_ = 0; // body or chunk bytes still to come
-    std::size_t head_bytes_ = 0;
+    std::uint64_t len_ = 0;      // body or chunk bytes still to come
+    std::size_t head_bytes_ = 0; // of the fields
     std::uint32_t header_limit_ = 8192;
     int status_ = 0;
     bool expect_crlf_ = false; // the CRLF after a chunk's data, read with the next chunk line
@@ -186,7 +187,7 @@ bool http1_parser<Derived>::keep_pending(std::size_t pending, error_code& ec) co
     if (ec != http1::error::need_more)
         return false;
     const bool head = state_ <= state::fields;
-    if ((head ? head_bytes_ + pending : pending) > header_limit_) {
+    if (head ? head_bytes_ + pending >= header_limit_ : pending > header_limit_) {
         ec = http1::error::header_limit;
         return false;
     }
@@ -207,13 +208,13 @@ void http1_parser<Derived>::step(const char*& p, const char* last, error_code& e
             const char* lim =
                 static_cast<std::size_t>(last - p) > header_limit_ ? p + header_limit_ : last;
             http1::parse_status_line(q, lim, version, status_, ec);
-            if (ec == http1::error::need_more && lim != last)
+            if (ec == http1::error::need_more &&
+                static_cast<std::size_t>(last - p) >= header_limit_)
                 ec = http1::error::header_limit;
             if (ec)
                 return;
             if (version == 11)
                 framing_.flags |= http1::framing::http11;
-            head_bytes_ = static_cast<std::size_t>(q - p);
             p = q;
             derived().on_response(status_, version, ec);
             if (ec)
@@ -228,7 +229,8 @@ void http1_parser<Derived>::step(const char*& p, const char* last, error_code& e
             parse_fields(q, lim, ec);
             head_bytes_ += static_cast<std::size_t>(q - p);
             p = q;
-            if (ec == http1::error::need_more && lim != last)
+            if (ec == http1::error::need_more &&
+                head_bytes_ + static_cast<std::size_t>(last - p) >= header_limit_)
                 ec = http1::error::header_limit;
             if (ec)
                 return;
