@@ -3,11 +3,14 @@
 #include <sluice/http_response.hpp>
 #include <sluice/transport/connection_pool.hpp>
 
+#include "transport/http1_parser.hpp"
+#include "transport/http1_read.hpp"
+
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/basic_parser.hpp>
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 
 namespace sluice::detail {
 
@@ -30,8 +33,9 @@ struct body_budget {
 // An HTTP/1.1 response parser that writes straight into an `http_response`: the headers the
 // engine reads are copied into their members and the others are dropped (no per-field
 // allocation, unlike a full beast::http::fields), and the body goes into a string that always
-// keeps `parse_padding` spare bytes so the simdjson fast path can read it in place.
-class response_parser final : public boost::beast::http::basic_parser<false> {
+// keeps `parse_padding` spare bytes so the simdjson fast path can read it in place. The
+// parsing is sluice's own (http1_parser.hpp), with Beast's semantics and errors.
+class response_parser final : public http1_parser<response_parser> {
 public:
     // `charged` is the exchange's share of `budget`, which outlives this parser: the body keeps
     // its memory until the response is delivered. `max_body` is the body limit, past which the
@@ -66,26 +70,18 @@ public:
     bool streaming() const noexcept { return out_.streamed; }
 
 private:
+    friend class http1_parser<response_parser>;
     using string_view = boost::beast::string_view;
 
-    void
-    on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {
-    }
+    void on_response(int code, int, error_code&) { out_.status = static_cast<unsigned>(code); }
 
-    void on_response_impl(int code, string_view, int, error_code&) override {
-        out_.status = static_cast<unsigned>(code);
-    }
-
-    void on_field_impl(boost::beast::http::field,
-                       string_view name,
-                       string_view value,
-                       error_code&) override {
-        keep_header(name, value);
+    void on_field(std::string_view name, std::string_view value, error_code&) {
+        keep_header({name.data(), name.size()}, value);
     }
 
     // Decided with the header, not at the body's first byte: the exchange reads a stream
     // piece by piece from the moment the header is in.
-    void on_header_impl(error_code& ec) override {
+    void on_header(error_code& ec) {
         out_.streamed = observer_ && out_.status >= 200 && out_.status < 300 &&
                         (observe_any_ || is_event_stream());
         if (observe_any_ && !out_.streamed) {
@@ -95,7 +91,7 @@ private:
         }
     }
 
-    void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code& ec) override {
+    void on_body_init(const boost::optional<std::uint64_t>& length, error_code& ec) {
         if (out_.streamed)
             return;
         // The base class has already refused a Content-Length above the body limit.
@@ -103,15 +99,9 @@ private:
             ec = errc::body_too_large;
     }
 
-    std::size_t on_body_impl(string_view body, error_code& ec) override { return append(body, ec); }
+    std::size_t on_body(std::string_view body, error_code& ec) { return append(body, ec); }
 
-    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-
-    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
-        return append(body, ec);
-    }
-
-    void on_finish_impl(error_code& ec) override {
+    void on_finish(error_code& ec) {
         if (!out_.streamed && !grow_to(out_.body.size() + parse_padding))
             ec = errc::body_too_large;
     }
@@ -123,7 +113,7 @@ private:
                boost::beast::iequals(string_view(type.data(), sse.size()), sse);
     }
 
-    std::size_t append(string_view piece, error_code& ec) {
+    std::size_t append(std::string_view piece, error_code& ec) {
         if (out_.streamed) {
             ec = observer_->on_body({piece.data(), piece.size()}, std::chrono::steady_clock::now());
             return ec ? 0 : piece.size();
@@ -160,7 +150,7 @@ private:
     }
 
     // Stores the value of a header sluice reads; the others are skipped.
-    void keep_header(string_view name, string_view value) {
+    void keep_header(string_view name, std::string_view value) {
         using boost::beast::iequals;
         // Only x-request-id, retry-after*, x-should-retry and x-ratelimit-* are read.
         if (name.size() < 11)
