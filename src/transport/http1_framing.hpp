@@ -47,20 +47,19 @@ struct framing {
 inline void framing::field(std::string_view name, std::string_view value, error_code& ec) {
     using boost::beast::iequals;
     const boost::beast::string_view v(value.data(), value.size());
-    const auto named = [&](boost::beast::string_view n) {
-        return name.size() == n.size() &&
-               iequals(boost::beast::string_view(name.data(), name.size()), n);
+    const auto named = [&](std::string_view n) {
+        return ascii_iequals(name, n);
     };
     switch (name.size()) {
     case 10:   // Connection
     case 16: { // Proxy-Connection
         if (!named("connection") && !named("proxy-connection"))
             return;
-        if (iequals(v, "keep-alive")) {
+        if (ascii_iequals(value, "keep-alive")) {
             flags |= keep_alive;
             return;
         }
-        if (iequals(v, "close")) {
+        if (ascii_iequals(value, "close")) {
             flags |= close;
             return;
         }
@@ -134,7 +133,7 @@ inline void framing::field(std::string_view name, std::string_view value, error_
             return;
         }
         // Chunked only when it is the last coding (RFC 9112 section 6.3).
-        if (iequals(v, "chunked")) {
+        if (ascii_iequals(value, "chunked")) {
             flags |= chunked;
             return;
         }

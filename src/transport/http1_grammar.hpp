@@ -43,6 +43,47 @@ inline bool is_token_char(char c) noexcept {
     return table.at[static_cast<unsigned char>(c)];
 }
 
+// The first byte in [p, last) that is not a tchar (where a field name ends).
+inline const char* skip_token_chars(const char* p, const char* last) noexcept {
+#if defined(__SSE2__)
+    const auto in = [](__m128i x, char lo, char hi) { // lo <= x <= hi, unsigned
+        return _mm_cmpeq_epi8(_mm_max_epu8(_mm_min_epu8(x, _mm_set1_epi8(hi)), _mm_set1_epi8(lo)),
+                              x);
+    };
+    const auto is = [](__m128i x, char c) {
+        return _mm_cmpeq_epi8(x, _mm_set1_epi8(c));
+    };
+    while (last - p >= 16) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const __m128i separator =
+            _mm_or_si128(_mm_or_si128(_mm_or_si128(is(x, '"'), in(x, '(', ')')),
+                                      _mm_or_si128(is(x, ','), is(x, '/'))),
+                         _mm_or_si128(_mm_or_si128(in(x, ':', '@'), in(x, '[', ']')),
+                                      _mm_or_si128(is(x, '{'), is(x, '}'))));
+        const __m128i token = _mm_andnot_si128(separator, in(x, '!', '~'));
+        if (const unsigned m = ~static_cast<unsigned>(_mm_movemask_epi8(token)) & 0xffffu)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < last && is_token_char(*p))
+        ++p;
+    return p;
+}
+
+// `s` equals `lower` (lower case ASCII) but for the case of letters.
+inline bool ascii_iequals(std::string_view s, std::string_view lower) noexcept {
+    if (s.size() != lower.size())
+        return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        const char l = lower[i];
+        if (c != l && !(static_cast<unsigned char>(l - 'a') < 26 && (c | 0x20) == l))
+            return false;
+    }
+    return true;
+}
+
 inline bool is_digit(char c) noexcept {
     return static_cast<unsigned char>(c - '0') < 10;
 }
@@ -330,19 +371,12 @@ inline void parse_field(const char*& p,
                         error_code& ec) {
     constexpr std::size_t max_obs_fold = 4096; // Beast's bound on a folded value
     const char* first = p;
-    for (;;) {
-        if (*p == ':')
-            break;
-        if (!is_token_char(*p)) {
-            ec = error::bad_field;
-            return;
-        }
-        if (++p == last) {
-            ec = error::need_more;
-            return;
-        }
+    p = skip_token_chars(p, last);
+    if (p == last) {
+        ec = error::need_more;
+        return;
     }
-    if (p == first) {
+    if (*p != ':' || p == first) {
         ec = error::bad_field;
         return;
     }
