@@ -42,6 +42,15 @@ public:
     // ended before their end or `ec` is set. Never fails with need_more.
     std::size_t put(boost::asio::const_buffer buffer, error_code& ec);
 
+    // As `put`, but stops at the end of the head (as Beast's put does unless eager): for a
+    // caller that acts on the head before it hands on the body.
+    std::size_t put_header(boost::asio::const_buffer buffer, error_code& ec) {
+        head_only_ = true;
+        const std::size_t n = put(buffer, ec);
+        head_only_ = false;
+        return n;
+    }
+
     // The connection ended: finishes a body delimited by the end of the stream; otherwise
     // partial_message (or end_of_stream when nothing at all came).
     void put_eof(error_code& ec);
@@ -106,6 +115,7 @@ private:
     std::uint32_t header_limit_ = 8192;
     int status_ = 0;
     bool expect_crlf_ = false; // the CRLF after a chunk's data, read with the next chunk line
+    bool head_only_ = false;   // in put_header
     state state_ = state::nothing_yet;
 };
 
@@ -115,7 +125,7 @@ std::size_t http1_parser<Derived>::put(boost::asio::const_buffer buffer, error_c
     const char* const first = static_cast<const char*>(buffer.data());
     const char* const end = first + buffer.size();
     const char* p = first;
-    while (p < end && state_ != state::complete) {
+    while (p < end && state_ != state::complete && !(head_only_ && is_header_done())) {
         if (buf_.empty()) {
             const char* q = p;
             step(q, end, ec);
@@ -235,7 +245,7 @@ void http1_parser<Derived>::step(const char*& p, const char* last, error_code& e
             if (ec)
                 return;
             finish_header(ec);
-            if (ec)
+            if (ec || head_only_)
                 return;
             break;
         }

@@ -21,11 +21,26 @@
 #include <boost/beast/core/read_size.hpp>
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 namespace sluice::detail {
 
 namespace http1 {
+
+struct header_done {
+    template <class P>
+    bool operator()(const P& p) const noexcept {
+        return p.is_header_done();
+    }
+};
+
+struct message_done {
+    template <class P>
+    bool operator()(const P& p) const noexcept {
+        return p.is_done();
+    }
+};
 
 // One read (unless the buffer already holds bytes), then the parser takes what came. Reads
 // until `Done(parser)` when `Until` is set.
@@ -47,9 +62,7 @@ public:
             }
             for (;;) {
                 if (b_.size() > 0) {
-                    const std::size_t used = p_.put(b_.data(), ec);
-                    used_ += used;
-                    b_.consume(used);
+                    feed(ec);
                     if (ec || !Until || Done{}(p_))
                         break;
                 }
@@ -74,9 +87,7 @@ public:
                 if (ec)
                     break;
                 if (!Until && b_.size() > 0) {
-                    const std::size_t used = p_.put(b_.data(), ec);
-                    used_ += used;
-                    b_.consume(used);
+                    feed(ec);
                     break;
                 }
             }
@@ -90,25 +101,20 @@ public:
     }
 
 private:
+    // A head read leaves the body in the buffer, as Beast's does: the caller notes the time of
+    // the head before any of the body is handed on.
+    void feed(error_code& ec) {
+        const std::size_t used = std::is_same_v<Done, header_done> ? p_.put_header(b_.data(), ec)
+                                                                   : p_.put(b_.data(), ec);
+        used_ += used;
+        b_.consume(used);
+    }
+
     Stream& s_;
     DynamicBuffer& b_;
     http1_parser<Derived>& p_;
     std::size_t used_ = 0;
     bool read_ = false;
-};
-
-struct header_done {
-    template <class P>
-    bool operator()(const P& p) const noexcept {
-        return p.is_header_done();
-    }
-};
-
-struct message_done {
-    template <class P>
-    bool operator()(const P& p) const noexcept {
-        return p.is_done();
-    }
 };
 
 template <bool Until, class Done, class Stream, class DynamicBuffer, class Derived, class Token>

@@ -6,8 +6,6 @@
 #include "transport/http1_parser.hpp"
 #include "transport/http1_read.hpp"
 
-#include <boost/beast/core/string.hpp>
-
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -71,12 +69,11 @@ public:
 
 private:
     friend class http1_parser<response_parser>;
-    using string_view = boost::beast::string_view;
 
     void on_response(int code, int, error_code&) { out_.status = static_cast<unsigned>(code); }
 
     void on_field(std::string_view name, std::string_view value, error_code&) {
-        keep_header({name.data(), name.size()}, value);
+        keep_header(name, value);
     }
 
     // Decided with the header, not at the body's first byte: the exchange reads a stream
@@ -108,9 +105,8 @@ private:
 
     bool is_event_stream() const noexcept {
         const std::string_view type = out_.content_type;
-        constexpr string_view sse = "text/event-stream";
-        return type.size() >= sse.size() &&
-               boost::beast::iequals(string_view(type.data(), sse.size()), sse);
+        constexpr std::string_view sse = "text/event-stream";
+        return http1::ascii_iequals(type.substr(0, sse.size()), sse);
     }
 
     std::size_t append(std::string_view piece, error_code& ec) {
@@ -150,8 +146,10 @@ private:
     }
 
     // Stores the value of a header sluice reads; the others are skipped.
-    void keep_header(string_view name, std::string_view value) {
-        using boost::beast::iequals;
+    void keep_header(std::string_view name, std::string_view value) {
+        const auto iequals = [](std::string_view a, std::string_view lower) {
+            return http1::ascii_iequals(a, lower);
+        };
         // Only x-request-id, retry-after*, x-should-retry and x-ratelimit-* are read.
         if (name.size() < 11)
             return;
@@ -167,7 +165,7 @@ private:
             return out_.should_retry.assign(value.data(), value.size());
         if (name.size() < 24 || !iequals(name.substr(0, 12), "x-ratelimit-"))
             return;
-        const string_view rest = name.substr(12);
+        const std::string_view rest = name.substr(12);
         if (iequals(rest, "limit-requests"))
             return out_.limit_requests.assign(value.data(), value.size());
         if (iequals(rest, "limit-tokens"))

@@ -229,3 +229,25 @@ TEST_CASE("a chunk line or trailers past the header limit fail however they are 
         }
     }
 }
+
+TEST_CASE("put_header stops at the end of the head, put goes on from there") {
+    for (const std::string& answer : {nginx_answer(), openai_chunked()}) {
+        message m;
+        ours p(m);
+        error_code ec;
+        const std::size_t head = answer.find("\r\n\r\n") + 4;
+        // In two pieces cut inside the head, so that the split line is kept by the parser.
+        std::size_t used = p.put_header(boost::asio::buffer(answer.data(), 10), ec);
+        REQUIRE(used == 10);
+        used += p.put_header(boost::asio::buffer(answer.data() + 10, answer.size() - 10), ec);
+        REQUIRE_FALSE(ec);
+        CHECK(used == head);
+        CHECK(p.is_header_done());
+        CHECK(m.body.empty());
+        used += p.put(boost::asio::buffer(answer.data() + used, answer.size() - used), ec);
+        REQUIRE_FALSE(ec);
+        CHECK(p.is_done());
+        CHECK(used == answer.size());
+        CHECK(m.body == json_body);
+    }
+}
