@@ -66,9 +66,10 @@ public:
     bool keep_alive() const noexcept { return framing_.persists(); }
 
     boost::optional<std::uint64_t> content_length() const noexcept {
-        if (framing_.flags & http1::framing::content_length)
-            return framing_.length;
-        return boost::none;
+        // Built with its value either way: an empty boost::optional copied (inlined) makes
+        // g++ -O1 warn that its storage may be used uninitialized.
+        return boost::optional<std::uint64_t>(
+            (framing_.flags & http1::framing::content_length) != 0, framing_.length);
     }
 
     // The most bytes of the status line, and of the fields after it (counted apart, as Beast
@@ -412,15 +413,16 @@ void http1_parser<Derived>::parse_chunk_header(const char*& p0, const char* last
         return;
     }
     if (size != 0) {
-        if (body_limit_) {
-            if (size > *body_limit_) {
-                ec = http1::error::body_limit;
-                return;
-            }
-            *body_limit_ -= size;
+        if (body_limit_ && size > *body_limit_) {
+            ec = http1::error::body_limit;
+            return;
         }
         if (!http1::chunk_extensions_end(p, last, eol - 2, ec))
             return;
+        // Only now: a line read again once more bytes came (its extensions ran on past the
+        // line end) must not be charged twice.
+        if (body_limit_)
+            *body_limit_ -= size;
         len_ = size;
         p0 = eol;
         expect_crlf_ = true;

@@ -115,6 +115,9 @@ std::vector<shape> bad_shapes() {
         {"body to the end past the body limit",
          head("HTTP/1.0 200 OK\n\n") + "abcdefghijk",
          {8192, 10}},
+        {"chunk extension running past the line, cut short (the line is charged once)",
+         head("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n") + "5;a=\"x\r\nabcde\r\n",
+         {8192, 8}},
         {"head cut short", head("HTTP/1.1 200 OK\nContent-Le")},
         {"body cut short", head("HTTP/1.1 200 OK\nContent-Length: 10\n\n") + "abc"},
         {"chunked cut short",
@@ -141,11 +144,10 @@ void check_against_beast(const shape& s) {
     for (const auto& cuts : cuttings(s.bytes.size())) {
         const auto pieces = cut(s.bytes, cuts);
         const outcome mine = read_ours(pieces, s.lim);
-        const outcome same = read_beasts(pieces, s.lim);
         INFO(s.name << ", " << cuts.size() + 1 << " piece(s), first cut at "
                     << (cuts.empty() ? 0 : cuts[0]) << "\nBeast: " << describe(whole)
                     << "\nours: " << describe(mine));
-        REQUIRE(agrees(mine, whole, same));
+        REQUIRE(agrees(mine, whole, pieces, s.lim));
     }
 }
 
