@@ -35,12 +35,9 @@ struct exchange;
 // into one buffer of this size for all its connections (pool_impl::scratch) and parses what it
 // read before it returns to the loop, so no connection holds a read buffer while it waits.
 inline constexpr std::size_t read_scratch_bytes = 16 * 1024;
-// The most bytes a connection keeps unparsed from one read to the next: the start of a head (or
-// of a chunk's size line) that the read cut. Beast's parser refuses a head over 8 KiB before.
-inline constexpr std::size_t max_unparsed_bytes = 64 * 1024;
 
-// One keep-alive connection of the pool: a TLS stream or a plain one, its read buffer, the
-// parser of the response in progress, and whether it has already served an exchange (which
+// One keep-alive connection of the pool: a TLS stream or a plain one, the parser of the
+// response in progress, and whether it has already served an exchange (which
 // makes a failure before the first response byte a sign that the server closed it while it
 // was idle, not that the request is bad).
 //
@@ -71,9 +68,8 @@ struct connection {
 
     std::optional<tls_stream> tls;
     std::optional<plain_stream> plain;
-    // Bytes read and not parsed yet: the part of a head or a chunk's size line that the last
-    // read cut (the parser needs them whole), or bytes after an answer. Empty, with no memory,
-    // almost always.
+    // Bytes read after the end of an answer: the connection is out of step with our requests.
+    // Empty, with no memory, almost always.
     boost::beast::flat_buffer unparsed;
     std::optional<response_parser> parser; // in place: no allocation per exchange
     bool reused = false;

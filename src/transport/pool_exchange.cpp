@@ -62,7 +62,6 @@ void pool_impl::start_write(exchange_ptr x) {
 void pool_impl::new_parser(exchange& x) {
     x.conn->parser.emplace(
         x.resp, bodies, x.body_charge, opts.max_body_size, x.observer, x.observe_any);
-    x.conn->parser->eager(true); // the body that came with the head, in the same put
 }
 
 void pool_impl::on_write(exchange_ptr x, error_code ec) {
@@ -155,44 +154,25 @@ void pool_impl::await_writable(exchange_ptr x) {
         [&](auto& s) { stream_core::async_wait_writable(s, with_op_memory(std::move(on_ready))); });
 }
 
-// Parses the `n` bytes a read left in the scratch buffer, after what the connection kept
-// unparsed from earlier reads. Beast's parser takes a head (or a chunk's size line) only
-// whole: a part that a read cut is kept for the next read. Bytes after the answer are kept
-// too, for on_body to find. On failure `step` is what to report, or null for a failure of
-// the read as read_failed reports it.
+// Parses the `n` bytes a read left in the scratch buffer. The parser keeps what it needs of a
+// head or a chunk's size line that the read cut, so nothing is left over but bytes after the
+// answer, which are kept for on_body to find. On failure `step` is what to report, or null for
+// a failure of the read as read_failed reports it.
 pool_impl::parsed
 pool_impl::parse_read(exchange& x, std::size_t n, error_code& ec, const char*& step) {
     connection& c = *x.conn;
     const char* data = scratch.get();
-    const bool kept = c.unparsed.size() > 0;
-    if (kept) {
-        if (c.unparsed.size() + n > max_unparsed_bytes) {
-            ec = http::error::buffer_overflow;
-            step = nullptr;
-            return parsed::failed;
-        }
-        c.unparsed.commit(asio::buffer_copy(c.unparsed.prepare(n), asio::buffer(data, n)));
-        data = static_cast<const char*>(c.unparsed.data().data());
-        n = c.unparsed.size();
-    }
     std::size_t used = 0;
     for (;;) {
         response_parser& p = *c.parser;
-        while (!p.is_done() && used < n) {
-            const std::size_t u = p.put(asio::const_buffer(data + used, n - used), ec);
-            used += u;
-            if (ec == http::error::need_more) {
-                ec = {};
-                break;
-            }
-            if (ec) {
-                step = nullptr;
-                return parsed::failed;
-            }
-            if (u == 0)
-                break;
+        used += p.put(asio::const_buffer(data + used, n - used), ec);
+        if (ec) {
+            step = nullptr;
+            return parsed::failed;
         }
-        if (!p.is_done() || x.resp.status >= 200 || x.resp.status < 100)
+        if (!p.is_done())
+            return parsed::more; // all of it used
+        if (x.resp.status >= 200 || x.resp.status < 100)
             break;
         // A 1xx response is not the answer: the rest of the bytes start the next response.
         if (const char* refused = next_after_informational(x)) {
@@ -200,16 +180,13 @@ pool_impl::parse_read(exchange& x, std::size_t n, error_code& ec, const char*& s
             step = refused;
             return parsed::failed;
         }
+        if (used == n)
+            return parsed::more;
     }
-    if (kept) {
-        c.unparsed.consume(used);
-        if (c.unparsed.size() == 0)
-            c.unparsed.shrink_to_fit();
-    } else if (used < n) {
+    if (used < n)
         c.unparsed.commit(
             asio::buffer_copy(c.unparsed.prepare(n - used), asio::buffer(data + used, n - used)));
-    }
-    return c.parser->is_done() ? parsed::done : parsed::more;
+    return parsed::done;
 }
 
 // The end of the stream, or a read's error. The end of the stream ends a body that runs to it;

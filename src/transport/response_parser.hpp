@@ -4,7 +4,6 @@
 #include <sluice/transport/connection_pool.hpp>
 
 #include "transport/http1_parser.hpp"
-#include "transport/http1_read.hpp"
 
 #include <algorithm>
 #include <string>
