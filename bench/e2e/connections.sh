@@ -13,9 +13,11 @@
 #
 # usage: bench/e2e/connections.sh [--sluice PATH] [--connections C] [--lines N]
 #                                 [--stream-lines N] [--hold-ms MS] [--server-core K]
-#                                 [--client-core K] [--only nginx|mock|stream]
+#                                 [--client-core K] [--only nginx|mock|stream] [--plain]
 #   --only L   run one of the three loads (nginx, mock: whole answers held, stream: streamed
 #              answers held), e.g. to measure a change to the streamed path alone
+#   --plain    the mock loads over plain HTTP instead of TLS: what a connection costs sluice
+#              itself, without OpenSSL's share
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +30,7 @@ hold_ms=2000
 server_core=0
 client_core=1
 only=""
+plain=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --sluice) sluice=$2; shift 2 ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
         --server-core) server_core=$2; shift 2 ;;
         --client-core) client_core=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
+        --plain) plain=1; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -125,13 +129,14 @@ fi
 # The mock answers after --hold-ms, so that every connection holds a request in flight at
 # once: the connections the pool opens are the ones asked for, and the peak RSS is theirs.
 start_mock() { # extra mock flags...
-    taskset -c "$server_core" "$sluice" mock --tls --port 0 --write-cert "$dir/mock.pem" "$@" \
-        > "$dir/mock.log" 2>&1 &
+    local tls=(--tls --write-cert "$dir/mock.pem")
+    [ -z "$plain" ] || tls=()
+    taskset -c "$server_core" "$sluice" mock "${tls[@]}" --port 0 "$@" > "$dir/mock.log" 2>&1 &
     mock_pid=$!
     trap 'kill $mock_pid 2>/dev/null || true; cleanup' EXIT
     mock_url=""
     for _ in $(seq 100); do
-        mock_url=$(grep -o 'https://[0-9.:]*' "$dir/mock.log" 2>/dev/null | head -n 1) && [ -n "$mock_url" ] && break
+        mock_url=$(grep -Eo 'https?://[0-9.:]*' "$dir/mock.log" 2>/dev/null | head -n 1) && [ -n "$mock_url" ] && break
         sleep 0.05
     done
     [ -n "$mock_url" ] || { echo "sluice mock did not start:" >&2; cat "$dir/mock.log" >&2; exit 1; }
@@ -142,20 +147,22 @@ stop_mock() {
 }
 run_against_mock() { # name input lines
     rm -f "$dir/out.jsonl"
+    local ca=(--ca-file "$dir/mock.pem")
+    [ -z "$plain" ] || ca=()
     /usr/bin/time -f "%e %U %S %M" -o "$dir/t" taskset -c "$client_core" "$sluice" run "$2" \
-        -o "$dir/out.jsonl" --base-url "$mock_url/v1" --ca-file "$dir/mock.pem" \
+        -o "$dir/out.jsonl" --base-url "$mock_url/v1" "${ca[@]}" \
         --concurrency "$connections" --config "$dir/trusted.toml" ${SLUICE_ARGS:-} 2> "$dir/summary" || true
     report "$1" "$3"
 }
 
 if wants mock; then
     start_mock --latency-ms "$hold_ms"
-    run_against_mock "sluice mock, answers after $hold_ms ms, $lines lines" "$dir/in.jsonl" "$lines"
+    run_against_mock "sluice mock${plain:+ (plain HTTP)}, answers after $hold_ms ms, $lines lines" "$dir/in.jsonl" "$lines"
     stop_mock
 fi
 # Streams: the head after --hold-ms, then 16 chunks 50 ms apart.
 if wants stream; then
     start_mock --latency-ms "$hold_ms" --chunk-ms 50
-    run_against_mock "sluice mock, streamed, $stream_lines lines" "$dir/stream.jsonl" "$stream_lines"
+    run_against_mock "sluice mock${plain:+ (plain HTTP)}, streamed, $stream_lines lines" "$dir/stream.jsonl" "$stream_lines"
     stop_mock
 fi
