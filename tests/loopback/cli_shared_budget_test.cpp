@@ -248,7 +248,11 @@ TEST_CASE("a member killed mid-run: the others take up its share within 2 s") {
     double rate_limited = 0;
     for (int k = 1; k < members; ++k)
         rate_limited += summary_number(m[k].summary, "rate_limited");
-    CHECK(rate_limited < 0.005 * 3 * lines);
+    // Usually none. The shared buckets' headroom absorbs about 0.1 s of delay between a grant
+    // and its request's arrival (budget_lease.cpp); a process descheduled for longer, as under
+    // ASan beside a compiler in CI, can meet a bucket a request short (3 in 600 seen once).
+    // Members that did not share would meet hundreds.
+    CHECK(rate_limited < 0.01 * 3 * lines);
 }
 
 TEST_CASE("Redis stopped and restarted mid-run: every line one record, few 429s") {
