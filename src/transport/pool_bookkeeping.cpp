@@ -10,6 +10,15 @@ namespace sluice::detail {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// How long a parked connection goes without a read armed. One lent again sooner is checked
+// by a peek instead (lend); one idle longer has its read armed, and is closed within this
+// delay of the server closing it or sending what nobody asked for, instead of when next lent.
+constexpr std::chrono::milliseconds idle_watch_delay{5};
+
+} // namespace
+
 pool_impl::pool_impl(asio::any_io_executor e,
                      endpoint endp,
                      request_headers h,
@@ -25,6 +34,7 @@ pool_impl::pool_impl(asio::any_io_executor e,
     , resolver(ex)
     , resolve_timer(ex)
     , idle_timer(ex)
+    , watch_timer(ex)
     , host_is_ip(ep.host_is_ip())
     , scratch(std::make_unique_for_overwrite<char[]>(read_scratch_bytes))
     , first_contact(tls && (::SSL_CTX_get_verify_mode(tls->native_handle()) & SSL_VERIFY_PEER)) {
@@ -51,6 +61,8 @@ void pool_impl::submit(exchange_ptr x) {
     if (!idle.empty()) {
         connection_ptr conn = std::move(idle.back()); // the most recently used: the least
         idle.pop_back();                              // likely to be stale
+        if (!conn->read_armed)
+            --unwatched;
         lend(std::move(conn), std::move(x));
     } else if (may_open()) {
         open_connection(std::move(x));
@@ -86,7 +98,7 @@ void pool_impl::start_on(connection_ptr conn, exchange_ptr x) {
 }
 
 // A connection whose exchange is over and whose answer is delivered (or held elsewhere)
-// goes to the longest waiter, or is parked idle with a read armed.
+// goes to the longest waiter, or is parked idle, its read armed after idle_watch_delay.
 void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
     if (closed || !conn->open)
         return discard(std::move(conn));
@@ -102,18 +114,14 @@ void pool_impl::make_idle(connection_ptr conn, bool read_armed) {
         }
         return start_on(std::move(conn), std::move(next));
     }
-    if (!read_armed) {
-        // Armed once the handlers already queued have run: the answer's own handler
-        // usually submits the next request at once, and this connection then goes to it
-        // straight away (checked by a peek), without a read armed and cancelled for
-        // nothing.
-        post_on_loop(ex, loop_ex, with_op_memory([self = shared_from_this(), conn] {
-                         if (conn->open && conn->state == connection::phase::idle &&
-                             !conn->read_armed)
-                             self->arm_idle_read(conn);
-                     }));
-    }
     conn->idle_since = clock::now();
+    if (!read_armed) {
+        // Its read is armed only if it stays idle (watch_idle): at a high rate the next
+        // request takes it sooner, after a peek, and a read armed and cancelled per request
+        // (a wait registered with the reactor, its cancellation, its handler) is saved.
+        ++unwatched;
+        arm_watch_timer(conn->idle_since + idle_watch_delay);
+    }
     idle.push_back(std::move(conn));
     arm_idle_timer();
 }
@@ -188,6 +196,8 @@ void pool_impl::sweep_idle() {
     const auto cutoff = clock::now() - opts.idle_timeout;
     std::size_t stale = 0;
     while (stale < idle.size() && idle[stale]->idle_since <= cutoff) {
+        if (!idle[stale]->read_armed)
+            --unwatched;
         idle[stale]->state = connection::phase::closing;
         discard(std::move(idle[stale++]));
     }
@@ -195,11 +205,51 @@ void pool_impl::sweep_idle() {
     arm_idle_timer();
 }
 
+// One timer for the idle reads still to arm, due when the oldest connection without one has
+// been idle for idle_watch_delay. Armed when the first such connection is parked and left
+// alone after: at a high rate each is lent again before then, and the timer, once armed, is
+// not moved for each of them.
+void pool_impl::arm_watch_timer(clock::time_point due) {
+    if (watch_timer_armed)
+        return; // due earlier: it arms the later ones again when it fires
+    watch_timer_armed = true;
+    watch_timer.expires_at(due);
+    watch_timer.async_wait([self = shared_from_this()](error_code ec) {
+        self->watch_timer_armed = false;
+        if (!ec && !self->closed)
+            self->watch_idle();
+    });
+}
+
+// Arms the read of each connection idle for idle_watch_delay. Those without one are the most
+// recently parked but for a few (one parked with its read armed after a quiet period may sit
+// behind them), so the list is walked from its newest end until all of them were seen.
+void pool_impl::watch_idle() {
+    const auto cutoff = clock::now() - idle_watch_delay;
+    std::size_t left = unwatched;
+    clock::time_point oldest_young = clock::time_point::max();
+    for (auto it = idle.rbegin(); it != idle.rend() && left > 0; ++it) {
+        connection_ptr& conn = *it;
+        if (conn->read_armed)
+            continue;
+        --left;
+        if (conn->idle_since > cutoff) {
+            oldest_young = conn->idle_since;
+            continue;
+        }
+        --unwatched;
+        arm_idle_read(conn);
+    }
+    if (unwatched > 0)
+        arm_watch_timer(oldest_young + idle_watch_delay);
+}
+
 void pool_impl::close_all() {
     if (closed)
         return;
     closed = true;
     idle_timer.cancel();
+    watch_timer.cancel();
     ++resolve_gen; // a resolution under way is forgotten
     resolve_timer.cancel();
     resolver.cancel();
@@ -208,6 +258,7 @@ void pool_impl::close_all() {
         discard(std::move(conn));
     }
     idle.clear();
+    unwatched = 0;
     for (auto& x : resolving) {
         discard(std::move(x->conn));
         complete_later(std::move(x), "connect");

@@ -146,9 +146,9 @@ struct pool_stats {
 ///
 /// An answer is only ever read for the request written on that connection, and a connection
 /// is only reused when nothing arrived on it beyond the answer: informational (1xx) responses
-/// are skipped, an idle connection keeps a read armed and is closed on any byte or EOF, a
-/// connection is checked for stray bytes when it is lent, and an answer on a reused connection
-/// waits out `reuse_quiet_period` (see there) before it is delivered.
+/// are skipped, a connection is checked for stray bytes when it is lent, one idle for more
+/// than a few milliseconds keeps a read armed and is closed on any byte or EOF, and an answer
+/// on a reused connection waits out `reuse_quiet_period` (see there) before it is delivered.
 ///
 /// Thread safety: all calls and completions on the pool's executor (use a strand when the
 /// io_context runs on several threads). Object lifetimes: the pool must outlive its pending

@@ -53,6 +53,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void discard(connection_ptr conn);
     void arm_idle_timer();
     void sweep_idle();
+    void arm_watch_timer(clock::time_point due);
+    void watch_idle();
     void close_all();
 
     // --- reuse checks (pool_reuse_checks.cpp) ----------------------------------------------
@@ -107,6 +109,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     tcp::resolver resolver;
     boost::asio::steady_timer resolve_timer;
     boost::asio::steady_timer idle_timer;
+    boost::asio::steady_timer watch_timer; // arms the idle read of those idle for idle_watch_delay
     bool host_is_ip;
     std::string head;   // request line and fixed headers, built once
     std::string fields; // the fixed headers alone, for async_request
@@ -114,6 +117,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::uint64_t resolve_gen = 0;
     std::vector<exchange_ptr> resolving; // waiting for the resolution under way
     std::vector<connection_ptr> idle;    // most recently used last
+    std::size_t unwatched = 0;           // of which with no read armed yet (the newest, mostly)
     std::deque<exchange_ptr> waiters;    // waiting for a connection, FIFO
     std::vector<connection*> live;       // every open connection; connection::slot indexes it
     std::size_t connecting = 0;          // of which being opened (pool_options::max_connecting)
@@ -132,6 +136,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     }
     void connected(connection& conn); // its connect (and handshake) is over: another may start
     bool idle_timer_armed = false;
+    bool watch_timer_armed = false;
     bool closed = false;
     pool_stats stats;
 };
