@@ -41,7 +41,7 @@ void pool_impl::start_write(exchange_ptr x) {
     std::memcpy(p, end.data(), end.size());
     x->length_line_size = static_cast<std::size_t>(p + end.size() - first);
     const std::string& request_head = x->own_head.empty() ? head : x->own_head;
-    const std::array<asio::const_buffer, 5> buffers{
+    std::array<asio::const_buffer, 5> buffers{
         asio::buffer(request_head),
         asio::buffer(x->length_line.data(), x->length_line_size),
         asio::buffer(x->body.data(), x->body.size()),
@@ -51,9 +51,34 @@ void pool_impl::start_write(exchange_ptr x) {
     // One deadline for connecting, writing the request and reading the whole response.
     c.expires_at(x->deadline);
     new_parser(*x);
+    // Written at once: a request almost always goes out whole in one write, and the answer
+    // is awaited straight after. asio::async_write would post its completion to the loop.
+    const stream_core::outcome o = c.with_stream(
+        [&](auto& s) { return stream_core::write_now(s, buffers.data(), buffers.size()); });
+    if (o.wait == stream_core::want::nothing && !o.ec &&
+        o.n == request_head.size() + x->length_line_size + length)
+        return on_write(std::move(x), {}, false);
+    if (o.ec) {
+        // Reported from the loop: this may be the caller's async_exchange.
+        post_on_loop(
+            ex,
+            loop_ex,
+            with_op_memory([self = shared_from_this(), x = std::move(x), ec = o.ec]() mutable {
+                self->on_write(std::move(x), ec, true);
+            }));
+        return;
+    }
+    // The rest when the socket takes it: what the write left, or all of it again after a TLS
+    // write that must be retried with the same bytes (o.n is 0 then).
+    std::size_t done = o.n;
+    for (asio::const_buffer& b : buffers) {
+        const std::size_t skip = std::min(done, b.size());
+        b += skip;
+        done -= skip;
+    }
     auto on_written = [self = shared_from_this(), x = std::move(x)](error_code ec,
                                                                     std::size_t) mutable {
-        self->on_write(std::move(x), ec);
+        self->on_write(std::move(x), ec, true);
     };
     c.with_stream(
         [&](auto& s) { asio::async_write(s, buffers, with_op_memory(std::move(on_written))); });
@@ -64,15 +89,18 @@ void pool_impl::new_parser(exchange& x) {
         x.resp, bodies, x.body_charge, opts.max_body_size, x.observer, x.observe_any);
 }
 
-void pool_impl::on_write(exchange_ptr x, error_code ec) {
+// `from_loop`: run by the loop, not inside the write's initiating call (which may be the
+// caller's async_exchange, where no answer may complete).
+void pool_impl::on_write(exchange_ptr x, error_code ec, bool from_loop) {
     if (ec)
         return fail_or_replay(std::move(x), ec, "write");
     x->resp.sent = clock::now();
     connection& c = *x->conn;
     ack_at_once(c);
-    // A plain socket is tried at once: the answer is often there by now. A TLS stream waits
-    // for the socket first: OpenSSL would take its record buffer for a try that finds nothing.
-    if (c.plain)
+    // A plain socket written through the loop is tried at once: the answer is often there by
+    // now. A TLS stream waits for the socket first: OpenSSL would take its record buffer for
+    // a try that finds nothing.
+    if (c.plain && from_loop)
         return read_answer(std::move(x));
     await_answer(std::move(x));
 }

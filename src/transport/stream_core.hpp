@@ -93,6 +93,15 @@ public:
         return s.try_read(b);
     }
 
+    // One write of `count` pieces to `s` now, without waiting: the bytes it took (all of them,
+    // or as many as the socket or one TLS record took), its error, or which way it must wait
+    // first (then nothing was taken: a TLS write is retried with the same bytes).
+    template <class Stream>
+    static outcome
+    write_now(Stream& s, const boost::asio::const_buffer* pieces, std::size_t count) {
+        return s.try_write(pieces, count);
+    }
+
     // Completes with `void(error_code)` once the socket is writable (a TLS read may need to
     // write first), under the deadline.
     template <class Stream, class Handler>

@@ -81,7 +81,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     // --- one exchange (pool_exchange.cpp) --------------------------------------------------
     void start_write(exchange_ptr x);
     void new_parser(exchange& x);
-    void on_write(exchange_ptr x, error_code ec);
+    void on_write(exchange_ptr x, error_code ec, bool from_loop);
     void await_answer(exchange_ptr x);
     void read_answer(exchange_ptr x);
     void await_writable(exchange_ptr x);
