@@ -102,23 +102,29 @@ void pool_impl::on_write(exchange_ptr x, error_code ec, bool from_loop) {
     // a try that finds nothing.
     if (c.plain && from_loop)
         return read_answer(std::move(x));
-    await_answer(std::move(x));
+    await_answer(std::move(x), stream_core::want::read);
 }
 
 // Waits until the connection has something to read, under the exchange's deadline, or under
 // `stream_idle_timeout` too once an event stream has begun (a stream that stalls between
-// events is cut).
-void pool_impl::await_answer(exchange_ptr x) {
+// events is cut). With `want::write`, until it can be written instead: a TLS read that must
+// write first (OpenSSL's answer to the peer's key update, say). Then the answer is read on.
+void pool_impl::await_answer(exchange_ptr x, stream_core::want way) {
     connection& c = *x->conn;
-    if (c.parser->streaming())
+    if (way == stream_core::want::read && c.parser->streaming())
         c.expires_at(std::min(x->deadline, clock::now() + opts.stream_idle_timeout));
-    auto on_ready = [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
-        if (ec)
-            return self->read_failed(std::move(x), ec);
-        self->read_answer(std::move(x));
-    };
-    c.with_stream(
-        [&](auto& s) { stream_core::async_wait_readable(s, with_op_memory(std::move(on_ready))); });
+    auto on_ready =
+        with_op_memory([self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
+            if (ec)
+                return self->read_failed(std::move(x), ec);
+            self->read_answer(std::move(x));
+        });
+    c.with_stream([&](auto& s) {
+        if (way == stream_core::want::write)
+            stream_core::async_wait_writable(s, std::move(on_ready));
+        else
+            stream_core::async_wait_readable(s, std::move(on_ready));
+    });
 }
 
 // Reads what the connection has into the pool's scratch buffer and parses it before anything
@@ -142,10 +148,8 @@ void pool_impl::read_answer(exchange_ptr x) {
         const stream_core::outcome o = c.with_stream([&](auto& s) {
             return stream_core::read_now(s, asio::buffer(scratch.get(), read_scratch_bytes));
         });
-        if (o.wait == stream_core::want::read)
-            return await_answer(std::move(x));
-        if (o.wait == stream_core::want::write)
-            return await_writable(std::move(x));
+        if (o.wait != stream_core::want::nothing)
+            return await_answer(std::move(x), o.wait);
         if (o.ec)
             return read_ended(std::move(x), o.ec);
         if (x->resp.first_byte == clock::time_point{})
@@ -166,20 +170,8 @@ void pool_impl::read_answer(exchange_ptr x) {
         // on a body that keeps coming, the bytes are often there, and the reactor's wait
         // costs more than a recv.
         if (c.tls && o.n < read_scratch_bytes && !c.tls->input_ready())
-            return await_answer(std::move(x));
+            return await_answer(std::move(x), stream_core::want::read);
     }
-}
-
-// A TLS read that must write first (OpenSSL's answer to the peer's key update, say).
-void pool_impl::await_writable(exchange_ptr x) {
-    connection& c = *x->conn;
-    auto on_ready = [self = shared_from_this(), x = std::move(x)](error_code ec) mutable {
-        if (ec)
-            return self->read_failed(std::move(x), ec);
-        self->read_answer(std::move(x));
-    };
-    c.with_stream(
-        [&](auto& s) { stream_core::async_wait_writable(s, with_op_memory(std::move(on_ready))); });
 }
 
 // Parses the `n` bytes a read left in the scratch buffer. The parser keeps what it needs of a

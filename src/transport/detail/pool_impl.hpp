@@ -82,9 +82,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void start_write(exchange_ptr x);
     void new_parser(exchange& x);
     void on_write(exchange_ptr x, error_code ec, bool from_loop);
-    void await_answer(exchange_ptr x);
+    void await_answer(exchange_ptr x, stream_core::want way);
     void read_answer(exchange_ptr x);
-    void await_writable(exchange_ptr x);
     enum class parsed { more, done, failed };
     parsed parse_read(exchange& x, std::size_t n, error_code& ec, const char*& step);
     void read_ended(exchange_ptr x, error_code ec);
