@@ -227,20 +227,22 @@ void pool_impl::arm_watch_timer(clock::time_point due) {
 void pool_impl::watch_idle() {
     const auto cutoff = clock::now() - idle_watch_delay;
     std::size_t left = unwatched;
-    clock::time_point oldest_young = clock::time_point::max();
+    std::size_t young = 0;
+    clock::time_point oldest_young{};
     for (auto it = idle.rbegin(); it != idle.rend() && left > 0; ++it) {
         connection_ptr& conn = *it;
         if (conn->read_armed)
             continue;
         --left;
         if (conn->idle_since > cutoff) {
-            oldest_young = conn->idle_since;
+            ++young;
+            oldest_young = conn->idle_since; // older at each step: the list is newest last
             continue;
         }
-        --unwatched;
         arm_idle_read(conn);
     }
-    if (unwatched > 0)
+    unwatched = young;
+    if (young > 0)
         arm_watch_timer(oldest_young + idle_watch_delay);
 }
 
