@@ -234,6 +234,8 @@ tls_stream::outcome tls_stream::try_write(const asio::const_buffer* pieces, std:
         size = 0;
         for (std::size_t i = 0; i < count && size < max_record; ++i) {
             const std::size_t take = std::min(pieces[i].size(), max_record - size);
+            if (take == 0)
+                continue; // an empty piece may have no address, which memcpy may not be given
             std::memcpy(gathered + size, pieces[i].data(), take);
             size += take;
         }
