@@ -1,8 +1,6 @@
 #include "transport/detail/pool_impl.hpp"
 #include "transport/request_head.hpp"
 
-#include <boost/asio/post.hpp>
-
 #include <algorithm>
 #include <stdexcept>
 

@@ -55,8 +55,7 @@ void pool_impl::start_write(exchange_ptr x) {
     // is awaited straight after. asio::async_write would post its completion to the loop.
     const stream_core::outcome o = c.with_stream(
         [&](auto& s) { return stream_core::write_now(s, buffers.data(), buffers.size()); });
-    if (o.wait == stream_core::want::nothing && !o.ec &&
-        o.n == request_head.size() + x->length_line_size + length)
+    if (o.wait == stream_core::want::nothing && !o.ec && o.n == asio::buffer_size(buffers))
         return on_write(std::move(x), {}, false);
     if (o.ec) {
         // Reported from the loop: this may be the caller's async_exchange.
