@@ -2,11 +2,13 @@
 
 #include <sluice/source/token_estimate.hpp>
 
-#include "detail/json_check.hpp"
+#include "source/value_spans.hpp"
 
 #include <simdjson.h>
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -27,7 +29,7 @@ struct body_walk {
     // JSON. A wrong shape is the server's to refuse, not a reason to refuse the line.
     bool shaped = true;
     // The first `model` and `stream` members. `model` points into the parser's string buffer:
-    // valid until the document is iterated again or rewound.
+    // valid until it parses again.
     std::optional<std::string_view> model;
     bool model_not_string = false;
     bool has_stream = false;
@@ -35,30 +37,34 @@ struct body_walk {
     bool stream = false; // its value, when a boolean
 };
 
-// How much of a body the walk checks. The estimator only needs what it reads (a body is sent as
-// written whatever the estimate); the input reader decides whether a line is JSON at all, with
-// the verdicts simdjson's DOM parser gives.
-enum class body_check {
-    read_only, // the values the estimate reads; the rest is skipped unchecked
-    all,       // every value, as check_json with big_integers::refuse
-};
+// Walks the object `body` of a document the DOM parser accepted, counting into `w`. `body_at` is
+// the body's place in `spans` (its root, or a member of a Batch API line), from which the text of
+// tool definitions is measured as written. Validation is the parser's: the walk cannot fail.
+void walk_body(simdjson::dom::object body,
+               const value_spans& spans,
+               std::uint32_t body_at,
+               body_walk& w);
 
-// Walks the object `body`, at nesting depth `depth` of `doc` (1 for a root), counting into `w`
-// and checking values on the way as `check` says. Returns the first JSON error; the document is
-// then not valid JSON. Leaves the document just past the object's closing brace.
-simdjson::error_code walk_body(simdjson::ondemand::document& doc,
-                               simdjson::ondemand::object& body,
-                               int depth,
-                               body_check check,
-                               body_walk& w);
+// Only what decides a line's verdict: the body's first `stream` member, for a pass that wants
+// verdicts and not estimates (reader_options::ids_only).
+void walk_stream(simdjson::dom::object body, body_walk& w);
 
 // Providers count characters, not bytes: a UTF-8 code point is every byte that is not a
-// continuation byte (10xxxxxx).
-constexpr std::uint64_t code_points(std::string_view s) noexcept {
-    std::uint64_t count = 0;
-    for (const char c : s)
-        count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    return count;
+// continuation byte (10xxxxxx). Eight bytes at a time: message text is most of what a line
+// holds, and a byte loop was a tenth of the reader's own work.
+inline std::uint64_t code_points(std::string_view s) noexcept {
+    constexpr std::uint64_t high = 0x8080808080808080ULL;
+    std::uint64_t continuation = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, s.data() + i, 8);
+        // Bit 7 set and bit 6 clear: 10xxxxxx.
+        continuation += static_cast<std::uint64_t>(std::popcount(word & ~(word << 1) & high));
+    }
+    for (; i < s.size(); ++i)
+        continuation += (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80;
+    return s.size() - continuation;
 }
 
 // The estimate from a walk (`ok`: the body was valid JSON), or, for a body that is not JSON or

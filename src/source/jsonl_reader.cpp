@@ -7,6 +7,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,7 +16,7 @@ namespace sluice {
 namespace {
 
 namespace sj = simdjson;
-namespace od = simdjson::ondemand;
+namespace dom = simdjson::dom;
 
 constexpr std::string_view chat_url = "/v1/chat/completions";
 constexpr std::string_view chat_url_no_version = "/chat/completions";
@@ -26,7 +27,7 @@ std::string_view trim(std::string_view s) noexcept {
 }
 
 // The top-level fields of one line. Views point into the line or into the parser's string
-// buffer: valid until the line's document is rewound or the next line is parsed.
+// buffer: valid until the next line is parsed.
 struct line_fields {
     std::optional<std::string_view> custom_id;
     bool custom_id_not_string = false;
@@ -47,79 +48,79 @@ struct line_fields {
     std::string_view not_for_prompt;
 };
 
-// Reads the top level of a line in one pass, checking every value on the way: its first error
-// means the line is not JSON. The first occurrence of a repeated key wins; the others are
-// checked all the same. `body` is walked where it stands, counted for the token estimate, and
-// its text taken from the document's position before and after it.
+// Reads the top level of a line the DOM parser accepted. The first occurrence of a repeated key
+// wins. `body` is walked for the token estimate, and its text found in `spans`.
 class line_walker {
 public:
-    line_walker(od::document& doc, line_fields& f)
-        : doc_(doc)
-        , f_(f) {}
+    line_walker(const detail::value_spans& spans, line_fields& f, bool ids_only)
+        : members_(spans, detail::value_spans::root, true)
+        , f_(f)
+        , ids_only_(ids_only) {}
 
-    sj::error_code walk(od::object& root) {
-        return detail::for_each_member(root, [&](std::string_view key, od::value& value) {
-            if (f_.not_for_prompt.empty() && key != "prompt" && key != "model" &&
-                key != "custom_id")
-                f_.not_for_prompt = key;
-            return read(key, value);
-        });
+    void walk(dom::object root) {
+        members_count_ = root.size();
+        std::size_t k = 0;
+        for (const dom::key_value_pair member : root) {
+            if (f_.not_for_prompt.empty() && member.key != "prompt" && member.key != "model" &&
+                member.key != "custom_id")
+                f_.not_for_prompt = member.key;
+            read(member.key, member.value, k++);
+        }
     }
 
 private:
-    static constexpr int depth = 2; // of a top-level member's value; the line itself is 1
-    static constexpr auto big = detail::big_integers::refuse; // the DOM parser's verdicts
-
-    sj::error_code read(std::string_view key, od::value& value) {
+    void read(std::string_view key, dom::element value, std::size_t k) {
         if (key == "custom_id")
-            return read_string(value, f_.custom_id, f_.custom_id_not_string);
-        if (key == "method")
-            return read_string(value, f_.method, f_.method_not_string);
-        if (key == "url")
-            return read_string(value, f_.url, f_.url_not_string);
-        if (key == "model")
-            return read_string(value, f_.model, f_.model_not_string);
-        if (key == "prompt")
-            return read_string(value, f_.prompt, f_.prompt_not_string);
-        if (key == "body" && !f_.body && !f_.body_not_object)
-            return read_body(value);
-        if (key == "messages")
+            read_string(value, f_.custom_id, f_.custom_id_not_string);
+        else if (key == "method")
+            read_string(value, f_.method, f_.method_not_string);
+        else if (key == "url")
+            read_string(value, f_.url, f_.url_not_string);
+        else if (key == "model")
+            read_string(value, f_.model, f_.model_not_string);
+        else if (key == "prompt")
+            read_string(value, f_.prompt, f_.prompt_not_string);
+        else if (key == "body" && !f_.body && !f_.body_not_object)
+            read_body(value, k);
+        else if (key == "messages")
             f_.has_messages = true;
-        return detail::check_json(value, big, depth);
     }
 
-    sj::error_code
-    read_string(od::value& value, std::optional<std::string_view>& out, bool& not_string) {
-        if (!out && !not_string) {
-            std::string_view s;
-            if (!value.get_string().get(s)) {
-                out = s;
-                return sj::SUCCESS;
-            }
+    static void
+    read_string(dom::element value, std::optional<std::string_view>& out, bool& not_string) {
+        if (out || not_string)
+            return;
+        std::string_view s;
+        if (!value.get_string().get(s))
+            out = s;
+        else
             not_string = true;
-        }
-        return detail::check_json(value, big, depth);
     }
 
-    sj::error_code read_body(od::value& value) {
-        const char* start = value.raw_json_token().data();
-        od::object body;
+    void read_body(dom::element value, std::size_t k) {
+        dom::object body;
         if (value.get_object().get(body)) {
             f_.body_not_object = true;
-            return detail::check_json(value, big, depth);
+            return;
         }
-        if (auto err = detail::walk_body(doc_, body, depth, detail::body_check::all, f_.body_walk))
-            return err;
-        // Past the body's brace the document stands at the next member or the line's brace.
-        const char* end = nullptr;
-        if (auto err = doc_.current_location().get(end))
-            return err;
-        f_.body = trim(std::string_view(start, static_cast<std::size_t>(end - start)));
-        return sj::SUCCESS;
+        if (ids_only_) {
+            detail::walk_stream(body, f_.body_walk);
+            f_.body = std::string_view{}; // the text is not taken in this pass
+            return;
+        }
+        const std::uint32_t at = members_.at(k);
+        detail::walk_body(body, members_.spans(), at, f_.body_walk);
+        // A Batch API line usually ends with its body: then its end is the line's last bracket
+        // but one, and the body's brackets need not be counted to find it.
+        // (The DOM's count of members stops at 2^24 - 1: a larger count is not trusted.)
+        const bool last = k + 1 == members_count_ && members_count_ < 0xFFFFFF;
+        f_.body = last ? members_.spans().last_text(at) : members_.spans().text(at);
     }
 
-    od::document& doc_;
+    detail::child_positions members_;
     line_fields& f_;
+    bool ids_only_;
+    std::size_t members_count_ = 0;
 };
 
 // Why a body's `stream` is refused, or nothing: it must be a boolean (true streams the answer,
@@ -147,8 +148,8 @@ struct jsonl_reader::impl {
     }
 
     void parse_line(std::string_view line, input_record& out);
-    std::string take_line(od::document& doc, std::string_view line, request& req);
-    std::string take_chat_line(od::document& doc, std::string_view line, request& req);
+    std::string take_line(dom::element root, std::string_view line, request& req);
+    std::string take_chat_line(dom::object root, std::string_view line, request& req);
     std::string take_prompt_line(const line_fields& f, request& req);
     std::string take_batch_line(const line_fields& f, request& req);
     void build_prompt_body(std::string_view model, std::string_view prompt, std::string& body);
@@ -163,7 +164,9 @@ struct jsonl_reader::impl {
     std::optional<estimate_options> estimate; // reader_options::estimate
     bool first_line = true;
     std::uint64_t line_number = 0;
-    od::parser parser;
+    // The DOM parser checks a whole line in its two tight stages and hands over every value
+    // unescaped and parsed: cheaper than an on-demand walk that checks each value it passes.
+    dom::parser parser;
     line_fields fields; // reused: its optionals are reset per line
 };
 
@@ -173,18 +176,17 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     req.model.clear();
     req.token_cost.reset();
     req.streams.reset();
-    req.custom_id = "line-" + std::to_string(out.line_number);
+    req.custom_id.clear();
     out.ec = {};
     out.message.clear();
 
     std::string why;
-    // Any part of a line has the padding of line_reader behind it.
-    const std::size_t readable = line.size() + sj::SIMDJSON_PADDING;
-    od::document doc;
-    if (auto err = parser.iterate(line.data(), line.size(), readable).get(doc))
+    dom::element root;
+    // Any part of a line has the padding of line_reader behind it: parsed where it stands.
+    if (auto err = parser.parse(line.data(), line.size(), false).get(root))
         why = std::string("not JSON: ") + sj::error_message(err);
     else
-        why = take_line(doc, line, req);
+        why = take_line(root, line, req);
     if (!why.empty()) {
         req.body.clear();
         req.model.clear();
@@ -193,29 +195,23 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
         out.ec = errc::bad_input_line;
         out.message = std::move(why);
     }
+    if (req.custom_id.empty()) { // the line named none: its record is named by its number
+        char digits[20];
+        const auto end = std::to_chars(digits, digits + sizeof digits, out.line_number).ptr;
+        req.custom_id.assign("line-").append(digits, end);
+    }
 }
 
 // The request a line makes, in whichever of the three forms it is written; the reason it makes
-// none otherwise. The one pass over the line checks all of it as simdjson's DOM parser would.
-std::string jsonl_reader::impl::take_line(od::document& doc, std::string_view line, request& req) {
-    od::json_type type;
-    if (auto err = doc.type().get(type))
-        return std::string("not JSON: ") + sj::error_message(err);
-    if (type != od::json_type::object) {
-        if (auto err = detail::check_document(doc, detail::big_integers::refuse))
-            return std::string("not JSON: ") + sj::error_message(err);
+// none otherwise. The DOM parser has checked all of the line.
+std::string jsonl_reader::impl::take_line(dom::element root, std::string_view line, request& req) {
+    dom::object object;
+    if (root.get_object().get(object))
         return "not a JSON object";
-    }
-    od::object root;
     fields = line_fields{};
     line_fields& f = fields;
-    sj::error_code err = doc.get_object().get(root);
-    if (!err)
-        err = line_walker(doc, f).walk(root);
-    if (!err && !detail::at_end(doc))
-        err = sj::TRAILING_CONTENT;
-    if (err)
-        return std::string("not JSON: ") + sj::error_message(err);
+    const detail::value_spans spans(parser, line.data());
+    line_walker(spans, f, ids_only).walk(object);
 
     if (f.custom_id_not_string)
         return "custom_id must be a string";
@@ -225,7 +221,7 @@ std::string jsonl_reader::impl::take_line(od::document& doc, std::string_view li
         req.custom_id.assign(*f.custom_id);
     }
     if (!f.body && !f.body_not_object && f.has_messages)
-        return take_chat_line(doc, line, req);
+        return take_chat_line(object, line, req);
     if (!f.body && !f.body_not_object && (f.prompt || f.prompt_not_string))
         return take_prompt_line(f, req);
     if (!f.body && !f.body_not_object)
@@ -233,21 +229,18 @@ std::string jsonl_reader::impl::take_line(od::document& doc, std::string_view li
     return take_batch_line(f, req);
 }
 
-// A line that is itself a chat-completion body: walked once more as a body, which its top
-// level is, for the estimate and `stream` (the custom_id it may carry is sent with it).
+// A line that is itself a chat-completion body: walked as a body, which its top level is, for
+// the estimate and `stream` (the custom_id it may carry is sent with it).
 std::string
-jsonl_reader::impl::take_chat_line(od::document& doc, std::string_view line, request& req) {
-    const std::optional<std::string_view> model = fields.model; // before the rewind below
+jsonl_reader::impl::take_chat_line(dom::object root, std::string_view line, request& req) {
     if (!ids_only)
-        req.model.assign(model.value_or(std::string_view{}));
-    doc.rewind();
-    od::object root;
+        req.model.assign(fields.model.value_or(std::string_view{}));
     detail::body_walk w;
-    // The line was checked whole above: these fail only on memory or a simdjson bug.
-    if (auto err = doc.get_object().get(root))
-        return std::string("not JSON: ") + sj::error_message(err);
-    if (auto err = detail::walk_body(doc, root, 1, detail::body_check::all, w))
-        return std::string("not JSON: ") + sj::error_message(err);
+    const detail::value_spans spans(parser, line.data());
+    if (ids_only)
+        detail::walk_stream(root, w);
+    else
+        detail::walk_body(root, spans, detail::value_spans::root, w);
     if (std::string why = stream_check(w); !why.empty())
         return why;
     if (!ids_only) {

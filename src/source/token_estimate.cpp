@@ -1,6 +1,5 @@
 #include <sluice/source/token_estimate.hpp>
 
-#include "detail/trim.hpp"
 #include "source/body_walk.hpp"
 #include <simdjson.h>
 
@@ -12,212 +11,155 @@ namespace sluice {
 namespace {
 
 namespace sj = simdjson;
-namespace od = simdjson::ondemand;
-using value_result = sj::simdjson_result<od::value>;
+namespace dom = simdjson::dom;
 using detail::body_walk;
+using detail::child_positions;
+using detail::value_spans;
 
 // A fixed charge per image part: OpenAI bills a low-detail image at 85 tokens and a
 // high-detail one at 85 plus 170 per 512-px tile. Without the image's size, the base charge
 // is the only honest number; the server's usage corrects the books afterwards.
 constexpr std::uint64_t tokens_per_image = 85;
 
-std::string_view trim_right(std::string_view s) noexcept {
-    return detail::trim_right(s, detail::json_blanks);
-}
-
-// One pass over a body: counts what the estimate needs and checks every value it passes, so
-// that the pass also answers whether the body is JSON. A value of the wrong shape for the
-// estimate is still checked; it only clears `w.shaped`.
+// One pass over a body the DOM parser accepted, counting what the estimate needs. A value of the
+// wrong shape for the estimate only clears `w.shaped`.
 class body_walker {
 public:
-    body_walker(od::document& doc, detail::body_check check, body_walk& w)
-        : doc_(doc)
-        , check_all_(check == detail::body_check::all)
-        , w_(w) {}
+    explicit body_walker(body_walk& w)
+        : w_(w) {}
 
-    sj::error_code walk(od::object& body, int depth) {
-        return detail::for_each_member(body, [&](std::string_view key, od::value& value) {
-            return top_field(key, value, depth + 1);
-        });
+    void walk(dom::object body, child_positions& fields) {
+        std::size_t k = 0;
+        for (const dom::key_value_pair field : body)
+            top_field(field.key, field.value, fields, k++);
     }
 
 private:
-    // A value the estimate does not read: checked when the caller wants all of the body
-    // checked, else left for on-demand to skip.
-    sj::error_code check(od::value& v, int depth) {
-        return check_all_ ? detail::check_json(v, detail::big_integers::refuse, depth)
-                          : sj::SUCCESS;
-    }
-
-    // A value the estimate wanted in another shape: checked, and the estimate falls back.
-    sj::error_code misshapen(od::value& v, int depth) {
-        w_.shaped = false;
-        return check(v, depth);
-    }
-
-    sj::error_code top_field(std::string_view key, od::value& value, int depth) {
+    void
+    top_field(std::string_view key, dom::element value, child_positions& fields, std::size_t k) {
         if (key == "messages")
-            return messages(value, depth);
+            return messages(value, fields, k);
         if (key == "tools" || key == "functions")
-            return raw_length(value, depth);
+            return raw_length(fields, k);
         if (key == "max_completion_tokens")
-            return positive_integer(value, depth, w_.max_completion_tokens);
+            return positive_integer(value, w_.max_completion_tokens);
         if (key == "max_tokens")
-            return positive_integer(value, depth, w_.max_tokens);
+            return positive_integer(value, w_.max_tokens);
         if (key == "n") {
             std::uint64_t n = 0;
-            auto err = positive_integer(value, depth, n);
+            positive_integer(value, n);
             w_.n = n ? n : 1;
-            return err;
+            return;
         }
         if (key == "model" && !w_.model && !w_.model_not_string) {
             std::string_view model;
-            if (!value.get_string().get(model)) {
+            if (!value.get_string().get(model))
                 w_.model = model;
-                return sj::SUCCESS;
-            }
-            w_.model_not_string = true;
+            else
+                w_.model_not_string = true;
         } else if (key == "stream" && !w_.has_stream) {
-            w_.has_stream = true;
-            if (!value.get_bool().get(w_.stream))
-                return sj::SUCCESS;
-            w_.stream_not_bool = true;
+            read_stream(value, w_);
         }
-        return check(value, depth);
     }
 
-    sj::error_code messages(od::value& v, int depth) {
-        od::array list;
-        if (v.get_array().get(list))
-            return misshapen(v, depth);
-        return detail::for_each_element(
-            list, [&](od::value& message) { return add_message(message, depth + 1); });
+public:
+    static void read_stream(dom::element value, body_walk& w) {
+        w.has_stream = true;
+        w.stream_not_bool = value.get_bool().get(w.stream) != sj::SUCCESS;
     }
 
-    sj::error_code add_message(od::value& v, int depth) {
-        od::object message;
-        if (v.get_object().get(message))
-            return misshapen(v, depth);
+private:
+    void messages(dom::element v, child_positions& fields, std::size_t k) {
+        dom::array list;
+        if (v.get_array().get(list)) {
+            w_.shaped = false;
+            return;
+        }
+        // The places of the messages, found only if one has tool calls to measure.
+        child_positions places(fields, k, false);
+        std::size_t i = 0;
+        for (const dom::element message : list)
+            add_message(message, places, i++);
+    }
+
+    void add_message(dom::element v, child_positions& messages, std::size_t i) {
+        dom::object message;
+        if (v.get_object().get(message)) {
+            w_.shaped = false;
+            return;
+        }
         ++w_.messages;
-        return detail::for_each_member(message, [&](std::string_view key, od::value& value) {
-            if (key == "content")
-                return add_content(value, depth + 1);
-            if (key == "name")
-                return add_string(value, depth + 1);
-            if (key == "tool_calls")
-                return raw_length(value, depth + 1); // the assistant's calls are prompt text now
-            return check(value, depth + 1);
-        });
+        child_positions fields(messages, i, true);
+        std::size_t k = 0;
+        for (const dom::key_value_pair field : message) {
+            if (field.key == "content")
+                add_content(field.value);
+            else if (field.key == "name")
+                add_string(field.value);
+            else if (field.key == "tool_calls")
+                raw_length(fields, k); // the assistant's calls are prompt text now
+            ++k;
+        }
     }
 
-    sj::error_code add_content(od::value& v, int depth) {
-        od::json_type type;
-        if (auto err = v.type().get(type))
-            return err;
-        if (type == od::json_type::string)
-            return add_string(v, depth);
-        if (type != od::json_type::array)
-            return check(v, depth); // null content (tool calls); anything else carries no text
-        od::array parts;
-        if (auto err = v.get_array().get(parts))
-            return err;
-        return detail::for_each_element(parts,
-                                        [&](od::value& part) { return add_part(part, depth + 1); });
+    void add_content(dom::element v) {
+        if (v.is_string())
+            return add_string(v);
+        dom::array parts;
+        if (v.get_array().get(parts))
+            return; // null content (tool calls); anything else carries no text
+        for (const dom::element part : parts)
+            add_part(part);
     }
 
     // One entry of a content array: `{"type":"text","text":...}` counts its text,
     // `{"type":"image_url",...}` (or `input_image`) counts as one image; other parts (audio,
     // files) are not estimated.
-    sj::error_code add_part(od::value& v, int depth) {
-        od::object part;
-        if (v.get_object().get(part))
-            return misshapen(v, depth);
+    void add_part(dom::element v) {
+        dom::object part;
+        if (v.get_object().get(part)) {
+            w_.shaped = false;
+            return;
+        }
         bool image = false;
-        const sj::error_code err =
-            detail::for_each_member(part, [&](std::string_view key, od::value& value) {
-                if (key == "text")
-                    return add_string(value, depth + 1);
-                if (key == "type") {
-                    std::string_view type;
-                    if (value.get_string().get(type))
-                        return misshapen(value, depth + 1);
+        for (const dom::key_value_pair field : part) {
+            if (field.key == "text") {
+                add_string(field.value);
+            } else if (field.key == "type") {
+                std::string_view type;
+                if (field.value.get_string().get(type))
+                    w_.shaped = false;
+                else
                     image =
                         image || type == "image_url" || type == "input_image" || type == "image";
-                    return sj::SUCCESS;
-                }
-                image = image || key == "image_url";
-                return check(value, depth + 1);
-            });
-        if (err)
-            return err;
+            } else {
+                image = image || field.key == "image_url";
+            }
+        }
         w_.images += image ? 1 : 0;
-        return sj::SUCCESS;
     }
 
-    sj::error_code add_string(od::value& v, int depth) {
+    void add_string(dom::element v) {
         std::string_view s;
         if (v.get_string().get(s))
-            return misshapen(v, depth);
-        w_.chars += detail::code_points(s);
-        return sj::SUCCESS;
+            w_.shaped = false;
+        else
+            w_.chars += detail::code_points(s);
     }
 
     // Length of a value's JSON text as written (tool definitions are billed as the text the
-    // provider renders from them; their JSON length is a close, conservative stand-in): from
-    // its first byte to where the document stands once it is checked.
-    sj::error_code raw_length(od::value& v, int depth) {
-        std::string_view raw;
-        if (auto err = raw_json(v, depth).get(raw))
-            return err;
-        w_.chars += trim_right(raw).size();
-        return sj::SUCCESS;
-    }
-
-    // A value's text: checked and measured from where the document stands before and after it,
-    // or skipped over unchecked.
-    sj::simdjson_result<std::string_view> raw_json(od::value& v, int depth) {
-        if (check_all_) {
-            const char* start = v.raw_json_token().data();
-            if (auto err = check(v, depth))
-                return err;
-            // A body's value is followed by its object's brace at least: never past the end.
-            const char* end = nullptr;
-            if (auto err = doc_.current_location().get(end))
-                return err;
-            return std::string_view(start, static_cast<std::size_t>(end - start));
-        }
-        od::json_type type;
-        if (auto err = v.type().get(type))
-            return err;
-        if (type == od::json_type::array) {
-            od::array a;
-            if (auto err = v.get_array().get(a))
-                return err;
-            return a.raw_json();
-        }
-        if (type == od::json_type::object) {
-            od::object o;
-            if (auto err = v.get_object().get(o))
-                return err;
-            return o.raw_json();
-        }
-        return v.raw_json_token();
+    // provider renders from them; their JSON length is a close, conservative stand-in).
+    void raw_length(child_positions& container, std::size_t k) {
+        w_.chars += container.spans().text(container.at(k)).size();
     }
 
     // A positive integer, or 0 when the value is anything else (the field then counts as
-    // unset; a value that is not an integer is still checked).
-    sj::error_code positive_integer(od::value& v, int depth, std::uint64_t& out) {
+    // unset).
+    static void positive_integer(dom::element v, std::uint64_t& out) {
         std::int64_t i = 0;
-        if (v.get_int64().get(i)) {
-            out = 0;
-            return check(v, depth);
-        }
-        out = i > 0 ? static_cast<std::uint64_t>(i) : 0;
-        return sj::SUCCESS;
+        out = !v.get_int64().get(i) && i > 0 ? static_cast<std::uint64_t>(i) : 0;
     }
 
-    od::document& doc_;
-    bool check_all_;
     body_walk& w_;
 };
 
@@ -238,9 +180,15 @@ std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) noexcept {
 
 namespace detail {
 
-sj::error_code
-walk_body(od::document& doc, od::object& body, int depth, body_check check, body_walk& w) {
-    return body_walker(doc, check, w).walk(body, depth);
+void walk_body(dom::object body, const value_spans& spans, std::uint32_t body_at, body_walk& w) {
+    child_positions fields(spans, body_at, true);
+    body_walker(w).walk(body, fields);
+}
+
+void walk_stream(dom::object body, body_walk& w) {
+    for (const dom::key_value_pair field : body)
+        if (field.key == "stream")
+            return body_walker::read_stream(field.value, w);
 }
 
 token_estimate
@@ -264,7 +212,7 @@ finish_estimate(bool ok, const body_walk& t, std::size_t body_size, const estima
 } // namespace detail
 
 struct token_estimator::state {
-    od::parser parser;
+    dom::parser parser;
     std::string buffer; // the body plus simdjson's padding, reused
 };
 
@@ -282,14 +230,16 @@ token_estimate token_estimator::operator()(std::string_view body) {
     if (buf.capacity() < body.size() + sj::SIMDJSON_PADDING)
         buf.reserve(body.size() + sj::SIMDJSON_PADDING);
     buf.assign(body);
-    od::document doc;
-    od::object object;
+    dom::element root;
+    dom::object object;
     detail::body_walk w;
-    const bool ok =
-        !state_->parser.iterate(sj::padded_string_view(buf.data(), body.size(), buf.capacity()))
-             .get(doc) &&
-        !doc.get_object().get(object) &&
-        !detail::walk_body(doc, object, 1, detail::body_check::read_only, w) && detail::at_end(doc);
+    // The whole body is validated: one that is not JSON anywhere is estimated by its length.
+    const bool ok = !state_->parser.parse(buf.data(), body.size(), false).get(root) &&
+                    !root.get_object().get(object);
+    if (ok) {
+        const value_spans spans(state_->parser, buf.data());
+        detail::walk_body(object, spans, value_spans::root, w);
+    }
     return detail::finish_estimate(ok, w, body.size(), opts_);
 }
 

@@ -1,8 +1,9 @@
 // The JSONL input reader (src/source/jsonl_reader.cpp) on arbitrary files: every line that is
 // not blank yields exactly one record, numbered as the line; a good record's body is a valid
 // JSON object (it is sent as written) and a bad one says why. simdjson's DOM parser is the
-// oracle of what is JSON: the reader's own one-pass check calls a line "not JSON" exactly when
-// the DOM parser refuses it. A token cost the reader fills in is the one estimate_tokens gives.
+// oracle of what is JSON: the reader calls a line "not JSON" exactly when the DOM parser refuses
+// it, and a body it takes by position (value_spans) is the whole object, which parses alone. A
+// token cost the reader fills in is the one estimate_tokens gives.
 #include "fuzz_support.hpp"
 
 #include <sluice/source/jsonl_reader.hpp>
@@ -82,8 +83,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             SLUICE_FUZZ_CHECK(!record.request.token_cost);
             continue;
         }
+        // The body of a Batch API line is its first `body` member, exactly: the same value.
+        std::string written;
+        simdjson::dom::object root;
+        if (!json.parse(line.data(), line.size()).get_object().get(root))
+            for (const auto member : root)
+                if (member.key == "body") {
+                    if (member.value.is_object())
+                        written = simdjson::minify(member.value);
+                    break;
+                }
         simdjson::dom::object body;
         SLUICE_FUZZ_CHECK(!json.parse(record.request.body).get_object().get(body));
+        if (!written.empty())
+            SLUICE_FUZZ_CHECK(simdjson::minify(body) == written);
         SLUICE_FUZZ_CHECK(record.request.token_cost.has_value() == opts.estimate.has_value());
         if (opts.estimate)
             SLUICE_FUZZ_CHECK(*record.request.token_cost ==
