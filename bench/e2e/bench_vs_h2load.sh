@@ -5,7 +5,10 @@
 #   2. closed loop, a canned 200-chunk SSE answer: requests/s of each, sluice timing every
 #      event (target: sluice >= 0.8x h2load);
 #   3. open loop: sluice bench --rate R at rising rates, the send lag p99 at each (target: the
-#      highest rate held with send lag p99 under 1 ms is at least h2load's closed-loop rate).
+#      highest rate held with send lag p99 under 1 ms is at least h2load's closed-loop rate),
+#      with at most as many requests in flight, and so connections, as h2load has connections.
+#      (A cap of 4x that let the first moments open 256 connections at once: their handshakes
+#      left a backlog that a loop near its capacity had not cleared when the warm-up ended.)
 # Every run is bounded in requests; CPU per request (user + system of the client) is printed
 # beside each rate, since the machine is shared and rates swing. In part 3, rates above
 # 50,000/s have gaps under `sluice bench`'s busy wait (20 us), polled rather than slept: the
@@ -72,7 +75,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 . "$here/lib.sh"
-require_tools nginx h2load openssl python3 taskset
+require_tools nginx h2load openssl python3 taskset pgrep getconf
 require_sluice "$sluice"
 
 setup_workdir
@@ -138,7 +141,19 @@ printf '%s' '{"model":"m","stream":true,"messages":[{"role":"user","content":"he
 url="https://127.0.0.1:$port"
 echo "nginx on $url (1 worker, core $server_core); clients on core $client_core; $connections connections, $requests requests a run"
 
-timed() { /usr/bin/time -f "%e %U %S" -o "$dir/t" taskset -c "$client_core" "$@"; }
+# Runs a client on its core under GNU time, and notes how busy nginx was meanwhile.
+timed() {
+    local before
+    before=$(server_ticks)
+    /usr/bin/time -f "%e %U %S" -o "$dir/t" taskset -c "$client_core" "$@"
+    echo "$before $(server_ticks)" > "$dir/server"
+}
+server_busy() { # the share of one core nginx used during the last timed run, in percent
+    local elapsed before after
+    read -r elapsed _ < "$dir/t"
+    read -r before after < "$dir/server"
+    python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) / $elapsed * 100:.0f}')"
+}
 cpu_us() { # requests -> CPU us per request of the last timed run
     read -r _ user sys < "$dir/t"
     python3 -c "print(f'{($user + $sys) / $1 * 1e6:.1f}')"
@@ -151,7 +166,7 @@ h2load_rps() { # path body-file
     ok=$(awk '/^requests:/ {print $8}' "$dir/h2load.out")
     rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$dir/h2load.out")
     [ "$ok" -eq "$requests" ] || { echo "h2load: $ok of $requests succeeded" >&2; cat "$dir/h2load.out" >&2; exit 1; }
-    echo "$rps $(cpu_us "$requests")"
+    echo "$rps $(cpu_us "$requests") $(server_busy)"
 }
 
 # sluice bench with the given flags; prints "rps send_lag_p99_ms cpu_us"
@@ -167,7 +182,7 @@ print(f"{r['request_throughput']:.0f} {r['p99_send_lag_ms']:.3f}", end=" ")
 # The CPU was spent on the warm-up's requests too.
 open(sys.argv[3], "w").write(str(r["completed"] + r.get("warmup_requests", 0)))
 PY
-    cpu_us "$(cat "$dir/sent")"
+    echo "$(cpu_us "$(cat "$dir/sent")") $(server_busy)"
 }
 
 has_part() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -219,25 +234,25 @@ for round in $(seq "$rounds"); do
     [ "$rounds" -gt 1 ] && echo && echo "round $round of $rounds"
     if has_part whole; then
         echo "1. closed loop, whole answers ($connections in flight)"
-        read -r h_rps h_cpu <<< "$(h2load_rps /v1/chat/completions "$dir/post.json")"
-        read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/v1" -c "$connections" --no-stream)"
-        printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench" "$s_rps" "$s_cpu"
+        read -r h_rps h_cpu h_busy <<< "$(h2load_rps /v1/chat/completions "$dir/post.json")"
+        read -r s_rps _ s_cpu s_busy <<< "$(sluice_bench "$url/v1" -c "$connections" --no-stream)"
+        printf "  %-22s %9s req/s %8s us CPU/request  nginx %4s%% busy\n" "h2load --h1" "$h_rps" "$h_cpu" "$h_busy" "sluice bench" "$s_rps" "$s_cpu" "$s_busy"
         echo "$round $h_rps $s_rps" >> "$dir/closed"
     fi
     if has_part stream; then
         echo "2. closed loop, 200-chunk SSE answers ($connections in flight)"
-        read -r h_rps h_cpu <<< "$(h2load_rps /sse/v1/chat/completions "$dir/post-sse.json")"
-        read -r s_rps _ s_cpu <<< "$(sluice_bench "$url/sse/v1" -c "$connections" --stream)"
-        printf "  %-22s %9s req/s %8s us CPU/request\n" "h2load --h1" "$h_rps" "$h_cpu" "sluice bench --stream" "$s_rps" "$s_cpu"
+        read -r h_rps h_cpu h_busy <<< "$(h2load_rps /sse/v1/chat/completions "$dir/post-sse.json")"
+        read -r s_rps _ s_cpu s_busy <<< "$(sluice_bench "$url/sse/v1" -c "$connections" --stream)"
+        printf "  %-22s %9s req/s %8s us CPU/request  nginx %4s%% busy\n" "h2load --h1" "$h_rps" "$h_cpu" "$h_busy" "sluice bench --stream" "$s_rps" "$s_cpu" "$s_busy"
         python3 -c "print(f'  sluice / h2load = {$s_rps / $h_rps:.2f}x (target >= 0.8)')"
         echo "$round $h_rps $s_rps" >> "$dir/stream"
     fi
     if has_part open; then
-        echo "3. open loop, whole answers, constant arrivals (cap $connections in flight x 4; 2 s warm-up not recorded)"
+        echo "3. open loop, whole answers, constant arrivals (at most $connections in flight, as h2load's connections; 2 s warm-up not recorded)"
         for r in $rates; do
-            read -r s_rps lag s_cpu <<< "$(sluice_bench "$url/v1" --rate "$r" --arrivals constant -c $((connections * 4)) --warmup 2 --no-stream)"
-            printf "  rate %6s: %9s req/s  send lag p99 %7s ms  %6s us CPU/request\n" "$r" "$s_rps" "$lag" "$s_cpu"
-            echo "$round $r $s_rps $lag" >> "$dir/open"
+            read -r s_rps lag s_cpu s_busy <<< "$(sluice_bench "$url/v1" --rate "$r" --arrivals constant -c "$connections" --warmup 2 --no-stream)"
+            printf "  rate %6s: %9s req/s  send lag p99 %7s ms  %6s us CPU/request  nginx %4s%% busy\n" "$r" "$s_rps" "$lag" "$s_cpu" "$s_busy"
+            echo "$round $r $s_rps $lag $s_busy" >> "$dir/open"
         done
     fi
 done
@@ -265,11 +280,12 @@ if open_:
     best = 0
     for rate in rates:
         lags = [float(r[3]) for r in open_ if int(r[1]) == rate]
+        busy = med(float(r[4]) for r in open_ if int(r[1]) == rate)
         lag = med(lags)
         if lag < 1.0:
             best = rate
-        print(f"  open loop at {rate}/s: send lag p99 {lag:.3f} ms" +
-              (f" (rounds: {', '.join(f'{x:.3f}' for x in lags)})" if rounds > 1 else ""))
+        print(f"  open loop at {rate}/s: send lag p99 {lag:.3f} ms, nginx {busy:.0f}% busy" +
+              (f" (p99 by round: {', '.join(f'{x:.3f}' for x in lags)})" if rounds > 1 else ""))
     line = f"  highest rate held with send lag p99 < 1 ms: {best}/s"
     if h2load_closed:
         line += f"; h2load closed loop: {h2load_closed:.0f}/s ({best / h2load_closed:.2f}x, target >= 1)"

@@ -37,6 +37,18 @@ setup_workdir() {
         -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 }
 
+# CPU time (clock ticks, user + system) the nginx workers started by start_nginx have used: read
+# before and after a client's run, it says how busy the server was, whether the client or the
+# server set the rate.
+server_ticks() {
+    local total=0 pid f
+    for pid in $(pgrep -P "$nginx_pid"); do
+        read -r -a f < "/proc/$pid/stat" || continue
+        total=$((total + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
 start_nginx() { # core: runs $dir/nginx.conf, returns once it accepts on $port
     taskset -c "$1" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" &
     nginx_pid=$!
