@@ -505,6 +505,54 @@ TEST_CASE(
         CHECK_FALSE(r.request.token_cost);
 }
 
+TEST_CASE("jsonl_reader takes a body and the tool calls in it as written, wherever they stand") {
+    const std::string first_body =
+        R"({ "messages" : [ {"role":"user","content":"a]}\""} ] , "tools":[ {"x":"}{"} ] })";
+    const std::string lines[] = {
+        // Not the last member; brackets and an escaped quote inside strings.
+        R"({"custom_id":"s1", "body" : )" + first_body + R"( , "url":"/v1/chat/completions"})",
+        // The last member, blanks before the line's brace.
+        R"({"custom_id":"s2","body":{"messages":[]}   } )",
+        // Two bodies: the first is sent.
+        R"({"custom_id":"s3","body":{"messages":[],"n":1},"body":{"messages":[],"n":2}})",
+        // Tool calls in a later message, tools after the messages, with blanks inside.
+        R"({"custom_id":"s4","body":{"messages":[{"role":"user","content":"ab"},)"
+        R"({"role":"assistant","content":null,"tool_calls": [ {"id":"c1"} ] },)"
+        R"({"role":"assistant","tool_calls":[{"id":"c2"}],"content":"x"}],"tools" :[1, [2]] }})",
+    };
+    std::string text;
+    for (const auto& line : lines)
+        text += line + "\n";
+    reader_options opts;
+    opts.estimate = estimate_options{};
+    opts.estimate->chars_per_token = 1.0; // the estimate is then the characters counted
+    opts.estimate->per_message_overhead = 0;
+    opts.estimate->per_request_overhead = 0;
+    opts.estimate->default_max_tokens = 0;
+    const auto records = read_text(text, opts);
+    REQUIRE(records.size() == 4);
+    for (const auto& r : records) {
+        INFO(r.request.custom_id << ": " << r.message);
+        REQUIRE_FALSE(r.ec);
+    }
+    CHECK(records[0].request.body == first_body);
+    CHECK(records[1].request.body == R"({"messages":[]})");
+    CHECK(records[2].request.body == R"({"messages":[],"n":1})");
+    // "ab" 2 + `[ {"id":"c1"} ]` 15 + `[{"id":"c2"}]` 13 + "x" 1 + `[1, [2]]` 8.
+    CHECK(*records[3].request.token_cost == 39);
+    // "a]}\"" 4 + `[ {"x":"}{"} ]` 14.
+    CHECK(*records[0].request.token_cost == 18);
+
+    // The first of `sluice run`'s passes gives the same verdicts and ids.
+    opts.ids_only = true;
+    const auto ids = read_text(text, opts);
+    REQUIRE(ids.size() == 4);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        CHECK_FALSE(ids[i].ec);
+        CHECK(ids[i].request.custom_id == records[i].request.custom_id);
+    }
+}
+
 TEST_CASE("jsonl_reader calls a line JSON exactly when simdjson's DOM parser does") {
     // Lines a one-pass reader could get wrong: the verdict of each is the DOM parser's.
     const std::vector<std::string> lines = {
