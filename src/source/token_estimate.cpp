@@ -21,6 +21,12 @@ using detail::value_spans;
 // is the only honest number; the server's usage corrects the books afterwards.
 constexpr std::uint64_t tokens_per_image = 85;
 
+// The first `stream` member: the only one the ids-only pass of the reader reads as well.
+void read_stream(dom::element value, body_walk& w) {
+    w.has_stream = true;
+    w.stream_not_bool = value.get_bool().get(w.stream) != sj::SUCCESS;
+}
+
 // One pass over a body the DOM parser accepted, counting what the estimate needs. A value of the
 // wrong shape for the estimate only clears `w.shaped`.
 class body_walker {
@@ -62,13 +68,6 @@ private:
         }
     }
 
-public:
-    static void read_stream(dom::element value, body_walk& w) {
-        w.has_stream = true;
-        w.stream_not_bool = value.get_bool().get(w.stream) != sj::SUCCESS;
-    }
-
-private:
     void messages(dom::element v, child_positions& fields, std::size_t k) {
         dom::array list;
         if (v.get_array().get(list)) {
@@ -188,7 +187,7 @@ void walk_body(dom::object body, const value_spans& spans, std::uint32_t body_at
 void walk_stream(dom::object body, body_walk& w) {
     for (const dom::key_value_pair field : body)
         if (field.key == "stream")
-            return body_walker::read_stream(field.value, w);
+            return read_stream(field.value, w);
 }
 
 token_estimate
