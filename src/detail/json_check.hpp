@@ -7,10 +7,6 @@
 
 namespace sluice::detail {
 
-// Whether an integer too large for 64 bits is valid. RFC 8259 allows it and an answer may carry
-// one; simdjson's DOM parser refuses it, and the input reader keeps the verdicts it always gave.
-enum class big_integers { accept, refuse };
-
 // How deep check_json follows nesting: simdjson's default for its parsers. On-demand does not
 // bound nesting, so the check does (as RFC 8259 allows), keeping the recursion off a hostile
 // document's depth.
@@ -22,8 +18,7 @@ inline constexpr int max_check_depth = 1024;
 // unescaped, so their escapes are checked; numbers are parsed. `depth` is the value's own.
 // One frame per level of nesting (children are taken out of their results first): a thousand
 // levels fit in a sanitizer build's stack too.
-inline simdjson::error_code
-check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
+inline simdjson::error_code check_json(simdjson::ondemand::value& v, int depth = 1) {
     namespace od = simdjson::ondemand;
     if (depth > max_check_depth)
         return simdjson::DEPTH_ERROR;
@@ -41,7 +36,7 @@ check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
                 return err;
             if (auto err = field.value().get(child))
                 return err;
-            if (auto err = check_json(child, big, depth + 1))
+            if (auto err = check_json(child, depth + 1))
                 return err;
         }
         return simdjson::SUCCESS;
@@ -53,7 +48,7 @@ check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
         for (auto element : array) {
             if (auto err = element.get(child))
                 return err;
-            if (auto err = check_json(child, big, depth + 1))
+            if (auto err = check_json(child, depth + 1))
                 return err;
         }
         return simdjson::SUCCESS;
@@ -64,12 +59,10 @@ check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
         return v.get_string().get(s);
     }
     case od::json_type::number: {
-        if (big == big_integers::accept) {
-            double d = 0;
-            return v.get_double().get(d);
-        }
-        od::number n;
-        return v.get_number().get(n);
+        // As a double: an integer past 64 bits is valid JSON (RFC 8259), and an answer may
+        // carry one.
+        double d = 0;
+        return v.get_double().get(d);
     }
     case od::json_type::boolean: {
         bool b = false;
@@ -88,42 +81,11 @@ check_json(simdjson::ondemand::value& v, big_integers big, int depth = 1) {
 
 // check_json of a value still wrapped with the error that reaching it gave.
 inline simdjson::error_code check_json(simdjson::simdjson_result<simdjson::ondemand::value> v,
-                                       big_integers big,
                                        int depth = 1) {
     simdjson::ondemand::value value;
     if (auto err = std::move(v).get(value))
         return err;
-    return check_json(value, big, depth);
-}
-
-// Calls `f(key, value)` for each member of `object` in order, the key unescaped (its escapes
-// checked); stops at the first error, of the walk or of `f`.
-template <class F>
-simdjson::error_code for_each_member(simdjson::ondemand::object& object, F&& f) {
-    for (auto field : object) {
-        std::string_view key;
-        if (auto err = field.unescaped_key().get(key))
-            return err;
-        simdjson::ondemand::value value;
-        if (auto err = field.value().get(value))
-            return err;
-        if (auto err = f(key, value))
-            return err;
-    }
-    return simdjson::SUCCESS;
-}
-
-// Calls `f(value)` for each element of `array` in order; stops at the first error.
-template <class F>
-simdjson::error_code for_each_element(simdjson::ondemand::array& array, F&& f) {
-    for (auto element : array) {
-        simdjson::ondemand::value value;
-        if (auto err = element.get(value))
-            return err;
-        if (auto err = f(value))
-            return err;
-    }
-    return simdjson::SUCCESS;
+    return check_json(value, depth);
 }
 
 // Whether nothing but whitespace follows the root value (`{"a":1} x` is not JSON): past the end
@@ -135,7 +97,7 @@ inline bool at_end(simdjson::ondemand::document& doc) {
 
 // check_json for a whole document, whose root may be a scalar (on-demand reads a scalar root
 // through the document itself), trailing bytes included.
-inline simdjson::error_code check_document(simdjson::ondemand::document& doc, big_integers big) {
+inline simdjson::error_code check_document(simdjson::ondemand::document& doc) {
     namespace od = simdjson::ondemand;
     od::json_type t;
     if (auto err = doc.type().get(t))
@@ -151,7 +113,7 @@ inline simdjson::error_code check_document(simdjson::ondemand::document& doc, bi
             break;
         for (auto field : object) {
             std::string_view key;
-            if ((err = field.unescaped_key().get(key)) || (err = check_json(field.value(), big, 2)))
+            if ((err = field.unescaped_key().get(key)) || (err = check_json(field.value(), 2)))
                 break;
         }
         break;
@@ -161,7 +123,7 @@ inline simdjson::error_code check_document(simdjson::ondemand::document& doc, bi
         if ((err = doc.get_array().get(array)))
             break;
         for (auto element : array)
-            if ((err = check_json(element, big, 2)))
+            if ((err = check_json(element, 2)))
                 break;
         break;
     }
@@ -172,8 +134,7 @@ inline simdjson::error_code check_document(simdjson::ondemand::document& doc, bi
     }
     case od::json_type::number: {
         double d = 0;
-        od::number n;
-        err = big == big_integers::accept ? doc.get_double().get(d) : doc.get_number().get(n);
+        err = doc.get_double().get(d);
         break;
     }
     case od::json_type::boolean: {

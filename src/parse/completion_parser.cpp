@@ -28,7 +28,7 @@ using value_result = simdjson::simdjson_result<od::value>;
 // rest go through here instead of being skipped, because the sink embeds the body as JSON only
 // when all of it is (detail::check_json).
 bool valid(value_result v) {
-    return !detail::check_json(v, detail::big_integers::accept);
+    return !detail::check_json(v);
 }
 
 // `out` null: checked, not kept (completion_fields::usage). `String`: std::string, or the
@@ -270,8 +270,7 @@ struct completion_parser::impl {
     // `{"detail": ...}`, an array): the sink embeds such a body as JSON rather than as text.
     bool is_json(const char* data, std::size_t size, std::size_t capacity) {
         od::document doc;
-        return !parser.iterate(data, size, capacity).get(doc) &&
-               !detail::check_document(doc, detail::big_integers::accept);
+        return !parser.iterate(data, size, capacity).get(doc) && !detail::check_document(doc);
     }
 };
 
