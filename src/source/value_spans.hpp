@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string_view>
 
 namespace sluice::detail {
@@ -59,12 +58,9 @@ public:
         return {first, static_cast<std::size_t>(text_ + at_[count_ - 2] + 1 - first)};
     }
 
-    // The first child of the container at `open` (of an object, the first member's value,
-    // past its key and colon), or nothing when it is empty.
-    std::optional<std::uint32_t> first_child(std::uint32_t open) const noexcept {
-        const char c = byte(open + 1);
-        if (c == '}' || c == ']')
-            return std::nullopt;
+    // The first child of the container at `open`, which has one (of an object, the first
+    // member's value, past its key and colon).
+    std::uint32_t first_child(std::uint32_t open) const noexcept {
         return byte(open) == '{' ? open + 3 : open + 1;
     }
 
@@ -109,7 +105,7 @@ public:
         if (!started_) {
             if (parent_)
                 open_ = parent_->at(parent_k_);
-            known_ = *spans_.first_child(open_);
+            known_ = spans_.first_child(open_);
             started_ = true;
         }
         for (; index_ < k; ++index_)
