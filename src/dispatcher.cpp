@@ -17,7 +17,7 @@ dispatcher::~dispatcher() {
         asio::post(impl_->ex, [i = impl_] { i->do_stop(false); });
 }
 
-void dispatcher::async_complete_erased(request req, detail::result_handler h) {
+void dispatcher::async_complete_erased(request&& req, detail::result_handler h) {
     detail::op_memory_handler submit{[i = impl_, req = std::move(req), h = std::move(h)]() mutable {
         i->submit(std::move(req), std::move(h));
     }};

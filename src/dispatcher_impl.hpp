@@ -38,7 +38,7 @@ namespace asio = boost::asio;
 
 namespace detail {
 
-using result_handler = asio::any_completion_handler<void(error_code, result)>;
+using result_handler = asio::any_completion_handler<void(error_code, result&&)>;
 
 // One request's life inside the engine, from acceptance to delivery. Ownership moves with
 // the request: admission queue -> pool completion -> retry timer -> delivery.

@@ -20,6 +20,8 @@
 # out): the figure that stays steady on a shared, noisy machine. With SLUICE_CALLGRIND_OUT=FILE
 # the N2 run's profile is kept there and the N1 run's in FILE.first (callgrind_annotate FILE;
 # bench/e2e/callgrind_diff.py FILE.first FILE N2-N1 for the cost per line of each function).
+# h2load (N1 then N2 requests) and wrk (5 s then 15 s) are counted the same way after it (with
+# SLUICE_CALLGRIND_OUT, wrk's two profiles are kept in FILE.wrk5 and FILE.wrk15).
 # --plain: nginx serves plain HTTP (http://) instead of TLS, for every client.
 # Build first: cmake --preset bench && cmake --build --preset bench
 set -euo pipefail
@@ -86,7 +88,7 @@ echo "sluice: $lines lines per run; wrk: ${wrk_seconds} s per run; $rounds inter
 # comparison would time a check wrk does not make. SLUICE_ARGS="--config other.toml" overrides.
 printf '[pool]\nreuse_quiet_period_ms = 0\n' > "$dir/trusted.toml"
 
-results="$dir/results" # one line per run: tool rps cpu_us_per_request rss_kib
+results="$dir/results" # one line per run: tool rps cpu_us_per_request rss_kib user_us sys_us
 : > "$results"
 
 # Runs a command on the client core under GNU time; leaves "elapsed user sys maxrss" in $dir/t.
@@ -99,9 +101,9 @@ record() { # tool requests
     python3 - "$1" "$2" "$elapsed" "$user" "$sys" "$rss" >> "$results" <<'PY'
 import sys
 tool, n, e, u, s, rss = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
-print(f"{tool} {n / e:.0f} {(u + s) / n * 1e6:.2f} {rss:.0f}")
+print(f"{tool} {n / e:.0f} {(u + s) / n * 1e6:.2f} {rss:.0f} {u / n * 1e6:.2f} {s / n * 1e6:.2f}")
 PY
-    tail -n 1 "$results" | awk '{printf "  %-16s %9s req/s %8s us CPU/request %9s KiB peak RSS\n", $1, $2, $3, $4}'
+    tail -n 1 "$results" | awk '{printf "  %-16s %9s req/s %8s us CPU/request (user %s, system %s) %9s KiB peak RSS\n", $1, $2, $3, $5, $6, $4}'
 }
 
 run_wrk() {
@@ -153,6 +155,27 @@ if [ -n "$callgrind" ]; then
     ir2=$(callgrind_ir "$n2")
     if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT"; fi
     python3 -c "d = ($ir2 - $ir1) / ($n2 - $n1); print(f'callgrind, sluice run: {$ir1} instructions for $n1 lines, {$ir2} for $n2: {d:,.0f} per line')"
+    # The references on the same server, counted the same way: h2load on N1 then N2 requests,
+    # wrk (which runs for a time, not a count) for 5 s then 15 s, divided by the requests between.
+    cg_h2load() { # requests
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" h2load --h1 -n "$1" \
+            -c "$connections" -m 1 -d "$dir/post.json" -H 'content-type: application/json' \
+            "$url/chat/completions" > "$dir/h2load.out" 2> /dev/null
+        echo "$(awk '/^requests:/ {print $8}' "$dir/h2load.out") $(awk '/^summary:/ {print $2}' "$dir/cg.out")"
+    }
+    cg_wrk() { # seconds
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" wrk -t1 -c"$connections" --timeout 60s \
+            -d"${1}s" -s "$here/post.lua" "$url/chat/completions" > "$dir/wrk.out" 2> /dev/null
+        if [ -n "${SLUICE_CALLGRIND_OUT:-}" ]; then cp "$dir/cg.out" "$SLUICE_CALLGRIND_OUT.wrk$1"; fi
+        echo "$(awk '/requests in/ {print $1}' "$dir/wrk.out") $(awk '/^summary:/ {print $2}' "$dir/cg.out")"
+    }
+    per_request() { # name "n1 ir1" "n2 ir2"
+        read -r a1 b1 <<< "$2"
+        read -r a2 b2 <<< "$3"
+        python3 -c "print(f'callgrind, $1: {($b2 - $b1) / ($a2 - $a1):,.0f} per request ($a1 and $a2 requests)')"
+    }
+    [ "$have_h2load" -eq 1 ] && per_request h2load "$(cg_h2load "$n1")" "$(cg_h2load "$n2")"
+    per_request wrk "$(cg_wrk 5)" "$(cg_wrk 15)"
     exit 0
 fi
 
@@ -169,14 +192,15 @@ python3 - "$results" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    tool, rps, cpu, rss = line.split()
-    runs.setdefault(tool, []).append((float(rps), float(cpu), float(rss)))
+    tool, rps, cpu, rss, user, system = line.split()
+    runs.setdefault(tool, []).append((float(rps), float(cpu), float(rss), float(user), float(system)))
 def med(tool, i):
     return statistics.median(r[i] for r in runs[tool])
-print(f"{'client':10} {'req/s (min-max)':>22} {'CPU us/request (min-max)':>26} {'peak RSS MiB':>13}")
+print(f"{'client':10} {'req/s (min-max)':>22} {'CPU us/request (min-max)':>26} {'user / system (medians)':>24} {'peak RSS MiB':>13}")
 for tool, rs in runs.items():
     rps = [r[0] for r in rs]; cpu = [r[1] for r in rs]
-    print(f"{tool:10} {min(rps):10.0f}-{max(rps):<10.0f} {min(cpu):12.2f}-{max(cpu):<12.2f} {max(r[2] for r in rs) / 1024:13.1f}")
+    split = f"{med(tool, 3):.2f} / {med(tool, 4):.2f}"
+    print(f"{tool:10} {min(rps):10.0f}-{max(rps):<10.0f} {min(cpu):12.2f}-{max(cpu):<12.2f} {split:>24} {max(r[2] for r in rs) / 1024:13.1f}")
 print()
 print("medians, as ratios (targets: CPU <= 1.25x wrk; req/s >= 0.9x wrk and >= 1.0x h2load)")
 for other in [t for t in runs if t != "sluice"]:

@@ -207,8 +207,10 @@ std::optional<bench_progress> make_progress(const bench_options& o) {
     return progress;
 }
 
+// One thread runs the loop and alone touches its sockets (the resolver's thread only posts to
+// it), as in `sluice run`: the reactor's per-descriptor locks can go.
 int run_once(const bench_options& o, const loadgen_options& lo) {
-    asio::io_context ioc(1);
+    asio::io_context ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     std::optional<load_generator> gen;
     if (const int status = make_generator(gen, ioc, lo); status != exit_ok)
         return status;
@@ -316,7 +318,7 @@ private:
     const bench_options& o_;
     const loadgen_options& lo_;
     const bench_sweep& sweep_;
-    asio::io_context ioc_{1};
+    asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO}; // as run_once's
     std::optional<bench_progress> progress_;
     bench_signals signals_;
     std::optional<load_generator> gen_;

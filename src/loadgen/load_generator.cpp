@@ -214,7 +214,7 @@ void load_generator::impl::submit(clock::time_point at, clock::time_point now) {
         results.count_warmup();
     ++sent;
     ++in_flight;
-    engine.async_submit(std::move(req), [this, s, warm](result r) { on_result(s, warm, r); });
+    engine.async_submit(std::move(req), [this, s, warm](result&& r) { on_result(s, warm, r); });
 }
 
 void load_generator::impl::on_result(const sent_request& s, bool warm, const result& r) {

@@ -141,7 +141,7 @@ struct exchange : recycled<exchange> {
     // the handler in itself without end, so it is never assigned.
     exchange(std::string_view b,
              body_observer* o,
-             boost::asio::any_completion_handler<void(http_response)> h)
+             boost::asio::any_completion_handler<void(http_response&&)> h)
         : body(b)
         , observer(o)
         , handler(std::move(h)) {}
@@ -153,7 +153,7 @@ struct exchange : recycled<exchange> {
     std::string own_head;
     std::array<std::string_view, 2> more_body{};
     bool observe_any = false;
-    boost::asio::any_completion_handler<void(http_response)> handler;
+    boost::asio::any_completion_handler<void(http_response&&)> handler;
     http_response resp;
     connection_ptr conn;
     bool replayed = false;

@@ -32,7 +32,7 @@ connection_pool::~connection_pool() {
 void connection_pool::async_exchange(std::string_view body,
                                      body_observer* observer,
                                      std::chrono::steady_clock::time_point not_after,
-                                     asio::any_completion_handler<void(http_response)> handler) {
+                                     asio::any_completion_handler<void(http_response&&)> handler) {
     auto x = std::make_unique<detail::exchange>(body, observer, std::move(handler));
     x->not_after = not_after;
     if (impl_->closed)
@@ -42,7 +42,7 @@ void connection_pool::async_exchange(std::string_view body,
 
 void connection_pool::async_request(const request_spec& spec,
                                     body_observer* observer,
-                                    asio::any_completion_handler<void(http_response)> handler) {
+                                    asio::any_completion_handler<void(http_response&&)> handler) {
     if (!is_valid_header_value(spec.method) || !is_valid_header_value(spec.target) ||
         !is_valid_header_value(spec.content_type))
         throw std::invalid_argument("connection_pool::async_request: a control character in "

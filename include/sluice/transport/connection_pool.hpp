@@ -172,9 +172,11 @@ public:
     connection_pool(const connection_pool&) = delete;
     connection_pool& operator=(const connection_pool&) = delete;
 
-    /// Sends `POST target` with `body` (JSON) and completes with the response.
+    /// Sends `POST target` with `body` (JSON) and completes with the response, passed as an
+    /// rvalue (a handler may take `http_response` by value or `http_response&&`; the erased
+    /// handler's two hops then move nothing).
     void async_exchange(std::string_view body,
-                        boost::asio::any_completion_handler<void(http_response)> handler) {
+                        boost::asio::any_completion_handler<void(http_response&&)> handler) {
         async_exchange(body, nullptr, std::move(handler));
     }
 
@@ -183,7 +185,7 @@ public:
     /// must stay valid until completion.
     void async_exchange(std::string_view body,
                         body_observer* observer,
-                        boost::asio::any_completion_handler<void(http_response)> handler) {
+                        boost::asio::any_completion_handler<void(http_response&&)> handler) {
         async_exchange(
             body, observer, std::chrono::steady_clock::time_point::max(), std::move(handler));
     }
@@ -193,7 +195,7 @@ public:
     void async_exchange(std::string_view body,
                         body_observer* observer,
                         std::chrono::steady_clock::time_point not_after,
-                        boost::asio::any_completion_handler<void(http_response)> handler);
+                        boost::asio::any_completion_handler<void(http_response&&)> handler);
 
     /// Sends `spec` (see request_spec) and completes with the response; a 2xx body goes to
     /// `observer` when `spec.observe_any_body` (else as in async_exchange). Retried by the pool
@@ -201,7 +203,7 @@ public:
     /// any response byte. `spec`'s views and `observer` must stay valid until completion.
     void async_request(const request_spec& spec,
                        body_observer* observer,
-                       boost::asio::any_completion_handler<void(http_response)> handler);
+                       boost::asio::any_completion_handler<void(http_response&&)> handler);
 
     /// Cancels waiting and running exchanges and closes every connection.
     void close();
