@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -156,6 +157,13 @@ protected:
         // Running on the io_context itself instead of through a work-tracking copy of its
         // executor runs it in the same place; the caller's work guard still holds the work.
         executor_type get_executor() const noexcept {
+            // A handler with no executor of its own (the pool's, with_op_memory's) runs on the
+            // stream's: returned at once, as the lines below would, without the two more
+            // copies of the type-erased executor they make (Asio asks at every wait).
+            if constexpr (std::is_same_v<boost::asio::associated_executor_t<
+                                             Handler, boost::asio::system_executor>,
+                                         boost::asio::system_executor>)
+                return core().get_executor();
             executor_type ex =
                 boost::asio::get_associated_executor(handler_, core().get_executor());
             if constexpr (std::is_same_v<executor_type, stream_core::executor_type>)
