@@ -160,9 +160,10 @@ protected:
             // A handler with no executor of its own (the pool's, with_op_memory's) runs on the
             // stream's: returned at once, as the lines below would, without the two more
             // copies of the type-erased executor they make (Asio asks at every wait).
-            if constexpr (std::is_same_v<boost::asio::associated_executor_t<
-                                             Handler, boost::asio::system_executor>,
-                                         boost::asio::system_executor>)
+            if constexpr (std::is_same_v<
+                              boost::asio::associated_executor_t<Handler,
+                                                                 boost::asio::system_executor>,
+                              boost::asio::system_executor>)
                 return core().get_executor();
             executor_type ex =
                 boost::asio::get_associated_executor(handler_, core().get_executor());
