@@ -17,10 +17,13 @@ dispatcher::~dispatcher() {
         asio::post(impl_->ex, [i = impl_] { i->do_stop(false); });
 }
 
+// The request's operation is made here, on the caller's thread, and the request moved into
+// it once: carried to the loop in its own right it was moved four times on the way.
 void dispatcher::async_complete_erased(request&& req, detail::result_handler h) {
-    detail::op_memory_handler submit{[i = impl_, req = std::move(req), h = std::move(h)]() mutable {
-        i->submit(std::move(req), std::move(h));
-    }};
+    auto op = std::make_unique<detail::request_op>(std::move(h));
+    op->req = std::move(req);
+    detail::op_memory_handler submit{
+        [i = impl_, op = std::move(op)]() mutable { i->submit(std::move(op)); }};
     detail::post_on_loop(impl_->ex, impl_->loop_ex, std::move(submit));
 }
 

@@ -99,7 +99,9 @@ void dispatcher::impl::on_slot_freed() {
     while (!overflow.empty() && pending < opts.queue_limit && !stopped) {
         auto [req, h] = std::move(overflow.front());
         overflow.pop_front();
-        accept(std::move(req), std::move(h));
+        auto op = std::make_unique<detail::request_op>(std::move(h));
+        op->req = std::move(req);
+        accept(std::move(op));
     }
     if (pending == 0) {
         auto drains = std::move(drain_waiters);

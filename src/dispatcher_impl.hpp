@@ -205,27 +205,31 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
 
     // --- submission -------------------------------------------------------------------------
 
-    void submit(request&& req, result_handler h) {
+    // `op` holds the request and its handler, nothing else yet.
+    void submit(op_ptr op) {
         if (stopped) {
             // After a fatal error the request was refused, not failed: a resumed run sends it.
-            deliver_now(std::move(req.custom_id),
+            deliver_now(std::move(op->req.custom_id),
                         stopped_by ? errc::not_attempted : errc::stopped,
-                        std::move(h));
+                        result_handler(std::move(op->handler)));
             return;
         }
         if (pending >= opts.queue_limit) {
             if (opts.on_full == overflow_policy::fail) {
-                deliver_now(std::move(req.custom_id), errc::queue_full, std::move(h));
+                deliver_now(std::move(op->req.custom_id),
+                            errc::queue_full,
+                            result_handler(std::move(op->handler)));
                 return;
             }
-            overflow.emplace_back(std::move(req), std::move(h));
+            // Waiting here, a submission keeps only its request and handler.
+            overflow.emplace_back(std::move(op->req), result_handler(std::move(op->handler)));
             return;
         }
-        accept(std::move(req), std::move(h));
+        accept(std::move(op));
     }
 
-    void accept(request&& req, result_handler h) {
-        auto op = std::make_unique<request_op>(std::move(h));
+    void accept(op_ptr op) {
+        request& req = op->req; // its body may gain stream_options (prepare_stream)
         op->res.custom_id = req.custom_id;
         op->res.times.queued = clock->now();
         op->streams = req.streams ? *req.streams : prepare_stream(req.body);
@@ -233,7 +237,6 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
         op->deadline_length = req.deadline.value_or(opts.deadline);
         if (op->deadline_length.count() > 0)
             op->deadline = op->res.times.queued + op->deadline_length;
-        op->req = std::move(req);
         ++pending;
         submitted.fetch_add(1, std::memory_order_relaxed);
         start_budget();
