@@ -22,8 +22,9 @@ dispatcher::~dispatcher() {
 void dispatcher::async_complete_erased(request&& req, detail::result_handler h) {
     auto op = std::make_unique<detail::request_op>(std::move(h));
     op->req = std::move(req);
-    detail::op_memory_handler submit{
-        [i = impl_, op = std::move(op)]() mutable { i->submit(std::move(op)); }};
+    detail::op_memory_handler submit{[i = impl_, op = std::move(op)]() mutable {
+        i->submit(std::move(op));
+    }};
     detail::post_on_loop(impl_->ex, impl_->loop_ex, std::move(submit));
 }
 
