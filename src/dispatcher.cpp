@@ -20,8 +20,7 @@ dispatcher::~dispatcher() {
 // The request's operation is made here, on the caller's thread, and the request moved into
 // it once: carried to the loop in its own right it was moved four times on the way.
 void dispatcher::async_complete_erased(request&& req, detail::result_handler h) {
-    auto op = std::make_unique<detail::request_op>(std::move(h));
-    op->req = std::move(req);
+    auto op = std::make_unique<detail::request_op>(std::move(req), std::move(h));
     detail::op_memory_handler submit{[i = impl_, op = std::move(op)]() mutable {
         i->submit(std::move(op));
     }};

@@ -99,9 +99,7 @@ void dispatcher::impl::on_slot_freed() {
     while (!overflow.empty() && pending < opts.queue_limit && !stopped) {
         auto [req, h] = std::move(overflow.front());
         overflow.pop_front();
-        auto op = std::make_unique<detail::request_op>(std::move(h));
-        op->req = std::move(req);
-        accept(std::move(op));
+        accept(std::make_unique<detail::request_op>(std::move(req), std::move(h)));
     }
     if (pending == 0) {
         auto drains = std::move(drain_waiters);

@@ -45,8 +45,9 @@ using result_handler = asio::any_completion_handler<void(error_code, result&&)>;
 struct request_op : recycled<request_op> {
     // Constructed with its handler: Asio 1.26's any_completion_handler move assignment wraps
     // the handler in itself without end, so it is never assigned.
-    explicit request_op(result_handler h)
-        : handler(std::move(h)) {}
+    request_op(request&& r, result_handler h)
+        : req(std::move(r))
+        , handler(std::move(h)) {}
 
     request req;
     result_handler handler;
@@ -211,18 +212,16 @@ struct dispatcher::impl : std::enable_shared_from_this<impl> {
             // After a fatal error the request was refused, not failed: a resumed run sends it.
             deliver_now(std::move(op->req.custom_id),
                         stopped_by ? errc::not_attempted : errc::stopped,
-                        result_handler(std::move(op->handler)));
+                        std::move(op->handler));
             return;
         }
         if (pending >= opts.queue_limit) {
             if (opts.on_full == overflow_policy::fail) {
-                deliver_now(std::move(op->req.custom_id),
-                            errc::queue_full,
-                            result_handler(std::move(op->handler)));
+                deliver_now(std::move(op->req.custom_id), errc::queue_full, std::move(op->handler));
                 return;
             }
             // Waiting here, a submission keeps only its request and handler.
-            overflow.emplace_back(std::move(op->req), result_handler(std::move(op->handler)));
+            overflow.emplace_back(std::move(op->req), std::move(op->handler));
             return;
         }
         accept(std::move(op));
