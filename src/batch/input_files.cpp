@@ -56,7 +56,9 @@ std::uint64_t for_each_record(const std::string& path,
 std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index) {
     std::uint64_t records = 0;
     reader_options ids = ropts;
-    ids.ids_only = true; // the index needs each line's verdict and id, not its request
+    // The index needs each line's id, not its request, and not yet its verdict: the second
+    // pass checks every line and tells the index of the bad ones (id_index's class comment).
+    ids.unchecked_ids = true;
     const std::uint64_t last = for_each_record(path, ids, [&](input_record& rec) {
         ++records;
         if (!rec.ec)
@@ -66,14 +68,23 @@ std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_
     return records;
 }
 
-void mark_repeat(input_record& rec, id_index& index, bool streaming) {
+namespace {
+
+// The index's verdict for a good line of this pass.
+line_verdict verdict_of(input_record& rec, id_index& index, bool streaming) {
+    return streaming ? index.classify_streaming(rec.line_number, rec.request.custom_id)
+                     : index.classify(rec.line_number, rec.request.custom_id);
+}
+
+} // namespace
+
+bool mark_repeat(input_record& rec, id_index& index, bool streaming) {
     if (rec.ec)
-        return;
-    const line_verdict v = streaming
-                               ? index.classify_streaming(rec.line_number, rec.request.custom_id)
-                               : index.classify(rec.line_number);
+        return index.classify_bad_line(rec.line_number, rec.first_pass_id);
+    const line_verdict v = verdict_of(rec, index, streaming);
     if (v == line_verdict::duplicate)
         mark_duplicate(rec);
+    return v == line_verdict::done;
 }
 
 void mark_duplicate(input_record& rec) {
@@ -85,11 +96,10 @@ void mark_duplicate(input_record& rec) {
 line_action decide_line(input_record& rec, id_index& index, bool streaming) {
     if (rec.ec)
         // A bad line's record already in the output is written once, not again.
-        return index.line_done(rec.line_number) ? line_action::skip : line_action::record_error;
-    const line_verdict v = streaming
-                               ? index.classify_streaming(rec.line_number, rec.request.custom_id)
-                               : index.classify(rec.line_number);
-    switch (v) {
+        return index.classify_bad_line(rec.line_number, rec.first_pass_id)
+                   ? line_action::skip
+                   : line_action::record_error;
+    switch (verdict_of(rec, index, streaming)) {
     case line_verdict::done:
         return line_action::skip;
     case line_verdict::duplicate:

@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -35,7 +36,9 @@ std::uint64_t line_of(const id_fact& e) noexcept {
     return e.tag >> 2;
 }
 
-// Per-line verdicts, two bits each. 0 means "not settled": the line was never added.
+// Per-line verdicts of the ids' groups, two bits each. 0 means "not settled": the line was
+// never added. Lines the journal named by number are kept apart (done_lines), because such a
+// line still holds its place in its id's group, and that place may pass on (classify_bad_line).
 enum code : unsigned { code_unknown = 0, code_send = 1, code_done = 2, code_duplicate = 3 };
 
 class verdict_map {
@@ -43,8 +46,8 @@ public:
     void resize(std::uint64_t lines) {
         size_ = lines;
         words_.assign(static_cast<std::size_t>((lines + 31) / 32), 0);
+        done_.assign(static_cast<std::size_t>((lines + 63) / 64), 0);
     }
-    std::uint64_t size() const noexcept { return size_; }
     unsigned get(std::uint64_t line) const noexcept {
         if (line >= size_)
             return code_unknown;
@@ -58,19 +61,29 @@ public:
         const unsigned shift = line % 32 * 2;
         w = (w & ~(std::uint64_t{3} << shift)) | (std::uint64_t{c} << shift);
     }
-    // A done line's verdict is set first or unconditionally; an id's verdict never replaces it.
+    // The first verdict a line gets in the merge stands.
     void settle(std::uint64_t line, unsigned c) noexcept {
         if (get(line) == code_unknown)
             set(line, c);
     }
+    bool done_line(std::uint64_t line) const noexcept {
+        return line < size_ && (done_[line / 64] >> (line % 64) & 1) != 0;
+    }
+    void set_done_line(std::uint64_t line) noexcept {
+        if (line < size_)
+            done_[line / 64] |= std::uint64_t{1} << (line % 64);
+    }
 
 private:
     std::vector<std::uint64_t> words_;
+    std::vector<std::uint64_t> done_;
     std::uint64_t size_ = 0;
 };
 
-// first occurrences (a smaller line with the same hash was seen) are settled as duplicates
-// at once, and only the group's done marker and first line are passed on.
+// Walks facts sorted by (hash, tag), one id's group after another. In an intermediate merge,
+// lines that are not their group's first occurrence (a smaller line with the same hash was
+// seen) are settled as duplicates at once, and only the group's done marker and first line
+// are passed on.
 class group_walker {
 public:
     // `out` is null for the final merge.
@@ -81,8 +94,8 @@ public:
     void operator()(const id_fact& e) {
         const fact_kind kind = kind_of(e);
         if (kind == kind_done_line) {
-            // Done whatever its id says, and not part of any id's group.
-            map_.set(line_of(e), code_done);
+            // Done whatever its id's group says; its place in the group is its input fact's.
+            map_.set_done_line(line_of(e));
             return;
         }
         if (!in_group_ || e.hi != hi_ || e.lo != lo_) {
@@ -164,6 +177,12 @@ private:
     std::vector<id_hash> slots_;
     std::size_t size_ = 0;
     bool has_zero_ = false;
+};
+
+struct hash_of_hash {
+    std::size_t operator()(const id_hash& h) const noexcept {
+        return static_cast<std::size_t>(h.lo);
+    }
 };
 
 void check_line(std::uint64_t line) {
@@ -259,6 +278,8 @@ struct id_index::impl {
     std::vector<sorted_run> runs; // contiguous in the file, in the order written
     std::size_t spilled = 0;
     verdict_map verdicts;
+    // Pass 2: places handed over by bad lines (classify_bad_line), by id, with their verdict.
+    std::unordered_map<id_hash, unsigned, hash_of_hash> handed;
 
     // one-pass
     hash_set seen_ids;
@@ -333,21 +354,46 @@ void id_index::finish(std::uint64_t last_line) {
     m.finished = true;
 }
 
-line_verdict id_index::classify(std::uint64_t line) const {
-    impl_->require(id_index_mode::two_pass, "classify");
-    if (!impl_->finished)
+line_verdict id_index::classify(std::uint64_t line, std::string_view custom_id) {
+    impl& m = *impl_;
+    m.require(id_index_mode::two_pass, "classify");
+    if (!m.finished)
         throw std::logic_error("id_index: classify before finish()");
-    switch (impl_->verdicts.get(line)) {
-    case code_send:
-        return line_verdict::send;
-    case code_done:
-        return line_verdict::done;
-    case code_duplicate:
-        return line_verdict::duplicate;
-    default:
+    unsigned c = m.verdicts.get(line);
+    if (c == code_unknown)
         throw std::out_of_range("id_index: line " + std::to_string(line) +
                                 " was not seen in pass 1 (did the input change?)");
+    if (c == code_duplicate && !m.handed.empty()) {
+        // The first good line after a bad one that held its id's first place takes that place.
+        const auto it = m.handed.find(hash_custom_id(custom_id));
+        if (it != m.handed.end()) {
+            c = it->second;
+            m.verdicts.set(line, c);
+            m.handed.erase(it);
+        }
     }
+    if (m.verdicts.done_line(line))
+        return line_verdict::done;
+    return c == code_send   ? line_verdict::send
+           : c == code_done ? line_verdict::done
+                            : line_verdict::duplicate;
+}
+
+bool id_index::classify_bad_line(std::uint64_t line, std::string_view first_pass_id) {
+    impl& m = *impl_;
+    if (m.mode == id_index_mode::one_pass)
+        return m.done_lines.count(line) != 0;
+    if (!m.finished)
+        throw std::logic_error("id_index: classify_bad_line before finish()");
+    const unsigned c = m.verdicts.get(line);
+    if (!first_pass_id.empty() && (c == code_send || c == code_done)) {
+        // Counted as its id's first line by a pass that did not check it: the place goes to
+        // the next good line with that id. Settled once, so that a later pass over the input
+        // asks the same questions and gets the same answers.
+        m.handed.insert_or_assign(hash_custom_id(first_pass_id), c);
+        m.verdicts.set(line, code_duplicate);
+    }
+    return m.verdicts.done_line(line);
 }
 
 line_verdict id_index::classify_streaming(std::uint64_t line, std::string_view custom_id) {
@@ -367,7 +413,7 @@ bool id_index::line_done(std::uint64_t line) const {
         return impl_->done_lines.count(line) != 0;
     if (!impl_->finished)
         throw std::logic_error("id_index: line_done before finish()");
-    return impl_->verdicts.get(line) == code_done;
+    return impl_->verdicts.done_line(line);
 }
 
 std::size_t id_index::spilled_runs() const noexcept {

@@ -4,6 +4,7 @@
 #include "detail/line_reader.hpp"
 #include "detail/trim.hpp"
 #include "source/body_walk.hpp"
+#include "source/id_scan.hpp"
 
 #include <simdjson.h>
 
@@ -136,7 +137,8 @@ struct jsonl_reader::impl {
         : lines(fd, sj::SIMDJSON_PADDING, "read input")
         , default_model(std::move(opts.model))
         , shard(opts.shard)
-        , ids_only(opts.ids_only)
+        , ids_only(opts.ids_only || opts.unchecked_ids)
+        , unchecked(opts.unchecked_ids && opts.shard.count == 1)
         , estimate(opts.estimate) {
         // The system message is the same on every prompt line: quote it once.
         if (!opts.system.empty()) {
@@ -148,6 +150,8 @@ struct jsonl_reader::impl {
     }
 
     void parse_line(std::string_view line, input_record& out);
+    void scan_line(std::string_view line, input_record& out);
+    static void name_by_line(std::uint64_t line, std::string& out);
     std::string take_line(dom::element root, std::string_view line, request& req);
     std::string take_chat_line(dom::object root, std::string_view line, request& req);
     std::string take_prompt_line(const line_fields& f, request& req);
@@ -160,7 +164,8 @@ struct jsonl_reader::impl {
     std::string system_message; // quoted messages[] entry with its comma, or empty
     std::uint64_t system_chars = 0;
     shard_spec shard;                         // reader_options::shard
-    bool ids_only;                            // reader_options::ids_only
+    bool ids_only;                            // reader_options::ids_only (or unchecked_ids)
+    bool unchecked;                           // reader_options::unchecked_ids, one shard
     std::optional<estimate_options> estimate; // reader_options::estimate
     bool first_line = true;
     std::uint64_t line_number = 0;
@@ -179,6 +184,7 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
     req.custom_id.clear();
     out.ec = {};
     out.message.clear();
+    out.first_pass_id.clear();
 
     std::string why;
     dom::element root;
@@ -194,12 +200,35 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
         req.streams.reset();
         out.ec = errc::bad_input_line;
         out.message = std::move(why);
+        // What an unchecked first pass took this line for (a bad line is rare: scanned again).
+        const detail::id_scan scan = detail::scan_custom_id(line);
+        if (scan.kind == detail::id_scan_kind::found)
+            out.first_pass_id.assign(scan.id);
+        else if (scan.kind == detail::id_scan_kind::absent)
+            name_by_line(out.line_number, out.first_pass_id);
     }
-    if (req.custom_id.empty()) { // the line named none: its record is named by its number
-        char digits[20];
-        const auto end = std::to_chars(digits, digits + sizeof digits, out.line_number).ptr;
-        req.custom_id.assign("line-").append(digits, end);
-    }
+    if (req.custom_id.empty()) // the line named none: its record is named by its number
+        name_by_line(out.line_number, req.custom_id);
+}
+
+// The unchecked first pass: the id the line's record would have if the line is good.
+void jsonl_reader::impl::scan_line(std::string_view line, input_record& out) {
+    const detail::id_scan scan = detail::scan_custom_id(line);
+    if (scan.kind == detail::id_scan_kind::unsure)
+        return parse_line(line, out);
+    out.ec = {};
+    out.message.clear();
+    out.first_pass_id.clear();
+    if (scan.kind == detail::id_scan_kind::found)
+        out.request.custom_id.assign(scan.id);
+    else
+        name_by_line(out.line_number, out.request.custom_id);
+}
+
+void jsonl_reader::impl::name_by_line(std::uint64_t line, std::string& out) {
+    char digits[20];
+    const auto end = std::to_chars(digits, digits + sizeof digits, line).ptr;
+    out.assign("line-").append(digits, end);
 }
 
 // The request a line makes, in whichever of the three forms it is written; the reason it makes
@@ -343,7 +372,10 @@ bool jsonl_reader::next(input_record& out) {
         if (trim(line).empty())
             continue; // blank lines are skipped but keep their line numbers
         out.line_number = impl_->line_number;
-        impl_->parse_line(line, out);
+        if (impl_->unchecked)
+            impl_->scan_line(line, out);
+        else
+            impl_->parse_line(line, out);
         // Decided by the id the line's record will carry, bad lines included, so that every
         // line is in exactly one shard.
         if (!impl_->shard.contains(out.request.custom_id))

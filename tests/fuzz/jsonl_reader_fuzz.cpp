@@ -3,7 +3,9 @@
 // JSON object (it is sent as written) and a bad one says why. simdjson's DOM parser is the
 // oracle of what is JSON: the reader calls a line "not JSON" exactly when the DOM parser refuses
 // it, and a body it takes by position (value_spans) is the whole object, which parses alone. A
-// token cost the reader fills in is the one estimate_tokens gives.
+// token cost the reader fills in is the one estimate_tokens gives. The unchecked first pass
+// (reader_options::unchecked_ids) never calls a good line bad nor gives it another id, and
+// what it takes a bad line for is what the checked reading says it took it for.
 #include "fuzz_support.hpp"
 
 #include <sluice/source/jsonl_reader.hpp>
@@ -69,7 +71,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::vector<content_line> expected = content_lines(in);
     std::size_t n = 0;
     input_record record;
+    std::vector<input_record> checked;
     while (reader.next(record)) {
+        checked.push_back(record);
         SLUICE_FUZZ_CHECK(n < expected.size());
         SLUICE_FUZZ_CHECK(record.line_number == expected[n].number);
         const std::string_view line = expected[n].text;
@@ -103,5 +107,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                               estimate_tokens(record.request.body, *opts.estimate).total());
     }
     SLUICE_FUZZ_CHECK(n == expected.size());
+
+    SLUICE_FUZZ_CHECK(::lseek(fd, 0, SEEK_SET) == 0);
+    reader_options unchecked_opts = opts;
+    unchecked_opts.unchecked_ids = true;
+    jsonl_reader unchecked(fd, unchecked_opts);
+    std::size_t k = 0;
+    while (unchecked.next(record)) {
+        SLUICE_FUZZ_CHECK(k < checked.size());
+        const input_record& c = checked[k++];
+        SLUICE_FUZZ_CHECK(record.line_number == c.line_number);
+        if (!c.ec) {
+            SLUICE_FUZZ_CHECK(!record.ec);
+            SLUICE_FUZZ_CHECK(record.request.custom_id == c.request.custom_id);
+        } else if (!record.ec) {
+            SLUICE_FUZZ_CHECK(record.request.custom_id == c.first_pass_id);
+        } else {
+            SLUICE_FUZZ_CHECK(record.message == c.message);
+            SLUICE_FUZZ_CHECK(c.first_pass_id.empty());
+        }
+    }
+    SLUICE_FUZZ_CHECK(k == checked.size());
     return 0;
 }

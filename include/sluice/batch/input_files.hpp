@@ -51,13 +51,17 @@ std::uint64_t for_each_record(const std::string& path,
                               const reader_options& ropts,
                               const std::function<void(input_record&)>& each);
 
-/// The planning pass over a file input: every good line's custom_id into `index`, which then
-/// knows for each line whether it is new, done or a repeat. Returns the number of records.
+/// The planning pass over a file input: every line's custom_id into `index`, read without
+/// checking the line (reader_options::unchecked_ids). The index then knows for each line
+/// whether it is new, done or a repeat, once the next pass has told it the bad lines. Returns
+/// the number of records.
 std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_index& index);
 
 /// In a pass after the scan (or with a one-pass index), turns a record whose custom_id an
-/// earlier line used into a bad record (duplicate_custom_id).
-void mark_repeat(input_record& rec, id_index& index, bool streaming);
+/// earlier line used into a bad record (duplicate_custom_id). Every record of the pass, bad
+/// ones included, goes through here or `decide_line`, in input order (the index learns from
+/// the bad ones). Returns true when the line's final record is already in the output.
+bool mark_repeat(input_record& rec, id_index& index, bool streaming);
 
 /// Makes `rec` the error record of a line whose custom_id an earlier line already used.
 void mark_duplicate(input_record& rec);

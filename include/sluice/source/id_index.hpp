@@ -53,8 +53,9 @@ enum class id_index_mode : std::uint8_t {
 };
 
 /// Tuning of the two-pass mode. With the defaults the index's own memory stays under 2 MiB
-/// plus the per-line verdicts (2 bits per line: 2.5 MiB for 10 million lines), whatever the
-/// size of the input and of the journal.
+/// plus the per-line verdicts (3 bits per line: 3.6 MiB for 10 million lines), whatever the
+/// size of the input and of the journal; pass 2 adds about 40 bytes for each bad line that
+/// pass 1 counted as the first line of its id (see `classify_bad_line`).
 struct id_index_options {
     /// Facts (24 bytes each) held in memory before they are sorted and written to the
     /// temporary file as one run. Larger means fewer runs and a cheaper merge; 65536 is
@@ -81,16 +82,23 @@ struct id_index_options {
 /// custom_id is `done` when the journal reported a final record for that id, else `send`;
 /// every later line with that id is `duplicate`. A line the journal reported a final record
 /// for by number (a bad-line or duplicate record) is `done` whatever else, and still counts as
-/// an occurrence of its id. Lines without a custom_id (bad lines) are not added; ask
-/// `line_done()` for them.
+/// an occurrence of its id. Bad lines have no custom_id and are not occurrences of any.
+///
+/// Pass 1 need not check its lines. Checking a line costs a full parse, and the cheap first
+/// pass of a batch run (`reader_options::unchecked_ids`) only reads each line's custom_id; the
+/// lines it could not read so are checked. It adds every line it read an id for, so a bad line
+/// may take its id's first place. Pass 2 checks every line and reports it, in input order: a
+/// bad line with the id pass 1 counted it under (`classify_bad_line`), and its place goes to
+/// the next good line with that id (`classify`). The verdicts are then those of a checked
+/// pass 1, and stay so in any later pass over the same input.
 ///
 /// Use, two-pass mode (file input): `add_done_id` / `add_done_line` for the journal's facts,
-/// then `add_input` for every good line of pass 1, then `finish(last_line)`, then `classify`
-/// and `line_done` during pass 2. One-pass mode (stdin): the journal's facts, then
-/// `classify_streaming` and `line_done` for each line as it is read.
+/// then `add_input` for every line of pass 1 with an id, then `finish(last_line)`, then, for
+/// each line of a pass in order, `classify` (a good line) or `classify_bad_line`. One-pass
+/// mode (stdin): the journal's facts, then `classify_streaming` or `classify_bad_line` for
+/// each line as it is read.
 ///
-/// Thread safety: none while adding. After `finish()`, the const members may be called from
-/// several threads at once.
+/// Thread safety: none; pass 2's questions settle what the bad lines hand over.
 ///
 /// Exception safety: calls out of order or in the wrong mode throw std::logic_error. Failing
 /// to create or write the temporary file throws std::system_error naming the directory; the
@@ -111,8 +119,9 @@ public:
     /// duplicate record, which name their line rather than an id). Call before any input.
     void add_done_line(std::uint64_t line);
 
-    /// Two-pass mode, pass 1: line `line` (1-based) has `custom_id`. Each good line once;
-    /// the order does not matter. May write to the temporary file (std::system_error).
+    /// Two-pass mode, pass 1: line `line` (1-based) has `custom_id`. Each good line once, and
+    /// any unchecked line with the id it would have if good; the order does not matter. May
+    /// write to the temporary file (std::system_error).
     void add_input(std::uint64_t line, std::string_view custom_id);
 
     /// Two-pass mode, end of pass 1: merges everything added and settles every line's verdict.
@@ -122,18 +131,23 @@ public:
     /// per intermediate merge level); the file is closed afterwards.
     void finish(std::uint64_t last_line);
 
-    /// Two-pass mode, pass 2, O(1): the verdict for a line given to `add_input`, or `done` for
-    /// a line given to `add_done_line`. Throws std::out_of_range for any other line (the input
-    /// changed between the passes).
-    line_verdict classify(std::uint64_t line) const;
+    /// Two-pass mode, pass 2, O(1): the verdict for good line `line` with `custom_id` (the id
+    /// it had in pass 1), or `done` for a line given to `add_done_line`. Lines come in input
+    /// order. Throws std::out_of_range for a line pass 1 did not add (the input changed).
+    line_verdict classify(std::uint64_t line, std::string_view custom_id);
 
     /// One-pass mode: the verdict for line `line` with `custom_id`, recording the id as seen.
     /// Lines must come in increasing order, each once.
     line_verdict classify_streaming(std::uint64_t line, std::string_view custom_id);
 
-    /// For a line without a custom_id (a bad line): true when the journal reported its final
-    /// record, so it must not be written again. Two-pass mode: after `finish()`; for a good
-    /// line it equals `classify(line) == done`.
+    /// A bad line, in input order among `classify`'s: true when the journal reported its
+    /// final record (`add_done_line`), so it must not be written again. `first_pass_id` is the
+    /// id pass 1 added the line under, or empty when pass 1 checked the line; two-pass mode
+    /// hands its place in that id's group to the next good line with the id.
+    bool classify_bad_line(std::uint64_t line, std::string_view first_pass_id = {});
+
+    /// True when the journal reported a final record for line `line` by its number. Two-pass
+    /// mode: after `finish()`.
     bool line_done(std::uint64_t line) const;
 
     /// Sorted runs written to the temporary file so far, intermediate merges included (0 while

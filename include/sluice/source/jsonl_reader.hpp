@@ -22,6 +22,10 @@ struct input_record {
     error_code ec;
     /// Why the line is bad, naming what was wrong ("not JSON: ...", "missing body").
     std::string message;
+    /// A bad line only: the custom_id a pass with `reader_options::unchecked_ids` gives the
+    /// line, or empty when that pass checks it. The id_index was told this id in pass 1, and
+    /// needs it back to correct its verdicts (`id_index::classify_bad_line`).
+    std::string first_pass_id;
 };
 
 /// How the reader turns lines into requests: what completes a bare prompt line (a body the
@@ -42,6 +46,14 @@ struct reader_options {
     /// as the first of a batch run's two passes over its input (duplicate custom_ids), which
     /// then costs about half as much per line.
     bool ids_only = false;
+    /// Stronger than `ids_only`, for the first pass of a batch run over a file: lines are not
+    /// checked. Each record is good and carries the custom_id read by a scan of the line's top
+    /// level that stops at that member; a line the scan cannot read with certainty is checked
+    /// as `ids_only` would. A bad line among the good ones is then found by the second pass,
+    /// whose records tell the id_index (`input_record::first_pass_id`). About a tenth of the
+    /// checked pass's cost per line. Ignored with a shard of more than one (`shard`): a bad
+    /// line's shard is decided by the id its check gives it, which the scan cannot know.
+    bool unchecked_ids = false;
     /// When set, each request's `token_cost` is filled in from the reader's own pass over the
     /// line, with these options (give it the dispatcher's `estimate`): the dispatcher then has
     /// no body to parse again. The figure is the one `estimate_tokens(body, *estimate)` gives.

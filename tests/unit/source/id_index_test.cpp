@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -31,6 +32,9 @@ struct scenario {
     std::vector<std::string> done_ids;
     std::vector<std::uint64_t> done_lines;
     std::vector<std::optional<std::string>> lines; // lines[i] is line i + 1
+    // Bad lines that an unchecked pass 1 read an id from, and added under it. The verdicts
+    // must not change: pass 2 tells the index these lines are bad.
+    std::map<std::uint64_t, std::string> unchecked;
 };
 
 // One letter per line: S send, D done, U duplicate; for bad lines d (record exists) or
@@ -83,13 +87,35 @@ std::string one_pass(const scenario& s) {
     std::string out;
     for (std::uint64_t line = 1; line <= s.lines.size(); ++line) {
         const auto& id = s.lines[line - 1];
-        out +=
-            id ? letter(index.classify_streaming(line, *id)) : (index.line_done(line) ? 'd' : 'b');
+        out += id ? letter(index.classify_streaming(line, *id))
+                  : (index.classify_bad_line(line) ? 'd' : 'b');
     }
     return out;
 }
 
-// `order` shuffles the pass-1 order when given a seed: the index must not depend on it.
+// The id pass 1 adds line `line` under: a good line's, or the one an unchecked pass read from
+// a bad line; none for a bad line pass 1 checked.
+std::optional<std::string> first_pass_id(const scenario& s, std::uint64_t line) {
+    if (s.lines[line - 1])
+        return s.lines[line - 1];
+    const auto it = s.unchecked.find(line);
+    return it == s.unchecked.end() ? std::nullopt : std::optional(it->second);
+}
+
+// One pass 2 over the input: a letter per line.
+std::string pass2(id_index& index, const scenario& s) {
+    std::string out;
+    for (std::uint64_t line = 1; line <= s.lines.size(); ++line) {
+        const auto& id = s.lines[line - 1];
+        out +=
+            id ? letter(index.classify(line, *id))
+               : (index.classify_bad_line(line, first_pass_id(s, line).value_or("")) ? 'd' : 'b');
+    }
+    return out;
+}
+
+// `order` shuffles the pass-1 order when given a seed: the index must not depend on it. Pass 2
+// runs twice, as a batch run's plan or check and then the run itself do: the same answers.
 std::string two_pass(const scenario& s,
                      const id_index_options& options = {},
                      std::size_t* runs = nullptr,
@@ -98,22 +124,19 @@ std::string two_pass(const scenario& s,
     add_journal(index, s);
     std::vector<std::uint64_t> pass1;
     for (std::uint64_t line = 1; line <= s.lines.size(); ++line)
-        if (s.lines[line - 1])
+        if (first_pass_id(s, line))
             pass1.push_back(line);
     if (order) {
         std::mt19937_64 rng(*order);
         std::shuffle(pass1.begin(), pass1.end(), rng);
     }
     for (const auto line : pass1)
-        index.add_input(line, *s.lines[line - 1]);
+        index.add_input(line, *first_pass_id(s, line));
     index.finish(s.lines.size());
     if (runs)
         *runs = index.spilled_runs();
-    std::string out;
-    for (std::uint64_t line = 1; line <= s.lines.size(); ++line) {
-        const auto& id = s.lines[line - 1];
-        out += id ? letter(index.classify(line)) : (index.line_done(line) ? 'd' : 'b');
-    }
+    const std::string out = pass2(index, s);
+    CHECK(pass2(index, s) == out);
     return out;
 }
 
@@ -213,6 +236,78 @@ TEST_CASE("id_index: bad lines after the last good line still answer line_done")
     check_all_modes(s, "Sbd");
 }
 
+TEST_CASE("id_index: a bad line that pass 1 did not check hands its id's place to the next "
+          "good line") {
+    scenario s;
+    s.lines = {std::nullopt, "a", "a"};
+    s.unchecked = {{1, "a"}};
+    check_all_modes(s, "bSU");
+
+    // Several bad lines before the first good one; a good line before a bad one keeps its place.
+    s.lines = {std::nullopt, std::nullopt, "a", "b", std::nullopt, "b"};
+    s.unchecked = {{1, "a"}, {2, "a"}, {5, "b"}};
+    check_all_modes(s, "bbSSbU");
+
+    // The place carries its verdict: done by id.
+    s.done_ids = {"a"};
+    check_all_modes(s, "bbDSbU");
+
+    // A bad line the journal named, and a good line the journal named that takes the place:
+    // done, and still the id's occurrence.
+    s.done_ids = {};
+    s.lines = {std::nullopt, "a", "a", std::nullopt, "c"};
+    s.unchecked = {{1, "a"}, {4, "c"}};
+    s.done_lines = {1, 2};
+    check_all_modes(s, "dDUbS");
+
+    // No good line after it: nothing takes the place, and the next id is untouched.
+    s.lines = {std::nullopt, "b"};
+    s.unchecked = {{1, "a"}};
+    s.done_lines = {};
+    check_all_modes(s, "bS");
+}
+
+TEST_CASE("id_index: hand-overs from unchecked bad lines agree with a reference on random input") {
+    const std::uint64_t seed = GENERATE(7, 8, 9);
+    std::mt19937_64 rng(seed);
+    scenario s;
+    const std::size_t lines = 20000;
+    const std::size_t distinct = 4000;
+    std::uniform_int_distribution<std::size_t> pick(0, distinct - 1);
+    std::uniform_int_distribution<int> percent(0, 99);
+    for (std::uint64_t line = 1; line <= lines; ++line) {
+        if (percent(rng) < 15) {
+            s.lines.emplace_back(std::nullopt);
+            if (percent(rng) < 80)
+                s.unchecked.emplace(line, numbered("id-", pick(rng)));
+        } else {
+            s.lines.emplace_back(numbered("id-", pick(rng)));
+        }
+    }
+    for (std::size_t i = 0; i < distinct; ++i)
+        if (percent(rng) < 30)
+            s.done_ids.push_back(numbered("id-", i));
+    for (std::uint64_t line = 1; line <= lines; ++line)
+        if (percent(rng) < 5)
+            s.done_lines.push_back(line);
+
+    // How many ids have an unchecked bad line as their first pass-1 line: the hand-overs.
+    std::set<std::string> seen;
+    std::size_t handed = 0;
+    for (std::uint64_t line = 1; line <= lines; ++line) {
+        const auto id = first_pass_id(s, line);
+        if (id && seen.insert(*id).second && !s.lines[line - 1])
+            ++handed;
+    }
+    CHECK(handed > 300);
+
+    const std::string expected = reference(s);
+    CHECK(one_pass(s) == expected);
+    CHECK(two_pass(s) == expected);
+    temp_dir dir;
+    CHECK(two_pass(s, tiny_buffers(dir), nullptr, seed) == expected);
+}
+
 TEST_CASE("id_index: both modes agree with a reference on random input with many duplicates") {
     const std::uint64_t seed = GENERATE(1, 2, 3, 20240611);
     std::mt19937_64 rng(seed);
@@ -298,7 +393,7 @@ TEST_CASE("id_index: one million ids in two-pass mode") {
             expected = line_verdict::duplicate;
         else if (line % 100 == 1 && line > 100)
             expected = line_verdict::done;
-        wrong += index.classify(line) != expected;
+        wrong += index.classify(line, id_of(line)) != expected;
     }
     CHECK(wrong == 0);
     // A guard against accidental quadratic behaviour, not a benchmark: the expected cost is
@@ -317,10 +412,10 @@ TEST_CASE("id_index: the temporary file honours the directory and leaves nothing
     CHECK(index.spilled_runs() == 6);
     CHECK(std::filesystem::is_empty(dir.path())); // unlinked at once
     index.finish(100);
-    CHECK(index.classify(40) == line_verdict::send);
-    CHECK(index.classify(41) == line_verdict::duplicate);
-    CHECK(index.classify(39) == line_verdict::send);
-    CHECK(index.classify(80) == line_verdict::duplicate);
+    CHECK(index.classify(39, numbered("x", 39)) == line_verdict::send);
+    CHECK(index.classify(40, numbered("x", 0)) == line_verdict::send);
+    CHECK(index.classify(41, numbered("x", 1)) == line_verdict::duplicate);
+    CHECK(index.classify(80, numbered("x", 0)) == line_verdict::duplicate);
 }
 
 TEST_CASE("id_index: a temporary file that cannot be created or written is a system_error") {
@@ -394,14 +489,15 @@ TEST_CASE("id_index: a temporary file that cannot be created or written is a sys
 TEST_CASE("id_index: calls in the wrong mode or order are logic errors") {
     id_index two(id_index_mode::two_pass);
     two.add_input(1, "a");
-    CHECK_THROWS_AS(two.classify(1), std::logic_error);
+    CHECK_THROWS_AS(two.classify(1, "a"), std::logic_error);
     CHECK_THROWS_AS(two.line_done(1), std::logic_error);
+    CHECK_THROWS_AS(two.classify_bad_line(1), std::logic_error);
     CHECK_THROWS_AS(two.classify_streaming(2, "b"), std::logic_error);
     CHECK_THROWS_AS(two.finish(0), std::invalid_argument); // before line 1
     two.finish(3);
-    CHECK(two.classify(1) == line_verdict::send);
-    CHECK_THROWS_AS(two.classify(2), std::out_of_range); // never added: the input changed
-    CHECK_THROWS_AS(two.classify(4), std::out_of_range);
+    CHECK(two.classify(1, "a") == line_verdict::send);
+    CHECK_THROWS_AS(two.classify(2, "b"), std::out_of_range); // never added: the input changed
+    CHECK_THROWS_AS(two.classify(4, "b"), std::out_of_range);
     CHECK_FALSE(two.line_done(2));
     CHECK_FALSE(two.line_done(1000));
     CHECK_THROWS_AS(two.add_input(2, "b"), std::logic_error);

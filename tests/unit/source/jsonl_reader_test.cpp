@@ -1,5 +1,6 @@
 // The Batch API input reader: one record per non-blank line, bad lines named precisely,
 // streaming from files and pipes, lines of several MiB.
+#include "support/random_jsonl.hpp"
 #include "support/temp_dir.hpp"
 
 #include <sluice/source/jsonl_reader.hpp>
@@ -614,4 +615,61 @@ TEST_CASE(
     // A streaming body is the dispatcher's to prepare (it adds stream_options.include_usage).
     CHECK_FALSE(records[4].request.streams);
     CHECK_FALSE(records[5].request.streams);
+}
+
+TEST_CASE("jsonl_reader with unchecked_ids: a good line's id is its checked id, and a bad "
+          "line's first_pass_id is what the unchecked pass took it for") {
+    const std::uint64_t seed = GENERATE(1, 2, 3, 4);
+    test::random_jsonl gen(seed);
+    const std::string text = gen.text(3000);
+    reader_options checked;
+    checked.model = seed % 2 ? "fallback" : "";
+    reader_options unchecked = checked;
+    unchecked.unchecked_ids = true;
+    const auto a = read_text(text, checked);
+    const auto b = read_text(text, unchecked);
+    REQUIRE(a.size() == 3000);
+    REQUIRE(b.size() == a.size());
+    std::size_t good = 0, bad_read = 0, bad_checked = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        INFO("line " << a[i].line_number << ": " << a[i].message);
+        CHECK(b[i].line_number == a[i].line_number);
+        CHECK(b[i].request.body.empty());
+        if (!a[i].ec) {
+            ++good;
+            CHECK(a[i].first_pass_id.empty());
+            CHECK_FALSE(b[i].ec); // a good line is never called bad
+            CHECK(b[i].request.custom_id == a[i].request.custom_id);
+        } else if (!b[i].ec) {
+            ++bad_read; // not checked: its id went to the index, and comes back in pass 2
+            CHECK(a[i].first_pass_id == b[i].request.custom_id);
+        } else {
+            ++bad_checked; // checked by the unchecked pass too: the same verdict, no id
+            CHECK(b[i].message == a[i].message);
+            CHECK(b[i].request.custom_id == a[i].request.custom_id);
+            CHECK(a[i].first_pass_id.empty());
+        }
+    }
+    // Every case in quantity.
+    CHECK(good > 600);
+    CHECK(bad_read > 300);
+    CHECK(bad_checked > 100);
+}
+
+TEST_CASE("jsonl_reader with unchecked_ids and a shard of several checks every line") {
+    const std::string text = std::string(R"({"custom_id":"a","body":[]})") + "\nnot json\n";
+    reader_options opts;
+    opts.unchecked_ids = true;
+    opts.shard = shard_spec::parse("1/1");
+    auto one = read_text(text, opts);
+    REQUIRE(one.size() == 2);
+    CHECK_FALSE(one[0].ec); // read, not checked
+    CHECK(one[1].ec);       // the scan could not read it: checked
+    std::size_t bad = 0;
+    for (const char* k : {"1/2", "2/2"}) {
+        opts.shard = shard_spec::parse(k);
+        for (const auto& r : read_text(text, opts))
+            bad += r.ec ? 1 : 0;
+    }
+    CHECK(bad == 2);
 }
