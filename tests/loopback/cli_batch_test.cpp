@@ -222,6 +222,11 @@ TEST_CASE("each kind of bad line gets one record naming its line, and --strict s
         R"({"prompt":"hello","custom_id":"p1"})",
         "",
         body,
+        // A good line after a bad one with its id: sent, not a duplicate (the first pass reads
+        // ids without checking lines; the bad line hands its place on).
+        R"({"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":)" + body + "}",
+        R"({"custom_id":"e","body":)" + body,
+        R"({"custom_id":"e","body":)" + body + "}",
     };
     std::string text;
     for (const auto& l : lines)
@@ -234,6 +239,7 @@ TEST_CASE("each kind of bad line gets one record naming its line, and --strict s
     CHECK(run_shell(run_command(mock, input, output, extra)) == 1);
     simdjson::dom::parser parser;
     std::map<std::int64_t, std::string> bad; // line -> error code
+    std::set<std::string> answered;          // ids with a success record
     std::size_t records = 0;
     for (const auto& line : read_lines(output)) {
         ++records;
@@ -245,21 +251,24 @@ TEST_CASE("each kind of bad line gets one record naming its line, and --strict s
                        Catch::StartsWith("line " + std::to_string(at) + ": "));
         } else {
             CHECK(doc["error"].is_null());
+            answered.insert(std::string(std::string_view(doc["custom_id"])));
         }
     }
-    CHECK(records == 10); // 11 lines, one blank
+    CHECK(records == 13); // 14 lines, one blank
     const std::map<std::int64_t, std::string> expected = {{2, "invalid_input"},
                                                           {3, "invalid_input"},
                                                           {4, "invalid_input"},
                                                           {5, "invalid_input"},
                                                           {7, "duplicate_custom_id"},
-                                                          {8, "invalid_input"}};
+                                                          {8, "invalid_input"},
+                                                          {13, "invalid_input"}};
     CHECK(bad == expected);
-    CHECK_THAT(read_file(summary), Catch::Contains("\"bad_lines\":6"));
+    CHECK(answered == std::set<std::string>{"a", "dup", "p1", "line-11", "b", "e"});
+    CHECK_THAT(read_file(summary), Catch::Contains("\"bad_lines\":7"));
 
     // A second run resumes: every line has its record, nothing is written twice.
     CHECK(run_shell(run_command(mock, input, output, extra)) == 1);
-    CHECK(read_lines(output).size() == 10);
+    CHECK(read_lines(output).size() == 13);
 
     // --strict validates the whole file first and refuses it: no request, no record.
     const std::string strict_out = dir.file("strict.jsonl");
