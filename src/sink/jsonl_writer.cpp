@@ -138,14 +138,19 @@ void append_input_error_record(std::string& out, const bad_line& bad, std::strin
     });
 }
 
+namespace {
+constexpr char hex_digits[] = "0123456789abcdef";
+} // namespace
+
 jsonl_writer::jsonl_writer(int fd, std::size_t flush_bytes)
     : fd_(fd)
-    , flush_bytes_(flush_bytes)
-    , id_prefix_([] {
-        std::random_device rd;
-        return (std::uint64_t{rd()} << 32) ^ rd();
-    }()) {
+    , flush_bytes_(flush_bytes) {
     buffer_.reserve(std::min<std::size_t>(flush_bytes_, std::size_t{1} << 20) + 4096);
+    std::random_device rd;
+    const std::uint64_t prefix = (std::uint64_t{rd()} << 32) ^ rd();
+    std::memcpy(id_head_, "batch_req_", 10);
+    for (int k = 0; k < 16; ++k)
+        id_head_[10 + k] = hex_digits[(prefix >> (60 - 4 * k)) & 0xF];
 }
 
 jsonl_writer::~jsonl_writer() {
@@ -159,17 +164,15 @@ jsonl_writer::~jsonl_writer() {
 inline_string<48> jsonl_writer::next_record_id() const {
     // A random per-writer prefix keeps ids unique across runs appending to one file; the
     // record counter keeps them unique within the run. At most 10 + 16 + 16 characters.
-    static constexpr char hex[] = "0123456789abcdef";
-    char id[48] = "batch_req_";
-    std::size_t n = 10;
-    for (int shift = 60; shift >= 0; shift -= 4)
-        id[n++] = hex[(id_prefix_ >> shift) & 0xF];
+    char id[48];
+    std::memcpy(id, id_head_, sizeof id_head_);
+    std::size_t n = sizeof id_head_;
     const std::uint64_t counter = records_;
     int width = 8;
     while (width < 16 && (counter >> (4 * width)) != 0)
         ++width;
     for (int k = width - 1; k >= 0; --k)
-        id[n++] = hex[(counter >> (4 * k)) & 0xF];
+        id[n++] = hex_digits[(counter >> (4 * k)) & 0xF];
     inline_string<48> out;
     out.assign(id, n);
     return out;

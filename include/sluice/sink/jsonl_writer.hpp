@@ -75,7 +75,8 @@ private:
     std::size_t flush_bytes_;
     std::string buffer_;
     std::uint64_t records_ = 0;
-    std::uint64_t id_prefix_;
+    // "batch_req_" and the random per-writer prefix in hex, formatted once.
+    char id_head_[26];
 };
 
 } // namespace sluice
