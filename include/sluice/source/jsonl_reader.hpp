@@ -43,16 +43,17 @@ struct reader_options {
     shard_spec shard;
     /// Each line is checked as fully as ever, but only its verdict and custom_id are filled in:
     /// the request's body and model stay empty. For a pass that needs no more than that, such
-    /// as the first of a batch run's two passes over its input (duplicate custom_ids), which
-    /// then costs about half as much per line.
+    /// as `--strict`'s check of the whole input or a merge of shard outputs, which then costs
+    /// about two thirds as much per line.
     bool ids_only = false;
     /// Stronger than `ids_only`, for the first pass of a batch run over a file: lines are not
     /// checked. Each record is good and carries the custom_id read by a scan of the line's top
     /// level that stops at that member; a line the scan cannot read with certainty is checked
     /// as `ids_only` would. A bad line among the good ones is then found by the second pass,
-    /// whose records tell the id_index (`input_record::first_pass_id`). About a tenth of the
-    /// checked pass's cost per line. Ignored with a shard of more than one (`shard`): a bad
-    /// line's shard is decided by the id its check gives it, which the scan cannot know.
+    /// whose records tell the id_index (`input_record::first_pass_id`). About a quarter of
+    /// the checked pass's time per line (`reader_bench`). Ignored with more than one shard
+    /// (`shard`): a bad line's shard is decided by the id its check gives it, which the scan
+    /// cannot know.
     bool unchecked_ids = false;
     /// When set, each request's `token_cost` is filled in from the reader's own pass over the
     /// line, with these options (give it the dispatcher's `estimate`): the dispatcher then has
