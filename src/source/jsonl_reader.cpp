@@ -152,6 +152,7 @@ struct jsonl_reader::impl {
     void parse_line(std::string_view line, input_record& out);
     void scan_line(std::string_view line, input_record& out);
     static void name_by_line(std::uint64_t line, std::string& out);
+    static void scanned_id(const detail::id_scan& scan, std::uint64_t line, std::string& out);
     std::string take_line(dom::element root, std::string_view line, request& req);
     std::string take_chat_line(dom::object root, std::string_view line, request& req);
     std::string take_prompt_line(const line_fields& f, request& req);
@@ -201,11 +202,7 @@ void jsonl_reader::impl::parse_line(std::string_view line, input_record& out) {
         out.ec = errc::bad_input_line;
         out.message = std::move(why);
         // What an unchecked first pass took this line for (a bad line is rare: scanned again).
-        const detail::id_scan scan = detail::scan_custom_id(line);
-        if (scan.kind == detail::id_scan_kind::found)
-            out.first_pass_id.assign(scan.id);
-        else if (scan.kind == detail::id_scan_kind::absent)
-            name_by_line(out.line_number, out.first_pass_id);
+        scanned_id(detail::scan_custom_id(line), out.line_number, out.first_pass_id);
     }
     if (req.custom_id.empty()) // the line named none: its record is named by its number
         name_by_line(out.line_number, req.custom_id);
@@ -219,10 +216,18 @@ void jsonl_reader::impl::scan_line(std::string_view line, input_record& out) {
     out.ec = {};
     out.message.clear();
     out.first_pass_id.clear();
+    scanned_id(scan, out.line_number, out.request.custom_id);
+}
+
+// The id a scan gives line `line`: its custom_id, or its number's name when it has none; left
+// untouched when the scan is unsure.
+void jsonl_reader::impl::scanned_id(const detail::id_scan& scan,
+                                    std::uint64_t line,
+                                    std::string& out) {
     if (scan.kind == detail::id_scan_kind::found)
-        out.request.custom_id.assign(scan.id);
-    else
-        name_by_line(out.line_number, out.request.custom_id);
+        out.assign(scan.id);
+    else if (scan.kind == detail::id_scan_kind::absent)
+        name_by_line(line, out);
 }
 
 void jsonl_reader::impl::name_by_line(std::uint64_t line, std::string& out) {
