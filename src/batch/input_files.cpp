@@ -78,13 +78,11 @@ line_verdict verdict_of(input_record& rec, id_index& index, bool streaming) {
 
 } // namespace
 
-bool mark_repeat(input_record& rec, id_index& index, bool streaming) {
+void mark_repeat(input_record& rec, id_index& index, bool streaming) {
     if (rec.ec)
-        return index.classify_bad_line(rec.line_number, rec.first_pass_id);
-    const line_verdict v = verdict_of(rec, index, streaming);
-    if (v == line_verdict::duplicate)
+        index.classify_bad_line(rec.line_number, rec.first_pass_id);
+    else if (verdict_of(rec, index, streaming) == line_verdict::duplicate)
         mark_duplicate(rec);
-    return v == line_verdict::done;
 }
 
 void mark_duplicate(input_record& rec) {

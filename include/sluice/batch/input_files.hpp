@@ -60,8 +60,8 @@ std::uint64_t scan_ids(const std::string& path, const reader_options& ropts, id_
 /// In a pass after the scan (or with a one-pass index), turns a record whose custom_id an
 /// earlier line used into a bad record (duplicate_custom_id). Every record of the pass, bad
 /// ones included, goes through here or `decide_line`, in input order (the index learns from
-/// the bad ones). Returns true when the line's final record is already in the output.
-bool mark_repeat(input_record& rec, id_index& index, bool streaming);
+/// the bad ones).
+void mark_repeat(input_record& rec, id_index& index, bool streaming);
 
 /// Makes `rec` the error record of a line whose custom_id an earlier line already used.
 void mark_duplicate(input_record& rec);
