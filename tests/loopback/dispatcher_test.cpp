@@ -455,7 +455,11 @@ TEST_CASE("a model with limits of its own waits without holding up the others") 
             ++slow_seen;
         }
     }
-    CHECK(slow_before_last_fast <= 11); // the slow model's burst, not its whole queue
+    // The slow model's burst (10) and what it earns (one per 100 ms) while the fast requests
+    // finish, not its whole queue: held up behind it, the last fast request would come after
+    // 29 or 30 slow ones. The bound leaves the fast requests a second: on the unoptimised
+    // sanitizer build of a loaded CI machine they took over 200 ms (12 slow ones first).
+    CHECK(slow_before_last_fast <= 20);
     CHECK(last_fast < order.size() - 1);
 }
 
