@@ -73,7 +73,7 @@ struct http_response {
     inline_string<24> reset_requests, reset_tokens;
     /// Content-Type, to tell a JSON answer from an event stream or a proxy's HTML page.
     inline_string<48> content_type;
-    /// When the request was written and when the response header arrived.
+    /// When the request began to be written and when the response header arrived.
     std::chrono::steady_clock::time_point sent, first_byte;
 
     response_meta_view meta() const noexcept {

@@ -70,7 +70,7 @@ struct timings {
     using time_point = std::chrono::steady_clock::time_point;
     time_point queued;     ///< accepted by async_complete
     time_point admitted;   ///< the rate limiter let the (last) attempt go
-    time_point sent;       ///< the last attempt's request was written
+    time_point sent;       ///< the last attempt's request began to be written
     time_point first_byte; ///< the last attempt's response header arrived
     /// Streamed answers: the last attempt's first event carrying content (text, a refusal or
     /// a tool-call fragment) arrived; time to first token is `first_token - sent`.

@@ -51,6 +51,10 @@ void pool_impl::start_write(exchange_ptr x) {
     // One deadline for connecting, writing the request and reading the whole response.
     c.expires_at(x->deadline);
     new_parser(*x);
+    // Taken before the write, not after: the server may read the request and start its
+    // clock before a loaded client gets back from the write, and a latency must never come
+    // out shorter than the server's own.
+    x->resp.sent = clock::now();
     // Written at once: a request almost always goes out whole in one write, and the answer
     // is awaited straight after. asio::async_write would post its completion to the loop.
     const stream_core::outcome o = c.with_stream(
@@ -93,7 +97,6 @@ void pool_impl::new_parser(exchange& x) {
 void pool_impl::on_write(exchange_ptr x, error_code ec, bool from_loop) {
     if (ec)
         return fail_or_replay(std::move(x), ec, "write");
-    x->resp.sent = clock::now();
     connection& c = *x->conn;
     ack_at_once(c);
     // A plain socket written through the loop is tried at once: the answer is often there by
