@@ -35,7 +35,7 @@ std::string random_job_id() {
     return buf;
 }
 
-std::optional<dispatcher_options> endpoint_options(const batch_api_options& o, const char* cmd) {
+std::optional<dispatcher_options> engine_options_for(const batch_api_options& o, const char* cmd) {
     try {
         std::string key_env;
         dispatcher_options d = build_options(o.run, &key_env);
@@ -54,7 +54,7 @@ std::optional<dispatcher_options> endpoint_options(const batch_api_options& o, c
 
 int batch_submit(batch_api_options& o) {
     const std::string state_path = default_state(o, o.run.input);
-    const auto opts = endpoint_options(o, "submit");
+    const auto opts = engine_options_for(o, "submit");
     if (!opts)
         return exit_usage;
     try {
@@ -108,7 +108,7 @@ int batch_submit(batch_api_options& o) {
 
 int batch_status(batch_api_options& o) {
     const std::string state_path = default_state(o, "");
-    const auto opts = endpoint_options(o, "status");
+    const auto opts = engine_options_for(o, "status");
     if (!opts)
         return exit_usage;
     try {
@@ -133,7 +133,7 @@ int batch_collect(batch_api_options& o) {
         return exit_usage;
     }
     const std::string state_path = default_state(o, "");
-    const auto opts = endpoint_options(o, "collect");
+    const auto opts = engine_options_for(o, "collect");
     if (!opts)
         return exit_usage;
     try {
@@ -199,7 +199,7 @@ int batch_collect(batch_api_options& o) {
 
 int batch_cancel(batch_api_options& o) {
     const std::string state_path = default_state(o, "");
-    const auto opts = endpoint_options(o, "cancel");
+    const auto opts = engine_options_for(o, "cancel");
     if (!opts)
         return exit_usage;
     try {

@@ -214,7 +214,7 @@ std::string json_number(double v) {
 
 std::string json_string(std::string_view s) {
     std::string out;
-    detail::append_json_string(out, s);
+    sluice::detail::append_json_string(out, s);
     return out;
 }
 
