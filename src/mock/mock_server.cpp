@@ -2,6 +2,7 @@
 
 #include "mock/mock_behavior.hpp"
 #include "mock/self_signed.hpp"
+#include "mock/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -127,20 +128,22 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
             handle->stream = &beast::get_lowest_layer(stream);
             beast::get_lowest_layer(stream).expires_after(read_timeout);
             auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
-            if (!ec)
-                co_await self->session(stream, *handle);
+            if (!ec) {
+                detail::session_stream session_of(stream);
+                co_await self->session(session_of, *handle);
+            }
         } else {
             beast::tcp_stream stream(std::move(socket));
             handle->stream = &stream;
-            co_await self->session(stream, *handle);
+            detail::session_stream session_of(stream);
+            co_await self->session(session_of, *handle);
         }
         handle->stream = nullptr;
         self->forget(handle);
     }
 
-    template <class Stream>
-    asio::awaitable<void> session(Stream& stream, connection_handle& handle) {
-        beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+    asio::awaitable<void> session(detail::session_stream& stream, connection_handle& handle) {
+        beast::tcp_stream& tcp_layer = stream.tcp();
         beast::flat_buffer buffer;
         for (;;) {
             http::request_parser<http::string_body> parser;
@@ -255,13 +258,12 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
     // The head (chunked), then each piece as one chunk when it is due from `start`, then the
     // last chunk; or, for a cut, a close without it when the cut is due. False when the
     // connection is over (a cut, a failed write, a stop).
-    template <class Stream>
-    static asio::awaitable<bool> send_stream(Stream& stream,
+    static asio::awaitable<bool> send_stream(detail::session_stream& stream,
                                              http::response<http::empty_body>& head,
                                              const detail::stream_schedule& schedule,
                                              steady_clock::time_point start,
                                              connection_handle& handle) {
-        beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+        beast::tcp_stream& tcp_layer = stream.tcp();
         head.chunked(true);
         http::response_serializer<http::empty_body> sr(head);
         tcp_layer.expires_after(write_timeout);
@@ -288,8 +290,7 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
         co_return !lec;
     }
 
-    template <class Stream>
-    static asio::awaitable<void> refuse_too_large(Stream& stream) {
+    static asio::awaitable<void> refuse_too_large(detail::session_stream& stream) {
         http::response<http::string_body> res{http::status::payload_too_large, 11};
         res.set(http::field::content_type, "application/json");
         res.body() =
@@ -307,16 +308,16 @@ struct mock_server::impl : std::enable_shared_from_this<impl> {
     }
 
     // A full Content-Length with half the body, then the connection goes away.
-    template <class Stream>
-    static asio::awaitable<void>
-    send_half(Stream& stream, http::response<http::string_body>& res, const std::string& body) {
+    static asio::awaitable<void> send_half(detail::session_stream& stream,
+                                           http::response<http::string_body>& res,
+                                           const std::string& body) {
         res.content_length(body.size());
         http::response_serializer<http::string_body> sr(res);
         auto [hec, hn] = co_await http::async_write_header(stream, sr, use_tuple);
         if (!hec)
             co_await asio::async_write(
                 stream, asio::buffer(body.data(), body.size() / 2), use_tuple);
-        close_now(beast::get_lowest_layer(stream));
+        close_now(stream.tcp());
     }
 
     // FIN, not RST (that is the reset fault): what was sent arrives, then the end of the
