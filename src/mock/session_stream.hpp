@@ -26,7 +26,8 @@ public:
         : impl_(std::make_unique<model<std::decay_t<Handler>>>(std::forward<Handler>(h))) {}
 
     void operator()(boost::beast::error_code ec, std::size_t n) {
-        // The handler's memory is freed after the call, which may start the next operation.
+        // Called where it lies, so its memory is freed after the call (Asio's own operations
+        // free it before): the next read or write the call starts allocates anew.
         const std::unique_ptr<base> impl = std::move(impl_);
         impl->call(ec, n);
     }
